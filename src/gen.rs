@@ -1,0 +1,334 @@
+//! `mup gen`: topology.yaml + meta.yaml → the cluster tree. Decides what the inputs leave
+//! open (ports, credentials, HOME/USER) once, records it in the tree's meta.yaml, renders,
+//! and writes atomically.
+
+use crate::error::{InputError, InputResult};
+use crate::layout::{self, Layout};
+use crate::meta::{self, Meta};
+use crate::model::{self, Cluster, Decisions, Plan, Sources};
+use crate::ports;
+use crate::render::{self, OutFile};
+use crate::topology;
+use crate::tree::{self, Comparison, State};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A compiled cluster: the model, its rendered files and warnings about ignored input.
+pub struct Compiled {
+    pub cluster: Cluster,
+    pub files: Vec<OutFile>,
+    pub warnings: Vec<String>,
+}
+
+/// Reads both inputs, decides what is missing and renders the tree (nothing is written).
+pub fn compile(
+    topology_path: &Path,
+    meta_path: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<Compiled> {
+    let tf = topology_path.display().to_string();
+    let mf = meta_path.display().to_string();
+    let plan = model::plan(&topology::load(topology_path, &tf)?, &tf)?;
+    let given = meta::load(meta_path, &mf)?;
+    model::check_name(&given.name, &mf)?;
+    let root = match out {
+        Some(dir) => layout::absolute(dir),
+        None => layout::clusters_dir().join(&given.name),
+    };
+    let layout = Layout::new(root);
+    let existing = existing_meta(&layout, &given)?;
+    let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf)?;
+    let meta_dir = layout::absolute(meta_path)
+        .parent()
+        .map(Path::to_path_buf)
+        .unwrap_or_else(|| PathBuf::from("/"));
+    let src = Sources {
+        topology: tf,
+        meta: mf,
+        meta_dir,
+    };
+    let cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
+    let files = render::render(&cluster)?;
+    Ok(Compiled {
+        cluster,
+        files,
+        warnings: plan.warnings,
+    })
+}
+
+/// The tree's own meta.yaml, if the output directory already holds a cluster.
+fn existing_meta(layout: &Layout, given: &Meta) -> InputResult<Option<Meta>> {
+    let path = layout.meta_file();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let m = meta::load(&path, &path.display().to_string())?;
+    if m.name != given.name {
+        return Err(InputError::new(
+            "--out",
+            "",
+            format!(
+                "{} holds the cluster {:?}, not {:?}: choose another directory",
+                layout.root().display(),
+                m.name,
+                given.name
+            ),
+        ));
+    }
+    Ok(Some(m))
+}
+
+/// Every decision, in order of authority: the given meta.yaml, the topology, the tree's
+/// existing meta.yaml, then a fresh choice.
+fn decide(
+    plan: &Plan,
+    given: &Meta,
+    existing: Option<&Meta>,
+    layout: &Layout,
+    mf: &str,
+) -> InputResult<Decisions> {
+    let prior = |f: fn(&Meta) -> Option<String>| given_or(f(given), existing.and_then(f));
+    let home = prior(|m| m.home.clone())
+        .or_else(|| std::env::var("HOME").ok().filter(|h| !h.is_empty()))
+        .ok_or_else(|| {
+            InputError::new(
+                mf,
+                "home",
+                "not set, and HOME is not set: add home: /your/home",
+            )
+        })?;
+    let user = given
+        .user
+        .clone()
+        .or_else(|| plan.user.clone())
+        .or_else(|| existing.and_then(|m| m.user.clone()))
+        .or_else(caller_user)
+        .ok_or_else(|| {
+            InputError::new(mf, "user", "not set, and USER is not set: add user: <name>")
+        })?;
+    let supervisor_user = prior(|m| m.supervisor_user.clone()).unwrap_or_else(|| "mup".into());
+    let supervisor_password = match prior(|m| m.supervisor_password.clone()) {
+        Some(p) => p,
+        None => random_token().map_err(|e| {
+            InputError::new(
+                mf,
+                "supervisor_password",
+                format!("cannot generate one: {e}"),
+            )
+        })?,
+    };
+
+    let others = ports::used_by_other_clusters(layout.root());
+    let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
+    let supervisor_port = match (
+        given.supervisor_port,
+        existing.and_then(|m| m.supervisor_port),
+    ) {
+        (Some(p), _) => {
+            let port = u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+                InputError::new(
+                    mf,
+                    "supervisor_port",
+                    format!("{p} is not a port: use 1..65535"),
+                )
+            })?;
+            if others.contains(&port) {
+                return Err(InputError::new(
+                    mf,
+                    "supervisor_port",
+                    format!(
+                        "{port} is already used by another cluster under {}",
+                        layout::clusters_dir().display()
+                    ),
+                ));
+            }
+            port
+        }
+        (None, Some(p)) => u16::try_from(p).unwrap_or(0),
+        (None, None) => {
+            let taken: BTreeSet<u16> = explicit.union(&others).copied().collect();
+            ports::allocate(ports::SUPERVISOR_PORT_BASE, &taken).ok_or_else(|| {
+                InputError::new(mf, "supervisor_port", "no free port found: set one")
+            })?
+        }
+    };
+
+    // Ports of `port: 0` nodes: the one recorded for the same topology entry, else the first
+    // free one from 30000 (config servers, then mongods, then routers: the drafts' order).
+    let recorded: BTreeMap<&str, u16> = existing
+        .into_iter()
+        .chain(std::iter::once(given))
+        .flat_map(|m| m.nodes.iter().map(|n| (n.source.as_str(), n.port)))
+        .collect();
+    let mut taken: BTreeSet<u16> = explicit.clone();
+    taken.insert(supervisor_port);
+    let mut assigned = BTreeMap::new();
+    for d in &plan.drafts {
+        let source = d.source();
+        let port = match d.port {
+            Some(p) => p,
+            None => match recorded.get(source.as_str()) {
+                Some(p) if !taken.contains(p) => *p,
+                _ => {
+                    let avoid: BTreeSet<u16> = taken.union(&others).copied().collect();
+                    ports::allocate(ports::NODE_PORT_BASE, &avoid).ok_or_else(|| {
+                        InputError::new(mf, format!("{source}.port"), "no free port found")
+                    })?
+                }
+            },
+        };
+        taken.insert(port);
+        assigned.insert(source, port);
+    }
+    Ok(Decisions {
+        supervisor_port,
+        supervisor_user,
+        supervisor_password,
+        home,
+        user,
+        ports: assigned,
+    })
+}
+
+fn given_or(given: Option<String>, existing: Option<String>) -> Option<String> {
+    given.or(existing)
+}
+
+fn caller_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var) {
+            if !u.is_empty() {
+                return Some(u);
+            }
+        }
+    }
+    let out = std::process::Command::new("id").arg("-un").output().ok()?;
+    let name = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// 24 random characters from [A-Za-z0-9]: safe in supervisord's files (no `%`).
+fn random_token() -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// What `mup gen` does with a compiled tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Mode {
+    Write,
+    Check,
+    DryRun,
+}
+
+/// Runs `mup gen`; returns false when `--check` found differences.
+pub fn run(
+    topology_path: &Path,
+    meta_path: &Path,
+    out: Option<&Path>,
+    mode: Mode,
+) -> anyhow::Result<bool> {
+    let compiled = compile(topology_path, meta_path, out)?;
+    for w in &compiled.warnings {
+        eprintln!("warning: {w}");
+    }
+    let layout = &compiled.cluster.layout;
+    let _lock = match mode {
+        Mode::Write => Some(crate::lock::exclusive(layout)?),
+        _ => None,
+    };
+    let cmp = tree::compare(&compiled.cluster, &compiled.files);
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    match mode {
+        Mode::Check => {
+            report(&cmp, &compiled.files, layout);
+            if cmp.is_clean() {
+                println!(
+                    "{}: up to date ({} files)",
+                    layout.root().display(),
+                    compiled.files.len()
+                );
+            }
+            Ok(cmp.is_clean())
+        }
+        Mode::DryRun => {
+            println!("would write to {}:", layout.root().display());
+            for d in &cmp.missing_dirs {
+                println!("  mkdir      {}/", rel(d));
+            }
+            for (p, s) in &cmp.changed {
+                println!(
+                    "  {}  {}",
+                    if *s == State::Missing {
+                        "create   "
+                    } else {
+                        "update   "
+                    },
+                    rel(p)
+                );
+            }
+            for p in &cmp.unchanged {
+                println!("  unchanged  {}", rel(p));
+            }
+            for p in &cmp.extra {
+                println!("  remove     {}", rel(p));
+            }
+            Ok(true)
+        }
+        Mode::Write => {
+            tree::apply(&cmp, &compiled.files)?;
+            for p in &cmp.extra {
+                println!(
+                    "removed {} (node no longer in the topology; its data directory is kept)",
+                    rel(p)
+                );
+            }
+            println!(
+                "wrote {} ({} files changed, {} unchanged)",
+                layout.root().display(),
+                cmp.changed.len(),
+                cmp.unchanged.len()
+            );
+            Ok(true)
+        }
+    }
+}
+
+/// `--check` output: one line per difference, with a diff for files that are not secret.
+fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) {
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    for d in &cmp.missing_dirs {
+        println!("missing: {}/", rel(d));
+    }
+    for (path, state) in &cmp.changed {
+        match state {
+            State::Missing => println!("missing: {}", rel(path)),
+            _ => {
+                println!("differs: {}", rel(path));
+                let Some(f) = files.iter().find(|f| &f.path == path) else {
+                    continue;
+                };
+                if f.mode == render::PRIVATE {
+                    continue; // holds credentials: never print its content
+                }
+                let old = std::fs::read_to_string(path).unwrap_or_default();
+                let diff = similar::TextDiff::from_lines(&old, &f.contents);
+                print!(
+                    "{}",
+                    diff.unified_diff()
+                        .context_radius(2)
+                        .header("on disk", "generated")
+                );
+            }
+        }
+    }
+    for p in &cmp.extra {
+        println!("extra: {}", rel(p));
+    }
+}

@@ -1,0 +1,128 @@
+//! The supervisord INI dialect: the one place where values are checked and escaped.
+//!
+//! supervisord reads its files with Python's configparser (`inline_comment_prefixes=(';','#')`)
+//! and then %-interpolates most values; `command` and `environment` are split with shlex.
+//! Every value mup writes into an INI file goes through [`check`] (while the model is built,
+//! so the error can name the input file and field) and one of the `escape_*` functions here.
+
+/// Why a value cannot be written into a supervisord file, or `None` when it can.
+///
+/// - control characters: a newline followed by `[program:x]` injects a whole program
+///   (SUPERVISORD_FACTS §3.8);
+/// - whitespace followed by `#` or `;` (or a value starting with one) silently truncates the
+///   value, and configparser has no escape for it (§3.1);
+/// - leading or trailing whitespace is stripped by configparser.
+pub fn check(value: &str) -> Option<String> {
+    if let Some(c) = value.chars().find(|c| c.is_control()) {
+        return Some(format!(
+            "{value:?} contains the control character {c:?}, which supervisord would read as a new line or section"
+        ));
+    }
+    if value.starts_with('#') || value.starts_with(';') {
+        return Some(format!(
+            "{value:?} starts with '{}', which supervisord reads as a comment",
+            &value[..1]
+        ));
+    }
+    let mut prev_space = false;
+    for c in value.chars() {
+        if prev_space && (c == '#' || c == ';') {
+            return Some(format!(
+                "{value:?} contains whitespace followed by '{c}', which supervisord reads as the start of a comment (the rest would be dropped)"
+            ));
+        }
+        prev_space = c.is_whitespace();
+    }
+    if value.trim() != value {
+        return Some(format!(
+            "{value:?} has leading or trailing whitespace, which supervisord would drop"
+        ));
+    }
+    None
+}
+
+/// A value supervisord %-interpolates once (most keys): `%` becomes `%%` (§3.6).
+pub fn escape(value: &str) -> String {
+    value.replace('%', "%%")
+}
+
+/// `stdout_logfile`/`stderr_logfile` are interpolated twice, so `%` becomes `%%%%` (§3.6).
+pub fn escape_logfile(value: &str) -> String {
+    value.replace('%', "%%%%")
+}
+
+/// A `command` line: each token shell-quoted when it needs it (supervisord splits with
+/// shlex in POSIX mode, §3.7), then %-escaped.
+pub fn escape_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> String {
+    let quoted: Vec<String> = argv.into_iter().map(shell_quote).collect();
+    escape(&quoted.join(" "))
+}
+
+/// One `KEY="value"` pair of `environment=` (parsed by shlex with `,` as separator).
+pub fn env_pair(key: &str, value: &str) -> String {
+    let inner = value.replace('\\', "\\\\").replace('"', "\\\"");
+    escape(&format!("{key}=\"{inner}\""))
+}
+
+/// POSIX single-quoting, only where the token needs it.
+fn shell_quote(token: &str) -> String {
+    let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
+    if !token.is_empty() && token.chars().all(safe) {
+        token.to_string()
+    } else {
+        format!("'{}'", token.replace('\'', "'\\''"))
+    }
+}
+
+/// Credentials go into `[inet_http_server]` and `[supervisorctl]` unescaped: a `%` in the
+/// password silently becomes a different password (§3.6), so only this alphabet is allowed.
+pub fn is_credential(value: &str) -> bool {
+    !value.is_empty()
+        && value
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || c == '_' || c == '-')
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn refuses_newlines_and_inline_comments() {
+        assert!(check("/data/x\n[program:evil]").is_some());
+        assert!(check("a\tb").is_some());
+        assert!(check("/x/replica #1").is_some());
+        assert!(check("/x/out ;x.log").is_some());
+        assert!(check("#x").is_some());
+        assert!(check(" /x").is_some());
+        assert!(check("/x/a#b;c").is_none());
+        assert!(check("/x/my cluster 50%").is_none());
+    }
+
+    #[test]
+    fn escapes_percent_per_key_kind() {
+        assert_eq!(escape("/a/50%"), "/a/50%%");
+        assert_eq!(escape_logfile("/a/50%.log"), "/a/50%%%%.log");
+    }
+
+    #[test]
+    fn quotes_command_tokens_only_when_needed() {
+        assert_eq!(
+            escape_command(["/bin/mongod", "--config", "/a b/it's 5%.conf"]),
+            "/bin/mongod --config '/a b/it'\\''s 5%%.conf'"
+        );
+        assert_eq!(escape_command(["/bin/mongod"]), "/bin/mongod");
+    }
+
+    #[test]
+    fn environment_values_are_double_quoted() {
+        assert_eq!(env_pair("HOME", "/h/a\"b\\c%"), "HOME=\"/h/a\\\"b\\\\c%%\"");
+    }
+
+    #[test]
+    fn credentials_alphabet() {
+        assert!(is_credential("abc-DEF_123"));
+        assert!(!is_credential("p%ss"));
+        assert!(!is_credential(""));
+    }
+}

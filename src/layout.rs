@@ -1,0 +1,141 @@
+//! Every path of a cluster tree, and where clusters live under `MUP_HOME`.
+
+use std::path::{Component, Path, PathBuf};
+
+/// `$MUP_HOME`, or `~/.mup` of the caller.
+pub fn mup_home() -> PathBuf {
+    match std::env::var_os("MUP_HOME") {
+        Some(h) if !h.is_empty() => absolute(Path::new(&h)),
+        _ => {
+            let home = std::env::var_os("HOME").unwrap_or_else(|| "/".into());
+            PathBuf::from(home).join(".mup")
+        }
+    }
+}
+
+/// `$MUP_HOME/storage/clusters`: one directory per cluster.
+pub fn clusters_dir() -> PathBuf {
+    mup_home().join("storage").join("clusters")
+}
+
+/// The paths of one cluster tree.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Layout {
+    root: PathBuf,
+}
+
+impl Layout {
+    /// `root` must be absolute and normalised (see [`absolute`]).
+    pub fn new(root: PathBuf) -> Self {
+        Self { root }
+    }
+
+    /// The tree of the cluster called `name` under `MUP_HOME`.
+    pub fn for_cluster(name: &str) -> Self {
+        Self::new(clusters_dir().join(name))
+    }
+
+    pub fn root(&self) -> &Path {
+        &self.root
+    }
+    pub fn meta_file(&self) -> PathBuf {
+        self.root.join("meta.yaml")
+    }
+    pub fn supervisor_ini(&self) -> PathBuf {
+        self.root.join("supervisor.ini")
+    }
+    pub fn supervisor_log(&self) -> PathBuf {
+        self.root.join("supervisor.log")
+    }
+    pub fn supervisor_pid(&self) -> PathBuf {
+        self.root.join("supervisor.pid")
+    }
+    /// Held (flock) by every command that changes the cluster.
+    pub fn lock_file(&self) -> PathBuf {
+        self.root.join(".mup.lock")
+    }
+    pub fn conf_dir(&self) -> PathBuf {
+        self.root.join("conf")
+    }
+    /// `conf/<host>-<port>`
+    pub fn node_conf_dir(&self, node_dir: &str) -> PathBuf {
+        self.conf_dir().join(node_dir)
+    }
+    /// `data/<host>-<port>`, unless the topology names another data directory.
+    pub fn default_data_dir(&self, node_dir: &str) -> PathBuf {
+        self.root.join("data").join(node_dir)
+    }
+    pub fn default_logs_dir(&self) -> PathBuf {
+        self.root.join("logs")
+    }
+    /// The include pattern written into supervisor.ini. It stays relative: supervisord
+    /// resolves it against the main file's directory and splits absolute patterns on
+    /// whitespace (SUPERVISORD_FACTS §3.5).
+    pub const INCLUDE_PATTERN: &'static str = "conf/*/supervisor-*.ini";
+
+    /// `path` relative to the root, for messages.
+    pub fn relative<'a>(&self, path: &'a Path) -> &'a Path {
+        path.strip_prefix(&self.root).unwrap_or(path)
+    }
+}
+
+/// `path` made absolute against the current directory and normalised lexically
+/// (`.` and `..` removed, no symlinks resolved).
+pub fn absolute(path: &Path) -> PathBuf {
+    let joined = if path.is_absolute() {
+        path.to_path_buf()
+    } else {
+        std::env::current_dir()
+            .unwrap_or_else(|_| PathBuf::from("/"))
+            .join(path)
+    };
+    normalize(&joined)
+}
+
+/// Lexical normalisation of an absolute path.
+pub fn normalize(path: &Path) -> PathBuf {
+    let mut out = PathBuf::new();
+    for c in path.components() {
+        match c {
+            Component::CurDir => {}
+            Component::ParentDir => {
+                out.pop();
+            }
+            other => out.push(other.as_os_str()),
+        }
+    }
+    out
+}
+
+/// A path from an input file: `~` expanded with `home`, a relative path joined to `base`.
+pub fn resolve(value: &str, home: &Path, base: &Path) -> PathBuf {
+    let expanded = if value == "~" {
+        home.to_path_buf()
+    } else if let Some(rest) = value.strip_prefix("~/") {
+        home.join(rest)
+    } else {
+        PathBuf::from(value)
+    };
+    if expanded.is_absolute() {
+        normalize(&expanded)
+    } else {
+        normalize(&base.join(expanded))
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn resolves_tilde_and_relative_paths() {
+        let home = Path::new("/home/u");
+        let base = Path::new("/c/x");
+        assert_eq!(resolve("~/bin", home, base), PathBuf::from("/home/u/bin"));
+        assert_eq!(resolve("../bin", home, base), PathBuf::from("/c/bin"));
+        assert_eq!(
+            resolve("/opt/./m/../b", home, base),
+            PathBuf::from("/opt/b")
+        );
+    }
+}

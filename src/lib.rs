@@ -1,0 +1,50 @@
+//! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
+
+pub mod cli;
+pub mod error;
+pub mod gen;
+pub mod ini;
+pub mod layout;
+pub mod lock;
+pub mod meta;
+pub mod model;
+pub mod ports;
+pub mod render;
+pub mod topology;
+pub mod tree;
+
+use cli::{Command, Opts};
+use std::process::ExitCode;
+
+/// Exit code when `--check` finds a difference, or an operation fails.
+pub const EXIT_FAILURE: u8 = 1;
+/// Exit code for bad input (nothing was written).
+pub const EXIT_BAD_INPUT: u8 = 2;
+
+/// The program's outline: parse options, run the command, return its exit code.
+pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
+    match opts.command {
+        Command::Gen(g) => {
+            let mode = match (g.check, g.dry_run) {
+                (true, _) => gen::Mode::Check,
+                (_, true) => gen::Mode::DryRun,
+                _ => gen::Mode::Write,
+            };
+            let ok = gen::run(&g.topology, &g.meta, g.out.as_deref(), mode)?;
+            Ok(if ok {
+                ExitCode::SUCCESS
+            } else {
+                ExitCode::from(EXIT_FAILURE)
+            })
+        }
+    }
+}
+
+/// The exit code for an error: 2 when the cause is bad input, 1 otherwise.
+pub fn exit_code_for(err: &anyhow::Error) -> u8 {
+    if err.chain().any(|c| c.is::<error::InputError>()) {
+        EXIT_BAD_INPUT
+    } else {
+        EXIT_FAILURE
+    }
+}

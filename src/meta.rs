@@ -1,0 +1,80 @@
+//! meta.yaml: what the user gives (name, version, bin_path, optional decisions) and what
+//! `mup gen` records in the tree (every decision, plus the node list ctl and cluster read).
+
+use crate::error::InputResult;
+use crate::topology::{parse_yaml, read};
+use serde::{Deserialize, Serialize};
+use std::path::Path;
+
+/// Both the user's meta.yaml and the completed one in the tree; fields after `user` are
+/// written by mup and recomputed on every `gen` (only `nodes[].source`/`port` are read back,
+/// to keep allocated ports stable).
+#[derive(Debug, Default, Clone, Serialize, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct Meta {
+    pub name: String,
+    /// MongoDB version of the binaries, e.g. "7.0.14".
+    pub version: String,
+    /// Directory holding mongod and mongos.
+    pub bin_path: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_enabled: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_port: Option<i64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_user: Option<String>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub supervisor_password: Option<String>,
+    /// HOME written into every program's `environment=` (and used to expand `~`).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub home: Option<String>,
+    /// USER written into every program's `environment=`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub user: Option<String>,
+    /// standalone | replica_set | sharded
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub topology: Option<String>,
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub nodes: Vec<NodeMeta>,
+}
+
+/// One node as recorded in the tree's meta.yaml (spec Phase 5).
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct NodeMeta {
+    /// mongod | config | mongos (the Go mup's names)
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub host: String,
+    pub port: u16,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub replica_set: Option<String>,
+    /// The topology entry this node came from, e.g. `mongod_servers[1]`.
+    pub source: String,
+    pub supervisor_name: String,
+    pub supervisor_group: String,
+    pub config_file: String,
+    pub supervisor_config_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir: Option<String>,
+    pub log_file: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub priority: Option<f64>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub hidden: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub votes: Option<i64>,
+}
+
+/// Reads and parses a meta.yaml; `shown` is the name used in messages.
+pub fn load(path: &Path, shown: &str) -> InputResult<Meta> {
+    parse_yaml(&read(path, shown)?, shown)
+}
+
+impl Meta {
+    /// The text written to the tree's meta.yaml.
+    pub fn to_yaml(&self) -> String {
+        let body = serde_yaml::to_string(self).expect("Meta serializes: plain data, string keys");
+        format!("# Cluster metadata, completed by `mup gen`. Keep this file: it records the ports,\n# credentials and environment decided for this cluster.\n{body}")
+    }
+}

@@ -1,0 +1,139 @@
+//! Writing a rendered tree: atomic per file, stale node files removed, data never touched;
+//! and comparing a tree on disk with what would be written (`--check`, `--dry-run`).
+
+use crate::model::{Cluster, Role};
+use crate::render::OutFile;
+use anyhow::Context;
+use std::collections::BTreeSet;
+use std::fs;
+use std::io::Write;
+use std::os::unix::fs::PermissionsExt;
+use std::path::{Path, PathBuf};
+
+/// How a file on disk compares with the rendered one.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum State {
+    Missing,
+    Differs,
+    Same,
+}
+
+/// The comparison of a whole tree with its rendering.
+#[derive(Debug, Default)]
+pub struct Comparison {
+    /// Rendered files that are missing or differ (content or mode) on disk.
+    pub changed: Vec<(PathBuf, State)>,
+    pub unchanged: Vec<PathBuf>,
+    /// Generated files of nodes no longer in the topology.
+    pub extra: Vec<PathBuf>,
+    /// Directories the tree needs that do not exist yet.
+    pub missing_dirs: Vec<PathBuf>,
+}
+
+impl Comparison {
+    pub fn is_clean(&self) -> bool {
+        self.changed.is_empty() && self.extra.is_empty() && self.missing_dirs.is_empty()
+    }
+}
+
+fn state_of(file: &OutFile) -> State {
+    match fs::read(&file.path) {
+        Err(_) => State::Missing,
+        Ok(bytes) => {
+            let mode = fs::metadata(&file.path)
+                .map(|m| m.permissions().mode() & 0o777)
+                .unwrap_or(0);
+            if bytes == file.contents.as_bytes() && mode == file.mode {
+                State::Same
+            } else {
+                State::Differs
+            }
+        }
+    }
+}
+
+/// Compares the rendered files with the tree on disk. Reads only.
+pub fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
+    let mut cmp = Comparison::default();
+    for f in files {
+        match state_of(f) {
+            State::Same => cmp.unchanged.push(f.path.clone()),
+            s => cmp.changed.push((f.path.clone(), s)),
+        }
+    }
+    let wanted: BTreeSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
+    cmp.extra = generated_files_on_disk(cluster)
+        .into_iter()
+        .filter(|p| !wanted.contains(p.as_path()))
+        .collect();
+    let mut dirs: Vec<PathBuf> = cluster.dirs.clone();
+    dirs.extend(
+        files
+            .iter()
+            .filter_map(|f| f.path.parent().map(Path::to_path_buf)),
+    );
+    dirs.sort();
+    dirs.dedup();
+    cmp.missing_dirs = dirs.into_iter().filter(|d| !d.is_dir()).collect();
+    cmp
+}
+
+/// Files under conf/*/ whose names mup generates (other files there are left alone).
+fn generated_files_on_disk(cluster: &Cluster) -> Vec<PathBuf> {
+    let names: BTreeSet<String> = Role::TIERS
+        .into_iter()
+        .flat_map(|r| [r.conf_file(), r.ini_file()])
+        .collect();
+    let mut found = Vec::new();
+    let Ok(dirs) = fs::read_dir(cluster.layout.conf_dir()) else {
+        return found;
+    };
+    for dir in dirs.flatten() {
+        let Ok(entries) = fs::read_dir(dir.path()) else {
+            continue;
+        };
+        for e in entries.flatten() {
+            if names.contains(e.file_name().to_string_lossy().as_ref()) {
+                found.push(e.path());
+            }
+        }
+    }
+    found.sort();
+    found
+}
+
+/// Writes `contents` to `path` atomically: a temp file in the same directory, then rename.
+pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+    let dir = path.parent().context("a file path has a parent")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mup-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)?;
+    tmp.as_file()
+        .set_permissions(fs::Permissions::from_mode(mode))?;
+    tmp.as_file().sync_all()?;
+    tmp.persist(path)
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(())
+}
+
+/// Applies a comparison: creates missing directories, writes changed files, removes the
+/// files of vanished nodes (and their conf directory when it is left empty).
+pub fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
+    for d in &cmp.missing_dirs {
+        fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
+    }
+    let changed: BTreeSet<&Path> = cmp.changed.iter().map(|(p, _)| p.as_path()).collect();
+    for f in files.iter().filter(|f| changed.contains(f.path.as_path())) {
+        write_atomic(&f.path, f.contents.as_bytes(), f.mode)?;
+    }
+    for p in &cmp.extra {
+        fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
+        if let Some(dir) = p.parent() {
+            // Only succeeds when empty: anything else the user put there stays.
+            let _ = fs::remove_dir(dir);
+        }
+    }
+    Ok(())
+}
