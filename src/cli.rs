@@ -15,6 +15,8 @@ pub struct Opts {
 pub enum Command {
     /// Compile topology.yaml + meta.yaml into the cluster's supervisord tree
     Gen(GenOpts),
+    /// Install a stock supervisord (supervisor==4.3.0) into a venv under $MUP_HOME/tools
+    Setup,
 }
 
 #[derive(Debug, clap::Args)]

@@ -10,6 +10,8 @@ pub mod meta;
 pub mod model;
 pub mod ports;
 pub mod render;
+pub mod setup;
+pub mod supervisor;
 pub mod topology;
 pub mod tree;
 
@@ -36,6 +38,15 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(EXIT_FAILURE)
             })
+        }
+        Command::Setup => {
+            let path = setup::run()?;
+            println!(
+                "supervisord {} is at {}",
+                setup::SUPERVISOR_VERSION,
+                path.display()
+            );
+            Ok(ExitCode::SUCCESS)
         }
     }
 }

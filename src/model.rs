@@ -754,13 +754,14 @@ impl Cluster {
         for (i, d) in plan.drafts.iter().enumerate() {
             let base = base_conf(&nodes[i], version, plan.kind, &config_db);
             let mut conf = base;
-            overlay(
-                &mut conf,
-                &expand(&plan.runtime_config, tf, "global.runtime_config")?,
-                "",
-                tf,
-                "global.runtime_config",
-            )?;
+            let mut global = expand(&plan.runtime_config, tf, "global.runtime_config")?;
+            if d.role == Role::Mongos {
+                // A router has no storage and no replication; mongos refuses those sections.
+                for section in MONGOD_ONLY {
+                    global.remove(section);
+                }
+            }
+            overlay(&mut conf, &global, "", tf, "global.runtime_config")?;
             let own = format!("{}.runtime_config", d.source());
             overlay(
                 &mut conf,
@@ -857,6 +858,9 @@ fn map(entries: Vec<(&str, Value)>) -> Value {
 fn s(text: &str) -> Value {
     Value::String(text.to_string())
 }
+
+/// Sections of global.runtime_config that only apply to mongod (not given to mongos).
+const MONGOD_ONLY: [&str; 2] = ["storage", "replication"];
 
 /// The options mup owns; runtime_config may not set them.
 const OWNED: [&str; 9] = [

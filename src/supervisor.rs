@@ -1,0 +1,422 @@
+//! The supervisord XML-RPC client: one type with typed methods and one typed error.
+//! The data model and XML are dxr's; the transport is reqwest's blocking client.
+
+use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
+use std::collections::BTreeMap;
+use std::fmt;
+use std::time::Duration;
+
+/// Process states (SUPERVISORD_FACTS §4.2).
+pub mod state {
+    pub const STOPPED: i32 = 0;
+    pub const STARTING: i32 = 10;
+    pub const RUNNING: i32 = 20;
+    pub const BACKOFF: i32 = 30;
+    pub const STOPPING: i32 = 40;
+    pub const EXITED: i32 = 100;
+    pub const FATAL: i32 = 200;
+}
+
+/// Fault codes supervisord answers with (SUPERVISORD_FACTS §4.4).
+pub mod fault {
+    pub const UNKNOWN_METHOD: i32 = 1;
+    pub const BAD_NAME: i32 = 10;
+    pub const BAD_SIGNAL: i32 = 11;
+    pub const NO_FILE: i32 = 20;
+    pub const NOT_EXECUTABLE: i32 = 21;
+    pub const ABNORMAL_TERMINATION: i32 = 40;
+    pub const SPAWN_ERROR: i32 = 50;
+    pub const ALREADY_STARTED: i32 = 60;
+    pub const NOT_RUNNING: i32 = 70;
+    pub const SUCCESS: i32 = 80;
+    pub const ALREADY_ADDED: i32 = 90;
+    pub const STILL_RUNNING: i32 = 91;
+    pub const CANT_REREAD: i32 = 92;
+    pub const SHUTDOWN_STATE: i32 = 6;
+}
+
+/// Everything that can go wrong talking to the daemon.
+#[derive(Debug, Clone, PartialEq)]
+pub enum Error {
+    /// supervisord answered with a fault.
+    Fault { code: i32, message: String },
+    /// HTTP 401: the credentials do not match the running daemon.
+    Unauthorized,
+    /// Nothing listens on the port: the daemon is not running (or is shutting down).
+    NotRunning,
+    /// Timeouts, resets, unexpected HTTP statuses, unreadable answers.
+    Transport(String),
+}
+
+impl Error {
+    /// The fault code, when supervisord answered with one.
+    pub fn fault_code(&self) -> Option<i32> {
+        match self {
+            Error::Fault { code, .. } => Some(*code),
+            _ => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Fault { code, message } => write!(f, "supervisord fault {code}: {message}"),
+            Error::Unauthorized => write!(f, "supervisord refused the credentials (HTTP 401)"),
+            Error::NotRunning => write!(f, "supervisord is not running (connection refused)"),
+            Error::Transport(m) => write!(f, "cannot talk to supervisord: {m}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+pub type Result<T> = std::result::Result<T, Error>;
+
+/// One process as `getProcessInfo`/`getAllProcessInfo` report it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct ProcessInfo {
+    pub name: String,
+    pub group: String,
+    pub state: i32,
+    pub statename: String,
+    pub pid: u32,
+    /// Epoch seconds of the last start (0 if never), of the last stop, and the daemon's clock.
+    pub start: i64,
+    pub stop: i64,
+    pub now: i64,
+    pub spawnerr: String,
+    pub exitstatus: i64,
+    pub description: String,
+    pub logfile: String,
+}
+
+impl ProcessInfo {
+    /// `group:name`
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.group, self.name)
+    }
+    /// Seconds since the last start while running, from the integer fields (not the
+    /// locale text of `description`, SUPERVISORD_FACTS rule 19).
+    pub fn uptime(&self) -> Option<i64> {
+        (self.state == state::RUNNING && self.start > 0).then(|| (self.now - self.start).max(0))
+    }
+}
+
+/// One element of the arrays that group calls return: per-process results are reported
+/// here, not raised (SUPERVISORD_FACTS §4.3, rule 18).
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct GroupResult {
+    pub name: String,
+    pub group: String,
+    pub status: i32,
+    pub description: String,
+}
+
+/// The diff `reloadConfig()` computes (nothing is applied by it).
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Reload {
+    pub added: Vec<String>,
+    pub changed: Vec<String>,
+    pub removed: Vec<String>,
+}
+
+/// A client for one daemon.
+#[derive(Debug, Clone)]
+pub struct Client {
+    http: reqwest::blocking::Client,
+    url: String,
+    username: String,
+    password: String,
+}
+
+/// Long enough for a waiting stop (stopwaitsecs=30 plus the daemon's 1 s tick).
+const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+
+impl Client {
+    pub fn new(port: u16, username: &str, password: &str) -> Client {
+        let http = reqwest::blocking::Client::builder()
+            .connect_timeout(Duration::from_secs(3))
+            .timeout(REQUEST_TIMEOUT)
+            .build()
+            .expect("a plain-HTTP client builds");
+        Client {
+            http,
+            url: format!("http://127.0.0.1:{port}/RPC2"),
+            username: username.to_string(),
+            password: password.to_string(),
+        }
+    }
+
+    /// Calls `method` with `params` and returns the raw value.
+    pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value> {
+        let body = MethodCall {
+            name: method.into(),
+            params,
+        }
+        .to_xml()
+        .map_err(|e| Error::Transport(e.to_string()))?;
+        let resp = self
+            .http
+            .post(&self.url)
+            .basic_auth(&self.username, Some(&self.password))
+            .header("Content-Type", "text/xml")
+            .body(body)
+            .send()
+            .map_err(|e| {
+                if e.is_connect() {
+                    Error::NotRunning
+                } else {
+                    Error::Transport(e.to_string())
+                }
+            })?;
+        match resp.status().as_u16() {
+            200 => {}
+            401 => return Err(Error::Unauthorized),
+            code => return Err(Error::Transport(format!("HTTP {code} from {}", self.url))),
+        }
+        let text = resp.text().map_err(|e| Error::Transport(e.to_string()))?;
+        match MethodResponse::from_xml(&text) {
+            Ok(r) => Ok(r.value),
+            Err(_) => match FaultResponse::from_xml(&text) {
+                Ok(f) => Err(Error::Fault {
+                    code: f.fault.code(),
+                    message: f.fault.string().to_string(),
+                }),
+                Err(e) => Err(Error::Transport(format!(
+                    "unreadable answer to {method}: {e}"
+                ))),
+            },
+        }
+    }
+
+    fn sup(&self, method: &str, params: Vec<Value>) -> Result<Value> {
+        self.call(&format!("supervisor.{method}"), params)
+    }
+
+    pub fn get_state(&self) -> Result<(i32, String)> {
+        let v = self.sup("getState", vec![])?;
+        let s = as_struct(&v)?;
+        Ok((int(s, "statecode")? as i32, string(s, "statename")?))
+    }
+
+    pub fn get_pid(&self) -> Result<u32> {
+        Ok(as_int(&self.sup("getPID", vec![])?)? as u32)
+    }
+
+    pub fn get_identification(&self) -> Result<String> {
+        as_string(&self.sup("getIdentification", vec![])?)
+    }
+
+    pub fn get_all_process_info(&self) -> Result<Vec<ProcessInfo>> {
+        as_array(&self.sup("getAllProcessInfo", vec![])?)?
+            .iter()
+            .map(process_info)
+            .collect()
+    }
+
+    pub fn get_process_info(&self, name: &str) -> Result<ProcessInfo> {
+        process_info(&self.sup("getProcessInfo", vec![s(name)])?)
+    }
+
+    /// `wait=false` returns at once with the process STARTING (SUPERVISORD_FACTS §5.1).
+    pub fn start_process(&self, name: &str, wait: bool) -> Result<bool> {
+        as_bool(&self.sup("startProcess", vec![s(name), Value::Boolean(wait)])?)
+    }
+
+    pub fn stop_process(&self, name: &str, wait: bool) -> Result<bool> {
+        as_bool(&self.sup("stopProcess", vec![s(name), Value::Boolean(wait)])?)
+    }
+
+    pub fn start_process_group(&self, group: &str, wait: bool) -> Result<Vec<GroupResult>> {
+        group_results(&self.sup("startProcessGroup", vec![s(group), Value::Boolean(wait)])?)
+    }
+
+    pub fn stop_process_group(&self, group: &str, wait: bool) -> Result<Vec<GroupResult>> {
+        group_results(&self.sup("stopProcessGroup", vec![s(group), Value::Boolean(wait)])?)
+    }
+
+    pub fn signal_process(&self, name: &str, signal: &str) -> Result<bool> {
+        as_bool(&self.sup("signalProcess", vec![s(name), s(signal)])?)
+    }
+
+    /// `[text, next_offset, overflow]` of the last `length` bytes from `offset`.
+    pub fn tail_process_stdout_log(
+        &self,
+        name: &str,
+        offset: i64,
+        length: i64,
+    ) -> Result<(String, i64, bool)> {
+        let v = self.sup(
+            "tailProcessStdoutLog",
+            vec![
+                s(name),
+                Value::Integer(clamp(offset)),
+                Value::Integer(clamp(length)),
+            ],
+        )?;
+        let a = as_array(&v)?;
+        match a.as_slice() {
+            [text, off, overflow] => Ok((as_string(text)?, as_int(off)?, as_bool(overflow)?)),
+            _ => Err(shape("tailProcessStdoutLog")),
+        }
+    }
+
+    pub fn reload_config(&self) -> Result<Reload> {
+        let v = self.sup("reloadConfig", vec![])?;
+        // [[added, changed, removed]]
+        let outer = as_array(&v)?;
+        let inner = outer
+            .first()
+            .map(as_array)
+            .transpose()?
+            .ok_or_else(|| shape("reloadConfig"))?;
+        let list = |i: usize| -> Result<Vec<String>> {
+            match inner.get(i) {
+                Some(v) => as_array(v)?.iter().map(as_string).collect(),
+                None => Ok(Vec::new()),
+            }
+        };
+        Ok(Reload {
+            added: list(0)?,
+            changed: list(1)?,
+            removed: list(2)?,
+        })
+    }
+
+    pub fn add_process_group(&self, name: &str) -> Result<bool> {
+        as_bool(&self.sup("addProcessGroup", vec![s(name)])?)
+    }
+
+    pub fn remove_process_group(&self, name: &str) -> Result<bool> {
+        as_bool(&self.sup("removeProcessGroup", vec![s(name)])?)
+    }
+
+    /// Returns at once; the daemon exits later (SUPERVISORD_FACTS §5.6).
+    pub fn shutdown(&self) -> Result<bool> {
+        as_bool(&self.sup("shutdown", vec![])?)
+    }
+
+    /// `system.multicall`: successful results come back unwrapped, faults as structs with
+    /// `faultCode` (SUPERVISORD_FACTS §4.3, rule 21).
+    pub fn multicall(&self, calls: &[(&str, Vec<Value>)]) -> Result<Vec<Result<Value>>> {
+        let list: Vec<Value> = calls
+            .iter()
+            .map(|(m, p)| {
+                let mut st = BTreeMap::new();
+                st.insert("methodName".to_string(), s(m));
+                st.insert("params".to_string(), Value::Array(p.clone()));
+                Value::Struct(st)
+            })
+            .collect();
+        let v = self.call("system.multicall", vec![Value::Array(list)])?;
+        Ok(as_array(&v)?
+            .iter()
+            .map(|item| match item {
+                Value::Struct(st) if st.contains_key("faultCode") => Err(Error::Fault {
+                    code: st.get("faultCode").map(as_int).transpose()?.unwrap_or(0) as i32,
+                    message: st
+                        .get("faultString")
+                        .map(as_string)
+                        .transpose()?
+                        .unwrap_or_default(),
+                }),
+                other => Ok(other.clone()),
+            })
+            .collect())
+    }
+}
+
+fn clamp(v: i64) -> i32 {
+    v.clamp(i64::from(i32::MIN), i64::from(i32::MAX)) as i32
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+fn shape(what: &str) -> Error {
+    Error::Transport(format!("unexpected answer shape from {what}"))
+}
+
+fn as_struct(v: &Value) -> Result<&BTreeMap<String, Value>> {
+    match v {
+        Value::Struct(m) => Ok(m),
+        _ => Err(shape("a struct")),
+    }
+}
+
+fn as_array(v: &Value) -> Result<&Vec<Value>> {
+    match v {
+        Value::Array(a) => Ok(a),
+        _ => Err(shape("an array")),
+    }
+}
+
+fn as_int(v: &Value) -> Result<i64> {
+    match v {
+        Value::Integer(i) => Ok(i64::from(*i)),
+        _ => Err(shape("an integer")),
+    }
+}
+
+fn as_bool(v: &Value) -> Result<bool> {
+    match v {
+        Value::Boolean(b) => Ok(*b),
+        _ => Err(shape("a boolean")),
+    }
+}
+
+fn as_string(v: &Value) -> Result<String> {
+    match v {
+        Value::String(t) => Ok(t.clone()),
+        _ => Err(shape("a string")),
+    }
+}
+
+fn int(m: &BTreeMap<String, Value>, key: &str) -> Result<i64> {
+    m.get(key)
+        .map(as_int)
+        .transpose()?
+        .ok_or_else(|| shape(key))
+}
+
+fn string(m: &BTreeMap<String, Value>, key: &str) -> Result<String> {
+    m.get(key)
+        .map(as_string)
+        .transpose()?
+        .ok_or_else(|| shape(key))
+}
+
+fn process_info(v: &Value) -> Result<ProcessInfo> {
+    let m = as_struct(v)?;
+    Ok(ProcessInfo {
+        name: string(m, "name")?,
+        group: string(m, "group")?,
+        state: int(m, "state")? as i32,
+        statename: string(m, "statename")?,
+        pid: int(m, "pid")? as u32,
+        start: int(m, "start")?,
+        stop: int(m, "stop")?,
+        now: int(m, "now")?,
+        spawnerr: string(m, "spawnerr").unwrap_or_default(),
+        exitstatus: int(m, "exitstatus").unwrap_or(0),
+        description: string(m, "description").unwrap_or_default(),
+        logfile: string(m, "stdout_logfile").unwrap_or_default(),
+    })
+}
+
+fn group_results(v: &Value) -> Result<Vec<GroupResult>> {
+    as_array(v)?
+        .iter()
+        .map(|item| {
+            let m = as_struct(item)?;
+            Ok(GroupResult {
+                name: string(m, "name")?,
+                group: string(m, "group")?,
+                status: int(m, "status")? as i32,
+                description: string(m, "description").unwrap_or_default(),
+            })
+        })
+        .collect()
+}

@@ -1,0 +1,221 @@
+//! Bad input: exit 2, a message naming the file, the field and the value (pinned verbatim
+//! for a handful of cases), and nothing written.
+
+use crate::common::mup;
+use std::path::Path;
+
+const META: &str = "name: demo\nversion: \"7.0.14\"\nbin_path: /opt/mongodb/bin\n";
+
+/// Runs `mup gen topology.yaml --meta meta.yaml --out out` in a scratch directory and
+/// returns stderr; asserts exit 2 and that nothing was created.
+fn refused(topology: &str, meta: &str) -> String {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("topology.yaml"), topology).expect("write");
+    std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write");
+    let out = mup(&tmp.path().join("mup-home"))
+        .current_dir(tmp.path())
+        .args([
+            "gen",
+            "topology.yaml",
+            "--meta",
+            "meta.yaml",
+            "--out",
+            "out",
+        ])
+        .output()
+        .expect("run mup");
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
+    assert!(
+        !Path::new(&tmp.path().join("out")).exists(),
+        "nothing may be written"
+    );
+    assert!(!stderr.contains("panicked"), "{stderr}");
+    stderr
+}
+
+fn rs(ports: &[&str]) -> String {
+    let mut t = String::from("mongod_servers:\n");
+    for p in ports {
+        t.push_str(&format!(
+            "  - host: localhost\n    port: {p}\n    replica_set: rs0\n"
+        ));
+    }
+    t
+}
+
+#[test]
+fn duplicate_port_names_both_nodes() {
+    assert_eq!(
+        refused(&rs(&["30000", "30000"]), META),
+        "error: topology.yaml: mongod_servers[1].port: 30000 is already used by mongod_servers[0]\n"
+    );
+}
+
+#[test]
+fn newline_in_a_path_cannot_inject_a_program() {
+    let topo = "mongod_servers:\n  - host: localhost\n    port: 30000\n    data_dir: \"/tmp/d\\n[program:evil]\\ncommand=/bin/touch /tmp/PWNED\"\n";
+    assert_eq!(
+        refused(topo, META),
+        "error: topology.yaml: mongod_servers[0].data_dir: \"/tmp/d\\n[program:evil]\\ncommand=/bin/touch /tmp/PWNED\" contains the control character '\\n', which supervisord would read as a new line or section\n"
+    );
+}
+
+#[test]
+fn inline_comment_marker_in_a_path_is_refused() {
+    let topo =
+        "global:\n  log_dir: /tmp/logs #1\nmongod_servers:\n  - host: localhost\n    port: 30000\n";
+    // YAML itself drops " #1" as a comment; quoting keeps it and mup refuses it.
+    let quoted = topo.replace("/tmp/logs #1", "\"/tmp/logs #1\"");
+    assert_eq!(
+        refused(&quoted, META),
+        "error: topology.yaml: global.log_dir: \"/tmp/logs #1\" contains whitespace followed by '#', which supervisord reads as the start of a comment (the rest would be dropped)\n"
+    );
+}
+
+#[test]
+fn unknown_key_is_an_error() {
+    let topo = "mongod_servers:\n  - host: localhost\n    port: 30000\n    replica_sett: rs0\n";
+    let err = refused(topo, META);
+    assert!(
+        err.starts_with("error: topology.yaml: mongod_servers[0]: unknown field `replica_sett`"),
+        "{err}"
+    );
+    assert!(err.contains("line 4"), "{err}");
+}
+
+#[test]
+fn cluster_name_must_be_one_path_segment() {
+    assert_eq!(
+        refused(&rs(&["30000"]), "name: ../evil\nversion: \"7.0\"\nbin_path: /b\n"),
+        "error: meta.yaml: name: \"../evil\" is not a valid cluster name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit\n"
+    );
+}
+
+#[test]
+fn mongos_needs_config_servers() {
+    let topo = format!(
+        "{}mongos_servers:\n  - host: localhost\n    port: 30100\n",
+        rs(&["30000"])
+    );
+    assert_eq!(
+        refused(&topo, META),
+        "error: topology.yaml: mongos_servers: a topology with mongos needs config_servers (a config server replica set)\n"
+    );
+}
+
+#[test]
+fn sharded_mongod_needs_a_replica_set() {
+    let topo = "config_servers:\n  - {host: localhost, port: 30100, replica_set: cfg}\nmongod_servers:\n  - {host: localhost, port: 30000}\n";
+    assert_eq!(
+        refused(topo, META),
+        "error: topology.yaml: mongod_servers[0].replica_set: in a sharded topology every mongod is a shard member and needs a replica_set\n"
+    );
+}
+
+#[test]
+fn one_replica_set_name_one_role() {
+    let topo = "config_servers:\n  - {host: localhost, port: 30100, replica_set: rs0}\nmongod_servers:\n  - {host: localhost, port: 30000, replica_set: rs0}\n";
+    assert_eq!(
+        refused(topo, META),
+        "error: topology.yaml: mongod_servers[0].replica_set: \"rs0\" is already the replica set of config_servers[0], a config node; use another name\n"
+    );
+}
+
+#[test]
+fn port_out_of_range() {
+    assert_eq!(
+        refused(&rs(&["70000"]), META),
+        "error: topology.yaml: mongod_servers[0].port: 70000 is not a port: use 1..65535, or 0 to let mup pick one\n"
+    );
+}
+
+#[test]
+fn supervisor_port_clashing_with_a_node() {
+    let meta = format!("{META}supervisor_port: 30000\n");
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta),
+        "error: meta.yaml: supervisor_port: 30000 is already used by mongod_servers[0]\n"
+    );
+}
+
+#[test]
+fn percent_in_password_is_refused() {
+    let meta = format!("{META}supervisor_password: p%ss\n");
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta),
+        "error: meta.yaml: supervisor_password: \"p%ss\" may only use letters, digits, '_' and '-' (supervisord would silently change other values)\n"
+    );
+}
+
+#[test]
+fn runtime_config_cannot_move_the_port() {
+    let topo = "global:\n  runtime_config:\n    net.port: 1234\nmongod_servers:\n  - {host: localhost, port: 30000}\n";
+    assert_eq!(
+        refused(topo, META),
+        "error: topology.yaml: global.runtime_config.net.port: mup sets this option itself (ports, paths, replica set and logging come from the topology)\n"
+    );
+}
+
+#[test]
+fn broken_yaml_duplicate_keys_and_alias_bombs_do_not_panic() {
+    // Unparsable.
+    let err = refused("mongod_servers: [\n", META);
+    assert!(err.starts_with("error: topology.yaml: "), "{err}");
+    // Duplicate key.
+    let err = refused(
+        "mongod_servers:\n  - host: localhost\n    port: 1\n    port: 2\n",
+        META,
+    );
+    assert!(
+        err.starts_with("error: topology.yaml: ") && err.contains("duplicate"),
+        "{err}"
+    );
+    // Billion laughs.
+    let mut bomb = String::from("a: &a [x, x, x, x, x, x, x, x, x, x]\n");
+    for i in 0..9u8 {
+        let (prev, next) = ((b'a' + i) as char, (b'a' + i + 1) as char);
+        bomb.push_str(&format!("{next}: &{next} [*{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}, *{prev}]\n"));
+    }
+    let err = refused(&bomb, META);
+    assert!(err.starts_with("error: topology.yaml: "), "{err}");
+    // Wrong type, empty file, missing file.
+    let err = refused(
+        "mongod_servers:\n  - host: localhost\n    port: \"30000\"\n",
+        META,
+    );
+    assert!(
+        err.contains("mongod_servers[0].port: invalid type: string"),
+        "{err}"
+    );
+    assert_eq!(
+        refused("", META),
+        "error: topology.yaml: the file is empty\n"
+    );
+}
+
+#[test]
+fn existing_tree_of_another_cluster_is_not_overwritten() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
+    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    std::fs::write(tmp.path().join("other.yaml"), META.replace("demo", "other")).expect("write");
+    let gen = |meta: &str| {
+        mup(&tmp.path().join("mup-home"))
+            .current_dir(tmp.path())
+            .args(["gen", "topology.yaml", "--meta", meta, "--out", "out"])
+            .output()
+            .expect("run")
+    };
+    assert!(gen("meta.yaml").status.success());
+    let before = std::fs::read(tmp.path().join("out/meta.yaml")).expect("meta");
+    let out = gen("other.yaml");
+    assert_eq!(out.status.code(), Some(2));
+    assert!(
+        String::from_utf8_lossy(&out.stderr).contains("holds the cluster \"demo\", not \"other\"")
+    );
+    assert_eq!(
+        std::fs::read(tmp.path().join("out/meta.yaml")).expect("meta"),
+        before
+    );
+}

@@ -1,0 +1,181 @@
+//! Each golden case loads in stock supervisord 4.3: the expected programs in the expected
+//! groups, a program started over XML-RPC reaches RUNNING and its port answers,
+//! `supervisorctl -c` works on the tree, and an unauthenticated request gets 401.
+//! Ports are remapped to free ones so the cases run in parallel beside anything else.
+
+use crate::common::*;
+use mup::supervisor::state;
+use serde_yaml::Value;
+use std::collections::BTreeSet;
+use std::path::Path;
+use std::time::Duration;
+
+/// The fixture's topology with every port replaced by a free one; returns the expected
+/// `group:program` names, computed here from the topology (not by mup's naming code).
+fn remap(case: &Path, dir: &Path) -> BTreeSet<String> {
+    let mut topo: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(case.join("topology.yaml")).expect("read"))
+            .expect("parse");
+    let mut expected = BTreeSet::new();
+    for (key, group, prefix) in [
+        ("config_servers", "config-servers", "config-server"),
+        ("mongod_servers", "mongod-servers", "mongod"),
+        ("mongos_servers", "mongos-routers", "mongos"),
+    ] {
+        if let Some(list) = topo.get_mut(key).and_then(Value::as_sequence_mut) {
+            for node in list {
+                let port = free_port();
+                node["port"] = Value::from(port);
+                expected.insert(format!("{group}:{prefix}-{port}"));
+            }
+        }
+    }
+    // The Go style's replica_sets list names host:port members; it is checked elsewhere.
+    if let Some(m) = topo.as_mapping_mut() {
+        m.remove("replica_sets");
+    }
+    std::fs::write(
+        dir.join("topology.yaml"),
+        serde_yaml::to_string(&topo).expect("yaml"),
+    )
+    .expect("write");
+
+    let mut meta: Value =
+        serde_yaml::from_str(&std::fs::read_to_string(case.join("meta.yaml")).expect("read"))
+            .expect("parse");
+    meta["bin_path"] = Value::from(stand_in_bin().display().to_string());
+    meta["supervisor_port"] = Value::from(free_port());
+    meta["home"] = Value::from(dir.display().to_string());
+    let m = meta.as_mapping_mut().expect("meta is a mapping");
+    m.remove("supervisor_password"); // let gen pick random credentials
+    std::fs::write(
+        dir.join("meta.yaml"),
+        serde_yaml::to_string(&meta).expect("yaml"),
+    )
+    .expect("write");
+    expected
+}
+
+fn loads_in_daemon(name: &str) {
+    let case = fixtures().join(name);
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let expected = remap(&case, tmp.path());
+    let out = tmp.path().join(
+        std::fs::read_to_string(case.join("out-dir"))
+            .map(|s| s.trim().to_string())
+            .unwrap_or_else(|_| "cluster".into()),
+    );
+    mup(&tmp.path().join("mup-home"))
+        .arg("gen")
+        .arg(tmp.path().join("topology.yaml"))
+        .arg("--meta")
+        .arg(tmp.path().join("meta.yaml"))
+        .arg("--out")
+        .arg(&out)
+        .assert()
+        .success();
+
+    let daemon = Daemon::start(&out);
+    let c = &daemon.client;
+    assert_eq!(
+        c.get_identification().expect("identification"),
+        format!("mup-{}", read_meta(&out)["name"].as_str().expect("name"))
+    );
+    let infos = c.get_all_process_info().expect("getAllProcessInfo");
+    let loaded: BTreeSet<String> = infos.iter().map(|p| p.qualified()).collect();
+    assert_eq!(
+        loaded, expected,
+        "{name}: programs and groups loaded by supervisord"
+    );
+    assert!(
+        infos.iter().all(|p| p.state == state::STOPPED),
+        "autostart=false: nothing runs yet"
+    );
+
+    // Start the first program (a config server when sharded) and wait for RUNNING.
+    let first = infos
+        .iter()
+        .min_by_key(|p| (!p.group.starts_with("config"), p.name.clone()))
+        .expect("at least one program");
+    c.start_process(&first.qualified(), false)
+        .expect("startProcess");
+    let port: u16 = first
+        .name
+        .rsplit('-')
+        .next()
+        .and_then(|p| p.parse().ok())
+        .expect("port in name");
+    assert!(
+        wait_until(Duration::from_secs(5), || port_answers(port)),
+        "{name}: port {port} answers"
+    );
+    assert!(
+        wait_until(Duration::from_secs(10), || c
+            .get_process_info(&first.qualified())
+            .map(|p| p.state == state::RUNNING)
+            .unwrap_or(false)),
+        "{name}: {} reaches RUNNING",
+        first.qualified()
+    );
+
+    // supervisorctl works on the tree (exit 3: the other programs are not running).
+    let ctl = std::process::Command::new(supervisorctl())
+        .arg("-c")
+        .arg(out.join("supervisor.ini"))
+        .arg("status")
+        .output()
+        .expect("run supervisorctl");
+    let text = String::from_utf8_lossy(&ctl.stdout);
+    let rows: Vec<&str> = text.lines().collect();
+    assert_eq!(
+        rows.len(),
+        expected.len(),
+        "{name}: supervisorctl status rows:\n{text}"
+    );
+    assert!(
+        text.contains(&format!("{} ", first.qualified())) && text.contains("RUNNING"),
+        "{text}"
+    );
+    let code = if expected.len() == 1 { 0 } else { 3 };
+    assert_eq!(
+        ctl.status.code(),
+        Some(code),
+        "{name}: supervisorctl exit code\n{text}"
+    );
+
+    // No credentials, no control.
+    let port = read_meta(&out)["supervisor_port"].as_u64().expect("port");
+    let anon = reqwest::blocking::Client::new()
+        .post(format!("http://127.0.0.1:{port}/RPC2"))
+        .body("<?xml version=\"1.0\"?><methodCall><methodName>supervisor.getState</methodName></methodCall>")
+        .send()
+        .expect("POST");
+    assert_eq!(anon.status().as_u16(), 401);
+    let wrong = mup::supervisor::Client::new(port as u16, "mup", "wrong");
+    assert_eq!(wrong.get_state(), Err(mup::supervisor::Error::Unauthorized));
+}
+
+#[test]
+fn daemon_loads_standalone() {
+    loads_in_daemon("standalone");
+}
+
+#[test]
+fn daemon_loads_replica_set() {
+    loads_in_daemon("replica-set");
+}
+
+#[test]
+fn daemon_loads_sharded() {
+    loads_in_daemon("sharded");
+}
+
+#[test]
+fn daemon_loads_go_style() {
+    loads_in_daemon("go-style");
+}
+
+#[test]
+fn daemon_loads_spaces_and_percent() {
+    loads_in_daemon("spaces-percent");
+}

@@ -1,0 +1,142 @@
+//! The tree on disk: decisions made once, --check and --dry-run write nothing, vanished
+//! nodes' files are removed and reported while their data stays.
+
+use crate::common::mup;
+use std::os::unix::fs::PermissionsExt;
+use std::path::Path;
+
+fn topo(ports: &[u16]) -> String {
+    let mut t = String::from("mongod_servers:\n");
+    for p in ports {
+        t.push_str(&format!(
+            "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
+        ));
+    }
+    t
+}
+
+fn gen(dir: &Path, extra: &[&str]) -> std::process::Output {
+    mup(&dir.join("mup-home"))
+        .current_dir(dir)
+        .args([
+            "gen",
+            "topology.yaml",
+            "--meta",
+            "meta.yaml",
+            "--out",
+            "tree",
+        ])
+        .args(extra)
+        .output()
+        .expect("run mup")
+}
+
+#[test]
+fn minimal_meta_is_completed_once_and_kept_private() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("topology.yaml"), topo(&[0, 0])).expect("write");
+    std::fs::write(
+        d.join("meta.yaml"),
+        "name: mini\nversion: \"7.0\"\nbin_path: bin\n",
+    )
+    .expect("write");
+    assert!(gen(d, &[]).status.success());
+    let first = std::fs::read_to_string(d.join("tree/meta.yaml")).expect("meta");
+    let m: serde_yaml::Value = serde_yaml::from_str(&first).expect("parse");
+    let password = m["supervisor_password"].as_str().expect("password decided");
+    assert_eq!(password.len(), 24);
+    assert!(password.chars().all(|c| c.is_ascii_alphanumeric()));
+    assert_eq!(m["user"].as_str(), Some("tester"));
+    assert_eq!(
+        m["bin_path"].as_str(),
+        Some(d.join("bin").to_str().expect("utf8"))
+    );
+    assert!(m["supervisor_port"].as_u64().is_some());
+    for f in ["meta.yaml", "supervisor.ini"] {
+        let mode = std::fs::metadata(d.join("tree").join(f))
+            .expect("stat")
+            .permissions()
+            .mode();
+        assert_eq!(mode & 0o777, 0o600, "{f} holds credentials");
+    }
+    // Same inputs again: nothing changes (ports, password, HOME/USER are reused).
+    let out = gen(d, &[]);
+    assert!(
+        String::from_utf8_lossy(&out.stdout).contains("0 files changed"),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
+    assert_eq!(
+        std::fs::read_to_string(d.join("tree/meta.yaml")).expect("meta"),
+        first
+    );
+}
+
+#[test]
+fn check_and_dry_run_write_nothing_and_report_drift() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
+    std::fs::write(d.join("meta.yaml"), "name: drift\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9009\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+
+    let out = gen(d, &["--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    assert!(!d.join("tree").exists(), "--check writes nothing");
+    let dry = gen(d, &["--dry-run"]);
+    assert!(dry.status.success());
+    assert!(String::from_utf8_lossy(&dry.stdout)
+        .contains("create     conf/localhost-30000/mongod.conf"));
+    assert!(!d.join("tree").exists(), "--dry-run writes nothing");
+
+    assert!(gen(d, &[]).status.success());
+    assert!(gen(d, &["--check"]).status.success());
+
+    // Hand edit → drift, with a diff for public files.
+    let conf = d.join("tree/conf/localhost-30000/mongod.conf");
+    std::fs::write(&conf, "net:\n  port: 1\n").expect("edit");
+    let out = gen(d, &["--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("differs: conf/localhost-30000/mongod.conf"),
+        "{text}"
+    );
+    assert!(text.contains("+  port: 30000"), "{text}");
+}
+
+#[test]
+fn removed_node_loses_its_files_not_its_data() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("meta.yaml"), "name: shrink\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9010\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001, 30002])).expect("write");
+    assert!(gen(d, &[]).status.success());
+    std::fs::write(
+        d.join("tree/data/localhost-30002/collection.wt"),
+        "precious",
+    )
+    .expect("data");
+
+    std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
+    let out = gen(d, &["--check"]);
+    assert!(String::from_utf8_lossy(&out.stdout)
+        .contains("extra: conf/localhost-30002/supervisor-mongod.ini"));
+    let out = gen(d, &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("removed conf/localhost-30002/mongod.conf"),
+        "{text}"
+    );
+    assert!(!d.join("tree/conf/localhost-30002").exists());
+    assert_eq!(
+        std::fs::read_to_string(d.join("tree/data/localhost-30002/collection.wt")).expect("kept"),
+        "precious"
+    );
+    let ini = std::fs::read_to_string(d.join("tree/supervisor.ini")).expect("ini");
+    assert!(
+        ini.contains("programs = mongod-30000,mongod-30001\n"),
+        "{ini}"
+    );
+}

@@ -1,0 +1,7 @@
+//! mup's integration tests: one binary (fast to build), one module per feature.
+
+mod common;
+mod errors;
+mod gen_daemon;
+mod gen_tree;
+mod golden;
