@@ -262,19 +262,17 @@ pub fn run(
             for d in &cmp.missing_dirs {
                 println!("  mkdir      {}/", rel(d));
             }
-            for (p, s) in &cmp.changed {
-                println!(
-                    "  {}  {}",
-                    if *s == State::Missing {
-                        "create   "
-                    } else {
-                        "update   "
-                    },
-                    rel(p)
-                );
+            let files = &compiled.files;
+            for (i, s) in &cmp.changed {
+                let verb = if *s == State::Missing {
+                    "create"
+                } else {
+                    "update"
+                };
+                println!("  {verb:<9}  {}", rel(&files[*i].path));
             }
-            for p in &cmp.unchanged {
-                println!("  unchanged  {}", rel(p));
+            for i in &cmp.unchanged {
+                println!("  unchanged  {}", rel(&files[*i].path));
             }
             for p in &cmp.extra {
                 println!("  remove     {}", rel(p));
@@ -306,14 +304,13 @@ fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) {
     for d in &cmp.missing_dirs {
         println!("missing: {}/", rel(d));
     }
-    for (path, state) in &cmp.changed {
+    for (i, state) in &cmp.changed {
+        let f = &files[*i];
+        let path = &f.path;
         match state {
             State::Missing => println!("missing: {}", rel(path)),
             _ => {
                 println!("differs: {}", rel(path));
-                let Some(f) = files.iter().find(|f| &f.path == path) else {
-                    continue;
-                };
                 if f.mode == render::PRIVATE {
                     continue; // holds credentials: never print its content
                 }

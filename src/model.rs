@@ -7,7 +7,7 @@ use crate::layout::{resolve, Layout};
 use crate::meta::{Meta, NodeMeta};
 use crate::topology::{NodeSpec, Topology};
 use serde_yaml::{Mapping, Value};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};
 
@@ -592,7 +592,7 @@ pub struct Cluster {
     /// In tier order: config servers, mongods, mongos; topology order within a tier.
     pub nodes: Vec<Node>,
     /// Directories the tree must contain (created if missing, contents never touched).
-    pub dirs: Vec<PathBuf>,
+    pub dirs: BTreeSet<PathBuf>,
 }
 
 /// Checks a path that will be written into a supervisord file.
@@ -690,7 +690,7 @@ impl Cluster {
             Some(d) => ini_path(&resolve(d, home, &root), tf, "global.log_dir")?,
             None => layout.default_logs_dir(),
         };
-        let mut dirs = vec![layout.conf_dir(), global_logs.clone()];
+        let mut dirs = BTreeSet::from([layout.conf_dir(), global_logs.clone()]);
         let mut nodes = Vec::new();
         for d in &plan.drafts {
             let source = d.source();
@@ -718,11 +718,9 @@ impl Cluster {
                 }
                 None => global_logs.clone(),
             };
-            if !dirs.contains(&logs) {
-                dirs.push(logs.clone());
-            }
+            dirs.insert(logs.clone());
             if let Some(dd) = &data_dir {
-                if dirs.contains(dd) {
+                if !dirs.insert(dd.clone()) {
                     return Err(InputError::new(
                         tf,
                         format!("{source}.data_dir"),
@@ -732,7 +730,6 @@ impl Cluster {
                         ),
                     ));
                 }
-                dirs.push(dd.clone());
             }
             let log_file = logs.join(format!("supervisor-{}.log", program_name(d.role, port)));
             nodes.push(Node {

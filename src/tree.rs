@@ -21,9 +21,10 @@ pub enum State {
 /// The comparison of a whole tree with its rendering.
 #[derive(Debug, Default)]
 pub struct Comparison {
-    /// Rendered files that are missing or differ (content or mode) on disk.
-    pub changed: Vec<(PathBuf, State)>,
-    pub unchanged: Vec<PathBuf>,
+    /// Indices of rendered files that are missing or differ (content or mode) on disk.
+    pub changed: Vec<(usize, State)>,
+    /// Indices of rendered files already on disk as rendered.
+    pub unchanged: Vec<usize>,
     /// Generated files of nodes no longer in the topology.
     pub extra: Vec<PathBuf>,
     /// Directories the tree needs that do not exist yet.
@@ -55,10 +56,10 @@ fn state_of(file: &OutFile) -> State {
 /// Compares the rendered files with the tree on disk. Reads only.
 pub fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
     let mut cmp = Comparison::default();
-    for f in files {
+    for (i, f) in files.iter().enumerate() {
         match state_of(f) {
-            State::Same => cmp.unchanged.push(f.path.clone()),
-            s => cmp.changed.push((f.path.clone(), s)),
+            State::Same => cmp.unchanged.push(i),
+            s => cmp.changed.push((i, s)),
         }
     }
     let wanted: BTreeSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
@@ -66,14 +67,12 @@ pub fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
         .into_iter()
         .filter(|p| !wanted.contains(p.as_path()))
         .collect();
-    let mut dirs: Vec<PathBuf> = cluster.dirs.clone();
+    let mut dirs = cluster.dirs.clone();
     dirs.extend(
         files
             .iter()
             .filter_map(|f| f.path.parent().map(Path::to_path_buf)),
     );
-    dirs.sort();
-    dirs.dedup();
     cmp.missing_dirs = dirs.into_iter().filter(|d| !d.is_dir()).collect();
     cmp
 }
@@ -124,8 +123,7 @@ pub fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
     for d in &cmp.missing_dirs {
         fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
     }
-    let changed: BTreeSet<&Path> = cmp.changed.iter().map(|(p, _)| p.as_path()).collect();
-    for f in files.iter().filter(|f| changed.contains(f.path.as_path())) {
+    for f in cmp.changed.iter().map(|(i, _)| &files[*i]) {
         write_atomic(&f.path, f.contents.as_bytes(), f.mode)?;
     }
     for p in &cmp.extra {
