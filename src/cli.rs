@@ -15,8 +15,87 @@ pub struct Opts {
 pub enum Command {
     /// Compile topology.yaml + meta.yaml into the cluster's supervisord tree
     Gen(GenOpts),
+    /// Drive a cluster tree's supervisord: up, down, status, start, stop, restart, reload, ...
+    Ctl(CtlOpts),
     /// Install a stock supervisord (supervisor==4.3.0) into a venv under $MUP_HOME/tools
     Setup,
+    /// Print a shell completion script
+    Completions {
+        /// bash, zsh, fish, elvish or powershell
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Debug, clap::Args)]
+pub struct CtlOpts {
+    /// The cluster directory (made by `mup gen`)
+    #[arg(long, global = true, conflicts_with = "cluster")]
+    pub dir: Option<PathBuf>,
+    /// The cluster's name: $MUP_HOME/storage/clusters/NAME
+    #[arg(long, global = true)]
+    pub cluster: Option<String>,
+    #[command(subcommand)]
+    pub verb: CtlVerb,
+}
+
+/// Which programs a verb acts on: names, groups, a replica set; all when empty.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Targets {
+    /// Program (mongod-30000), group (config-servers, mongod-servers, mongos-routers); all if none
+    pub targets: Vec<String>,
+    /// Every member of this replica set
+    #[arg(long = "rs", value_name = "NAME")]
+    pub replica_set: Option<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum CtlVerb {
+    /// Start supervisord for the cluster (if it is not running) and verify it
+    Up {
+        /// Stop node processes left running without supervisord, so that it owns them again
+        #[arg(long)]
+        adopt: bool,
+    },
+    /// Stop every program (routers first), shut supervisord down, wait until it has exited
+    Down,
+    /// One row per program; exit 3 when any listed program is not RUNNING
+    Status {
+        #[command(flatten)]
+        targets: Targets,
+        /// Machine-readable output (schema in the README)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Start programs: config servers, then mongod, then mongos; wait until RUNNING
+    Start(Targets),
+    /// Stop programs: mongos, then mongod, then config servers
+    Stop(Targets),
+    /// Stop, then start, in tier order
+    Restart(Targets),
+    /// Apply a regenerated tree to the running daemon (like `supervisorctl update`)
+    Reload {
+        /// Print which programs would be added, removed or restarted; change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Print the end of a program's log
+    Tail {
+        program: String,
+        /// How many bytes from the end
+        #[arg(short = 'n', long = "bytes", default_value_t = 1600)]
+        bytes: i64,
+        /// Keep printing what is appended
+        #[arg(short, long)]
+        follow: bool,
+    },
+    /// Send a signal (HUP, USR1, ...) to programs
+    Signal {
+        signal: String,
+        #[command(flatten)]
+        targets: Targets,
+    },
+    /// Print supervisord's pid, or a program's
+    Pid { program: Option<String> },
 }
 
 #[derive(Debug, clap::Args)]

@@ -1,6 +1,7 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
 pub mod cli;
+pub mod ctl;
 pub mod error;
 pub mod gen;
 pub mod ini;
@@ -12,6 +13,7 @@ pub mod ports;
 pub mod render;
 pub mod setup;
 pub mod supervisor;
+pub mod table;
 pub mod topology;
 pub mod tree;
 
@@ -22,6 +24,8 @@ use std::process::ExitCode;
 pub const EXIT_FAILURE: u8 = 1;
 /// Exit code for bad input (nothing was written).
 pub const EXIT_BAD_INPUT: u8 = 2;
+/// Exit code of `status`/`display` when a listed program is not RUNNING (as supervisorctl).
+pub const EXIT_NOT_RUNNING: u8 = 3;
 
 /// The program's outline: parse options, run the command, return its exit code.
 pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
@@ -38,6 +42,12 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             } else {
                 ExitCode::from(EXIT_FAILURE)
             })
+        }
+        Command::Ctl(c) => ctl::run(c),
+        Command::Completions { shell } => {
+            use clap::CommandFactory;
+            clap_complete::generate(shell, &mut Opts::command(), "mup", &mut std::io::stdout());
+            Ok(ExitCode::SUCCESS)
         }
         Command::Setup => {
             let path = setup::run()?;

@@ -209,10 +209,7 @@ impl Client {
     }
 
     pub fn get_all_process_info(&self) -> Result<Vec<ProcessInfo>> {
-        as_array(&self.sup("getAllProcessInfo", vec![])?)?
-            .iter()
-            .map(process_info)
-            .collect()
+        process_infos(&self.sup("getAllProcessInfo", vec![])?)
     }
 
     pub fn get_process_info(&self, name: &str) -> Result<ProcessInfo> {
@@ -404,6 +401,11 @@ fn process_info(v: &Value) -> Result<ProcessInfo> {
         description: string(m, "description").unwrap_or_default(),
         logfile: string(m, "stdout_logfile").unwrap_or_default(),
     })
+}
+
+/// The array `getAllProcessInfo` returns (also inside a multicall answer).
+pub fn process_infos(v: &Value) -> Result<Vec<ProcessInfo>> {
+    as_array(v)?.iter().map(process_info).collect()
 }
 
 fn group_results(v: &Value) -> Result<Vec<GroupResult>> {

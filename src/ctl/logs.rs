@@ -1,0 +1,75 @@
+//! `mup ctl tail`, `signal` and `pid`.
+
+use super::{Member, Tree};
+use crate::supervisor::Client;
+use anyhow::bail;
+use std::io::Write;
+use std::time::Duration;
+
+/// Prints the last `bytes` of a program's log; with `follow`, keeps printing what is appended.
+pub fn tail(
+    tree: &Tree,
+    client: &Client,
+    member: &Member,
+    bytes: i64,
+    follow: bool,
+) -> anyhow::Result<()> {
+    let name = member.qualified();
+    let (text, mut offset, _) = client
+        .tail_process_stdout_log(&name, 0, bytes)
+        .map_err(|e| tree.explain(e))?;
+    let mut out = std::io::stdout().lock();
+    out.write_all(text.as_bytes())?;
+    out.flush()?;
+    if !follow {
+        return Ok(());
+    }
+    loop {
+        std::thread::sleep(Duration::from_millis(200));
+        let (more, next, _) = client
+            .tail_process_stdout_log(&name, offset, 65_536)
+            .map_err(|e| tree.explain(e))?;
+        if next < offset {
+            offset = 0; // rotated: read the new file from its start
+            continue;
+        }
+        out.write_all(more.as_bytes())?;
+        out.flush()?;
+        offset = next;
+    }
+}
+
+/// Sends `signal` (HUP, USR1, 10, ...) to each running target.
+pub fn signal(
+    tree: &Tree,
+    client: &Client,
+    members: &[Member],
+    signal: &str,
+) -> anyhow::Result<()> {
+    let mut errors = Vec::new();
+    for m in members {
+        match client.signal_process(&m.qualified(), signal) {
+            Ok(_) => println!(
+                "{}: sent SIG{}",
+                m.program,
+                signal.trim_start_matches("SIG")
+            ),
+            Err(e) => errors.push(format!("{}: {}", m.program, tree.explain(e))),
+        }
+    }
+    if !errors.is_empty() {
+        bail!("{}", errors.join("\n"));
+    }
+    Ok(())
+}
+
+/// The daemon's pid, or a program's (0 when it is not running).
+pub fn pid(tree: &Tree, client: &Client, member: Option<&Member>) -> anyhow::Result<u32> {
+    match member {
+        None => client.get_pid().map_err(|e| tree.explain(e)),
+        Some(m) => Ok(client
+            .get_process_info(&m.qualified())
+            .map_err(|e| tree.explain(e))?
+            .pid),
+    }
+}

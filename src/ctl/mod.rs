@@ -1,0 +1,378 @@
+//! `mup ctl`: drives a cluster tree's supervisord over XML-RPC. The tree's meta.yaml is read
+//! with the same naming functions `gen` used, so both always agree on names and paths.
+
+pub mod daemon;
+pub mod logs;
+pub mod ops;
+pub mod procs;
+pub mod reload;
+pub mod status;
+
+use crate::error::InputError;
+use crate::layout::Layout;
+use crate::meta::{self, Meta};
+use crate::model::{program_name, Role};
+use crate::supervisor::{self, fault, Client};
+use anyhow::{anyhow, bail};
+use std::collections::BTreeSet;
+use std::path::{Path, PathBuf};
+
+/// One node of a generated tree, as ctl sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub role: Role,
+    pub host: String,
+    pub port: u16,
+    pub replica_set: Option<String>,
+    /// `mongod-30000`
+    pub program: String,
+    pub data_dir: Option<PathBuf>,
+    pub config_file: PathBuf,
+    pub log_file: PathBuf,
+}
+
+impl Member {
+    pub fn group(&self) -> &'static str {
+        self.role.group()
+    }
+    /// `mongod-servers:mongod-30000`, the name supervisord answers to.
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.group(), self.program)
+    }
+    pub fn address(&self) -> String {
+        format!("{}:{}", self.host, self.port)
+    }
+}
+
+/// A generated cluster tree, loaded.
+#[derive(Debug, Clone)]
+pub struct Tree {
+    pub layout: Layout,
+    pub meta: Meta,
+    pub port: u16,
+    /// In tier order (config servers, mongods, routers), as gen wrote them.
+    pub members: Vec<Member>,
+}
+
+impl Tree {
+    /// Loads `<dir>/meta.yaml`; refuses trees not made by `mup gen` (e.g. PID-tracked clusters).
+    pub fn load(dir: &Path) -> anyhow::Result<Tree> {
+        let layout = Layout::new(crate::layout::absolute(dir));
+        let file = layout.meta_file();
+        let shown = file.display().to_string();
+        if !file.is_file() {
+            return Err(InputError::new(
+                &shown,
+                "",
+                "no such file: is this a cluster directory made by `mup gen`?",
+            )
+            .into());
+        }
+        let meta = meta::load(&file, &shown)?;
+        if meta.supervisor_enabled != Some(true) {
+            return Err(InputError::new(
+                &shown,
+                "supervisor_enabled",
+                "this cluster is not managed by supervisord yet: run `mup cluster migrate` first",
+            )
+            .into());
+        }
+        let port = meta
+            .supervisor_port
+            .and_then(|p| u16::try_from(p).ok())
+            .ok_or_else(|| {
+                InputError::new(
+                    &shown,
+                    "supervisor_port",
+                    "missing: run `mup gen` on this tree again",
+                )
+            })?;
+        let mut members = Vec::new();
+        for (i, n) in meta.nodes.iter().enumerate() {
+            let role = Role::from_meta_type(&n.kind).ok_or_else(|| {
+                InputError::new(
+                    &shown,
+                    format!("nodes[{i}].type"),
+                    format!("{:?} is not mongod, config or mongos", n.kind),
+                )
+            })?;
+            members.push(Member {
+                role,
+                host: n.host.clone(),
+                port: n.port,
+                replica_set: n.replica_set.clone(),
+                program: program_name(role, n.port),
+                data_dir: n.data_dir.as_ref().map(PathBuf::from),
+                config_file: PathBuf::from(&n.config_file),
+                log_file: PathBuf::from(&n.log_file),
+            });
+        }
+        members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
+        Ok(Tree {
+            layout,
+            meta,
+            port,
+            members,
+        })
+    }
+
+    pub fn name(&self) -> &str {
+        &self.meta.name
+    }
+
+    pub fn client(&self) -> Client {
+        Client::new(
+            self.port,
+            self.meta.supervisor_user.as_deref().unwrap_or_default(),
+            self.meta.supervisor_password.as_deref().unwrap_or_default(),
+        )
+    }
+
+    pub fn url(&self) -> String {
+        format!("http://127.0.0.1:{}", self.port)
+    }
+
+    /// Every program name, for messages.
+    pub fn known(&self) -> String {
+        self.members
+            .iter()
+            .map(|m| m.program.as_str())
+            .collect::<Vec<_>>()
+            .join(", ")
+    }
+
+    /// The members named by `targets` (program, `group:program`, or group name) and
+    /// `replica_set` (a replica-set name); all members when both are empty.
+    pub fn select(
+        &self,
+        targets: &[String],
+        replica_set: Option<&str>,
+    ) -> anyhow::Result<Vec<Member>> {
+        let mut chosen: BTreeSet<usize> = BTreeSet::new();
+        for t in targets {
+            let hits: Vec<usize> = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| {
+                    *t == m.program
+                        || *t == m.qualified()
+                        || *t == m.group()
+                        || *t == format!("{}:*", m.group())
+                })
+                .map(|(i, _)| i)
+                .collect();
+            if hits.is_empty() {
+                return Err(InputError::new(
+                    "TARGET",
+                    "",
+                    format!(
+                        "no such program or group {t:?} in cluster {}; programs: {}; groups: {}",
+                        self.name(),
+                        self.known(),
+                        self.groups().join(", ")
+                    ),
+                )
+                .into());
+            }
+            chosen.extend(hits);
+        }
+        if let Some(rs) = replica_set {
+            let hits: Vec<usize> = self
+                .members
+                .iter()
+                .enumerate()
+                .filter(|(_, m)| m.replica_set.as_deref() == Some(rs))
+                .map(|(i, _)| i)
+                .collect();
+            if hits.is_empty() {
+                let sets: BTreeSet<&str> = self
+                    .members
+                    .iter()
+                    .filter_map(|m| m.replica_set.as_deref())
+                    .collect();
+                return Err(InputError::new(
+                    "--rs",
+                    "",
+                    format!(
+                        "no replica set {rs:?} in cluster {}; replica sets: {}",
+                        self.name(),
+                        sets.into_iter().collect::<Vec<_>>().join(", ")
+                    ),
+                )
+                .into());
+            }
+            chosen.extend(hits);
+        }
+        if targets.is_empty() && replica_set.is_none() {
+            return Ok(self.members.clone());
+        }
+        Ok(chosen
+            .into_iter()
+            .map(|i| self.members[i].clone())
+            .collect())
+    }
+
+    fn groups(&self) -> Vec<&'static str> {
+        let mut g: Vec<&'static str> = self.members.iter().map(Member::group).collect();
+        g.dedup();
+        g
+    }
+
+    /// The member a program name (bare or qualified) refers to.
+    pub fn member(&self, program: &str) -> anyhow::Result<Member> {
+        self.members
+            .iter()
+            .find(|m| m.program == program || m.qualified() == program)
+            .cloned()
+            .ok_or_else(|| {
+                InputError::new(
+                    "PROGRAM",
+                    "",
+                    format!(
+                        "no such program {program:?} in cluster {}; programs: {}",
+                        self.name(),
+                        self.known()
+                    ),
+                )
+                .into()
+            })
+    }
+
+    /// A supervisor error as a sentence the user can act on.
+    pub fn explain(&self, err: supervisor::Error) -> anyhow::Error {
+        match err {
+            supervisor::Error::NotRunning => anyhow!(
+                "supervisord for cluster {} is not running on 127.0.0.1:{} (start it with `mup ctl --dir {} up`)",
+                self.name(),
+                self.port,
+                self.layout.root().display()
+            ),
+            supervisor::Error::Unauthorized => anyhow!(
+                "supervisord on 127.0.0.1:{} refused the credentials in {}: they do not match the running daemon (is another cluster's daemon on this port, or was supervisor.ini regenerated while it ran?)",
+                self.port,
+                self.layout.meta_file().display()
+            ),
+            supervisor::Error::Fault { code, message } if code == fault::BAD_NAME => anyhow!(
+                "supervisord for cluster {} has no program {}: programs are {} (run `mup ctl reload` after `mup gen`)",
+                self.name(),
+                message.trim_start_matches("BAD_NAME: "),
+                self.known()
+            ),
+            other => anyhow!("cluster {}: {other}", self.name()),
+        }
+    }
+}
+
+/// Checks that a daemon answers and is this cluster's; returns the client.
+pub fn connect(tree: &Tree) -> anyhow::Result<Client> {
+    let client = tree.client();
+    let ident = client.get_identification().map_err(|e| tree.explain(e))?;
+    let want = crate::render::identifier(tree.name());
+    if ident != want {
+        bail!(
+            "the supervisord on 127.0.0.1:{} is {ident:?}, not this cluster's ({want:?})",
+            tree.port
+        );
+    }
+    Ok(client)
+}
+
+/// The last `lines` lines of a program's log, from the daemon.
+pub fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
+    match client.tail_process_stdout_log(&member.qualified(), 0, 4096) {
+        Ok((text, _, _)) => {
+            let all: Vec<&str> = text.lines().collect();
+            all[all.len().saturating_sub(lines)..].join("\n")
+        }
+        Err(e) => format!("(log unavailable: {e})"),
+    }
+}
+
+/// The cluster directory named by `--dir` or `--cluster`.
+pub fn cluster_dir(dir: Option<&Path>, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
+    match (dir, cluster) {
+        (Some(d), _) => Ok(d.to_path_buf()),
+        (None, Some(name)) => {
+            crate::model::check_name(name, "--cluster")?;
+            Ok(Layout::for_cluster(name).root().to_path_buf())
+        }
+        (None, None) => Err(InputError::new(
+            "mup ctl",
+            "",
+            "name the cluster: --dir CLUSTER_DIR or --cluster NAME",
+        )
+        .into()),
+    }
+}
+
+/// `mup ctl VERB`.
+pub fn run(opts: crate::cli::CtlOpts) -> anyhow::Result<std::process::ExitCode> {
+    use crate::cli::CtlVerb as V;
+    use std::process::ExitCode;
+    let tree = Tree::load(&cluster_dir(opts.dir.as_deref(), opts.cluster.as_deref())?)?;
+    let mutating = !matches!(opts.verb, V::Status { .. } | V::Tail { .. } | V::Pid { .. });
+    let _lock = if mutating {
+        Some(crate::lock::exclusive(&tree.layout)?)
+    } else {
+        None
+    };
+    match opts.verb {
+        V::Up { adopt } => {
+            let client = daemon::up(&tree, adopt)?;
+            let pid = client.get_pid().map_err(|e| tree.explain(e))?;
+            println!(
+                "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
+                tree.name(),
+                tree.url(),
+                tree.members.len()
+            );
+        }
+        V::Down => daemon::down(&tree)?,
+        V::Status { targets, json } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            let client = connect(&tree)?;
+            let st = status::collect(&tree, Some(&client), &members)?;
+            if json {
+                println!("{}", serde_json::to_string_pretty(&st)?);
+            } else {
+                print!("{}", status::table(&st));
+            }
+            if !st.programs.iter().all(status::Program::running) {
+                return Ok(ExitCode::from(crate::EXIT_NOT_RUNNING));
+            }
+        }
+        V::Start(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            ops::start(&tree, &connect(&tree)?, &members)?;
+        }
+        V::Stop(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            ops::stop(&tree, &connect(&tree)?, &members)?;
+        }
+        V::Restart(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let client = connect(&tree)?;
+            ops::stop(&tree, &client, &members)?;
+            ops::start(&tree, &client, &members)?;
+        }
+        V::Reload { dry_run } => reload::reload(&tree, &connect(&tree)?, dry_run)?,
+        V::Tail {
+            program,
+            bytes,
+            follow,
+        } => {
+            let m = tree.member(&program)?;
+            logs::tail(&tree, &connect(&tree)?, &m, bytes, follow)?;
+        }
+        V::Signal { signal, targets } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            logs::signal(&tree, &connect(&tree)?, &members, &signal)?;
+        }
+        V::Pid { program } => {
+            let m = program.as_deref().map(|p| tree.member(p)).transpose()?;
+            println!("{}", logs::pid(&tree, &connect(&tree)?, m.as_ref())?);
+        }
+    }
+    Ok(ExitCode::SUCCESS)
+}

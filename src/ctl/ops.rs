@@ -1,0 +1,322 @@
+//! Ordered start and stop. Start goes config servers → mongods → routers: within a tier every
+//! process is started at once (one multicall of `startProcess(name, false)`), and the next tier
+//! begins as soon as the previous tier's ports accept TCP connections; the command returns
+//! when every target is RUNNING. Stop goes the other way, each tier at once.
+
+use super::{log_tail, procs, Member, Tree};
+use crate::model::Role;
+use crate::supervisor::{fault, state, Client, ProcessInfo};
+use anyhow::bail;
+use dxr::Value;
+use indicatif::{ProgressBar, ProgressStyle};
+use std::collections::BTreeMap;
+use std::io::IsTerminal;
+use std::time::{Duration, Instant};
+
+/// How long a tier may take to accept connections / reach RUNNING (mongod may recover a
+/// large journal before it listens).
+const START_LIMIT: Duration = Duration::from_secs(300);
+/// stopwaitsecs (30 s, then SIGKILL) plus the daemon's tick.
+const STOP_LIMIT: Duration = Duration::from_secs(45);
+const POLL: Duration = Duration::from_millis(50);
+
+/// A progress line on a terminal; nothing when stdout is piped.
+fn progress(len: usize) -> ProgressBar {
+    if !std::io::stdout().is_terminal() {
+        return ProgressBar::hidden();
+    }
+    let bar = ProgressBar::new(len as u64);
+    bar.set_style(
+        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
+            .expect("static template parses"),
+    );
+    bar.enable_steady_tick(Duration::from_millis(100));
+    bar
+}
+
+fn infos(tree: &Tree, client: &Client) -> anyhow::Result<BTreeMap<String, ProcessInfo>> {
+    Ok(client
+        .get_all_process_info()
+        .map_err(|e| tree.explain(e))?
+        .into_iter()
+        .map(|p| (p.qualified(), p))
+        .collect())
+}
+
+fn tier_name(role: Role) -> &'static str {
+    match role {
+        Role::ConfigServer => "config servers",
+        Role::Mongod => "mongod",
+        Role::Mongos => "mongos routers",
+    }
+}
+
+/// One `system.multicall` of `method(name, false)` for each member (never a waiting call
+/// after another: those run one by one, SUPERVISORD_FACTS §4.3).
+fn call_each(
+    tree: &Tree,
+    client: &Client,
+    method: &str,
+    members: &[&Member],
+) -> anyhow::Result<Vec<Result<(), crate::supervisor::Error>>> {
+    if members.is_empty() {
+        return Ok(Vec::new());
+    }
+    let calls: Vec<(&str, Vec<Value>)> = members
+        .iter()
+        .map(|m| {
+            (
+                method,
+                vec![Value::String(m.qualified()), Value::Boolean(false)],
+            )
+        })
+        .collect();
+    Ok(client
+        .multicall(&calls)
+        .map_err(|e| tree.explain(e))?
+        .into_iter()
+        .map(|r| r.map(|_| ()))
+        .collect())
+}
+
+fn failure(client: &Client, m: &Member, why: &str) -> String {
+    format!(
+        "{} ({}) {why}; last lines of {}:\n{}",
+        m.program,
+        m.address(),
+        m.log_file.display(),
+        indent(&log_tail(client, m, 10))
+    )
+}
+
+fn indent(text: &str) -> String {
+    text.lines()
+        .map(|l| format!("    {l}"))
+        .collect::<Vec<_>>()
+        .join("\n")
+}
+
+/// Starts `members` in tier order; returns when all are RUNNING, or fails naming each
+/// process that could not start, with the end of its log.
+pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
+    let bar = progress(members.len());
+    let began = Instant::now();
+    let mut started: Vec<&Member> = Vec::new();
+    for role in Role::TIERS {
+        let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
+        if tier.is_empty() {
+            continue;
+        }
+        bar.set_message(format!("starting {}", tier_name(role)));
+        let now = infos(tree, client)?;
+        let st = |m: &Member| {
+            now.get(&m.qualified())
+                .map(|p| p.state)
+                .unwrap_or(state::STOPPED)
+        };
+        // A BACKOFF process answers ALREADY_STARTED: stop it first (SUPERVISORD_FACTS rule 20).
+        let backoff: Vec<&Member> = tier
+            .iter()
+            .copied()
+            .filter(|m| st(m) == state::BACKOFF)
+            .collect();
+        if !backoff.is_empty() {
+            stop_tier(tree, client, &backoff)?;
+        }
+        let idle: Vec<&Member> = tier
+            .iter()
+            .copied()
+            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING) || backoff.contains(m))
+            .collect();
+        // Something else on a node's port would make the start fail with exit 48 and look
+        // ready to the port check below.
+        let held: Vec<String> = idle
+            .iter()
+            .filter(|m| procs::listening(&m.host, m.port))
+            .map(|m| format!("{} (port {})", m.program, m.port))
+            .collect();
+        if !held.is_empty() {
+            bail!(
+                "cluster {}: ports already in use by processes supervisord does not own: {}; run `mup ctl up --adopt` to stop leftover nodes",
+                tree.name(),
+                held.join(", ")
+            );
+        }
+        let mut failures = Vec::new();
+        for (m, r) in idle
+            .iter()
+            .zip(call_each(tree, client, "supervisor.startProcess", &idle)?)
+        {
+            match r {
+                Ok(()) => {}
+                Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
+                Err(e) if e.fault_code() == Some(fault::BAD_NAME) => return Err(tree.explain(e)),
+                Err(e) => failures.push(failure(client, m, &format!("could not be started ({e})"))),
+            }
+        }
+        if failures.is_empty() {
+            failures = wait_tier(tree, client, &tier, &bar, |p, m| {
+                procs::listening(&m.host, m.port)
+                    && matches!(p.state, state::STARTING | state::RUNNING)
+            })?;
+        }
+        if !failures.is_empty() {
+            bar.finish_and_clear();
+            bail!(
+                "cluster {}: {} failed to start:\n{}",
+                tree.name(),
+                tier_name(role),
+                failures.join("\n")
+            );
+        }
+        bar.println(format!(
+            "{} accept connections: {} ({:.1} s)",
+            tier_name(role),
+            tier.iter()
+                .map(|m| m.program.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            began.elapsed().as_secs_f64()
+        ));
+        started.extend(tier);
+    }
+    bar.set_message("waiting for RUNNING (startsecs)");
+    bar.set_position(0);
+    let failures = wait_tier(tree, client, &started, &bar, |p, _| {
+        p.state == state::RUNNING
+    })?;
+    bar.finish_and_clear();
+    if !failures.is_empty() {
+        bail!(
+            "cluster {}: failed to start:\n{}",
+            tree.name(),
+            failures.join("\n")
+        );
+    }
+    println!(
+        "{} program(s) RUNNING ({:.1} s)",
+        members.len(),
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+/// Polls until every member satisfies `ready`, or has failed for good (FATAL, EXITED, or
+/// STOPPED behind our back). BACKOFF is waited out: supervisord retries startretries times.
+fn wait_tier(
+    tree: &Tree,
+    client: &Client,
+    tier: &[&Member],
+    bar: &ProgressBar,
+    ready: impl Fn(&ProcessInfo, &Member) -> bool,
+) -> anyhow::Result<Vec<String>> {
+    let start = Instant::now();
+    let mut pending: Vec<&Member> = tier.to_vec();
+    let mut failures = Vec::new();
+    while !pending.is_empty() {
+        let now = infos(tree, client)?;
+        let mut still = Vec::new();
+        for m in pending {
+            let Some(p) = now.get(&m.qualified()) else {
+                failures.push(format!("{} is no longer known to supervisord", m.program));
+                continue;
+            };
+            if ready(p, m) {
+                bar.inc(1);
+            } else if matches!(p.state, state::FATAL | state::EXITED | state::STOPPED) {
+                let why = if p.spawnerr.is_empty() {
+                    p.statename.clone()
+                } else {
+                    format!("{}: {}", p.statename, p.spawnerr)
+                };
+                failures.push(failure(client, m, &format!("went {why}")));
+            } else {
+                still.push(m);
+            }
+        }
+        pending = still;
+        if !pending.is_empty() {
+            if start.elapsed() > START_LIMIT {
+                for m in &pending {
+                    failures.push(failure(
+                        client,
+                        m,
+                        &format!("was not ready after {} s", START_LIMIT.as_secs()),
+                    ));
+                }
+                break;
+            }
+            std::thread::sleep(POLL);
+        }
+    }
+    Ok(failures)
+}
+
+/// Stops `members` in reverse tier order, each tier at once; idempotent.
+pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
+    let began = Instant::now();
+    for role in Role::TIERS.into_iter().rev() {
+        let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
+        stop_tier(tree, client, &tier)?;
+    }
+    println!(
+        "{} program(s) stopped ({:.1} s)",
+        members.len(),
+        began.elapsed().as_secs_f64()
+    );
+    Ok(())
+}
+
+fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
+    let now = infos(tree, client)?;
+    let live: Vec<&Member> = tier
+        .iter()
+        .copied()
+        .filter(|m| {
+            now.get(&m.qualified()).is_some_and(|p| {
+                matches!(
+                    p.state,
+                    state::RUNNING | state::STARTING | state::BACKOFF | state::STOPPING
+                )
+            })
+        })
+        .collect();
+    for (m, r) in live
+        .iter()
+        .zip(call_each(tree, client, "supervisor.stopProcess", &live)?)
+    {
+        match r {
+            Ok(()) => {}
+            Err(e) if e.fault_code() == Some(fault::NOT_RUNNING) => {}
+            Err(e) => bail!("cluster {}: cannot stop {}: {e}", tree.name(), m.program),
+        }
+    }
+    let start = Instant::now();
+    loop {
+        let now = infos(tree, client)?;
+        let busy: Vec<&str> = live
+            .iter()
+            .filter(|m| {
+                now.get(&m.qualified()).is_some_and(|p| {
+                    matches!(
+                        p.state,
+                        state::RUNNING | state::STARTING | state::STOPPING | state::BACKOFF
+                    )
+                })
+            })
+            .map(|m| m.program.as_str())
+            .collect();
+        if busy.is_empty() {
+            return Ok(());
+        }
+        if start.elapsed() > STOP_LIMIT {
+            bail!(
+                "cluster {}: still stopping after {} s: {}",
+                tree.name(),
+                STOP_LIMIT.as_secs(),
+                busy.join(", ")
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}

@@ -1,0 +1,204 @@
+//! `mup ctl reload`: applies a regenerated tree to the running daemon like `supervisorctl
+//! update`, but never leaves a program stopped that was running. Never calls `restart()`
+//! (it stops every node and, with autostart=false, leaves them stopped: SUPERVISORD_FACTS §5.6).
+
+use super::{ops, Member, Tree};
+use crate::model::Role;
+use crate::supervisor::{fault, state, Client, ProcessInfo};
+use anyhow::anyhow;
+use std::collections::{BTreeMap, BTreeSet};
+use std::path::PathBuf;
+
+/// What reload will do to one group.
+#[derive(Debug)]
+struct Step {
+    group: String,
+    kind: &'static str,
+    /// Running programs that must stop (and, for a changed group, start again).
+    stop: Vec<String>,
+    /// Programs started afterwards.
+    start: Vec<String>,
+    note: String,
+}
+
+fn pseudo_member(p: &ProcessInfo) -> Member {
+    let role = Role::from_group(&p.group).unwrap_or(Role::Mongod);
+    Member {
+        role,
+        host: String::new(),
+        port: p
+            .name
+            .rsplit('-')
+            .next()
+            .and_then(|x| x.parse().ok())
+            .unwrap_or(0),
+        replica_set: None,
+        program: p.name.clone(),
+        data_dir: None,
+        config_file: PathBuf::new(),
+        log_file: PathBuf::new(),
+    }
+}
+
+fn is_live(p: &ProcessInfo) -> bool {
+    matches!(p.state, state::RUNNING | state::STARTING | state::BACKOFF)
+}
+
+/// Plans and (unless `dry_run`) applies the diff between the tree and the daemon.
+pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
+    let before: Vec<ProcessInfo> = client.get_all_process_info().map_err(|e| tree.explain(e))?;
+    let diff = client.reload_config().map_err(|e| match e.fault_code() {
+        Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),
+        _ => tree.explain(e),
+    })?;
+    let cluster_running = before.iter().any(is_live);
+    let in_group =
+        |g: &str| -> Vec<&ProcessInfo> { before.iter().filter(|p| p.group == g).collect() };
+    let new_members =
+        |g: &str| -> Vec<&Member> { tree.members.iter().filter(|m| m.group() == g).collect() };
+
+    let mut steps = Vec::new();
+    for g in &diff.removed {
+        let stop: Vec<String> = in_group(g)
+            .iter()
+            .filter(|p| is_live(p))
+            .map(|p| p.name.clone())
+            .collect();
+        steps.push(Step {
+            group: g.clone(),
+            kind: "removed",
+            note: "its programs are no longer in the tree".into(),
+            stop,
+            start: vec![],
+        });
+    }
+    for g in &diff.changed {
+        let old = in_group(g);
+        let old_names: BTreeSet<&str> = old.iter().map(|p| p.name.as_str()).collect();
+        let new = new_members(g);
+        let new_names: BTreeSet<&str> = new.iter().map(|m| m.program.as_str()).collect();
+        let added: Vec<&str> = new_names.difference(&old_names).copied().collect();
+        let gone: Vec<&str> = old_names.difference(&new_names).copied().collect();
+        let stop: Vec<String> = old
+            .iter()
+            .filter(|p| is_live(p))
+            .map(|p| p.name.clone())
+            .collect();
+        let group_up = !stop.is_empty();
+        let start: Vec<String> = new
+            .iter()
+            .filter(|m| {
+                (stop.contains(&m.program)) || (group_up && added.contains(&m.program.as_str()))
+            })
+            .map(|m| m.program.clone())
+            .collect();
+        let mut note = String::from("supervisord cannot change a group in place: it is removed and added again, so its running programs restart");
+        if !added.is_empty() {
+            note.push_str(&format!("; members added: {}", added.join(", ")));
+        }
+        if !gone.is_empty() {
+            note.push_str(&format!("; members removed: {}", gone.join(", ")));
+        }
+        steps.push(Step {
+            group: g.clone(),
+            kind: "changed",
+            note,
+            stop,
+            start,
+        });
+    }
+    for g in &diff.added {
+        let start: Vec<String> = if cluster_running {
+            new_members(g).iter().map(|m| m.program.clone()).collect()
+        } else {
+            vec![]
+        };
+        let note = if cluster_running {
+            "new group; the cluster is running, so it is started"
+        } else {
+            "new group; the cluster is stopped, so it is only added"
+        };
+        steps.push(Step {
+            group: g.clone(),
+            kind: "added",
+            note: note.into(),
+            stop: vec![],
+            start,
+        });
+    }
+
+    if steps.is_empty() {
+        println!(
+            "cluster {}: supervisord already runs the tree's configuration; nothing to do",
+            tree.name()
+        );
+        return Ok(());
+    }
+    for s in &steps {
+        println!("{}: {} ({})", s.group, s.kind, s.note);
+        if !s.stop.is_empty() {
+            let verb = if s.kind == "changed" {
+                "restart"
+            } else {
+                "stop"
+            };
+            println!("  {verb}: {}", s.stop.join(", "));
+        }
+        let fresh: Vec<&String> = s.start.iter().filter(|p| !s.stop.contains(p)).collect();
+        if !fresh.is_empty() {
+            println!(
+                "  start: {}",
+                fresh
+                    .iter()
+                    .map(|p| p.as_str())
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            );
+        }
+    }
+    if dry_run {
+        println!("dry run: nothing changed");
+        return Ok(());
+    }
+
+    // Stop what must stop (routers first), then swap the groups, then start in tier order.
+    let by_name: BTreeMap<&str, &ProcessInfo> =
+        before.iter().map(|p| (p.name.as_str(), p)).collect();
+    let to_stop: Vec<Member> = steps
+        .iter()
+        .flat_map(|s| s.stop.iter())
+        .filter_map(|n| by_name.get(n.as_str()).map(|p| pseudo_member(p)))
+        .collect();
+    if !to_stop.is_empty() {
+        ops::stop(tree, client, &to_stop)?;
+    }
+    for s in &steps {
+        if s.kind != "added" {
+            client
+                .remove_process_group(&s.group)
+                .map_err(|e| tree.explain(e))?;
+        }
+        if s.kind != "removed" {
+            match client.add_process_group(&s.group) {
+                Ok(_) => {}
+                Err(e) if e.fault_code() == Some(fault::ALREADY_ADDED) => {}
+                Err(e) => return Err(tree.explain(e)),
+            }
+        }
+    }
+    let starting: BTreeSet<&str> = steps
+        .iter()
+        .flat_map(|s| s.start.iter().map(String::as_str))
+        .collect();
+    let to_start: Vec<Member> = tree
+        .members
+        .iter()
+        .filter(|m| starting.contains(m.program.as_str()))
+        .cloned()
+        .collect();
+    if !to_start.is_empty() {
+        ops::start(tree, client, &to_start)?;
+    }
+    println!("cluster {}: reloaded", tree.name());
+    Ok(())
+}

@@ -1,0 +1,146 @@
+//! `mup ctl status`: one row per program from a single request (system.multicall of
+//! getState, getPID and getAllProcessInfo), as a table or as JSON.
+
+use super::{Member, Tree};
+use crate::supervisor::{state, Client, ProcessInfo};
+use crate::table;
+use dxr::Value;
+use serde::Serialize;
+use std::collections::BTreeMap;
+
+/// `--json` output. Stable: fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct Status {
+    pub cluster: String,
+    pub supervisord: Daemon,
+    pub programs: Vec<Program>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Daemon {
+    pub url: String,
+    /// RUNNING, RESTARTING, SHUTDOWN, FATAL — or DOWN when it does not answer.
+    pub state: String,
+    pub pid: Option<u32>,
+}
+
+#[derive(Debug, Serialize)]
+pub struct Program {
+    pub name: String,
+    pub group: String,
+    /// config | mongod | mongos
+    pub role: String,
+    pub replica_set: Option<String>,
+    pub host: String,
+    pub port: u16,
+    /// supervisord's state name (STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL).
+    pub state: String,
+    pub pid: Option<u32>,
+    pub uptime_seconds: Option<i64>,
+    pub log_file: String,
+}
+
+impl Program {
+    pub fn running(&self) -> bool {
+        self.state == "RUNNING"
+    }
+}
+
+/// Collects the status of `members`; with the daemon down, every program shows STOPPED.
+pub fn collect(tree: &Tree, client: Option<&Client>, members: &[Member]) -> anyhow::Result<Status> {
+    let mut daemon = Daemon {
+        url: tree.url(),
+        state: "DOWN".into(),
+        pid: None,
+    };
+    let mut infos: BTreeMap<String, ProcessInfo> = BTreeMap::new();
+    if let Some(c) = client {
+        let answers = c
+            .multicall(&[
+                ("supervisor.getState", vec![]),
+                ("supervisor.getPID", vec![]),
+                ("supervisor.getAllProcessInfo", vec![]),
+            ])
+            .map_err(|e| tree.explain(e))?;
+        if let [st, pid, all] = answers.as_slice() {
+            if let Ok(Value::Struct(s)) = st {
+                if let Some(Value::String(name)) = s.get("statename") {
+                    daemon.state = name.clone();
+                }
+            }
+            if let Ok(Value::Integer(p)) = pid {
+                daemon.pid = u32::try_from(*p).ok();
+            }
+            let all = all.clone().map_err(|e| tree.explain(e))?;
+            for p in crate::supervisor::process_infos(&all).map_err(|e| tree.explain(e))? {
+                infos.insert(p.qualified(), p);
+            }
+        }
+    }
+    let programs = members
+        .iter()
+        .map(|m| {
+            let info = infos.get(&m.qualified());
+            Program {
+                name: m.program.clone(),
+                group: m.group().to_string(),
+                role: m.role.label().to_string(),
+                replica_set: m.replica_set.clone(),
+                host: m.host.clone(),
+                port: m.port,
+                state: info.map(|p| p.statename.clone()).unwrap_or_else(|| {
+                    if client.is_some() {
+                        "UNKNOWN".into()
+                    } else {
+                        "STOPPED".into()
+                    }
+                }),
+                pid: info
+                    .filter(|p| p.pid > 0 && p.state != state::STOPPED)
+                    .map(|p| p.pid),
+                uptime_seconds: info.and_then(ProcessInfo::uptime),
+                log_file: m.log_file.display().to_string(),
+            }
+        })
+        .collect();
+    Ok(Status {
+        cluster: tree.name().to_string(),
+        supervisord: daemon,
+        programs,
+    })
+}
+
+/// The table `mup ctl status` prints.
+pub fn table(status: &Status) -> String {
+    let rows: Vec<Vec<String>> = status
+        .programs
+        .iter()
+        .map(|p| {
+            vec![
+                p.name.clone(),
+                p.group.clone(),
+                p.role.clone(),
+                p.replica_set.clone().unwrap_or_else(|| "-".into()),
+                format!("{}:{}", p.host, p.port),
+                p.state.clone(),
+                p.pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
+                p.uptime_seconds
+                    .map(table::duration)
+                    .unwrap_or_else(|| "-".into()),
+            ]
+        })
+        .collect();
+    table::render(
+        &[
+            "NAME",
+            "GROUP",
+            "ROLE",
+            "REPLICA SET",
+            "ADDRESS",
+            "STATE",
+            "PID",
+            "UPTIME",
+        ],
+        &rows,
+    )
+}
