@@ -1,6 +1,7 @@
 //! mup's integration tests: one binary (fast to build), one module per feature.
 
 mod common;
+mod ctl;
 mod errors;
 mod gen_daemon;
 mod gen_tree;

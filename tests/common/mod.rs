@@ -70,19 +70,23 @@ pub fn supervisorctl() -> PathBuf {
     supervisord().with_file_name("supervisorctl")
 }
 
-/// A port nothing listens on, never handed out twice in this test process.
+/// A port nothing listens on, never handed out twice in this test process. Drawn from
+/// 20000-29999: below the kernel's ephemeral range (so no outgoing connection holds it) and
+/// away from 30000+, where `port: 0` allocation starts (the golden cases rely on it).
 pub fn free_port() -> u16 {
+    use std::hash::{BuildHasher, RandomState};
     static GIVEN: OnceLock<Mutex<BTreeSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(BTreeSet::new()));
-    loop {
-        let port = TcpListener::bind(("127.0.0.1", 0))
-            .and_then(|l| l.local_addr())
-            .expect("bind an ephemeral port")
-            .port();
-        if given.lock().expect("port set lock").insert(port) {
+    let seed = RandomState::new();
+    for attempt in 0u64.. {
+        let port = 20000 + (seed.hash_one(attempt) % 10000) as u16;
+        if TcpListener::bind(("127.0.0.1", port)).is_ok()
+            && given.lock().expect("port set lock").insert(port)
+        {
             return port;
         }
     }
+    unreachable!("the loop only ends by returning")
 }
 
 /// Polls `check` every 50 ms until it is true or `limit` passes.
@@ -170,5 +174,131 @@ pub fn stop_daemon(client: &Client, pid: u32) {
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();
+    }
+}
+
+/// A cluster tree generated for a test from a topology (ports chosen by the test), with its
+/// own MUP_HOME; everything it started is stopped when dropped, even after a failure.
+pub struct TestCluster {
+    pub tmp: tempfile::TempDir,
+    pub tree: PathBuf,
+    pub ports: Vec<u16>,
+}
+
+impl TestCluster {
+    /// `topology` is YAML whose ports are `{p0}`, `{p1}`, ... placeholders, filled with free ports.
+    pub fn new(name: &str, topology: &str, nodes: usize) -> TestCluster {
+        let tmp = tempfile::tempdir().expect("tempdir");
+        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
+        let mut text = topology.to_string();
+        for (i, p) in ports.iter().enumerate() {
+            text = text.replace(&format!("{{p{i}}}"), &p.to_string());
+        }
+        std::fs::write(tmp.path().join("topology.yaml"), text).expect("write topology");
+        let meta = format!(
+            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: {}\n",
+            stand_in_bin().display(),
+            free_port(),
+            tmp.path().display()
+        );
+        std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write meta");
+        let c = TestCluster {
+            tree: tmp.path().join("tree"),
+            tmp,
+            ports,
+        };
+        c.gen();
+        c
+    }
+
+    /// Regenerates the tree from `topology.yaml` (after a test edited it).
+    pub fn gen(&self) {
+        let out = self
+            .mup()
+            .args([
+                "gen",
+                "topology.yaml",
+                "--meta",
+                "meta.yaml",
+                "--out",
+                "tree",
+            ])
+            .output()
+            .expect("run gen");
+        assert!(
+            out.status.success(),
+            "gen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+
+    pub fn mup(&self) -> Command {
+        let mut cmd = mup(&self.tmp.path().join("mup-home"));
+        cmd.current_dir(self.tmp.path());
+        cmd
+    }
+
+    /// `mup ctl --dir tree ARGS`: (exit code, stdout, stderr).
+    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+        let out = self
+            .mup()
+            .args(["ctl", "--dir", "tree"])
+            .args(args)
+            .output()
+            .expect("run mup ctl");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+
+    /// Runs ctl and asserts success; returns stdout.
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.ctl(args);
+        assert_eq!(code, 0, "mup ctl {args:?} failed:\n{out}\n{err}");
+        out
+    }
+
+    pub fn client(&self) -> Client {
+        client_for(&self.tree)
+    }
+
+    /// program name → pid, as supervisord reports them (0 when not running).
+    pub fn pids(&self) -> std::collections::BTreeMap<String, u32> {
+        self.client()
+            .get_all_process_info()
+            .expect("getAllProcessInfo")
+            .into_iter()
+            .map(|p| (p.name, p.pid))
+            .collect()
+    }
+
+    /// `mup ctl status --json`, parsed.
+    pub fn status(&self) -> serde_json::Value {
+        let (_, out, err) = self.ctl(&["status", "--json"]);
+        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}\n{out}\n{err}"))
+    }
+}
+
+impl Drop for TestCluster {
+    fn drop(&mut self) {
+        let pidfile = self.tree.join("supervisor.pid");
+        if let Some(pid) = std::fs::read_to_string(&pidfile)
+            .ok()
+            .and_then(|s| s.trim().parse::<u32>().ok())
+        {
+            if pid_alive(pid) {
+                stop_daemon(&self.client(), pid);
+            }
+        }
+        // Anything left on the nodes' ports (orphans of a killed daemon) goes too.
+        for port in &self.ports {
+            if let Some(pid) = mup::ctl::procs::listener_pid(*port) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
     }
 }

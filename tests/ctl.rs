@@ -1,0 +1,404 @@
+//! `mup ctl` against stock supervisord 4.3 and the stand-in mongod: never a mock.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::time::{Duration, Instant};
+
+/// 3 config servers, 2 shards × 3, 2 mongos: the sharded fixture's shape on free ports.
+const SHARDED: &str = "config_servers:
+  - {host: localhost, port: {p0}, replica_set: cfg}
+  - {host: localhost, port: {p1}, replica_set: cfg}
+  - {host: localhost, port: {p2}, replica_set: cfg}
+mongod_servers:
+  - {host: localhost, port: {p3}, replica_set: shard1}
+  - {host: localhost, port: {p4}, replica_set: shard1}
+  - {host: localhost, port: {p5}, replica_set: shard1}
+  - {host: 127.0.0.1, port: {p6}, replica_set: shard2}
+  - {host: 127.0.0.1, port: {p7}, replica_set: shard2}
+  - {host: 127.0.0.1, port: {p8}, replica_set: shard2}
+mongos_servers:
+  - {host: localhost, port: {p9}}
+  - {host: localhost, port: {p10}}
+";
+
+const REPLICA_SET: &str = "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+  - {host: localhost, port: {p2}, replica_set: rs0}
+";
+
+/// Timestamps of the stand-in's log lines containing `event`, per program.
+fn events(status: &serde_json::Value, event: &str) -> BTreeMap<String, Vec<f64>> {
+    let mut out = BTreeMap::new();
+    for p in status["programs"].as_array().expect("programs") {
+        let log =
+            std::fs::read_to_string(p["log_file"].as_str().expect("log_file")).unwrap_or_default();
+        let times: Vec<f64> = log
+            .lines()
+            .filter(|l| l.contains(event))
+            .filter_map(|l| l.split_whitespace().next()?.parse().ok())
+            .collect();
+        out.insert(p["name"].as_str().expect("name").to_string(), times);
+    }
+    out
+}
+
+fn last_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
+    ev.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .filter_map(|(_, v)| v.last().copied())
+        .fold(f64::MIN, f64::max)
+}
+
+fn first_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
+    ev.iter()
+        .filter(|(k, _)| k.starts_with(prefix))
+        .filter_map(|(_, v)| v.last().copied())
+        .fold(f64::MAX, f64::min)
+}
+
+fn running_pids(c: &TestCluster) -> BTreeMap<String, u32> {
+    let st = c.status();
+    st["programs"]
+        .as_array()
+        .expect("programs")
+        .iter()
+        .map(|p| {
+            assert_eq!(p["state"], "RUNNING", "{p}");
+            (
+                p["name"].as_str().expect("name").to_string(),
+                p["pid"].as_u64().expect("pid") as u32,
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn sharded_up_start_status_stop_down_in_tier_order() {
+    let c = TestCluster::new("tiers", SHARDED, 11);
+    let out = c.ok(&["up"]);
+    assert!(out.contains("supervisord for cluster tiers is up"), "{out}");
+    c.ok(&["up"]); // idempotent
+    c.ok(&["start"]);
+
+    // Every program RUNNING, with the pids the daemon reports.
+    let pids = running_pids(&c);
+    assert_eq!(pids.len(), 11);
+    assert_eq!(pids, c.pids());
+    let (code, table, _) = c.ctl(&["status"]);
+    assert_eq!(code, 0, "{table}");
+    assert_eq!(table.lines().count(), 12, "{table}");
+
+    // Start order, from the stand-ins' own clocks: every config server listening before any
+    // shard member starts; every shard member listening before any router starts.
+    let st = c.status();
+    let (listening, starting) = (
+        events(&st, "Waiting for connections"),
+        events(&st, " starting "),
+    );
+    assert!(
+        last_of(&listening, "config-server") < first_of(&starting, "mongod"),
+        "{listening:?}\n{starting:?}"
+    );
+    assert!(
+        last_of(&listening, "mongod") < first_of(&starting, "mongos"),
+        "{listening:?}\n{starting:?}"
+    );
+
+    // Idempotent start; stop in reverse order.
+    c.ok(&["start"]);
+    assert_eq!(c.pids(), pids, "starting RUNNING programs changes nothing");
+    c.ok(&["stop"]);
+    let st = c.status();
+    let stopping = events(&st, "shutting down");
+    assert!(
+        last_of(&stopping, "mongos") < first_of(&stopping, "mongod"),
+        "{stopping:?}"
+    );
+    assert!(
+        last_of(&stopping, "mongod") < first_of(&stopping, "config-server"),
+        "{stopping:?}"
+    );
+    let (code, _, _) = c.ctl(&["status"]);
+    assert_eq!(code, 3, "status exits 3 when a program is not RUNNING");
+    c.ok(&["stop"]); // idempotent
+
+    // down: the daemon's pid has exited and its port is free when the command returns.
+    c.ok(&["start", "mongod-servers"]);
+    let daemon_pid = c.client().get_pid().expect("pid");
+    let out = c.ok(&["down"]);
+    assert!(out.contains("is down"), "{out}");
+    assert!(!pid_alive(daemon_pid));
+    let port = read_meta(&c.tree)["supervisor_port"]
+        .as_u64()
+        .expect("port") as u16;
+    assert!(!port_answers(port));
+    for p in pids.values() {
+        assert!(!pid_alive(*p), "node pid {p} survived down");
+    }
+}
+
+#[test]
+fn kill_9_of_a_node_is_restarted_by_supervisord() {
+    let c = TestCluster::new("heal", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let before = running_pids(&c);
+    let (name, old) = before
+        .iter()
+        .next()
+        .map(|(k, v)| (k.clone(), *v))
+        .expect("a node");
+    let killed = Instant::now();
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &old.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    let client = c.client();
+    let q = format!("mongod-servers:{name}");
+    let mut respawned = None;
+    let healed = wait_until(Duration::from_secs(30), || {
+        let p = client.get_process_info(&q).expect("info");
+        if p.pid != 0 && p.pid != old && respawned.is_none() {
+            respawned = Some(killed.elapsed());
+        }
+        p.pid != old && p.statename == "RUNNING"
+    });
+    assert!(healed, "{name} was not restarted");
+    println!(
+        "kill -9 {name}: new pid after {:.3} s, RUNNING again after {:.3} s (startsecs=5)",
+        respawned.unwrap_or_default().as_secs_f64(),
+        killed.elapsed().as_secs_f64()
+    );
+    let after = running_pids(&c);
+    assert_ne!(after[&name], old);
+    for (n, p) in &before {
+        if *n != name {
+            assert_eq!(after[n], *p, "{n} untouched");
+        }
+    }
+}
+
+#[test]
+fn one_program_one_group_one_replica_set_leave_the_others_alone() {
+    let c = TestCluster::new("targets", SHARDED, 11);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let all = running_pids(&c);
+    let same_except = |changed: &dyn Fn(&str) -> bool, now: &BTreeMap<String, u32>| {
+        for (n, p) in &all {
+            if changed(n) {
+                assert_ne!(now[n], *p, "{n} should have been restarted");
+            } else {
+                assert_eq!(now[n], *p, "{n} should be untouched");
+            }
+        }
+    };
+    let one = format!("mongod-{}", c.ports[3]);
+
+    // One program.
+    c.ok(&["stop", &one]);
+    let now = c.pids();
+    assert_eq!(now[&one], 0);
+    for (n, p) in &all {
+        if *n != one {
+            assert_eq!(now[n], *p);
+        }
+    }
+    c.ok(&["start", &one]);
+    let now = running_pids(&c);
+    same_except(&|n| n == one, &now);
+
+    // One group.
+    c.ok(&["restart", "config-servers"]);
+    let after_group = running_pids(&c);
+    for (n, p) in &now {
+        assert_eq!(after_group[n] != *p, n.starts_with("config-server"), "{n}");
+    }
+
+    // One replica set.
+    c.ok(&["restart", "--rs", "shard2"]);
+    let after_rs = running_pids(&c);
+    let shard2: Vec<String> = c.ports[6..9]
+        .iter()
+        .map(|p| format!("mongod-{p}"))
+        .collect();
+    for (n, p) in &after_group {
+        assert_eq!(after_rs[n] != *p, shard2.contains(n), "{n}");
+    }
+
+    // Unknown targets are bad input, naming what exists.
+    let (code, _, err) = c.ctl(&["stop", "mongod-1"]);
+    assert_eq!(code, 2);
+    assert!(
+        err.contains("no such program or group \"mongod-1\"") && err.contains(&one),
+        "{err}"
+    );
+}
+
+#[test]
+fn reload_adds_a_group_and_restarts_only_a_changed_group() {
+    let topo = "config_servers:
+  - {host: localhost, port: {p0}, replica_set: cfg}
+mongod_servers:
+  - {host: localhost, port: {p1}, replica_set: shard1}
+  - {host: localhost, port: {p2}, replica_set: shard1}
+";
+    let c = TestCluster::new("reload", topo, 5);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let first = running_pids(&c);
+
+    // The first mongos: a new group.
+    let filled = std::fs::read_to_string(c.tmp.path().join("topology.yaml")).expect("read");
+    let with_mongos = format!(
+        "{filled}mongos_servers:\n  - {{host: localhost, port: {}}}\n",
+        c.ports[3]
+    );
+    std::fs::write(c.tmp.path().join("topology.yaml"), &with_mongos).expect("write");
+    c.gen();
+    let plan = c.ok(&["reload", "--dry-run"]);
+    assert!(
+        plan.contains("mongos-routers: added") && plan.contains("nothing changed"),
+        "{plan}"
+    );
+    assert_eq!(c.pids(), first, "--dry-run changes nothing");
+    assert!(!c.pids().contains_key(&format!("mongos-{}", c.ports[3])));
+    c.ok(&["reload"]);
+    let second = running_pids(&c);
+    assert_eq!(second.len(), 4);
+    for (n, p) in &first {
+        assert_eq!(second[n], *p, "{n} keeps its pid when a group is added");
+    }
+
+    // A new member of an existing group: only that group restarts, and all end RUNNING.
+    let grown = with_mongos.replace(
+        "mongos_servers:",
+        &format!(
+            "  - {{host: localhost, port: {}, replica_set: shard1}}\nmongos_servers:",
+            c.ports[4]
+        ),
+    );
+    std::fs::write(c.tmp.path().join("topology.yaml"), grown).expect("write");
+    c.gen();
+    let plan = c.ok(&["reload", "--dry-run"]);
+    assert!(
+        plan.contains("mongod-servers: changed") && plan.contains("restart: "),
+        "{plan}"
+    );
+    assert_eq!(c.pids(), second);
+    c.ok(&["reload"]);
+    let third = running_pids(&c);
+    assert_eq!(third.len(), 5);
+    for (n, p) in &second {
+        assert_eq!(
+            third[n] != *p,
+            n.starts_with("mongod-"),
+            "{n}: only mongod-servers restarts"
+        );
+    }
+}
+
+#[test]
+fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
+    let c = TestCluster::new("orphans", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let old = running_pids(&c);
+    let daemon = c.client().get_pid().expect("pid");
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
+
+    let (code, _, err) = c.ctl(&["up"]);
+    assert_eq!(code, 1, "{err}");
+    for (name, pid) in &old {
+        let port = name.trim_start_matches("mongod-");
+        assert!(
+            err.contains(&format!("{name} (port {port}): pid {pid}")),
+            "{name} pid {pid} reported:\n{err}"
+        );
+    }
+    assert!(err.contains("--adopt"), "{err}");
+
+    c.ok(&["up", "--adopt"]);
+    for pid in old.values() {
+        assert!(!pid_alive(*pid), "orphan {pid} stopped");
+    }
+    c.ok(&["start"]);
+    let now = running_pids(&c);
+    let st = c.status();
+    for p in st["programs"].as_array().expect("programs") {
+        let name = p["name"].as_str().expect("name");
+        let port = p["port"].as_u64().expect("port") as u16;
+        // Exactly one stand-in on the port: the one supervisord owns, which holds the lock.
+        assert_eq!(
+            mup::ctl::procs::listener_pid(port),
+            Some(now[name]),
+            "{name}"
+        );
+        let lock = std::fs::read_to_string(
+            c.tree
+                .join("data")
+                .join(format!("localhost-{port}"))
+                .join("mongod.lock"),
+        )
+        .expect("lock");
+        assert_eq!(lock.trim(), now[name].to_string(), "{name}'s lock file");
+    }
+}
+
+#[test]
+fn a_node_that_exits_at_once_fails_the_start_with_its_log() {
+    let topo = "mongod_servers:
+  - host: localhost
+    port: {p0}
+    runtime_config:
+      standin:
+        exitAfterSecs: 0
+        exitCode: 1
+";
+    let c = TestCluster::new("crash", topo, 1);
+    c.ok(&["up"]);
+    let (code, _, err) = c.ctl(&["start"]);
+    assert_eq!(code, 1, "{err}");
+    let name = format!("mongod-{}", c.ports[0]);
+    assert!(
+        err.contains(&format!("{name} (localhost:{}) went FATAL", c.ports[0])),
+        "{err}"
+    );
+    assert!(
+        err.contains("exiting on purpose code=1"),
+        "the log tail is shown:\n{err}"
+    );
+}
+
+#[test]
+fn wrong_credentials_and_a_stopped_daemon_get_sentences() {
+    let c = TestCluster::new("sentences", REPLICA_SET, 3);
+    let (code, _, err) = c.ctl(&["status"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("supervisord for cluster sentences is not running on 127.0.0.1:")
+            && err.contains("mup ctl --dir"),
+        "{err}"
+    );
+    c.ok(&["up"]);
+    let meta = c.tree.join("meta.yaml");
+    let text = std::fs::read_to_string(&meta).expect("meta");
+    let m: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
+    let pw = m["supervisor_password"].as_str().expect("pw").to_string();
+    std::fs::write(&meta, text.replace(&pw, "wrong-password")).expect("tamper");
+    let (code, _, err) = c.ctl(&["status"]);
+    std::fs::write(&meta, &text).expect("restore");
+    assert_eq!(code, 1);
+    assert!(
+        err.contains("refused the credentials in")
+            && err.contains("do not match the running daemon"),
+        "{err}"
+    );
+}
