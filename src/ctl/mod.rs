@@ -332,7 +332,7 @@ pub fn run(opts: crate::cli::CtlOpts) -> anyhow::Result<std::process::ExitCode> 
         V::Status { targets, json } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
             let client = connect(&tree)?;
-            let st = status::collect(&tree, Some(&client), &members)?;
+            let st = status::collect(&tree, Some(&client), &members, json)?;
             if json {
                 println!("{}", serde_json::to_string_pretty(&st)?);
             } else {

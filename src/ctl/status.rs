@@ -1,10 +1,8 @@
-//! `mup ctl status`: one row per program from a single request (system.multicall of
-//! getState, getPID and getAllProcessInfo), as a table or as JSON.
+//! `mup ctl status`: one row per program from one getAllProcessInfo, as a table or as JSON.
 
 use super::{Member, Tree};
 use crate::supervisor::{state, Client, ProcessInfo};
 use crate::table;
-use dxr::Value;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -19,7 +17,7 @@ pub struct Status {
 #[derive(Debug, Serialize)]
 pub struct Daemon {
     pub url: String,
-    /// RUNNING, RESTARTING, SHUTDOWN, FATAL — or DOWN when it does not answer.
+    /// RUNNING when it answers, DOWN when it does not.
     pub state: String,
     pub pid: Option<u32>,
 }
@@ -47,7 +45,12 @@ impl Program {
 }
 
 /// Collects the status of `members`; with the daemon down, every program shows STOPPED.
-pub fn collect(tree: &Tree, client: Option<&Client>, members: &[Member]) -> anyhow::Result<Status> {
+pub fn collect(
+    tree: &Tree,
+    client: Option<&Client>,
+    members: &[Member],
+    with_pid: bool,
+) -> anyhow::Result<Status> {
     let mut daemon = Daemon {
         url: tree.url(),
         state: "DOWN".into(),
@@ -55,26 +58,12 @@ pub fn collect(tree: &Tree, client: Option<&Client>, members: &[Member]) -> anyh
     };
     let mut infos: BTreeMap<String, ProcessInfo> = BTreeMap::new();
     if let Some(c) = client {
-        let answers = c
-            .multicall(&[
-                ("supervisor.getState", vec![]),
-                ("supervisor.getPID", vec![]),
-                ("supervisor.getAllProcessInfo", vec![]),
-            ])
-            .map_err(|e| tree.explain(e))?;
-        if let [st, pid, all] = answers.as_slice() {
-            if let Ok(Value::Struct(s)) = st {
-                if let Some(Value::String(name)) = s.get("statename") {
-                    daemon.state = name.clone();
-                }
-            }
-            if let Ok(Value::Integer(p)) = pid {
-                daemon.pid = u32::try_from(*p).ok();
-            }
-            let all = all.clone().map_err(|e| tree.explain(e))?;
-            for p in crate::supervisor::process_infos(&all).map_err(|e| tree.explain(e))? {
-                infos.insert(p.qualified(), p);
-            }
+        for p in c.get_all_process_info().map_err(|e| tree.explain(e))? {
+            infos.insert(p.qualified(), p);
+        }
+        daemon.state = "RUNNING".into();
+        if with_pid {
+            daemon.pid = Some(c.get_pid().map_err(|e| tree.explain(e))?);
         }
     }
     let programs = members
