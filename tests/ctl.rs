@@ -402,3 +402,47 @@ fn wrong_credentials_and_a_stopped_daemon_get_sentences() {
         "{err}"
     );
 }
+
+#[test]
+fn tail_pid_signal_and_a_held_supervisor_port() {
+    let c = TestCluster::new(
+        "verbs",
+        "mongod_servers:\n  - {host: localhost, port: {p0}}\n",
+        1,
+    );
+    let name = format!("mongod-{}", c.ports[0]);
+
+    // Something else on supervisord's port: a clear error naming the port.
+    let port = read_meta(&c.tree)["supervisor_port"]
+        .as_u64()
+        .expect("port") as u16;
+    let blocker = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
+    let (code, _, err) = c.ctl(&["up"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!(
+            "port {port} is held by pid {}",
+            std::process::id()
+        )),
+        "{err}"
+    );
+    drop(blocker);
+
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let pids = running_pids(&c);
+    assert_eq!(c.ok(&["pid", &name]).trim(), pids[&name].to_string());
+    assert_eq!(
+        c.ok(&["pid"]).trim(),
+        c.client().get_pid().expect("pid").to_string()
+    );
+    assert!(c.ok(&["tail", &name]).contains("Waiting for connections"));
+    c.ok(&["signal", "USR1", &name]);
+    assert!(wait_until(Duration::from_secs(5), || c
+        .ok(&["tail", &name, "-n", "400"])
+        .contains("received SIGUSR1")));
+    assert_eq!(running_pids(&c), pids, "USR1 does not restart the node");
+    let (code, _, err) = c.ctl(&["tail", "mongod-1"]);
+    assert_eq!(code, 2);
+    assert!(err.contains(&format!("programs: {name}")), "{err}");
+}

@@ -28,17 +28,29 @@ pub struct Orphan {
 
 /// Is the daemon of this tree answering? Errors when something else answers on its port.
 pub fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
-    let client = tree.client();
-    match client.get_identification() {
-        Ok(ident) if ident == render::identifier(tree.name()) => Ok(Some(client)),
+    match tree.probe().get_identification() {
+        Ok(ident) if ident == render::identifier(tree.name()) => Ok(Some(tree.client())),
         Ok(other) => bail!(
             "port {} is held by another supervisord ({other:?}), not cluster {}'s",
             tree.port,
             tree.name()
         ),
         Err(supervisor::Error::NotRunning) => Ok(None),
+        Err(supervisor::Error::Transport(why)) => bail!(
+            "cluster {}: port {} is held by {}, which does not answer as supervisord ({why})",
+            tree.name(),
+            tree.port,
+            holder(tree.port)
+        ),
         Err(e) => Err(tree.explain(e)),
     }
+}
+
+/// Who listens on `port`, for messages.
+fn holder(port: u16) -> String {
+    procs::listener_pid(port)
+        .map(|p| format!("pid {p} ({})", procs::cmdline(p).unwrap_or_default()))
+        .unwrap_or_else(|| "another program".into())
 }
 
 /// Node processes alive without supervisord: a live pid in `<dbPath>/mongod.lock`, or a
@@ -188,13 +200,11 @@ fn daemon_env(tree: &Tree) -> Vec<(String, String)> {
 
 fn launch(tree: &Tree) -> anyhow::Result<Client> {
     if procs::listening("127.0.0.1", tree.port) {
-        let who = procs::listener_pid(tree.port)
-            .map(|p| format!("pid {p} ({})", procs::cmdline(p).unwrap_or_default()))
-            .unwrap_or_else(|| "another program".into());
         bail!(
-            "cannot start supervisord for cluster {}: port {} is held by {who}",
+            "cannot start supervisord for cluster {}: port {} is held by {}",
             tree.name(),
-            tree.port
+            tree.port,
+            holder(tree.port)
         );
     }
     let pidfile = tree.layout.supervisor_pid();

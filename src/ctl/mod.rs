@@ -128,6 +128,16 @@ impl Tree {
         )
     }
 
+    /// A client for a first probe: whatever holds the port may never answer.
+    pub fn probe(&self) -> Client {
+        Client::with_timeout(
+            self.port,
+            self.meta.supervisor_user.as_deref().unwrap_or_default(),
+            self.meta.supervisor_password.as_deref().unwrap_or_default(),
+            std::time::Duration::from_secs(5),
+        )
+    }
+
     pub fn url(&self) -> String {
         format!("http://127.0.0.1:{}", self.port)
     }
