@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 /// Run local MongoDB clusters (standalone, replica sets, sharded) under a stock supervisord.
 #[derive(Debug, Parser)]
-#[command(name = "mup", version, about, propagate_version = true)]
+#[command(name = "mup", version, about)]
 pub struct Opts {
     #[command(subcommand)]
     pub command: Command,
@@ -17,6 +17,12 @@ pub enum Command {
     Gen(GenOpts),
     /// Drive a cluster tree's supervisord: up, down, status, start, stop, restart, reload, ...
     Ctl(CtlOpts),
+    /// Named clusters under $MUP_HOME/storage/clusters: deploy, start, stop, display, ...
+    #[command(subcommand)]
+    Cluster(ClusterCmd),
+    /// A throw-away replica set named `playground`
+    #[command(subcommand)]
+    Playground(PlaygroundCmd),
     /// Install a stock supervisord (supervisor==4.3.0) into a venv under $MUP_HOME/tools
     Setup,
     /// Print a shell completion script
@@ -114,4 +120,109 @@ pub struct GenOpts {
     /// Write nothing; print the files that would be written
     #[arg(long)]
     pub dry_run: bool,
+}
+
+/// Where the MongoDB binaries are (default: mongod on PATH) and their version (default: asked).
+#[derive(Debug, Clone, clap::Args)]
+pub struct BinOpts {
+    /// MongoDB version (default: what `mongod --version` says)
+    #[arg(long)]
+    pub version: Option<String>,
+    /// Directory holding mongod and mongos (default: the one of `mongod` on PATH)
+    #[arg(long)]
+    pub bin_path: Option<PathBuf>,
+}
+
+/// `-R ROLE` / `-N HOST:PORT` filters.
+#[derive(Debug, Clone, clap::Args)]
+pub struct Filters {
+    /// Only nodes of these roles: config, mongod, mongos (comma-separated or repeated)
+    #[arg(short = 'R', long = "role")]
+    pub roles: Vec<String>,
+    /// Only these nodes, as host:port (comma-separated or repeated)
+    #[arg(short = 'N', long = "node")]
+    pub nodes: Vec<String>,
+}
+
+#[derive(Debug, Subcommand)]
+pub enum ClusterCmd {
+    /// Generate the tree, bring supervisord up and start every node in tier order
+    Deploy {
+        name: String,
+        topology: PathBuf,
+        #[command(flatten)]
+        bins: BinOpts,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Start nodes (supervisord first, if needed), in tier order
+    Start {
+        name: String,
+        #[command(flatten)]
+        filters: Filters,
+    },
+    /// Stop nodes in reverse tier order; without filters, shut supervisord down too
+    Stop {
+        name: String,
+        #[command(flatten)]
+        filters: Filters,
+    },
+    /// Stop, then start, nodes in tier order
+    Restart {
+        name: String,
+        #[command(flatten)]
+        filters: Filters,
+    },
+    /// The cluster and one row per node; exit 3 when a node is not RUNNING
+    Display {
+        name: String,
+        /// Machine-readable output (schema in the README)
+        #[arg(long)]
+        json: bool,
+    },
+    /// Every cluster under $MUP_HOME
+    List {
+        #[arg(long)]
+        json: bool,
+    },
+    /// Stop everything, shut supervisord down and remove the cluster
+    Destroy {
+        name: String,
+        /// Keep the data directories
+        #[arg(long)]
+        keep_data: bool,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// Move a PID-tracked cluster (Go mup) under supervisord, data directories in place
+    Migrate { name: String },
+}
+
+#[derive(Debug, Subcommand)]
+pub enum PlaygroundCmd {
+    /// Deploy (or start) the playground replica set rs0
+    Start {
+        /// Replica set members
+        #[arg(long, default_value_t = 3)]
+        nodes: usize,
+        #[command(flatten)]
+        bins: BinOpts,
+    },
+    /// Stop the playground and its supervisord
+    Stop,
+    /// Show the playground and its connection string
+    Status,
+    /// Remove the playground and its data
+    Destroy,
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn the_command_line_is_consistent() {
+        use clap::CommandFactory;
+        super::Opts::command().debug_assert();
+    }
 }

@@ -21,6 +21,17 @@ pub struct Compiled {
     pub warnings: Vec<String>,
 }
 
+/// The inputs of a compile, already read (from files, or built by `mup cluster`).
+pub struct Inputs {
+    pub topology: topology::Topology,
+    /// How the topology is named in messages.
+    pub topology_label: String,
+    pub meta: Meta,
+    pub meta_label: String,
+    /// A relative `bin_path` is resolved against this directory.
+    pub meta_dir: PathBuf,
+}
+
 /// Reads both inputs, decides what is missing and renders the tree (nothing is written).
 pub fn compile(
     topology_path: &Path,
@@ -29,20 +40,42 @@ pub fn compile(
 ) -> anyhow::Result<Compiled> {
     let tf = topology_path.display().to_string();
     let mf = meta_path.display().to_string();
-    let plan = model::plan(&topology::load(topology_path, &tf)?, &tf)?;
-    let given = meta::load(meta_path, &mf)?;
-    model::check_name(&given.name, &mf)?;
+    let inputs = Inputs {
+        topology: topology::load(topology_path, &tf)?,
+        topology_label: tf,
+        meta: meta::load(meta_path, &mf)?,
+        meta_label: mf,
+        meta_dir: layout::absolute(meta_path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/")),
+    };
+    model::check_name(&inputs.meta.name, &inputs.meta_label)?;
     let root = match out {
         Some(dir) => layout::absolute(dir),
-        None => layout::clusters_dir().join(&given.name),
+        None => layout::clusters_dir().join(&inputs.meta.name),
     };
-    let layout = Layout::new(root);
-    let existing = existing_meta(&layout, &given)?;
+    compile_inputs(inputs, Layout::new(root), false)
+}
+
+/// Compiles read inputs into the tree at `layout`. A PID-tracked (legacy) meta.yaml already
+/// in the tree is refused unless `replacing_legacy` (`mup cluster migrate`).
+pub fn compile_inputs(
+    inputs: Inputs,
+    layout: Layout,
+    replacing_legacy: bool,
+) -> anyhow::Result<Compiled> {
+    let Inputs {
+        topology,
+        topology_label: tf,
+        meta: given,
+        meta_label: mf,
+        meta_dir,
+    } = inputs;
+    let plan = model::plan(&topology, &tf)?;
+    model::check_name(&given.name, &mf)?;
+    let existing = existing_meta(&layout, &given, replacing_legacy)?;
     let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf)?;
-    let meta_dir = layout::absolute(meta_path)
-        .parent()
-        .map(Path::to_path_buf)
-        .unwrap_or_else(|| PathBuf::from("/"));
     let src = Sources {
         topology: tf,
         meta: mf,
@@ -58,12 +91,30 @@ pub fn compile(
 }
 
 /// The tree's own meta.yaml, if the output directory already holds a cluster.
-fn existing_meta(layout: &Layout, given: &Meta) -> InputResult<Option<Meta>> {
+fn existing_meta(
+    layout: &Layout,
+    given: &Meta,
+    replacing_legacy: bool,
+) -> InputResult<Option<Meta>> {
     let path = layout.meta_file();
     if !path.exists() {
         return Ok(None);
     }
-    let m = meta::load(&path, &path.display().to_string())?;
+    let shown = path.display().to_string();
+    if meta::is_legacy(&path, &shown)? {
+        if replacing_legacy {
+            return Ok(None);
+        }
+        return Err(InputError::new(
+            "--out",
+            "",
+            format!(
+                "{} holds a PID-tracked cluster (no supervisor_enabled in its meta.yaml): run `mup cluster migrate` instead of overwriting it",
+                layout.root().display()
+            ),
+        ));
+    }
+    let m = meta::load(&path, &shown)?;
     if m.name != given.name {
         return Err(InputError::new(
             "--out",
@@ -235,14 +286,20 @@ pub fn run(
     mode: Mode,
 ) -> anyhow::Result<bool> {
     let compiled = compile(topology_path, meta_path, out)?;
+    let layout = compiled.cluster.layout.clone();
+    let _lock = match mode {
+        Mode::Write => Some(crate::lock::exclusive(&layout)?),
+        _ => None,
+    };
+    apply(&compiled, mode)
+}
+
+/// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.
+pub fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     for w in &compiled.warnings {
         eprintln!("warning: {w}");
     }
     let layout = &compiled.cluster.layout;
-    let _lock = match mode {
-        Mode::Write => Some(crate::lock::exclusive(layout)?),
-        _ => None,
-    };
     let cmp = tree::compare(&compiled.cluster, &compiled.files);
     let rel = |p: &Path| layout.relative(p).display().to_string();
     match mode {

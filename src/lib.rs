@@ -1,11 +1,13 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
 pub mod cli;
+pub mod cluster;
 pub mod ctl;
 pub mod error;
 pub mod gen;
 pub mod ini;
 pub mod layout;
+pub mod legacy;
 pub mod lock;
 pub mod meta;
 pub mod model;
@@ -44,6 +46,8 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             })
         }
         Command::Ctl(c) => ctl::run(c),
+        Command::Cluster(c) => run_cluster(c),
+        Command::Playground(p) => run_playground(p),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             clap_complete::generate(shell, &mut Opts::command(), "mup", &mut std::io::stdout());
@@ -59,6 +63,53 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             Ok(ExitCode::SUCCESS)
         }
     }
+}
+
+fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
+    use cli::ClusterCmd as C;
+    match cmd {
+        C::Deploy {
+            name,
+            topology,
+            bins,
+            yes,
+        } => {
+            let b = cluster::binaries(bins.bin_path.as_deref(), bins.version.as_deref())?;
+            cluster::deploy(&name, &topology, &b, yes)?;
+        }
+        C::Start { name, filters } => cluster::start(&name, &filters.roles, &filters.nodes)?,
+        C::Stop { name, filters } => cluster::stop(&name, &filters.roles, &filters.nodes)?,
+        C::Restart { name, filters } => cluster::restart(&name, &filters.roles, &filters.nodes)?,
+        C::Display { name, json } => return cluster::display(&name, json),
+        C::List { json } => cluster::list(json)?,
+        C::Destroy {
+            name,
+            keep_data,
+            yes,
+        } => cluster::destroy(&name, keep_data, yes)?,
+        C::Migrate { name } => cluster::migrate(&name)?,
+    }
+    Ok(ExitCode::SUCCESS)
+}
+
+fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
+    use cli::PlaygroundCmd as P;
+    match cmd {
+        P::Start { nodes, bins } => {
+            let b = match (&bins.bin_path, &bins.version) {
+                (None, None) => None,
+                _ => Some(cluster::binaries(
+                    bins.bin_path.as_deref(),
+                    bins.version.as_deref(),
+                )?),
+            };
+            cluster::playground_start(nodes, b)?;
+        }
+        P::Stop => cluster::stop(cluster::PLAYGROUND, &[], &[])?,
+        P::Status => return cluster::playground_status(),
+        P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
+    }
+    Ok(ExitCode::SUCCESS)
 }
 
 /// The exit code for an error: 2 when the cause is bad input, 1 otherwise.

@@ -159,6 +159,15 @@ fn golden_sharded() {
 
 #[test]
 fn golden_go_style_port_zero() {
+    let _ports = crate::common::ports_from_30000();
+    let busy: Vec<u16> = (30000..30003)
+        .filter(|p| crate::common::port_answers(*p))
+        .collect();
+    assert!(
+        busy.is_empty(),
+        "ports {busy:?} are in use on this machine (a running playground?): this case allocates \
+         `port: 0` nodes from 30000 and its golden tree expects 30000-30002"
+    );
     golden("go-style");
 }
 

@@ -1,5 +1,6 @@
 //! mup's integration tests: one binary (fast to build), one module per feature.
 
+mod cluster;
 mod common;
 mod ctl;
 mod errors;

@@ -68,15 +68,15 @@ impl Tree {
             )
             .into());
         }
-        let meta = meta::load(&file, &shown)?;
-        if meta.supervisor_enabled != Some(true) {
+        if meta::is_legacy(&file, &shown)? {
             return Err(InputError::new(
                 &shown,
                 "supervisor_enabled",
-                "this cluster is not managed by supervisord yet: run `mup cluster migrate` first",
+                "this cluster tracks PIDs and is not managed by supervisord yet: run `mup cluster migrate <name>` first",
             )
             .into());
         }
+        let meta = meta::load(&file, &shown)?;
         let port = meta
             .supervisor_port
             .and_then(|p| u16::try_from(p).ok())

@@ -302,3 +302,10 @@ impl Drop for TestCluster {
         }
     }
 }
+
+/// Held by the tests whose ports come from `port: 0` allocation (30000 upward, checked free on
+/// the machine): the golden Go-style case must see 30000.. free, the playground takes them.
+pub fn ports_from_30000() -> std::sync::MutexGuard<'static, ()> {
+    static LOCK: Mutex<()> = Mutex::new(());
+    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}

@@ -1,0 +1,490 @@
+//! `mup cluster` and `mup playground` against the real daemon and the stand-ins.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// A MUP_HOME of its own; on drop, every cluster under it is shut down and its ports cleared.
+struct Home {
+    tmp: tempfile::TempDir,
+    ports: Vec<u16>,
+}
+
+impl Home {
+    fn new() -> Home {
+        Home {
+            tmp: tempfile::tempdir().expect("tempdir"),
+            ports: Vec::new(),
+        }
+    }
+    fn path(&self) -> &Path {
+        self.tmp.path()
+    }
+    fn cluster_dir(&self, name: &str) -> PathBuf {
+        self.path().join("storage/clusters").join(name)
+    }
+    /// `mup ARGS` with this MUP_HOME: (code, stdout, stderr).
+    fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = mup(self.path()).args(args).output().expect("run mup");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "mup {args:?}:\n{out}\n{err}");
+        out
+    }
+    /// A topology file with `n` fresh ports substituted for `{p0}`...
+    fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
+        let mut text = template.to_string();
+        for i in 0..n {
+            let p = free_port();
+            self.ports.push(p);
+            text = text.replace(&format!("{{p{i}}}"), &p.to_string());
+        }
+        let path = self.path().join(file);
+        std::fs::write(&path, text).expect("write topology");
+        path
+    }
+    fn deploy(&self, name: &str, topology: &Path) -> String {
+        let bin = stand_in_bin();
+        self.ok(&[
+            "cluster",
+            "deploy",
+            name,
+            topology.to_str().expect("utf8"),
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+            "--yes",
+        ])
+    }
+    fn display(&self, name: &str) -> (i32, serde_json::Value) {
+        let (code, out, err) = self.run(&["cluster", "display", name, "--json"]);
+        (
+            code,
+            serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("display --json: {e}\n{out}\n{err}")),
+        )
+    }
+    fn pids(&self, name: &str) -> BTreeMap<String, u64> {
+        let (_, d) = self.display(name);
+        d["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["program"].as_str().expect("p").to_string(),
+                    n["pid"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        let Ok(entries) = std::fs::read_dir(self.path().join("storage/clusters")) else {
+            return;
+        };
+        for e in entries.flatten() {
+            let pidfile = e.path().join("supervisor.pid");
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                if pid_alive(pid) && e.path().join("meta.yaml").exists() {
+                    stop_daemon(&client_for(&e.path()), pid);
+                }
+            }
+        }
+        for port in &self.ports {
+            if let Some(pid) = mup::ctl::procs::listener_pid(*port) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
+}
+
+const SMALL_SHARDED: &str = "config_servers:
+  - {host: localhost, port: {p0}, replica_set: cfg}
+mongod_servers:
+  - {host: localhost, port: {p1}, replica_set: shard1}
+  - {host: localhost, port: {p2}, replica_set: shard1}
+mongos_servers:
+  - {host: localhost, port: {p3}}
+";
+
+#[test]
+fn deploy_display_stop_start_restart_destroy() {
+    let mut h = Home::new();
+    let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
+    let out = h.deploy("life", &topo);
+    assert!(
+        out.contains(&format!("connect: mongodb://localhost:{}/", h.ports[3])),
+        "{out}"
+    );
+    let (code, _, err) = h.run(&[
+        "cluster",
+        "deploy",
+        "life",
+        topo.to_str().expect("utf8"),
+        "--bin-path",
+        "fixtures/bin",
+        "--yes",
+    ]);
+    assert_eq!(code, 2, "an existing name is refused");
+    assert!(err.contains("already exists"), "{err}");
+
+    // display: every node RUNNING, with the pids the daemon reports.
+    let (code, d) = h.display("life");
+    assert_eq!(code, 0);
+    assert_eq!(d["supervisord"]["state"], "RUNNING");
+    assert_eq!(
+        (d["total"].as_u64(), d["running"].as_u64()),
+        (Some(4), Some(4))
+    );
+    let tree = h.cluster_dir("life");
+    let daemon: BTreeMap<String, u64> = client_for(&tree)
+        .get_all_process_info()
+        .expect("info")
+        .into_iter()
+        .map(|p| (p.name, u64::from(p.pid)))
+        .collect();
+    assert_eq!(h.pids("life"), daemon);
+    let text = h.ok(&["cluster", "display", "life"]);
+    assert!(
+        text.contains("Total nodes: 4, running: 4, not running: 0"),
+        "{text}"
+    );
+
+    // stop: no process left, the daemon gone; display still works and exits 3.
+    let daemon_pid = client_for(&tree).get_pid().expect("pid");
+    h.ok(&["cluster", "stop", "life"]);
+    assert!(!pid_alive(daemon_pid));
+    for pid in daemon.values() {
+        assert!(!pid_alive(*pid as u32));
+    }
+    let (code, d) = h.display("life");
+    assert_eq!(code, 3);
+    assert_eq!(d["supervisord"]["state"], "DOWN");
+    assert!(d["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .all(|n| n["state"] == "STOPPED"));
+
+    // start, then restart only the mongod role.
+    h.ok(&["cluster", "start", "life"]);
+    let before = h.pids("life");
+    assert!(before.values().all(|p| *p > 0));
+    h.ok(&["cluster", "restart", "life", "-R", "mongod"]);
+    let after = h.pids("life");
+    for (name, pid) in &before {
+        assert_eq!(after[name] != *pid, name.starts_with("mongod-"), "{name}");
+    }
+    // -N picks one node (localhost and 127.0.0.1 are the same machine).
+    h.ok(&[
+        "cluster",
+        "stop",
+        "life",
+        "-N",
+        &format!("127.0.0.1:{}", h.ports[2]),
+    ]);
+    assert_eq!(h.pids("life")[&format!("mongod-{}", h.ports[2])], 0);
+    h.ok(&[
+        "cluster",
+        "start",
+        "life",
+        "-N",
+        &format!("localhost:{}", h.ports[2]),
+    ]);
+
+    // destroy: tree gone, every port free.
+    let out = h.ok(&["cluster", "destroy", "life", "--yes"]);
+    assert!(out.contains("cluster life destroyed"), "{out}");
+    assert!(!tree.exists());
+    for p in &h.ports {
+        assert!(!port_answers(*p), "port {p} free");
+    }
+    let (code, _, _) = h.run(&["cluster", "display", "life"]);
+    assert_eq!(code, 2);
+}
+
+#[test]
+fn two_clusters_side_by_side_get_their_own_daemon_ports() {
+    let mut h = Home::new();
+    let rs = "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n";
+    let a = h.topology("a.yaml", rs, 1);
+    let b = h.topology("b.yaml", rs, 1);
+    h.deploy("alpha", &a);
+    h.deploy("beta", &b);
+    let (_, da) = h.display("alpha");
+    let (_, db) = h.display("beta");
+    assert_ne!(da["supervisord"]["url"], db["supervisord"]["url"]);
+    assert_eq!(
+        (da["running"].as_u64(), db["running"].as_u64()),
+        (Some(1), Some(1))
+    );
+    let list = h.ok(&["cluster", "list", "--json"]);
+    let rows: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let states: Vec<(&str, &str)> = rows
+        .as_array()
+        .expect("rows")
+        .iter()
+        .map(|r| {
+            (
+                r["name"].as_str().expect("n"),
+                r["supervisord"].as_str().expect("s"),
+            )
+        })
+        .collect();
+    assert_eq!(states, vec![("alpha", "RUNNING"), ("beta", "RUNNING")]);
+    h.ok(&["cluster", "destroy", "alpha", "--keep-data", "--yes"]);
+    assert!(
+        h.cluster_dir("alpha").join("data").is_dir(),
+        "--keep-data keeps the data"
+    );
+    assert!(!h.cluster_dir("alpha").join("meta.yaml").exists());
+    h.ok(&["cluster", "destroy", "beta", "--yes"]);
+}
+
+#[test]
+fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
+    let mut h = Home::new();
+    let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
+    h.deploy("storm", &topo);
+    let verbs: [&[&str]; 4] = [
+        &["cluster", "display", "storm"],
+        &["cluster", "start", "storm"],
+        &["cluster", "stop", "storm"],
+        &["cluster", "restart", "storm", "-R", "mongod"],
+    ];
+    std::thread::scope(|s| {
+        for i in 0..20 {
+            let args = verbs[i % 4];
+            let h = &h;
+            s.spawn(move || {
+                let (code, out, err) = h.run(args);
+                // display may exit 3; stop/start/restart may race the daemon going down.
+                assert!(!err.contains("panicked"), "{args:?}: {out}{err}");
+                assert!(code != 2, "{args:?}: {out}{err}");
+            });
+        }
+    });
+    let tree = h.cluster_dir("storm");
+    let meta: serde_yaml::Value =
+        serde_yaml::from_str(&std::fs::read_to_string(tree.join("meta.yaml")).expect("meta"))
+            .expect("meta.yaml parses");
+    assert_eq!(meta["name"], "storm");
+    // A consistent end: start converges, then every node has exactly one stand-in, the one
+    // supervisord reports, holding its lock.
+    h.ok(&["cluster", "start", "storm"]);
+    let (code, d) = h.display("storm");
+    assert_eq!(code, 0, "{d}");
+    for n in d["nodes"].as_array().expect("nodes") {
+        let port: u16 = n["id"]
+            .as_str()
+            .and_then(|id| id.rsplit(':').next()?.parse().ok())
+            .expect("port");
+        assert_eq!(
+            mup::ctl::procs::listener_pid(port).map(u64::from),
+            n["pid"].as_u64(),
+            "{n}"
+        );
+    }
+    // No stand-in ever found its port or dbPath taken by another.
+    for log in std::fs::read_dir(tree.join("logs"))
+        .expect("logs")
+        .flatten()
+    {
+        let text = std::fs::read_to_string(log.path()).unwrap_or_default();
+        assert!(
+            !text.contains("Address already in use"),
+            "{}: {text}",
+            log.path().display()
+        );
+        assert!(
+            !text.contains("another mongod is using this dbPath"),
+            "{}",
+            log.path().display()
+        );
+    }
+}
+
+/// Starts a stand-in the way the Go mup did: directly, tracked only by its pid.
+fn legacy_node(
+    dir: &Path,
+    kind: &str,
+    port: u16,
+    rs: Option<&str>,
+    config_db: &str,
+) -> (u32, PathBuf, PathBuf) {
+    let node_dir = dir.join(format!("{kind}-{port}"));
+    let data = node_dir.join("data");
+    std::fs::create_dir_all(&data).expect("mkdir");
+    std::fs::write(data.join("MARKER"), format!("data of {port}")).expect("marker");
+    let conf = node_dir.join(format!("{kind}.conf"));
+    let mut text =
+        format!("net:\n  port: {port}\n  bindIp: 127.0.0.1\nprocessManagement:\n  fork: false\n");
+    if kind != "mongos" {
+        text.push_str(&format!("storage:\n  dbPath: {}\n", data.display()));
+    }
+    if let Some(rs) = rs {
+        text.push_str(&format!("replication:\n  replSetName: {rs}\n"));
+    }
+    if kind == "mongos" {
+        text.push_str(&format!("sharding:\n  configDB: {config_db}\n"));
+    }
+    std::fs::write(&conf, text).expect("conf");
+    let bin = stand_in_bin().join(if kind == "mongos" { "mongos" } else { "mongod" });
+    let child = std::process::Command::new(bin)
+        .arg("--config")
+        .arg(&conf)
+        .stdout(std::fs::File::create(node_dir.join("process.log")).expect("log"))
+        .spawn()
+        .expect("spawn stand-in");
+    let pid = child.id();
+    assert!(wait_until(Duration::from_secs(10), || port_answers(port)));
+    // Reap it in the background so a stopped legacy node does not linger as a zombie.
+    std::thread::spawn(move || {
+        let mut child = child;
+        let _ = child.wait();
+    });
+    (pid, conf, data)
+}
+
+#[test]
+fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place() {
+    let mut h = Home::new();
+    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
+    h.ports.extend(&ports);
+    let cluster = h.cluster_dir("legacy");
+    let nodes_dir = h.path().join("go-mup-nodes");
+    let cfg = format!("cfg/localhost:{}", ports[0]);
+    let specs = [
+        ("config", ports[0], Some("cfg")),
+        ("mongod", ports[1], Some("shard1")),
+        ("mongod", ports[2], Some("shard1")),
+        ("mongos", ports[3], None),
+    ];
+    let mut yaml = format!("name: legacy\nversion: \"7.0.14\"\nvariant: mongo\nbin_path: {}\ncreated_at: 2025-01-02T03:04:05Z\nstatus: running\ndeploy_mode: local\nnodes:\n", stand_in_bin().display());
+    let mut legacy = Vec::new();
+    for (kind, port, rs) in specs {
+        let (pid, conf, data) = legacy_node(&nodes_dir, kind, port, rs, &cfg);
+        yaml.push_str(&format!(
+            "  - type: {kind}\n    host: localhost\n    port: {port}\n"
+        ));
+        if let Some(rs) = rs {
+            yaml.push_str(&format!("    replica_set: {rs}\n"));
+        }
+        if kind != "mongos" {
+            yaml.push_str(&format!("    data_dir: {}\n", data.display()));
+        }
+        yaml.push_str(&format!(
+            "    config_file: {}\n    pid: {pid}\n",
+            conf.display()
+        ));
+        legacy.push((kind, port, pid, data));
+    }
+    std::fs::create_dir_all(&cluster).expect("mkdir");
+    std::fs::write(cluster.join("meta.yaml"), &yaml).expect("legacy meta");
+
+    // Other commands tell the user to migrate.
+    let (code, _, err) = h.run(&["cluster", "display", "legacy"]);
+    assert_eq!(code, 2);
+    assert!(err.contains("mup cluster migrate"), "{err}");
+
+    let out = h.ok(&["cluster", "migrate", "legacy"]);
+    assert!(out.contains("cluster legacy migrated"), "{out}");
+    let (code, d) = h.display("legacy");
+    assert_eq!(code, 0, "{d}");
+    for (kind, port, old_pid, data) in &legacy {
+        assert!(!pid_alive(*old_pid), "legacy {kind} pid {old_pid} is gone");
+        let node = d["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["id"] == format!("localhost:{port}"))
+            .expect("node");
+        assert_eq!(node["state"], "RUNNING");
+        assert_ne!(node["pid"].as_u64(), Some(u64::from(*old_pid)));
+        if *kind != "mongos" {
+            assert_eq!(
+                node["data_dir"].as_str(),
+                Some(data.to_str().expect("utf8")),
+                "data dir kept in place"
+            );
+            assert_eq!(
+                std::fs::read_to_string(data.join("MARKER")).expect("marker"),
+                format!("data of {port}")
+            );
+        }
+    }
+    let meta = std::fs::read_to_string(cluster.join("meta.yaml")).expect("meta");
+    assert!(
+        meta.contains("supervisor_enabled: true") && !meta.contains("pid:"),
+        "{meta}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(cluster.join("meta.yaml.legacy")).expect("kept"),
+        yaml
+    );
+
+    let again = h.ok(&["cluster", "migrate", "legacy"]);
+    assert!(again.contains("already managed by supervisord"), "{again}");
+}
+
+#[test]
+fn playground_start_status_stop_destroy() {
+    let _ports = ports_from_30000();
+    let h = Home::new();
+    let bin = stand_in_bin();
+    let out = h.ok(&[
+        "playground",
+        "start",
+        "--bin-path",
+        bin.to_str().expect("utf8"),
+    ]);
+    let uri = out
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("connect: "))
+        .expect("connection string")
+        .to_string();
+    assert!(
+        uri.ends_with("/?replicaSet=rs0") && uri.matches("localhost:").count() == 3,
+        "{uri}"
+    );
+    let (_, d) = h.display("playground");
+    let mut ports: Vec<u16> = d["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            n["id"]
+                .as_str()
+                .and_then(|i| i.rsplit(':').next()?.parse().ok())
+                .expect("port")
+        })
+        .collect();
+    ports.sort();
+    assert_eq!(d["running"].as_u64(), Some(3));
+    let status = h.ok(&["playground", "status"]);
+    assert!(status.contains(&format!("Connect:     {uri}")), "{status}");
+    h.ok(&["playground", "stop"]);
+    let (code, _, _) = h.run(&["playground", "status"]);
+    assert_eq!(code, 3);
+    h.ok(&["playground", "start"]);
+    assert_eq!(h.display("playground").1["running"].as_u64(), Some(3));
+    h.ok(&["playground", "destroy"]);
+    assert!(!h.cluster_dir("playground").exists());
+    for p in ports {
+        assert!(!port_answers(p));
+    }
+}
