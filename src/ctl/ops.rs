@@ -19,6 +19,9 @@ const START_LIMIT: Duration = Duration::from_secs(300);
 /// stopwaitsecs (30 s, then SIGKILL) plus the daemon's tick.
 const STOP_LIMIT: Duration = Duration::from_secs(45);
 const POLL: Duration = Duration::from_millis(50);
+/// Stopping is bounded by how fast processes exit (tens of ms), so poll closely: each
+/// getAllProcessInfo costs the daemon ~1 ms for a dozen programs and wakes its main loop.
+const STOP_POLL: Duration = Duration::from_millis(5);
 
 /// A progress line on a terminal; nothing when stdout is piped.
 fn progress(len: usize) -> ProgressBar {
@@ -317,6 +320,6 @@ fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<(
                 busy.join(", ")
             );
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(STOP_POLL);
     }
 }
