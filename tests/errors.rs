@@ -1,7 +1,7 @@
 //! Bad input: exit 2, a message naming the file, the field and the value (pinned verbatim
 //! for a handful of cases), and nothing written.
 
-use crate::common::mup;
+use crate::common::{gen_in, mup};
 use std::path::Path;
 
 const META: &str = "name: demo\nversion: \"7.0.14\"\nbin_path: /opt/mongodb/bin\n";
@@ -12,18 +12,7 @@ fn refused(topology: &str, meta: &str) -> String {
     let tmp = tempfile::tempdir().expect("tempdir");
     std::fs::write(tmp.path().join("topology.yaml"), topology).expect("write");
     std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write");
-    let out = mup(&tmp.path().join("mup-home"))
-        .current_dir(tmp.path())
-        .args([
-            "gen",
-            "topology.yaml",
-            "--meta",
-            "meta.yaml",
-            "--out",
-            "out",
-        ])
-        .output()
-        .expect("run mup");
+    let out = gen_in(tmp.path(), "out", &[]);
     let stderr = String::from_utf8_lossy(&out.stderr).to_string();
     assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
     assert!(

@@ -1,7 +1,7 @@
 //! The tree on disk: decisions made once, --check and --dry-run write nothing, vanished
 //! nodes' files are removed and reported while their data stays.
 
-use crate::common::mup;
+use crate::common::gen_in;
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -16,19 +16,7 @@ fn topo(ports: &[u16]) -> String {
 }
 
 fn gen(dir: &Path, extra: &[&str]) -> std::process::Output {
-    mup(&dir.join("mup-home"))
-        .current_dir(dir)
-        .args([
-            "gen",
-            "topology.yaml",
-            "--meta",
-            "meta.yaml",
-            "--out",
-            "tree",
-        ])
-        .args(extra)
-        .output()
-        .expect("run mup")
+    gen_in(dir, "tree", extra)
 }
 
 #[test]

@@ -36,6 +36,17 @@ pub fn mup(mup_home: &Path) -> Command {
     cmd
 }
 
+/// `mup gen topology.yaml --meta meta.yaml --out OUT EXTRA...`, run in `dir` with
+/// MUP_HOME=`dir`/mup-home.
+pub fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+    mup(&dir.join("mup-home"))
+        .current_dir(dir)
+        .args(["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out])
+        .args(extra)
+        .output()
+        .expect("run mup gen")
+}
+
 /// Stock supervisord 4.3.0: `$MUP_SUPERVISORD`, else installed once with `mup setup`
 /// under target/. A test never skips for want of it: installing is part of the test run.
 pub fn supervisord() -> PathBuf {
@@ -213,18 +224,7 @@ impl TestCluster {
 
     /// Regenerates the tree from `topology.yaml` (after a test edited it).
     pub fn gen(&self) {
-        let out = self
-            .mup()
-            .args([
-                "gen",
-                "topology.yaml",
-                "--meta",
-                "meta.yaml",
-                "--out",
-                "tree",
-            ])
-            .output()
-            .expect("run gen");
+        let out = gen_in(self.tmp.path(), "tree", &[]);
         assert!(
             out.status.success(),
             "gen: {}",
