@@ -3,7 +3,8 @@
 # 3, 2 mongos = 11 processes), the stand-in told to take 1 s to boot.
 #  - start floor: two tiers' boot time plus startsecs of the last tier, 1 + 1 + 5 = 7 s
 #    (a start that waited for RUNNING tier by tier would take about 3 × 5 = 15 s);
-#  - stop baseline: SIGINT sent to all 11 stand-ins directly, waiting until every pid is gone.
+#  - stop baseline: SIGINT sent to all 11 stand-ins directly, waiting until every pid is gone
+#    (and, for reference, the same done tier by tier, the order mup must keep).
 # Median of RUNS runs (default 5).
 #   usage: benches/cluster.sh [RUNS]     (needs python3 and a supervisord: `mup setup`)
 set -euo pipefail
@@ -45,31 +46,40 @@ def run(*args):
     t = time.perf_counter()
     subprocess.run([mup, *args], check=True, stdout=subprocess.DEVNULL)
     return time.perf_counter() - t
-def pids():
+def pids(role=None):
     out = subprocess.run([mup, "cluster", "display", "bench", "--json"], capture_output=True, text=True).stdout
-    return [n["pid"] for n in json.loads(out)["nodes"] if n["pid"]]
+    return [n["pid"] for n in json.loads(out)["nodes"] if n["pid"] and role in (None, n["role"])]
+def sigint_and_wait(ps):
+    for p in ps:
+        os.kill(p, signal.SIGINT)
+    while any(alive(p) for p in ps):
+        time.sleep(0.002)
 def alive(pid):
     try:
         with open(f"/proc/{pid}/stat") as f:
             return f.read().rsplit(")", 1)[1].split()[0] != "Z"
     except OSError:  # gone (ENOENT, or ESRCH while it vanishes)
         return False
-start, stop, cstop, base = [], [], [], []
+start, stop, cstop, base, tiered = [], [], [], [], []
 for _ in range(runs):
     start.append(run("cluster", "start", "bench"))        # daemon up + ordered start
     stop.append(run("ctl", "--cluster", "bench", "stop"))  # ordered stop, daemon stays
     run("cluster", "start", "bench")
     ps = pids()
     t = time.perf_counter()                                # baseline: SIGINT all, wait
-    for p in ps:
-        os.kill(p, signal.SIGINT)
-    while any(alive(p) for p in ps):
-        time.sleep(0.002)
+    sigint_and_wait(ps)
     base.append(time.perf_counter() - t)
+    run("cluster", "start", "bench")
+    tiers = [pids("mongos"), pids("mongod"), pids("config")]
+    t = time.perf_counter()                                # the same, tier by tier
+    for ps in tiers:
+        sigint_and_wait(ps)
+    tiered.append(time.perf_counter() - t)
     run("cluster", "start", "bench")
     cstop.append(run("cluster", "stop", "bench"))          # ordered stop + daemon shutdown
 m = statistics.median
 print(f"start: mup cluster start {m(start):.2f} s | floor 7.00 s | {m(start) / 7:.2f}x  (runs: {', '.join(f'{x:.2f}' for x in start)})")
 print(f"stop:  mup ctl stop {m(stop) * 1000:.0f} ms | mup cluster stop (+ daemon exit) {m(cstop) * 1000:.0f} ms"
-      f" | baseline SIGINT-all {m(base) * 1000:.0f} ms | ctl stop / baseline {m(stop) / m(base):.2f}x")
+      f" | baseline SIGINT-all {m(base) * 1000:.0f} ms | ctl stop / baseline {m(stop) / m(base):.2f}x"
+      f" | SIGINT tier by tier {m(tiered) * 1000:.0f} ms")
 PY

@@ -271,22 +271,11 @@ pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<
 }
 
 fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
-    let now = infos(tree, client)?;
-    let live: Vec<&Member> = tier
+    // No state lookup first: stopProcess on a stopped program answers NOT_RUNNING, which is
+    // success here, and one round trip less per tier shows in the stop time.
+    for (m, r) in tier
         .iter()
-        .copied()
-        .filter(|m| {
-            now.get(&m.qualified()).is_some_and(|p| {
-                matches!(
-                    p.state,
-                    state::RUNNING | state::STARTING | state::BACKOFF | state::STOPPING
-                )
-            })
-        })
-        .collect();
-    for (m, r) in live
-        .iter()
-        .zip(call_each(tree, client, "supervisor.stopProcess", &live)?)
+        .zip(call_each(tree, client, "supervisor.stopProcess", tier)?)
     {
         match r {
             Ok(()) => {}
@@ -297,7 +286,7 @@ fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<(
     let start = Instant::now();
     loop {
         let now = infos(tree, client)?;
-        let busy: Vec<&str> = live
+        let busy: Vec<&str> = tier
             .iter()
             .filter(|m| {
                 now.get(&m.qualified()).is_some_and(|p| {
