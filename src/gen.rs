@@ -139,7 +139,7 @@ fn decide(
     layout: &Layout,
     mf: &str,
 ) -> InputResult<Decisions> {
-    let prior = |f: fn(&Meta) -> Option<String>| given_or(f(given), existing.and_then(f));
+    let prior = |f: fn(&Meta) -> Option<String>| f(given).or_else(|| existing.and_then(f));
     let home = prior(|m| m.home.clone())
         .or_else(|| std::env::var("HOME").ok().filter(|h| !h.is_empty()))
         .ok_or_else(|| {
@@ -240,10 +240,6 @@ fn decide(
         user,
         ports: assigned,
     })
-}
-
-fn given_or(given: Option<String>, existing: Option<String>) -> Option<String> {
-    given.or(existing)
 }
 
 fn caller_user() -> Option<String> {

@@ -1,4 +1,5 @@
-//! The per-cluster lock: every command that changes a cluster holds it (flock).
+//! The per-cluster lock: every command that changes a cluster holds it (flock). Readers
+//! (status, display, list) take none: every file is replaced atomically, never half-written.
 
 use crate::layout::Layout;
 use anyhow::Context;
@@ -28,11 +29,4 @@ pub fn exclusive(layout: &Layout) -> anyhow::Result<File> {
         Err(TryLockError::Error(e)) => return Err(e).context("cannot lock the cluster"),
     }
     Ok(file)
-}
-
-/// A shared lock for commands that only read; `None` when the tree does not exist.
-pub fn shared(layout: &Layout) -> Option<File> {
-    let file = File::open(layout.lock_file()).ok()?;
-    file.lock_shared().ok()?;
-    Some(file)
 }
