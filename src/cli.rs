@@ -86,6 +86,7 @@ pub enum CtlVerb {
     },
     /// Print the end of a program's log
     Tail {
+        /// The program (mongod-30000)
         program: String,
         /// How many bytes from the end
         #[arg(short = 'n', long = "bytes", default_value_t = 1600)]
@@ -96,12 +97,16 @@ pub enum CtlVerb {
     },
     /// Send a signal (HUP, USR1, ...) to programs
     Signal {
+        /// A signal name or number: HUP, USR1, 10, ...
         signal: String,
         #[command(flatten)]
         targets: Targets,
     },
     /// Print supervisord's pid, or a program's
-    Pid { program: Option<String> },
+    Pid {
+        /// The program (mongod-30000); supervisord itself when omitted
+        program: Option<String>,
+    },
 }
 
 #[derive(Debug, clap::Args)]
@@ -148,7 +153,9 @@ pub struct Filters {
 pub enum ClusterCmd {
     /// Generate the tree, bring supervisord up and start every node in tier order
     Deploy {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
+        /// The topology file (global, mongod_servers, config_servers, mongos_servers)
         topology: PathBuf,
         #[command(flatten)]
         bins: BinOpts,
@@ -158,24 +165,28 @@ pub enum ClusterCmd {
     },
     /// Start nodes (supervisord first, if needed), in tier order
     Start {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         #[command(flatten)]
         filters: Filters,
     },
     /// Stop nodes in reverse tier order; without filters, shut supervisord down too
     Stop {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         #[command(flatten)]
         filters: Filters,
     },
     /// Stop, then start, nodes in tier order
     Restart {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         #[command(flatten)]
         filters: Filters,
     },
     /// The cluster and one row per node; exit 3 when a node is not RUNNING
     Display {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         /// Machine-readable output (schema in the README)
         #[arg(long)]
@@ -188,6 +199,7 @@ pub enum ClusterCmd {
     },
     /// Stop everything, shut supervisord down and remove the cluster
     Destroy {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         /// Keep the data directories
         #[arg(long)]
@@ -197,7 +209,10 @@ pub enum ClusterCmd {
         yes: bool,
     },
     /// Move a PID-tracked cluster (Go mup) under supervisord, data directories in place
-    Migrate { name: String },
+    Migrate {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+    },
 }
 
 #[derive(Debug, Subcommand)]
