@@ -7,3 +7,4 @@ mod errors;
 mod gen_daemon;
 mod gen_tree;
 mod golden;
+mod readme;
