@@ -51,6 +51,7 @@ impl Home {
         path
     }
     fn deploy(&self, name: &str, topology: &Path) -> String {
+        let _ports = allocation_lock();
         let bin = stand_in_bin();
         self.ok(&[
             "cluster",
@@ -401,7 +402,10 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
     assert_eq!(code, 2);
     assert!(err.contains("mup cluster migrate"), "{err}");
 
-    let out = h.ok(&["cluster", "migrate", "legacy"]);
+    let out = {
+        let _ports = allocation_lock();
+        h.ok(&["cluster", "migrate", "legacy"])
+    };
     assert!(out.contains("cluster legacy migrated"), "{out}");
     let (code, d) = h.display("legacy");
     assert_eq!(code, 0, "{d}");
@@ -443,7 +447,7 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
 
 #[test]
 fn playground_start_status_stop_destroy() {
-    let _ports = ports_from_30000();
+    let _ports = allocation_lock(); // for the whole test: the playground holds 30000..
     let h = Home::new();
     let bin = stand_in_bin();
     let out = h.ok(&[

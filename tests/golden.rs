@@ -159,7 +159,7 @@ fn golden_sharded() {
 
 #[test]
 fn golden_go_style_port_zero() {
-    let _ports = crate::common::ports_from_30000();
+    let _ports = crate::common::allocation_lock();
     let busy: Vec<u16> = (30000..30003)
         .filter(|p| crate::common::port_answers(*p))
         .collect();

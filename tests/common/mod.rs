@@ -303,9 +303,11 @@ impl Drop for TestCluster {
     }
 }
 
-/// Held by the tests whose ports come from `port: 0` allocation (30000 upward, checked free on
-/// the machine): the golden Go-style case must see 30000.. free, the playground takes them.
-pub fn ports_from_30000() -> std::sync::MutexGuard<'static, ()> {
+/// Held around every command that lets mup allocate ports on the machine and then binds them:
+/// allocation checks a port free, so two tests allocating at once (each with its own MUP_HOME)
+/// could pick the same one before either binds it. The golden Go-style case needs 30000.. free
+/// (`port: 0` allocation), which the playground takes; supervisord ports come from 9001.
+pub fn allocation_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
