@@ -22,6 +22,8 @@ const POLL: Duration = Duration::from_millis(50);
 /// Stopping is bounded by how fast processes exit (tens of ms), so poll closely: each
 /// getAllProcessInfo costs the daemon ~1 ms for a dozen programs and wakes its main loop.
 const STOP_POLL: Duration = Duration::from_millis(5);
+/// Waiting for a pid to exit is a local /proc read: poll it closely.
+const EXIT_POLL: Duration = Duration::from_millis(1);
 
 /// A progress line on a terminal; nothing when stdout is piped.
 fn progress(len: usize) -> ProgressBar {
@@ -258,10 +260,27 @@ fn wait_tier(
 /// Stops `members` in reverse tier order, each tier at once; idempotent.
 pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
     let began = Instant::now();
+    // The pids let each tier wait for its processes' exit locally (/proc), without a round
+    // trip to the daemon per poll; supervisord's view is checked once, at the end.
+    let pids: BTreeMap<String, u32> = infos(tree, client)?
+        .into_iter()
+        .filter(|(_, p)| p.pid > 0)
+        .map(|(q, p)| (q, p.pid))
+        .collect();
     for role in Role::TIERS.into_iter().rev() {
         let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
-        stop_tier(tree, client, &tier)?;
+        send_stops(tree, client, &tier)?;
+        let tier_pids: Vec<u32> = tier
+            .iter()
+            .filter_map(|m| pids.get(&m.qualified()).copied())
+            .collect();
+        let start = Instant::now();
+        while tier_pids.iter().any(|p| procs::alive(*p)) && start.elapsed() < STOP_LIMIT {
+            std::thread::sleep(EXIT_POLL);
+        }
     }
+    let all: Vec<&Member> = members.iter().collect();
+    wait_stopped(tree, client, &all)?;
     println!(
         "{} program(s) stopped ({:.1} s)",
         members.len(),
@@ -270,9 +289,15 @@ pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<
     Ok(())
 }
 
+/// Stops one tier and waits until supervisord reports it stopped.
 fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
-    // No state lookup first: stopProcess on a stopped program answers NOT_RUNNING, which is
-    // success here, and one round trip less per tier shows in the stop time.
+    send_stops(tree, client, tier)?;
+    wait_stopped(tree, client, tier)
+}
+
+/// One multicall of `stopProcess(name, false)`. No state lookup first: a stopped program
+/// answers NOT_RUNNING, which is success here.
+fn send_stops(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
     for (m, r) in tier
         .iter()
         .zip(call_each(tree, client, "supervisor.stopProcess", tier)?)
@@ -283,10 +308,15 @@ fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<(
             Err(e) => bail!("cluster {}: cannot stop {}: {e}", tree.name(), m.program),
         }
     }
+    Ok(())
+}
+
+/// Polls the daemon until none of `members` is running, starting, stopping or backing off.
+fn wait_stopped(tree: &Tree, client: &Client, members: &[&Member]) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let now = infos(tree, client)?;
-        let busy: Vec<&str> = tier
+        let busy: Vec<&str> = members
             .iter()
             .filter(|m| {
                 now.get(&m.qualified()).is_some_and(|p| {
