@@ -5,21 +5,37 @@ use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-/// A MUP_HOME of its own; on drop, every cluster under it is shut down and its ports cleared.
+/// The MUP_HOME every test here shares, as users' clusters share one: clusters under one home
+/// never get the same supervisord port (allocation skips the ports other clusters recorded,
+/// stopped ones included), which separate homes could not promise each other.
+fn shared_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
+}
+
+/// One test's view of the shared MUP_HOME: its own scratch directory, and on drop its own
+/// clusters shut down and their ports cleared.
 struct Home {
-    tmp: tempfile::TempDir,
+    scratch: tempfile::TempDir,
+    names: Vec<&'static str>,
     ports: Vec<u16>,
 }
 
 impl Home {
-    fn new() -> Home {
+    /// `names`: the clusters this test creates (cluster names are unique across tests).
+    fn new(names: &[&'static str]) -> Home {
         Home {
-            tmp: tempfile::tempdir().expect("tempdir"),
+            scratch: tempfile::tempdir().expect("tempdir"),
+            names: names.to_vec(),
             ports: Vec::new(),
         }
     }
     fn path(&self) -> &Path {
-        self.tmp.path()
+        shared_home()
+    }
+    fn scratch(&self) -> &Path {
+        self.scratch.path()
     }
     fn cluster_dir(&self, name: &str) -> PathBuf {
         self.path().join("storage/clusters").join(name)
@@ -46,7 +62,7 @@ impl Home {
             self.ports.push(p);
             text = text.replace(&format!("{{p{i}}}"), &p.to_string());
         }
-        let path = self.path().join(file);
+        let path = self.scratch().join(file);
         std::fs::write(&path, text).expect("write topology");
         path
     }
@@ -89,17 +105,15 @@ impl Home {
 
 impl Drop for Home {
     fn drop(&mut self) {
-        let Ok(entries) = std::fs::read_dir(self.path().join("storage/clusters")) else {
-            return;
-        };
-        for e in entries.flatten() {
-            let pidfile = e.path().join("supervisor.pid");
+        for name in &self.names {
+            let dir = self.cluster_dir(name);
+            let pidfile = dir.join("supervisor.pid");
             if let Some(pid) = std::fs::read_to_string(&pidfile)
                 .ok()
                 .and_then(|s| s.trim().parse::<u32>().ok())
             {
-                if pid_alive(pid) && e.path().join("meta.yaml").exists() {
-                    stop_daemon(&client_for(&e.path()), pid);
+                if pid_alive(pid) && dir.join("meta.yaml").exists() {
+                    stop_daemon(&client_for(&dir), pid);
                 }
             }
         }
@@ -124,7 +138,7 @@ mongos_servers:
 
 #[test]
 fn deploy_display_stop_start_restart_destroy() {
-    let mut h = Home::new();
+    let mut h = Home::new(&["life"]);
     let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
     let out = h.deploy("life", &topo);
     assert!(
@@ -220,7 +234,7 @@ fn deploy_display_stop_start_restart_destroy() {
 
 #[test]
 fn two_clusters_side_by_side_get_their_own_daemon_ports() {
-    let mut h = Home::new();
+    let mut h = Home::new(&["alpha", "beta"]);
     let rs = "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n";
     let a = h.topology("a.yaml", rs, 1);
     let b = h.topology("b.yaml", rs, 1);
@@ -245,6 +259,7 @@ fn two_clusters_side_by_side_get_their_own_daemon_ports() {
                 r["supervisord"].as_str().expect("s"),
             )
         })
+        .filter(|(name, _)| ["alpha", "beta"].contains(name)) // the home is shared
         .collect();
     assert_eq!(states, vec![("alpha", "RUNNING"), ("beta", "RUNNING")]);
     h.ok(&["cluster", "destroy", "alpha", "--keep-data", "--yes"]);
@@ -258,7 +273,7 @@ fn two_clusters_side_by_side_get_their_own_daemon_ports() {
 
 #[test]
 fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
-    let mut h = Home::new();
+    let mut h = Home::new(&["storm"]);
     let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
     h.deploy("storm", &topo);
     let verbs: [&[&str]; 4] = [
@@ -363,11 +378,11 @@ fn legacy_node(
 
 #[test]
 fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place() {
-    let mut h = Home::new();
+    let mut h = Home::new(&["legacy"]);
     let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
     h.ports.extend(&ports);
     let cluster = h.cluster_dir("legacy");
-    let nodes_dir = h.path().join("go-mup-nodes");
+    let nodes_dir = h.scratch().join("go-mup-nodes");
     let cfg = format!("cfg/localhost:{}", ports[0]);
     let specs = [
         ("config", ports[0], Some("cfg")),
@@ -448,7 +463,7 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
 #[test]
 fn playground_start_status_stop_destroy() {
     let _ports = allocation_lock(); // for the whole test: the playground holds 30000..
-    let h = Home::new();
+    let h = Home::new(&["playground"]);
     let bin = stand_in_bin();
     let out = h.ok(&[
         "playground",
