@@ -77,7 +77,9 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
         return Err(InputError::new(
             "--yes",
             "",
-            format!("{question} — not on a terminal: pass --yes to confirm"),
+            format!(
+                "stdin is not a terminal, so this cannot be confirmed: pass --yes ({question})"
+            ),
         )
         .into());
     }
@@ -163,7 +165,7 @@ fn deploy_topology(
     }
     confirm(
         &format!(
-            "Deploy cluster {name} ({} nodes, MongoDB {}) into {}?",
+            "Deploy cluster {name} ({} node(s), MongoDB {}) into {}?",
             c.nodes.len(),
             c.version_text,
             layout.root().display()

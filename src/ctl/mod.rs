@@ -305,7 +305,19 @@ pub fn cluster_dir(dir: Option<&Path>, cluster: Option<&str>) -> anyhow::Result<
         (Some(d), _) => Ok(d.to_path_buf()),
         (None, Some(name)) => {
             crate::model::check_name(name, "--cluster")?;
-            Ok(Layout::for_cluster(name).root().to_path_buf())
+            let layout = Layout::for_cluster(name);
+            if !layout.meta_file().is_file() {
+                return Err(InputError::new(
+                    "--cluster",
+                    "",
+                    format!(
+                        "no cluster {name:?} under {} (see `mup cluster list`)",
+                        crate::layout::clusters_dir().display()
+                    ),
+                )
+                .into());
+            }
+            Ok(layout.root().to_path_buf())
         }
         (None, None) => Err(InputError::new(
             "mup ctl",
