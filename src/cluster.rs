@@ -96,20 +96,7 @@ fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
 
 /// The tree of cluster `name`, which must exist and be supervisord-managed.
 pub fn load(name: &str) -> anyhow::Result<Tree> {
-    model::check_name(name, "NAME")?;
-    let layout = Layout::for_cluster(name);
-    if !layout.meta_file().is_file() {
-        return Err(InputError::new(
-            "NAME",
-            "",
-            format!(
-                "no cluster {name:?} under {} (see `mup cluster list`)",
-                layout::clusters_dir().display()
-            ),
-        )
-        .into());
-    }
-    Tree::load(layout.root())
+    Tree::load(&crate::ctl::named_cluster_dir(name, "NAME")?)
 }
 
 /// `mup cluster deploy`.

@@ -299,26 +299,30 @@ pub fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
     }
 }
 
+/// The directory of the cluster called `name` under `MUP_HOME`, which must exist;
+/// `shown` names the argument in messages (`--cluster`, `NAME`).
+pub fn named_cluster_dir(name: &str, shown: &str) -> anyhow::Result<PathBuf> {
+    crate::model::check_name(name, shown)?;
+    let layout = Layout::for_cluster(name);
+    if !layout.meta_file().is_file() {
+        return Err(InputError::new(
+            shown,
+            "",
+            format!(
+                "no cluster {name:?} under {} (see `mup cluster list`)",
+                crate::layout::clusters_dir().display()
+            ),
+        )
+        .into());
+    }
+    Ok(layout.root().to_path_buf())
+}
+
 /// The cluster directory named by `--dir` or `--cluster`.
 pub fn cluster_dir(dir: Option<&Path>, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
     match (dir, cluster) {
         (Some(d), _) => Ok(d.to_path_buf()),
-        (None, Some(name)) => {
-            crate::model::check_name(name, "--cluster")?;
-            let layout = Layout::for_cluster(name);
-            if !layout.meta_file().is_file() {
-                return Err(InputError::new(
-                    "--cluster",
-                    "",
-                    format!(
-                        "no cluster {name:?} under {} (see `mup cluster list`)",
-                        crate::layout::clusters_dir().display()
-                    ),
-                )
-                .into());
-            }
-            Ok(layout.root().to_path_buf())
-        }
+        (None, Some(name)) => named_cluster_dir(name, "--cluster"),
         (None, None) => Err(InputError::new(
             "mup ctl",
             "",
