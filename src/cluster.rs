@@ -1,7 +1,7 @@
 //! `mup cluster` and `mup playground`: named clusters under `$MUP_HOME/storage/clusters`,
 //! composed from gen (the tree) and ctl (the daemon) — no second way to start a process.
 
-use crate::ctl::{daemon, ops, procs, status, Member, Tree};
+use crate::ctl::{daemon, ops, owner, procs, status, Member, Tree};
 use crate::error::InputError;
 use crate::gen::{self, Inputs, Mode};
 use crate::layout::{self, Layout};
@@ -15,7 +15,6 @@ use serde::Serialize;
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::process::ExitCode;
-use std::time::Duration;
 
 /// Where the MongoDB binaries are and which version they are.
 pub struct Binaries {
@@ -116,25 +115,56 @@ fn deploy_topology(
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
     refuse_existing(&layout, name)?;
-    let given = Meta {
-        name: name.to_string(),
-        version: bins.version.clone(),
-        bin_path: bins.bin_path.display().to_string(),
-        ..Meta::default()
-    };
-    let compiled = gen::compile_inputs(
-        Inputs {
-            topology,
-            topology_label: label,
-            meta: given,
-            meta_label: "meta".into(),
-            meta_dir: PathBuf::from("/"),
+    let inputs = || Inputs {
+        topology: topology.clone(),
+        topology_label: label.clone(),
+        meta: Meta {
+            name: name.to_string(),
+            version: bins.version.clone(),
+            bin_path: bins.bin_path.display().to_string(),
+            ..Meta::default()
         },
-        layout.clone(),
-        false,
+        meta_label: "meta".into(),
+        meta_dir: PathBuf::from("/"),
+    };
+    // A first compile, to check and to show what will be deployed before asking.
+    let draft = gen::compile_inputs(inputs(), layout.clone(), false)?;
+    check_ports_free(name, &draft.cluster)?;
+    confirm(
+        &format!(
+            "Deploy cluster {name} ({} node(s), MongoDB {}) into {}?",
+            draft.cluster.nodes.len(),
+            draft.cluster.version_text,
+            layout.root().display()
+        ),
+        yes,
     )?;
-    // Ports are checked free before anything is written or started.
-    let c = &compiled.cluster;
+    // The real one: ports decided and recorded under the MUP_HOME-wide lock, so a deploy
+    // running at the same time sees them and picks others.
+    let ports = crate::lock::ports()?;
+    let compiled = gen::compile_inputs(inputs(), layout.clone(), false)?;
+    let _lock = crate::lock::exclusive(&layout)?;
+    refuse_existing(&layout, name)?; // another deploy may have won the race
+    check_ports_free(name, &compiled.cluster)?;
+    gen::apply(&compiled, Mode::Write)?;
+    drop(ports); // recorded in meta.yaml: other clusters now see them
+    let tree = Tree::load(layout.root())?;
+    let client = daemon::up(&tree, false)?;
+    ops::start(&tree, &client, &tree.members)?;
+    println!("cluster {name} is running");
+    for uri in connection_strings(&tree) {
+        println!("  connect: {uri}");
+    }
+    println!(
+        "  logs:    {}/supervisor-<program>.log",
+        log_dir(&tree).display()
+    );
+    println!("  manage:  mup cluster display {name}");
+    Ok(())
+}
+
+/// Every node port and the daemon's port must be free before anything is written or started.
+fn check_ports_free(name: &str, c: &model::Cluster) -> anyhow::Result<()> {
     let mut held: Vec<String> = c
         .nodes
         .iter()
@@ -150,30 +180,6 @@ fn deploy_topology(
             held.join(", ")
         );
     }
-    confirm(
-        &format!(
-            "Deploy cluster {name} ({} node(s), MongoDB {}) into {}?",
-            c.nodes.len(),
-            c.version_text,
-            layout.root().display()
-        ),
-        yes,
-    )?;
-    let _lock = crate::lock::exclusive(&layout)?;
-    refuse_existing(&layout, name)?; // another deploy may have won the race for the lock
-    gen::apply(&compiled, Mode::Write)?;
-    let tree = Tree::load(layout.root())?;
-    let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.members)?;
-    println!("cluster {name} is running");
-    for uri in connection_strings(&tree) {
-        println!("  connect: {uri}");
-    }
-    println!(
-        "  logs:    {}/supervisor-<program>.log",
-        log_dir(&tree).display()
-    );
-    println!("  manage:  mup cluster display {name}");
     Ok(())
 }
 
@@ -304,7 +310,9 @@ pub fn stop(name: &str, roles: &[String], nodes: &[String]) -> anyhow::Result<()
     match daemon::running(&tree)? {
         Some(client) => ops::stop(&tree, &client, &members),
         None => {
-            println!("supervisord for cluster {name} is not running: nothing to stop");
+            if daemon::stop_unsupervised(&tree, &members)? == 0 {
+                println!("supervisord for cluster {name} is not running: nothing to stop");
+            }
             Ok(())
         }
     }
@@ -445,6 +453,20 @@ fn display_text(d: &Display) -> String {
         d.running,
         d.total - d.running
     ));
+    let loose: Vec<String> = d
+        .nodes
+        .iter()
+        .filter(|n| n.state == status::UNSUPERVISED)
+        .map(|n| n.program.clone())
+        .collect();
+    if !loose.is_empty() {
+        out.push_str(&format!(
+            "UNSUPERVISED: {} run without supervisord (did it die?): `mup cluster stop {}` stops them; `mup ctl --cluster {} up --adopt` hands the nodes to a new daemon\n",
+            loose.join(", "),
+            d.name,
+            d.name
+        ));
+    }
     out
 }
 
@@ -456,7 +478,8 @@ pub struct ListRow {
     /// standalone | replica_set | sharded | legacy (PID-tracked, to migrate)
     pub topology: String,
     pub nodes: usize,
-    /// RUNNING | DOWN | LEGACY | ERROR
+    /// RUNNING | DOWN | LEGACY | ASTRAY (this tree's daemon is not on its recorded port) |
+    /// PORT TAKEN (something else holds its port) | UNREADABLE (meta.yaml cannot be read)
     pub supervisord: String,
     pub dir: String,
 }
@@ -474,7 +497,14 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         if !file.is_file() {
             continue;
         }
-        let row = if meta::is_legacy(&file, &shown).unwrap_or(false) {
+        let legacy = match meta::is_legacy(&file, &shown) {
+            Ok(l) => l,
+            Err(e) => {
+                rows.push(unreadable(&dir, &e.into()));
+                continue;
+            }
+        };
+        let row = if legacy {
             match legacy::load(&file, &shown) {
                 Ok(m) => ListRow {
                     name: m.name,
@@ -484,18 +514,25 @@ pub fn list(json: bool) -> anyhow::Result<()> {
                     supervisord: "LEGACY".into(),
                     dir: dir.display().to_string(),
                 },
-                Err(_) => continue,
+                Err(e) => unreadable(&dir, &e.into()),
             }
         } else {
             match Tree::load(&dir) {
                 Ok(t) => {
-                    let state = if !procs::listening("127.0.0.1", t.port) {
-                        "DOWN".to_string()
-                    } else if daemon::running(&t).ok().flatten().is_some() {
-                        "RUNNING".to_string()
-                    } else {
-                        "ERROR".to_string()
-                    };
+                    let state = match owner::daemon(&t) {
+                        owner::Daemon::Serving(_) => "RUNNING",
+                        owner::Daemon::Absent => "DOWN",
+                        owner::Daemon::Astray(_) => "ASTRAY",
+                        owner::Daemon::Foreign(who) => {
+                            eprintln!(
+                                "warning: cluster {}: port {} is held by {who}, which is not its supervisord",
+                                t.name(),
+                                t.port
+                            );
+                            "PORT TAKEN"
+                        }
+                    }
+                    .to_string();
                     ListRow {
                         name: t.name().to_string(),
                         version: t.meta.version.clone(),
@@ -505,7 +542,7 @@ pub fn list(json: bool) -> anyhow::Result<()> {
                         dir: dir.display().to_string(),
                     }
                 }
-                Err(_) => continue,
+                Err(e) => unreadable(&dir, &e),
             }
         };
         rows.push(row);
@@ -537,15 +574,27 @@ pub fn list(json: bool) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// `mup cluster destroy`: stop, shut the daemon down, remove the tree (and the data unless
-/// `keep_data`), then verify no process of the cluster is alive and no port is held.
+/// A `list` row for a directory whose meta.yaml cannot be read; the reason goes to stderr.
+fn unreadable(dir: &Path, err: &anyhow::Error) -> ListRow {
+    eprintln!("warning: {err:#}");
+    ListRow {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: "-".into(),
+        topology: "-".into(),
+        nodes: 0,
+        supervisord: "UNREADABLE".into(),
+        dir: dir.display().to_string(),
+    }
+}
+
+/// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
+/// without it), check nothing of the cluster is alive, then remove what mup owns (see
+/// [`crate::destroy`]) and list what it keeps.
 pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
-    let data_dirs: Vec<PathBuf> = tree
-        .members
-        .iter()
-        .filter_map(|m| m.data_dir.clone())
-        .collect();
     let what = if keep_data {
         "its data directories are kept"
     } else {
@@ -567,57 +616,40 @@ pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
             alive.join("; ")
         );
     }
-    let root = tree.layout.root();
-    if !keep_data {
-        for d in data_dirs.iter().filter(|d| !d.starts_with(root)) {
-            // Never a directory that contains the cluster, nor one outside any cluster data.
-            if root.starts_with(d) || d.parent().is_none() {
-                eprintln!(
-                    "warning: not removing {}: it contains the cluster directory",
-                    d.display()
-                );
-                continue;
-            }
-            if d.exists() {
-                std::fs::remove_dir_all(d)
-                    .with_context(|| format!("cannot remove {}", d.display()))?;
-                println!("removed data directory {}", d.display());
-            }
-        }
-        std::fs::remove_dir_all(root)
-            .with_context(|| format!("cannot remove {}", root.display()))?;
-    } else {
-        for entry in std::fs::read_dir(root)?.flatten() {
-            let p = entry.path();
-            if data_dirs.iter().any(|d| d.starts_with(&p)) {
-                continue;
-            }
-            if p.is_dir() {
-                std::fs::remove_dir_all(&p)?;
-            } else {
-                std::fs::remove_file(&p)?;
-            }
-        }
+    let plan = crate::destroy::plan(&tree, keep_data);
+    crate::destroy::apply(&plan, tree.layout.root())?;
+    for p in plan
+        .remove
+        .iter()
+        .filter(|p| !p.starts_with(tree.layout.root()))
+    {
+        println!("removed data directory {}", p.display());
+    }
+    for (p, why) in &plan.keep {
+        println!("kept {} ({why})", p.display());
+    }
+    if !plan.whole_root {
         println!(
-            "kept data directories: {}",
-            data_dirs
-                .iter()
-                .map(|d| d.display().to_string())
-                .collect::<Vec<_>>()
-                .join(", ")
+            "kept {}: it holds what is kept; mup's own files in it were removed",
+            tree.layout.root().display()
         );
     }
-    let alive = leftovers(&tree);
-    if !alive.is_empty() {
-        bail!(
-            "cluster {name}: removed, but still alive: {}",
-            alive.join("; ")
-        );
+    let mut notes = Vec::new();
+    for m in &tree.members {
+        if let owner::Holder::Foreign(who) = owner::port_holder(m) {
+            notes.push(format!(
+                "port {} is held by {who}, which is not this cluster's: left alone",
+                m.port
+            ));
+        }
     }
     println!(
-        "cluster {name} destroyed: no process left, ports {} free",
+        "cluster {name} destroyed: no process of it is left (ports {})",
         ports_list(&tree)
     );
+    for n in notes {
+        println!("note: {n}");
+    }
     Ok(())
 }
 
@@ -627,21 +659,18 @@ fn ports_list(tree: &Tree) -> String {
     p.join(", ")
 }
 
-/// Processes or ports of the cluster still alive.
+/// Processes of the cluster still alive, by the ownership rule (a foreign process on one
+/// of its ports is not the cluster's, and does not stop the destroy).
 fn leftovers(tree: &Tree) -> Vec<String> {
-    let mut alive = Vec::new();
-    for m in &tree.members {
-        if procs::listening(&m.host, m.port) {
-            alive.push(format!("port {} ({}) is held", m.port, m.program));
+    let mut alive: Vec<String> = owner::running_nodes(&tree.members)
+        .into_iter()
+        .map(|(m, pid)| format!("{} ({})", m.program, procs::describe(pid)))
+        .collect();
+    match owner::daemon(tree) {
+        owner::Daemon::Serving(pid) | owner::Daemon::Astray(pid) => {
+            alive.push(format!("supervisord ({})", procs::describe(pid)));
         }
-        if let Some(pid) = m.data_dir.as_deref().and_then(procs::lock_pid) {
-            if procs::alive(pid) {
-                alive.push(format!("pid {pid} holds {}'s lock", m.program));
-            }
-        }
-    }
-    if procs::listening("127.0.0.1", tree.port) {
-        alive.push(format!("supervisord port {} is held", tree.port));
+        owner::Daemon::Absent | owner::Daemon::Foreign(_) => {}
     }
     alive
 }
@@ -660,6 +689,7 @@ pub fn migrate(name: &str) -> anyhow::Result<()> {
         )
         .into());
     }
+    let _ports = crate::lock::ports()?;
     let _lock = crate::lock::exclusive(&layout)?;
     if !meta::is_legacy(&file, &shown)? {
         println!("cluster {name} is already managed by supervisord: nothing to migrate");
@@ -678,7 +708,7 @@ pub fn migrate(name: &str) -> anyhow::Result<()> {
     // The new tree is compiled (and checked) before any legacy process is touched.
     let compiled =
         gen::compile_inputs(legacy_inputs(&old, &shown, &layout)?, layout.clone(), true)?;
-    stop_legacy(&old)?;
+    stop_legacy(&old);
     let held: Vec<String> = compiled
         .cluster
         .nodes
@@ -748,48 +778,57 @@ fn legacy_inputs(old: &legacy::LegacyMeta, shown: &str, layout: &Layout) -> anyh
     })
 }
 
-/// Stops the legacy processes by PID, routers first: SIGINT, then SIGKILL after 30 s. A pid
-/// that is gone or belongs to another program is reported, not signalled.
-fn stop_legacy(old: &legacy::LegacyMeta) -> anyhow::Result<()> {
+/// Stops the legacy processes by PID, routers first, as supervisord would (SIGINT, SIGKILL
+/// after stopwaitsecs). A pid is signalled only if its arguments name the config file the
+/// legacy meta.yaml records for that node (the ownership rule); a pid that is gone, or
+/// cannot be proven the node's, is reported and left alone.
+fn stop_legacy(old: &legacy::LegacyMeta) {
     for role in Role::TIERS.into_iter().rev() {
-        std::thread::scope(|s| {
-            for n in old
-                .nodes
-                .iter()
-                .filter(|n| Role::from_meta_type(&n.kind) == Some(role))
-            {
-                let Some(pid) = n.pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0) else {
-                    continue;
-                };
-                s.spawn(move || {
-                    let who = format!("{} {}:{} (pid {pid})", n.kind, n.host, n.port);
-                    if !procs::alive(pid) {
-                        println!("{who}: already gone");
-                        return;
-                    }
-                    let cmd = procs::cmdline(pid).unwrap_or_default();
-                    let ours = n.config_file.as_deref().is_some_and(|c| cmd.contains(c))
-                        || cmd
-                            .split_whitespace()
-                            .any(|a| a.ends_with("mongod") || a.ends_with("mongos"));
-                    if !ours {
-                        println!(
-                            "{who}: the pid now belongs to another program ({cmd}); not signalled"
-                        );
-                        return;
-                    }
-                    if procs::stop(pid, Duration::from_secs(30)) {
-                        eprintln!(
-                            "warning: {who} ignored SIGINT for 30 s and was killed with SIGKILL"
-                        );
-                    } else {
-                        println!("{who}: stopped");
-                    }
+        let mut owned = Vec::new();
+        for n in old
+            .nodes
+            .iter()
+            .filter(|n| Role::from_meta_type(&n.kind) == Some(role))
+        {
+            let Some(pid) = n.pid.and_then(|p| u32::try_from(p).ok()).filter(|p| *p > 0) else {
+                continue;
+            };
+            let who = format!("{} {}:{} (pid {pid})", n.kind, n.host, n.port);
+            let Some(conf) = n.config_file.as_deref() else {
+                println!("{who}: no config_file is recorded, so it cannot be proven this cluster's node; not signalled");
+                continue;
+            };
+            let proof = owner::Proof::Node(layout::absolute(Path::new(conf)));
+            if !procs::alive(pid) {
+                println!("{who}: already gone");
+            } else if !proof.holds(pid) {
+                println!(
+                    "{who}: the pid now belongs to another program ({}), not the node of {conf}; not signalled",
+                    procs::cmdline(pid).unwrap_or_default()
+                );
+            } else {
+                owned.push(owner::Owned {
+                    label: who,
+                    pid,
+                    proof,
                 });
             }
-        });
+        }
+        for (o, r) in owned
+            .iter()
+            .zip(owner::stop(&owned, "INT", daemon::STOP_WAIT))
+        {
+            match r {
+                owner::Stopped::Killed => eprintln!(
+                    "warning: {} ignored SIGINT for {} s and was killed with SIGKILL",
+                    o.label,
+                    daemon::STOP_WAIT.as_secs()
+                ),
+                owner::Stopped::Survived => eprintln!("warning: {} survived SIGKILL", o.label),
+                _ => println!("{}: stopped", o.label),
+            }
+        }
     }
-    Ok(())
 }
 
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.

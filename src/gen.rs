@@ -75,13 +75,26 @@ pub fn compile_inputs(
     let plan = model::plan(&topology, &tf)?;
     model::check_name(&given.name, &mf)?;
     let existing = existing_meta(&layout, &given, replacing_legacy)?;
-    let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf)?;
+    let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf, &tf)?;
     let src = Sources {
         topology: tf,
         meta: mf,
         meta_dir,
     };
-    let cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
+    let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
+    // A data directory is mup's to delete (on destroy) only if mup created it: it does not
+    // exist yet, or the tree already recorded that mup created it.
+    let created_before: BTreeSet<PathBuf> = existing
+        .iter()
+        .flat_map(|m| &m.nodes)
+        .filter(|n| n.data_dir_created == Some(true))
+        .filter_map(|n| n.data_dir.as_ref().map(PathBuf::from))
+        .collect();
+    for n in &mut cluster.nodes {
+        if let Some(d) = &n.data_dir {
+            n.data_dir_created = created_before.contains(d) || !d.exists();
+        }
+    }
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,
@@ -138,6 +151,7 @@ fn decide(
     existing: Option<&Meta>,
     layout: &Layout,
     mf: &str,
+    tf: &str,
 ) -> InputResult<Decisions> {
     let prior = |f: fn(&Meta) -> Option<String>| f(given).or_else(|| existing.and_then(f));
     let home = prior(|m| m.home.clone())
@@ -170,7 +184,23 @@ fn decide(
         })?,
     };
 
-    let others = ports::used_by_other_clusters(layout.root());
+    let others = ports::other_clusters(layout.root());
+    let reserved = ports::reserved(&others);
+    let owner_of = |port: u16| reserved.get(&port).copied();
+    for d in &plan.drafts {
+        if let Some(other) = d.port.and_then(owner_of) {
+            return Err(InputError::new(
+                tf,
+                format!("{}.port", d.source()),
+                format!(
+                    "{} is already recorded by cluster {other:?} (under {}): pick another port",
+                    d.port.unwrap_or_default(),
+                    layout::clusters_dir().display()
+                ),
+            ));
+        }
+    }
+    let others_ports: BTreeSet<u16> = reserved.keys().copied().collect();
     let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
     let supervisor_port = match (
         given.supervisor_port,
@@ -184,12 +214,12 @@ fn decide(
                     format!("{p} is not a port: use 1..65535"),
                 )
             })?;
-            if others.contains(&port) {
+            if let Some(other) = owner_of(port) {
                 return Err(InputError::new(
                     mf,
                     "supervisor_port",
                     format!(
-                        "{port} is already used by another cluster under {}",
+                        "{port} is already recorded by cluster {other:?} (under {})",
                         layout::clusters_dir().display()
                     ),
                 ));
@@ -198,7 +228,7 @@ fn decide(
         }
         (None, Some(p)) => u16::try_from(p).unwrap_or(0),
         (None, None) => {
-            let taken: BTreeSet<u16> = explicit.union(&others).copied().collect();
+            let taken: BTreeSet<u16> = explicit.union(&others_ports).copied().collect();
             ports::allocate(ports::SUPERVISOR_PORT_BASE, &taken).ok_or_else(|| {
                 InputError::new(mf, "supervisor_port", "no free port found: set one")
             })?
@@ -222,7 +252,7 @@ fn decide(
             None => match recorded.get(source.as_str()) {
                 Some(p) if !taken.contains(p) => *p,
                 _ => {
-                    let avoid: BTreeSet<u16> = taken.union(&others).copied().collect();
+                    let avoid: BTreeSet<u16> = taken.union(&others_ports).copied().collect();
                     ports::allocate(ports::NODE_PORT_BASE, &avoid).ok_or_else(|| {
                         InputError::new(mf, format!("{source}.port"), "no free port found")
                     })?
@@ -239,6 +269,8 @@ fn decide(
         home,
         user,
         ports: assigned,
+        others,
+        mup_home: layout::mup_home(),
     })
 }
 
@@ -281,12 +313,14 @@ pub fn run(
     out: Option<&Path>,
     mode: Mode,
 ) -> anyhow::Result<bool> {
+    if mode != Mode::Write {
+        return apply(&compile(topology_path, meta_path, out)?, mode);
+    }
+    // Ports are decided and recorded under the MUP_HOME-wide lock, so that two clusters
+    // generated at once never get the same one.
+    let _ports = crate::lock::ports()?;
     let compiled = compile(topology_path, meta_path, out)?;
-    let layout = compiled.cluster.layout.clone();
-    let _lock = match mode {
-        Mode::Write => Some(crate::lock::exclusive(&layout)?),
-        _ => None,
-    };
+    let _lock = crate::lock::exclusive(&compiled.cluster.layout)?;
     apply(&compiled, mode)
 }
 

@@ -8,14 +8,19 @@
 /// Why a value cannot be written into a supervisord file, or `None` when it can.
 ///
 /// - control characters: a newline followed by `[program:x]` injects a whole program
-///   (SUPERVISORD_FACTS §3.8);
+///   (docs/supervisord.md §2);
 /// - whitespace followed by `#` or `;` (or a value starting with one) silently truncates the
-///   value, and configparser has no escape for it (§3.1);
+///   value, and configparser has no escape for it (docs/supervisord.md §2);
 /// - leading or trailing whitespace is stripped by configparser.
 pub fn check(value: &str) -> Option<String> {
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Some(format!(
             "{value:?} contains the control character {c:?}, which supervisord would read as a new line or section"
+        ));
+    }
+    if value.contains("%(") {
+        return Some(format!(
+            "{value:?} contains \"%(\", which supervisord reads as an interpolation such as %(here)s (it expands some values twice, so no escaping is safe)"
         ));
     }
     if value.starts_with('#') || value.starts_with(';') {
@@ -41,18 +46,18 @@ pub fn check(value: &str) -> Option<String> {
     None
 }
 
-/// A value supervisord %-interpolates once (most keys): `%` becomes `%%` (§3.6).
+/// A value supervisord %-interpolates once (most keys): `%` becomes `%%` (docs/supervisord.md §2).
 pub fn escape(value: &str) -> String {
     value.replace('%', "%%")
 }
 
-/// `stdout_logfile`/`stderr_logfile` are interpolated twice, so `%` becomes `%%%%` (§3.6).
+/// `stdout_logfile`/`stderr_logfile` are interpolated twice, so `%` becomes `%%%%` (docs/supervisord.md §2).
 pub fn escape_logfile(value: &str) -> String {
     value.replace('%', "%%%%")
 }
 
 /// A `command` line: each token shell-quoted when it needs it (supervisord splits with
-/// shlex in POSIX mode, §3.7), then %-escaped.
+/// shlex in POSIX mode, docs/supervisord.md §2), then %-escaped.
 pub fn escape_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> String {
     let quoted: Vec<String> = argv.into_iter().map(shell_quote).collect();
     escape(&quoted.join(" "))
@@ -75,7 +80,7 @@ fn shell_quote(token: &str) -> String {
 }
 
 /// Credentials go into `[inet_http_server]` and `[supervisorctl]` unescaped: a `%` in the
-/// password silently becomes a different password (§3.6), so only this alphabet is allowed.
+/// password silently becomes a different password (docs/supervisord.md §2), so only this alphabet is allowed.
 pub fn is_credential(value: &str) -> bool {
     !value.is_empty()
         && value
@@ -97,6 +102,7 @@ mod tests {
         assert!(check(" /x").is_some());
         assert!(check("/x/a#b;c").is_none());
         assert!(check("/x/my cluster 50%").is_none());
+        assert!(check("/x/a%(here)s/b").is_some());
     }
 
     #[test]

@@ -18,6 +18,11 @@ pub fn clusters_dir() -> PathBuf {
     mup_home().join("storage").join("clusters")
 }
 
+/// `$MUP_HOME/storage/.ports.lock`: held while ports are allocated and recorded.
+pub fn ports_lock_file() -> PathBuf {
+    mup_home().join("storage").join(".ports.lock")
+}
+
 /// The paths of one cluster tree.
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct Layout {
@@ -54,6 +59,24 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.root.join(".mup.lock")
     }
+    /// The old meta.yaml of a migrated PID-tracked cluster.
+    pub fn legacy_meta_file(&self) -> PathBuf {
+        self.root.join("meta.yaml.legacy")
+    }
+    /// What mup itself writes in the tree (everything but the nodes' data): `destroy
+    /// --keep-data` removes exactly these, and no data directory may overlap one of them.
+    pub fn own_entries(&self) -> Vec<PathBuf> {
+        vec![
+            self.meta_file(),
+            self.legacy_meta_file(),
+            self.supervisor_ini(),
+            self.supervisor_log(),
+            self.supervisor_pid(),
+            self.lock_file(),
+            self.conf_dir(),
+            self.default_logs_dir(),
+        ]
+    }
     pub fn conf_dir(&self) -> PathBuf {
         self.root.join("conf")
     }
@@ -70,7 +93,7 @@ impl Layout {
     }
     /// The include pattern written into supervisor.ini. It stays relative: supervisord
     /// resolves it against the main file's directory and splits absolute patterns on
-    /// whitespace (SUPERVISORD_FACTS §3.5).
+    /// whitespace (docs/supervisord.md §3).
     pub const INCLUDE_PATTERN: &'static str = "conf/*/supervisor-*.ini";
 
     /// `path` relative to the root, for messages.

@@ -3,6 +3,7 @@
 pub mod cli;
 pub mod cluster;
 pub mod ctl;
+pub mod destroy;
 pub mod error;
 pub mod gen;
 pub mod ini;

@@ -38,7 +38,7 @@ pub struct Meta {
     pub nodes: Vec<NodeMeta>,
 }
 
-/// One node as recorded in the tree's meta.yaml (spec Phase 5).
+/// One node as recorded in the tree's meta.yaml.
 #[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
 #[serde(deny_unknown_fields)]
 pub struct NodeMeta {
@@ -57,6 +57,9 @@ pub struct NodeMeta {
     pub supervisor_config_file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir: Option<String>,
+    /// mup created the data directory, so `destroy` may remove it (never one it found).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir_created: Option<bool>,
     pub log_file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<f64>,

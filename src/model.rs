@@ -515,6 +515,10 @@ pub struct Decisions {
     pub user: String,
     /// Port of every node, by `Draft::source()`.
     pub ports: BTreeMap<String, u16>,
+    /// Directories no data directory may be, contain or lie in: the other clusters' trees
+    /// and data directories under `MUP_HOME`, and `MUP_HOME` itself.
+    pub others: Vec<crate::ports::Recorded>,
+    pub mup_home: PathBuf,
 }
 
 /// Where inputs came from, for messages and relative paths.
@@ -539,6 +543,8 @@ pub struct Node {
     pub votes: Option<i64>,
     /// `None` for mongos.
     pub data_dir: Option<PathBuf>,
+    /// mup creates (or created) the data directory: only then may destroy delete it.
+    pub data_dir_created: bool,
     pub conf_dir: PathBuf,
     pub log_file: PathBuf,
     /// The complete mongod/mongos config document.
@@ -552,7 +558,7 @@ impl Node {
     pub fn group(&self) -> &'static str {
         self.role.group()
     }
-    /// `group:program`, how supervisord addresses a group member (SUPERVISORD_FACTS §4.1).
+    /// `group:program`, how supervisord addresses a group member (docs/supervisord.md §5).
     pub fn qualified(&self) -> String {
         format!("{}:{}", self.group(), self.program())
     }
@@ -604,6 +610,70 @@ fn ini_path(path: &Path, file: &str, field: &str) -> InputResult<PathBuf> {
         Some(why) => Err(InputError::new(file, field, why)),
         None => Ok(path.to_path_buf()),
     }
+}
+
+/// Why `dd` cannot be a node's data directory, or `None`: it may not be, contain or lie in
+/// anything mup must never delete or mix with a node's files — `/`, the home directory,
+/// `MUP_HOME`, this tree's own files, another cluster's tree or data directories.
+fn foreign_data_dir(
+    dd: &Path,
+    layout: &Layout,
+    home: &Path,
+    decided: &Decisions,
+) -> Option<String> {
+    let shown = dd.display();
+    let root = layout.root();
+    let overlaps = |p: &Path| p.starts_with(dd) || dd.starts_with(p);
+    if dd.parent().is_none() {
+        return Some(format!("{shown} is the root directory"));
+    }
+    if home.starts_with(dd) {
+        return Some(format!(
+            "{shown} contains the home directory {}",
+            home.display()
+        ));
+    }
+    if decided.mup_home.starts_with(dd) {
+        return Some(format!(
+            "{shown} contains MUP_HOME ({})",
+            decided.mup_home.display()
+        ));
+    }
+    if root.starts_with(dd) {
+        return Some(format!(
+            "{shown} contains the cluster directory {} (its configuration and credentials)",
+            root.display()
+        ));
+    }
+    if let Some(own) = layout.own_entries().iter().find(|p| overlaps(p)) {
+        return Some(format!(
+            "{shown} overlaps {}, which mup writes in the cluster directory",
+            own.display()
+        ));
+    }
+    for other in &decided.others {
+        if overlaps(&other.root) {
+            return Some(format!(
+                "{shown} overlaps the directory of cluster {:?} ({})",
+                other.name,
+                other.root.display()
+            ));
+        }
+        if let Some(d) = other.data_dirs.iter().find(|d| overlaps(d)) {
+            return Some(format!(
+                "{shown} overlaps a data directory of cluster {:?} ({})",
+                other.name,
+                d.display()
+            ));
+        }
+    }
+    if dd.starts_with(&decided.mup_home) && !dd.starts_with(root) {
+        return Some(format!(
+            "{shown} lies inside MUP_HOME ({}), outside this cluster's directory",
+            decided.mup_home.display()
+        ));
+    }
+    None
 }
 
 impl Cluster {
@@ -720,16 +790,27 @@ impl Cluster {
             };
             dirs.insert(logs.clone());
             if let Some(dd) = &data_dir {
-                if !dirs.insert(dd.clone()) {
+                let field = format!("{source}.data_dir");
+                if let Some(why) = foreign_data_dir(dd, &layout, home, decided) {
+                    return Err(InputError::new(tf, field, why));
+                }
+                if let Some(other) = nodes.iter().find(|n: &&Node| {
+                    n.data_dir
+                        .as_deref()
+                        .is_some_and(|o| o.starts_with(dd) || dd.starts_with(o))
+                }) {
                     return Err(InputError::new(
                         tf,
-                        format!("{source}.data_dir"),
+                        field,
                         format!(
-                            "{} is already the data directory of another node",
-                            dd.display()
+                            "{} overlaps the data directory of {} ({}): every node needs its own",
+                            dd.display(),
+                            other.source,
+                            other.data_dir.as_deref().unwrap_or(dd).display()
                         ),
                     ));
                 }
+                dirs.insert(dd.clone());
             }
             let log_file = logs.join(format!("supervisor-{}.log", program_name(d.role, port)));
             nodes.push(Node {
@@ -742,6 +823,7 @@ impl Cluster {
                 hidden: d.hidden,
                 votes: d.votes,
                 data_dir,
+                data_dir_created: false,
                 conf_dir,
                 log_file,
                 conf: Mapping::new(),
@@ -818,6 +900,7 @@ impl Cluster {
                     config_file: n.conf_file().display().to_string(),
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),
+                    data_dir_created: n.data_dir_created.then_some(true),
                     log_file: n.log_file.display().to_string(),
                     priority: n.priority,
                     hidden: n.hidden,

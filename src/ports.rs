@@ -1,14 +1,17 @@
-//! Port allocation for `port: 0` nodes and the supervisord HTTP port.
+//! Ports: allocation for `port: 0` nodes and the supervisord HTTP port, and what every other
+//! cluster under `MUP_HOME` has recorded (running or not), so no two clusters share a port or
+//! a data directory. Allocation and recording happen under the MUP_HOME-wide port lock
+//! ([`crate::lock::ports`]).
 
 use crate::layout;
 use crate::meta;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::TcpListener;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// First port tried for nodes with `port: 0` (the Go mup's base).
 pub const NODE_PORT_BASE: u16 = 30000;
-/// First port tried for supervisord's HTTP server (the spec's example port).
+/// First port tried for supervisord's HTTP server.
 pub const SUPERVISOR_PORT_BASE: u16 = 9001;
 
 /// True when nothing listens on 127.0.0.1:`port` right now.
@@ -16,28 +19,56 @@ pub fn is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
-/// Ports recorded by the other clusters under `MUP_HOME` (supervisord and nodes), so that
-/// clusters side by side never share one. Unreadable trees are skipped.
-pub fn used_by_other_clusters(own_root: &Path) -> BTreeSet<u16> {
-    let mut used = BTreeSet::new();
+/// What one other cluster under `MUP_HOME` has recorded in its meta.yaml.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Recorded {
+    pub name: String,
+    pub root: PathBuf,
+    /// Its supervisord port and every node port.
+    pub ports: BTreeSet<u16>,
+    pub data_dirs: Vec<PathBuf>,
+}
+
+/// Every other cluster under `MUP_HOME`. A directory whose meta.yaml cannot be read still
+/// reserves its directory (its ports are unknown).
+pub fn other_clusters(own_root: &Path) -> Vec<Recorded> {
+    let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(layout::clusters_dir()) else {
-        return used;
+        return found;
     };
     for entry in entries.flatten() {
-        let dir = entry.path();
-        if layout::normalize(&dir) == own_root {
+        let root = layout::normalize(&entry.path());
+        if root == own_root || !root.is_dir() {
             continue;
         }
-        let file = dir.join("meta.yaml");
-        let Ok(m) = meta::load(&file, &file.display().to_string()) else {
-            continue;
+        let mut r = Recorded {
+            name: entry.file_name().to_string_lossy().into_owned(),
+            root: root.clone(),
+            ..Recorded::default()
         };
-        if let Some(p) = m.supervisor_port.and_then(|p| u16::try_from(p).ok()) {
-            used.insert(p);
+        let file = root.join("meta.yaml");
+        if let Ok(m) = meta::load(&file, &file.display().to_string()) {
+            r.ports
+                .extend(m.supervisor_port.and_then(|p| u16::try_from(p).ok()));
+            r.ports.extend(m.nodes.iter().map(|n| n.port));
+            r.data_dirs = m
+                .nodes
+                .iter()
+                .filter_map(|n| n.data_dir.as_ref().map(PathBuf::from))
+                .collect();
         }
-        used.extend(m.nodes.iter().map(|n| n.port));
+        found.push(r);
     }
-    used
+    found.sort_by(|a, b| a.name.cmp(&b.name));
+    found
+}
+
+/// Port → the name of the other cluster that recorded it.
+pub fn reserved(others: &[Recorded]) -> BTreeMap<u16, &str> {
+    others
+        .iter()
+        .flat_map(|r| r.ports.iter().map(move |p| (*p, r.name.as_str())))
+        .collect()
 }
 
 /// The first port from `base` upward that is not in `taken` and is free on this machine.

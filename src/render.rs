@@ -15,6 +15,13 @@ pub struct OutFile {
     pub mode: u32,
 }
 
+/// `startsecs`: how long a node must stay up before supervisord calls it RUNNING. Below
+/// ~5 s an early exit can be read as a successful start (exit detection lags up to ~1 s).
+pub const START_SECS: u64 = 5;
+/// `stopwaitsecs`: how long a node has to exit after SIGINT before SIGKILL. mup waits as
+/// long when it stops a node process itself.
+pub const STOP_WAIT_SECS: u64 = 30;
+
 /// Files that hold the supervisord credentials are private to the owner.
 pub const PRIVATE: u32 = 0o600;
 pub const PUBLIC: u32 = 0o644;
@@ -113,6 +120,8 @@ fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<Strin
         description => description,
         cluster => c.name,
         program => n.program(),
+        startsecs => START_SECS,
+        stopwaitsecs => STOP_WAIT_SECS,
         command => ini::escape_command([path_str(&binary).as_str(), "--config", path_str(&conf).as_str()]),
         directory => ini::escape(&path_str(n.directory())),
         logfile => ini::escape_logfile(&path_str(&n.log_file)),

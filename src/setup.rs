@@ -7,7 +7,7 @@ use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::Command;
 
-/// The Supervisor release mup is tested against (SUPERVISORD_FACTS §0).
+/// The Supervisor release mup is tested against (docs/supervisord.md).
 pub const SUPERVISOR_VERSION: &str = "4.3.0";
 
 /// `$MUP_HOME/tools/supervisor`: the venv `mup setup` creates.

@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
-/// Process states (SUPERVISORD_FACTS §4.2).
+/// Process states (docs/supervisord.md §5).
 pub mod state {
     pub const STOPPED: i32 = 0;
     pub const STARTING: i32 = 10;
@@ -17,7 +17,7 @@ pub mod state {
     pub const FATAL: i32 = 200;
 }
 
-/// Fault codes supervisord answers with (SUPERVISORD_FACTS §4.4).
+/// Fault codes supervisord answers with (docs/supervisord.md §5).
 pub mod fault {
     pub const UNKNOWN_METHOD: i32 = 1;
     pub const BAD_NAME: i32 = 10;
@@ -97,14 +97,14 @@ impl ProcessInfo {
         format!("{}:{}", self.group, self.name)
     }
     /// Seconds since the last start while running, from the integer fields (not the
-    /// locale text of `description`, SUPERVISORD_FACTS rule 19).
+    /// locale text of `description`, docs/supervisord.md §5).
     pub fn uptime(&self) -> Option<i64> {
         (self.state == state::RUNNING && self.start > 0).then(|| (self.now - self.start).max(0))
     }
 }
 
 /// One element of the arrays that group calls return: per-process results are reported
-/// here, not raised (SUPERVISORD_FACTS §4.3, rule 18).
+/// here, not raised (docs/supervisord.md §5).
 #[derive(Debug, Clone, PartialEq, Eq)]
 pub struct GroupResult {
     pub name: String,
@@ -226,7 +226,7 @@ impl Client {
         process_info(&self.sup("getProcessInfo", vec![s(name)])?)
     }
 
-    /// `wait=false` returns at once with the process STARTING (SUPERVISORD_FACTS §5.1).
+    /// `wait=false` returns at once with the process STARTING (docs/supervisord.md §6).
     pub fn start_process(&self, name: &str, wait: bool) -> Result<bool> {
         as_bool(&self.sup("startProcess", vec![s(name), Value::Boolean(wait)])?)
     }
@@ -299,13 +299,13 @@ impl Client {
         as_bool(&self.sup("removeProcessGroup", vec![s(name)])?)
     }
 
-    /// Returns at once; the daemon exits later (SUPERVISORD_FACTS §5.6).
+    /// Returns at once; the daemon exits later (docs/supervisord.md §6).
     pub fn shutdown(&self) -> Result<bool> {
         as_bool(&self.sup("shutdown", vec![])?)
     }
 
     /// `system.multicall`: successful results come back unwrapped, faults as structs with
-    /// `faultCode` (SUPERVISORD_FACTS §4.3, rule 21).
+    /// `faultCode` (docs/supervisord.md §5).
     pub fn multicall(&self, calls: &[(&str, Vec<Value>)]) -> Result<Vec<Result<Value>>> {
         let list: Vec<Value> = calls
             .iter()

@@ -5,7 +5,7 @@ use serde::Deserialize;
 use std::path::Path;
 
 /// The whole file. Unknown keys are errors, so a typo never drops a setting.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Topology {
     #[serde(default)]
@@ -22,7 +22,7 @@ pub struct Topology {
 }
 
 /// `global:` settings every node inherits.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct Global {
     /// Default for the `USER` written into `environment=`.
@@ -46,7 +46,7 @@ pub struct Global {
 }
 
 /// One entry of `mongod_servers`, `config_servers` or `mongos_servers`.
-#[derive(Debug, Default, Deserialize)]
+#[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct NodeSpec {
     pub host: Option<String>,
@@ -65,7 +65,7 @@ pub struct NodeSpec {
 }
 
 /// An entry of the Go mup's `replica_sets:` list.
-#[derive(Debug, Deserialize)]
+#[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
 pub struct ReplicaSetSpec {
     pub name: String,
@@ -90,5 +90,64 @@ pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, shown: &str) -> In
     if text.trim().is_empty() {
         return Err(InputError::new(shown, "", "the file is empty"));
     }
+    let depth = flow_depth(text);
+    if depth > MAX_DEPTH {
+        return Err(InputError::new(
+            shown,
+            "",
+            format!("nests {depth} levels of [ ] or {{ }}: more than {MAX_DEPTH} is refused (no mup input needs it, and the YAML parser takes time quadratic in the depth)"),
+        ));
+    }
     serde_yaml::from_str(text).map_err(|e| InputError::new(shown, "", e.to_string()))
+}
+
+/// The deepest nesting accepted in a YAML input.
+const MAX_DEPTH: usize = 64;
+
+/// The deepest nesting of flow collections (`[`, `{`) outside quotes and comments.
+fn flow_depth(text: &str) -> usize {
+    let (mut depth, mut max) = (0usize, 0usize);
+    let mut quote: Option<char> = None;
+    let mut prev = ' ';
+    let mut chars = text.chars().peekable();
+    while let Some(c) = chars.next() {
+        match (quote, c) {
+            (Some('\''), '\'') if chars.peek() == Some(&'\'') => {
+                chars.next();
+            }
+            (Some('"'), '\\') => {
+                chars.next();
+            }
+            (Some(q), _) if c == q => quote = None,
+            (Some(_), _) => {}
+            // A quote opens a quoted scalar only where a scalar can start (not in `it's`).
+            (None, '\'' | '"') if prev.is_whitespace() || "[{,:-".contains(prev) => quote = Some(c),
+            (None, '#') if prev.is_whitespace() => {
+                for n in chars.by_ref() {
+                    if n == '\n' {
+                        break;
+                    }
+                }
+            }
+            (None, '[' | '{') => {
+                depth += 1;
+                max = max.max(depth);
+            }
+            (None, ']' | '}') => depth = depth.saturating_sub(1),
+            _ => {}
+        }
+        prev = c;
+    }
+    max
+}
+
+#[cfg(test)]
+mod tests {
+    #[test]
+    fn measures_flow_nesting_outside_quotes_and_comments() {
+        assert_eq!(super::flow_depth("a: [1, {b: [2]}]"), 3);
+        assert_eq!(super::flow_depth("a: '[[[[' # [[[[\nb: \"{{\\\"\""), 0);
+        assert_eq!(super::flow_depth("a: 'it''s [' "), 0);
+        assert_eq!(super::flow_depth("a: it's [[\nb: ']'"), 2);
+    }
 }

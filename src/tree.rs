@@ -1,4 +1,4 @@
-//! Writing a rendered tree: atomic per file, stale node files removed, data never touched;
+//! Writing a rendered tree: all files or none, stale node files removed, data never touched;
 //! and comparing a tree on disk with what would be written (`--check`, `--dry-run`).
 
 use crate::model::{Cluster, Role};
@@ -103,28 +103,44 @@ fn generated_files_on_disk(cluster: &Cluster) -> Vec<PathBuf> {
 
 /// Writes `contents` to `path` atomically: a temp file in the same directory, then rename.
 pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let dir = path.parent().context("a file path has a parent")?;
-    let mut tmp = tempfile::Builder::new()
-        .prefix(".mup-")
-        .tempfile_in(dir)
-        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
-    tmp.write_all(contents)?;
-    tmp.as_file()
-        .set_permissions(fs::Permissions::from_mode(mode))?;
-    tmp.as_file().sync_all()?;
+    let tmp = stage(path, contents, mode)?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
-/// Applies a comparison: creates missing directories, writes changed files, removes the
-/// files of vanished nodes (and their conf directory when it is left empty).
+/// Applies a comparison as one step: every new file is first written beside its target
+/// (staged), and only when all are staged are they renamed into place (meta.yaml last, as
+/// rendered). If anything fails before that, the staged files and the directories this call
+/// created are removed, and the tree is exactly as it was. Then the files of vanished nodes
+/// are removed (and their conf directory when it is left empty).
 pub fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
-    for d in &cmp.missing_dirs {
-        fs::create_dir_all(d).with_context(|| format!("cannot create {}", d.display()))?;
-    }
-    for f in cmp.changed.iter().map(|(i, _)| &files[*i]) {
-        write_atomic(&f.path, f.contents.as_bytes(), f.mode)?;
+    let mut created: Vec<PathBuf> = Vec::new();
+    let staged = create_dirs(&cmp.missing_dirs, &mut created).and_then(|()| {
+        cmp.changed
+            .iter()
+            .map(|(i, _)| {
+                let f = &files[*i];
+                Ok((
+                    stage(&f.path, f.contents.as_bytes(), f.mode)?,
+                    f.path.clone(),
+                ))
+            })
+            .collect::<anyhow::Result<Vec<_>>>()
+    });
+    let staged = match staged {
+        Ok(s) => s,
+        Err(e) => {
+            // Staged temp files were dropped (deleted) with the error; undo the directories.
+            for d in created.iter().rev() {
+                let _ = fs::remove_dir(d);
+            }
+            return Err(e.context("nothing was changed"));
+        }
+    };
+    for (tmp, path) in staged {
+        tmp.persist(&path)
+            .with_context(|| format!("cannot write {}", path.display()))?;
     }
     for p in &cmp.extra {
         fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
@@ -134,4 +150,39 @@ pub fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// Creates `dirs` (mode 0700: logs and data are the owner's only), recording each directory
+/// it created, parents included, in `created`.
+fn create_dirs(dirs: &[PathBuf], created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    for d in dirs {
+        let mut missing: Vec<&Path> = d.ancestors().take_while(|a| !a.exists()).collect();
+        missing.reverse();
+        for m in missing {
+            fs::DirBuilder::new()
+                .mode(0o700)
+                .create(m)
+                .with_context(|| format!("cannot create {}", m.display()))?;
+            created.push(m.to_path_buf());
+        }
+    }
+    Ok(())
+}
+
+/// Writes a file's new contents to a temp file in its directory, synced, not yet in place.
+fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::NamedTempFile> {
+    let dir = path.parent().context("a file path has a parent")?;
+    let mut tmp = tempfile::Builder::new()
+        .prefix(".mup-")
+        .tempfile_in(dir)
+        .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
+    tmp.write_all(contents)
+        .and_then(|()| {
+            tmp.as_file()
+                .set_permissions(fs::Permissions::from_mode(mode))
+        })
+        .and_then(|()| tmp.as_file().sync_all())
+        .with_context(|| format!("cannot write {}", path.display()))?;
+    Ok(tmp)
 }

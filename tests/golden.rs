@@ -23,7 +23,7 @@ fn snapshot(root: &Path, subst: &[(String, &str)]) -> Snapshot {
                 .display()
                 .to_string();
             if rel == ".mup.lock" {
-                continue; // the lock file, not part of the spec's tree
+                continue; // the lock file, not part of the generated tree
             }
             let mode = std::fs::metadata(&p).expect("stat").permissions().mode() & 0o777;
             if p.is_dir() {

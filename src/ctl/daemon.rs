@@ -1,7 +1,8 @@
 //! The daemon's lifecycle: `up` (launch, verify, orphans) and `down` (ordered stop, shutdown,
 //! wait until the pid has exited and the port is free).
 
-use super::{connect, ops, procs, Member, Tree};
+use super::{ops, owner, procs, Member, Tree};
+use crate::model::Role;
 use crate::supervisor::{self, Client};
 use crate::{render, setup};
 use anyhow::{bail, Context};
@@ -10,110 +11,90 @@ use std::process::Command;
 use std::time::{Duration, Instant};
 
 /// How long a freshly launched daemon may take to answer (it answers ~0.1 s after
-/// `supervisord -c` returns, SUPERVISORD_FACTS §5.1).
+/// `supervisord -c` returns).
 const READY_LIMIT: Duration = Duration::from_secs(15);
 /// supervisord stops its children (stopwaitsecs=30) before it exits.
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
-/// A node process supervisord does not own.
-#[derive(Debug, Clone)]
-pub struct Orphan {
-    pub member: Member,
-    /// `None` when the port is held but its owner cannot be found.
-    pub pid: Option<u32>,
-    pub evidence: String,
-    /// Its command line names this node's config file or a mongod/mongos binary.
-    pub is_node: bool,
-}
+/// The grace a node gets after SIGINT before SIGKILL, as supervisord gives it.
+pub const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SECS);
 
-/// Is the daemon of this tree answering? Errors when something else answers on its port.
+/// This tree's daemon, proven ours (see [`owner::daemon`]) before anything — credentials
+/// included — is sent to it. `None` when it is not running. A foreign listener on its port,
+/// or this tree's daemon listening elsewhere, is an error that names it.
 pub fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
-    match tree.probe().get_identification() {
-        Ok(ident) if ident == render::identifier(tree.name()) => Ok(Some(tree.client())),
-        Ok(other) => bail!(
-            "port {} is held by another supervisord ({other:?}), not cluster {}'s",
+    match owner::daemon(tree) {
+        owner::Daemon::Serving(_) => {
+            let client = tree.client();
+            let ident = client.get_identification().map_err(|e| tree.explain(e))?;
+            let want = render::identifier(tree.name());
+            if ident != want {
+                bail!(
+                    "the supervisord on 127.0.0.1:{} runs this tree's supervisor.ini but calls itself {ident:?}, not {want:?}: was supervisor.ini edited by hand?",
+                    tree.port
+                );
+            }
+            Ok(Some(client))
+        }
+        owner::Daemon::Absent => Ok(None),
+        owner::Daemon::Astray(pid) => bail!(
+            "supervisord of cluster {} ({}) runs with {} but does not listen on 127.0.0.1:{}, the port meta.yaml records (was supervisor_port changed by `mup gen` while it ran?); `mup ctl --dir {} down` stops it and its nodes",
+            tree.name(),
+            procs::describe(pid),
+            tree.layout.supervisor_ini().display(),
             tree.port,
-            tree.name()
+            tree.layout.root().display()
         ),
-        Err(supervisor::Error::NotRunning) => Ok(None),
-        Err(supervisor::Error::Transport(why)) => bail!(
-            "cluster {}: port {} is held by {}, which does not answer as supervisord ({why})",
+        owner::Daemon::Foreign(who) => bail!(
+            "cluster {}: port {} is held by {who}, which is not this tree's supervisord (it does not run {}); nothing was sent to it",
             tree.name(),
             tree.port,
-            holder(tree.port)
+            tree.layout.supervisor_ini().display()
         ),
-        Err(e) => Err(tree.explain(e)),
     }
 }
 
-/// Who listens on `port`, for messages.
-fn holder(port: u16) -> String {
-    procs::listener_pid(port)
-        .map(|p| format!("pid {p} ({})", procs::cmdline(p).unwrap_or_default()))
-        .unwrap_or_else(|| "another program".into())
+/// What stands in the way of a node before its daemon starts it.
+#[derive(Debug, Clone)]
+enum Obstacle {
+    /// This node's own process, running without supervisord (proven by its arguments).
+    Orphan(u32),
+    /// Something that is not this cluster's node listens on the node's port.
+    Foreign(String),
 }
 
-/// Node processes alive without supervisord: a live pid in `<dbPath>/mongod.lock`, or a
-/// listener on the node's port, that the daemon does not own.
-pub fn orphans(tree: &Tree, owned: &BTreeSet<u32>) -> Vec<Orphan> {
-    let mut found = Vec::new();
+/// Node processes supervisord does not own, and foreign processes on node ports.
+fn obstacles(tree: &Tree, owned: &BTreeSet<u32>) -> Vec<(Member, Obstacle)> {
+    let mut found: Vec<(Member, Obstacle)> = owner::running_nodes(&tree.members)
+        .into_iter()
+        .filter(|(_, pid)| !owned.contains(pid))
+        .map(|(m, pid)| (m, Obstacle::Orphan(pid)))
+        .collect();
     for m in &tree.members {
-        let is_node = |pid: u32| {
-            procs::cmdline(pid).is_some_and(|c| {
-                c.contains(&m.config_file.display().to_string())
-                    || c.split_whitespace().any(|a| {
-                        a.ends_with("/mongod")
-                            || a.ends_with("/mongos")
-                            || a == "mongod"
-                            || a == "mongos"
-                    })
-            })
-        };
-        if let Some(pid) = m.data_dir.as_deref().and_then(procs::lock_pid) {
-            if procs::alive(pid) && !owned.contains(&pid) {
-                found.push(Orphan {
-                    member: m.clone(),
-                    pid: Some(pid),
-                    evidence: format!(
-                        "holds {}",
-                        m.data_dir
-                            .as_deref()
-                            .map(|d| d.join("mongod.lock").display().to_string())
-                            .unwrap_or_default()
-                    ),
-                    is_node: is_node(pid),
-                });
-                continue;
-            }
+        if found.iter().any(|(f, _)| f.program == m.program) {
+            continue;
         }
-        if procs::listening(&m.host, m.port) {
-            let pid = procs::listener_pid(m.port);
-            if pid.is_some_and(|p| owned.contains(&p)) {
-                continue;
-            }
-            found.push(Orphan {
-                member: m.clone(),
-                pid,
-                evidence: format!("listens on {}", m.address()),
-                is_node: pid.is_some_and(is_node),
-            });
+        if let owner::Holder::Foreign(who) = owner::port_holder(m) {
+            found.push((m.clone(), Obstacle::Foreign(who)));
         }
     }
     found
 }
 
-fn describe(o: &Orphan) -> String {
-    let who = match o.pid {
-        Some(pid) => format!(
-            "pid {pid} ({})",
-            procs::cmdline(pid).unwrap_or_else(|| "?".into())
+fn describe(m: &Member, o: &Obstacle) -> String {
+    match o {
+        Obstacle::Orphan(pid) => format!(
+            "  {} (port {}): {} runs {} without supervisord",
+            m.program,
+            m.port,
+            procs::describe(*pid),
+            m.config_file.display()
         ),
-        None => "an unknown process".to_string(),
-    };
-    format!(
-        "  {} (port {}): {who} {}",
-        o.member.program, o.member.port, o.evidence
-    )
+        Obstacle::Foreign(who) => format!(
+            "  {} (port {}): the port is held by {who}, which is not this cluster's node",
+            m.program, m.port
+        ),
+    }
 }
 
 /// `mup ctl up`: the daemon running, verified, and no orphan left on any node.
@@ -129,26 +110,44 @@ pub fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
             .collect(),
         None => BTreeSet::new(),
     };
-    let found = orphans(tree, &owned);
+    let found = obstacles(tree, &owned);
+    let foreign: Vec<String> = found
+        .iter()
+        .filter(|(_, o)| matches!(o, Obstacle::Foreign(_)))
+        .map(|(m, o)| describe(m, o))
+        .collect();
+    if !foreign.is_empty() {
+        bail!(
+            "cluster {}: node ports are held by processes that are not this cluster's; mup leaves them alone, stop them yourself:\n{}",
+            tree.name(),
+            foreign.join("\n")
+        );
+    }
     if !found.is_empty() {
-        let list: Vec<String> = found.iter().map(describe).collect();
+        let list: Vec<String> = found.iter().map(|(m, o)| describe(m, o)).collect();
         if !adopt {
             bail!(
-                "cluster {}: node processes are running without supervisord (left over from a daemon that died?):\n{}\nrun `mup ctl up --adopt` to stop them so that supervisord owns the nodes again",
+                "cluster {}: node processes are running without supervisord (left over from a daemon that died?):\n{}\nrun `mup ctl --dir {} up --adopt` to stop them so that supervisord owns the nodes again",
                 tree.name(),
-                list.join("\n")
+                list.join("\n"),
+                tree.layout.root().display()
             );
         }
-        let strangers: Vec<&Orphan> = found.iter().filter(|o| !o.is_node).collect();
-        if !strangers.is_empty() {
-            let list: Vec<String> = strangers.iter().map(|o| describe(o)).collect();
+        let orphans: Vec<(Member, u32)> = found
+            .into_iter()
+            .filter_map(|(m, o)| match o {
+                Obstacle::Orphan(pid) => Some((m, pid)),
+                Obstacle::Foreign(_) => None,
+            })
+            .collect();
+        let survivors = stop_nodes(&orphans, "adopted");
+        if !survivors.is_empty() {
             bail!(
-                "cluster {}: these ports or data directories are held by processes that are not this cluster's nodes; stop them yourself:\n{}",
+                "cluster {}: still alive after SIGKILL: {}",
                 tree.name(),
-                list.join("\n")
+                survivors.join(", ")
             );
         }
-        adopt_orphans(&found);
     }
     let client = match existing {
         Some(c) => c,
@@ -158,27 +157,65 @@ pub fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
     Ok(client)
 }
 
-/// Stops orphans concurrently: SIGINT, then SIGKILL after stopwaitsecs.
-fn adopt_orphans(found: &[Orphan]) {
-    std::thread::scope(|s| {
-        for o in found {
-            let Some(pid) = o.pid else { continue };
-            let program = o.member.program.clone();
-            s.spawn(move || {
-                let killed = procs::stop(pid, Duration::from_secs(30));
-                let how = if killed {
-                    "killed with SIGKILL after 30 s"
-                } else {
-                    "stopped with SIGINT"
-                };
-                eprintln!("adopted {program}: orphan pid {pid} {how}");
-            });
+/// Stops node processes proven ours the way supervisord would (SIGINT, then SIGKILL after
+/// stopwaitsecs), routers first; prints one line per node and returns the survivors.
+fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
+    let mut survivors = Vec::new();
+    for role in Role::TIERS.into_iter().rev() {
+        let tier: Vec<&(Member, u32)> = nodes.iter().filter(|(m, _)| m.role == role).collect();
+        let owned: Vec<owner::Owned> = tier
+            .iter()
+            .map(|(m, pid)| owner::Owned {
+                label: m.program.clone(),
+                pid: *pid,
+                proof: owner::node_proof(m),
+            })
+            .collect();
+        for (o, result) in owned.iter().zip(owner::stop(&owned, "INT", STOP_WAIT)) {
+            let how = match result {
+                owner::Stopped::Exited => "stopped with SIGINT".to_string(),
+                owner::Stopped::Killed => format!(
+                    "ignored SIGINT for {} s and was killed with SIGKILL",
+                    STOP_WAIT.as_secs()
+                ),
+                owner::Stopped::Gone => "had already exited".to_string(),
+                owner::Stopped::Survived => {
+                    survivors.push(format!("{} (pid {})", o.label, o.pid));
+                    "survived SIGKILL".to_string()
+                }
+            };
+            eprintln!("{verb} {}: pid {} {how}", o.label, o.pid);
         }
-    });
+    }
+    survivors
+}
+
+/// Stops the node processes of `members` that run without supervisord (the daemon died, or
+/// was never this tree's). Returns how many there were; fails if any survives.
+pub fn stop_unsupervised(tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
+    let nodes = owner::running_nodes(members);
+    if nodes.is_empty() {
+        return Ok(0);
+    }
+    eprintln!(
+        "cluster {}: {} node process(es) run without supervisord; stopping them as supervisord would (SIGINT, SIGKILL after {} s)",
+        tree.name(),
+        nodes.len(),
+        STOP_WAIT.as_secs()
+    );
+    let survivors = stop_nodes(&nodes, "stopped");
+    if !survivors.is_empty() {
+        bail!(
+            "cluster {}: still alive after SIGKILL: {}",
+            tree.name(),
+            survivors.join(", ")
+        );
+    }
+    Ok(nodes.len())
 }
 
 /// The environment supervisord (and so every node) starts with: explicit and minimal
-/// (children inherit all of it, SUPERVISORD_FACTS rule 27).
+/// (children inherit all of it, docs/supervisord.md §6).
 fn daemon_env(tree: &Tree) -> Vec<(String, String)> {
     let mut env = vec![(
         "PATH".to_string(),
@@ -199,12 +236,11 @@ fn daemon_env(tree: &Tree) -> Vec<(String, String)> {
 }
 
 fn launch(tree: &Tree) -> anyhow::Result<Client> {
-    if procs::listening("127.0.0.1", tree.port) {
+    if let owner::Daemon::Foreign(who) = owner::daemon(tree) {
         bail!(
-            "cannot start supervisord for cluster {}: port {} is held by {}",
+            "cannot start supervisord for cluster {}: port {} is held by {who}",
             tree.name(),
-            tree.port,
-            holder(tree.port)
+            tree.port
         );
     }
     let pidfile = tree.layout.supervisor_pid();
@@ -212,16 +248,16 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
     {
-        if procs::alive(pid) && procs::cmdline(pid).is_some_and(|c| c.contains("supervisord")) {
-            bail!(
-                "supervisord pid {pid} (from {}) is alive but does not answer on port {}; stop it (kill {pid}) and try again",
-                pidfile.display(),
-                tree.port
-            );
-        }
-        // A stale pidfile from a daemon that died: supervisord would overwrite it silently.
+        // Not this tree's daemon (that case is handled before): a stale pidfile from a
+        // daemon that died, whose pid may now be another program's. supervisord would
+        // overwrite it silently.
         let _ = std::fs::remove_file(&pidfile);
-        eprintln!("removed stale {} (pid {pid} is gone)", pidfile.display());
+        let now = if procs::alive(pid) {
+            format!("pid {pid} is now another program: {}", procs::describe(pid))
+        } else {
+            format!("pid {pid} is gone")
+        };
+        eprintln!("removed stale {} ({now})", pidfile.display());
     }
     let supervisord = setup::find_supervisord()?;
     let out = Command::new(&supervisord)
@@ -240,8 +276,26 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
             String::from_utf8_lossy(&out.stderr).trim()
         );
     }
-    let client = tree.client();
+    // Credentials go out only once the listener is proven to be the daemon just launched.
     let start = Instant::now();
+    loop {
+        match owner::daemon(tree) {
+            owner::Daemon::Serving(_) => break,
+            owner::Daemon::Foreign(who) => bail!(
+                "cluster {}: port {} was taken by {who} while supervisord started; see {}",
+                tree.name(),
+                tree.port,
+                tree.layout.supervisor_log().display()
+            ),
+            _ if start.elapsed() < READY_LIMIT => std::thread::sleep(Duration::from_millis(10)),
+            _ => bail!(
+                "supervisord started but does not listen on 127.0.0.1:{}; see {}",
+                tree.port,
+                tree.layout.supervisor_log().display()
+            ),
+        }
+    }
+    let client = tree.client();
     loop {
         match client.get_state() {
             Ok(_) => return Ok(client),
@@ -259,9 +313,8 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
 }
 
 /// The daemon is this cluster's and has loaded exactly the programs in meta.yaml (an include
-/// that matches nothing is silent in the daemon, SUPERVISORD_FACTS §3.5).
+/// that matches nothing is silent in the daemon, docs/supervisord.md §3).
 fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
-    connect(tree)?;
     let loaded: BTreeSet<String> = client
         .get_all_process_info()
         .map_err(|e| tree.explain(e))?
@@ -282,10 +335,51 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
 }
 
 /// `mup ctl down`: every program stopped in reverse tier order, then the daemon shut down;
-/// returns once its pid has exited and its port is free.
+/// returns once its pid has exited and its port is free. Node processes of this tree that run
+/// without the daemon (it died, or listens on a port meta.yaml no longer records) are stopped
+/// too, the way supervisord would; anything that survives is an error.
 pub fn down(tree: &Tree) -> anyhow::Result<()> {
+    match owner::daemon(tree) {
+        owner::Daemon::Serving(_) => shutdown(tree)?,
+        owner::Daemon::Astray(pid) => {
+            // Proven ours by its arguments: SIGTERM makes supervisord stop its programs
+            // (each with its stopsignal and stopwaitsecs) and exit.
+            let daemon = owner::Owned {
+                label: "supervisord".into(),
+                pid,
+                proof: owner::Proof::Daemon(tree.layout.supervisor_ini()),
+            };
+            let result = owner::stop(&[daemon], "TERM", EXIT_LIMIT);
+            if result.first() == Some(&owner::Stopped::Survived) {
+                bail!(
+                    "supervisord pid {pid} of cluster {} survived SIGKILL",
+                    tree.name()
+                );
+            }
+            println!(
+                "supervisord for cluster {} (pid {pid}) did not listen on port {}, the one meta.yaml records; it was stopped with SIGTERM",
+                tree.name(),
+                tree.port
+            );
+        }
+        owner::Daemon::Absent => {
+            println!("supervisord for cluster {} is not running", tree.name());
+        }
+        owner::Daemon::Foreign(who) => {
+            println!(
+                "supervisord for cluster {} is not running (port {} is held by {who}, which is not this tree's: nothing was sent to it)",
+                tree.name(),
+                tree.port
+            );
+        }
+    }
+    stop_unsupervised(tree, &tree.members)?;
+    Ok(())
+}
+
+/// Ordered stop of every program, `shutdown()`, and the wait for the daemon's exit.
+fn shutdown(tree: &Tree) -> anyhow::Result<()> {
     let Some(client) = running(tree)? else {
-        println!("supervisord for cluster {} is not running", tree.name());
         return Ok(());
     };
     let pid = client.get_pid().map_err(|e| tree.explain(e))?;
@@ -294,7 +388,7 @@ pub fn down(tree: &Tree) -> anyhow::Result<()> {
         Ok(_) | Err(supervisor::Error::NotRunning) => {}
         Err(e) => return Err(tree.explain(e)),
     }
-    // shutdown() returns before the daemon has exited and released its port (§5.4).
+    // shutdown() returns before the daemon has exited and released its port.
     let start = Instant::now();
     while procs::alive(pid) || procs::listening("127.0.0.1", tree.port) {
         if start.elapsed() > EXIT_LIMIT {

@@ -4,6 +4,7 @@
 pub mod daemon;
 pub mod logs;
 pub mod ops;
+pub mod owner;
 pub mod procs;
 pub mod reload;
 pub mod status;
@@ -13,7 +14,7 @@ use crate::layout::Layout;
 use crate::meta::{self, Meta};
 use crate::model::{program_name, Role};
 use crate::supervisor::{self, fault, Client};
-use anyhow::{anyhow, bail};
+use anyhow::anyhow;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -27,6 +28,8 @@ pub struct Member {
     /// `mongod-30000`
     pub program: String,
     pub data_dir: Option<PathBuf>,
+    /// mup created the data directory (so destroy may remove it when it lies outside the tree).
+    pub data_dir_created: bool,
     pub config_file: PathBuf,
     pub log_file: PathBuf,
 }
@@ -103,6 +106,7 @@ impl Tree {
                 replica_set: n.replica_set.clone(),
                 program: program_name(role, n.port),
                 data_dir: n.data_dir.as_ref().map(PathBuf::from),
+                data_dir_created: n.data_dir_created == Some(true),
                 config_file: PathBuf::from(&n.config_file),
                 log_file: PathBuf::from(&n.log_file),
             });
@@ -120,21 +124,13 @@ impl Tree {
         &self.meta.name
     }
 
-    pub fn client(&self) -> Client {
+    /// A client with this tree's credentials: only for a daemon proven ours first
+    /// ([`daemon::running`]).
+    fn client(&self) -> Client {
         Client::new(
             self.port,
             self.meta.supervisor_user.as_deref().unwrap_or_default(),
             self.meta.supervisor_password.as_deref().unwrap_or_default(),
-        )
-    }
-
-    /// A client for a first probe: whatever holds the port may never answer.
-    pub fn probe(&self) -> Client {
-        Client::with_timeout(
-            self.port,
-            self.meta.supervisor_user.as_deref().unwrap_or_default(),
-            self.meta.supervisor_password.as_deref().unwrap_or_default(),
-            std::time::Duration::from_secs(5),
         )
     }
 
@@ -274,18 +270,27 @@ impl Tree {
     }
 }
 
-/// Checks that a daemon answers and is this cluster's; returns the client.
+/// The client of this tree's daemon, proven ours (see [`daemon::running`]). When it is not
+/// running, the error says so, and names the node processes that run without it.
 pub fn connect(tree: &Tree) -> anyhow::Result<Client> {
-    let client = tree.client();
-    let ident = client.get_identification().map_err(|e| tree.explain(e))?;
-    let want = crate::render::identifier(tree.name());
-    if ident != want {
-        bail!(
-            "the supervisord on 127.0.0.1:{} is {ident:?}, not this cluster's ({want:?})",
-            tree.port
-        );
+    if let Some(client) = daemon::running(tree)? {
+        return Ok(client);
     }
-    Ok(client)
+    let err = tree.explain(supervisor::Error::NotRunning);
+    let loose = owner::running_nodes(&tree.members);
+    if loose.is_empty() {
+        return Err(err);
+    }
+    let list: Vec<String> = loose
+        .iter()
+        .map(|(m, pid)| format!("{} (pid {pid})", m.program))
+        .collect();
+    Err(err.context(format!(
+        "node processes of this tree run without supervisord: {}; `mup ctl --dir {} down` stops them, `mup ctl --dir {} up --adopt` hands them back to a new daemon",
+        list.join(", "),
+        tree.layout.root().display(),
+        tree.layout.root().display()
+    )))
 }
 
 /// The last `lines` lines of a program's log, from the daemon.

@@ -3,7 +3,7 @@
 //! begins as soon as the previous tier's ports accept TCP connections; the command returns
 //! when every target is RUNNING. Stop goes the other way, each tier at once.
 
-use super::{log_tail, procs, Member, Tree};
+use super::{log_tail, owner, procs, Member, Tree};
 use crate::model::Role;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use anyhow::bail;
@@ -57,7 +57,7 @@ fn tier_name(role: Role) -> &'static str {
 }
 
 /// One `system.multicall` of `method(name, false)` for each member (never a waiting call
-/// after another: those run one by one, SUPERVISORD_FACTS §4.3).
+/// after another: those run one by one, docs/supervisord.md §5).
 fn call_each(
     tree: &Tree,
     client: &Client,
@@ -119,7 +119,7 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result
                 .map(|p| p.state)
                 .unwrap_or(state::STOPPED)
         };
-        // A BACKOFF process answers ALREADY_STARTED: stop it first (SUPERVISORD_FACTS rule 20).
+        // A BACKOFF process answers ALREADY_STARTED: stop it first (docs/supervisord.md §5).
         let backoff: Vec<&Member> = tier
             .iter()
             .copied()
@@ -137,14 +137,25 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result
         // ready to the port check below.
         let held: Vec<String> = idle
             .iter()
-            .filter(|m| procs::listening(&m.host, m.port))
-            .map(|m| format!("{} (port {})", m.program, m.port))
+            .filter_map(|m| match owner::port_holder(m) {
+                owner::Holder::Free => None,
+                owner::Holder::Node(pid) => Some(format!(
+                    "{} (port {}): its own process, pid {pid}, runs without supervisord; `mup ctl --dir {} up --adopt` stops it",
+                    m.program,
+                    m.port,
+                    tree.layout.root().display()
+                )),
+                owner::Holder::Foreign(who) => Some(format!(
+                    "{} (port {}): held by {who}, which is not this cluster's node; stop it yourself",
+                    m.program, m.port
+                )),
+            })
             .collect();
         if !held.is_empty() {
             bail!(
-                "cluster {}: ports already in use by processes supervisord does not own: {}; run `mup ctl up --adopt` to stop leftover nodes",
+                "cluster {}: node ports are already in use:\n  {}",
                 tree.name(),
-                held.join(", ")
+                held.join("\n  ")
             );
         }
         let mut failures = Vec::new();

@@ -1,6 +1,7 @@
-//! Processes outside supervisord's knowledge: who holds a port or a dbPath lock (Linux /proc),
-//! and signalling them.
+//! Processes as Linux's /proc shows them: liveness, arguments, who listens on a port, and
+//! signalling. Which of them are this cluster's is decided in [`super::owner`], never here.
 
+use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};
 use std::path::Path;
 use std::time::{Duration, Instant};
@@ -18,16 +19,39 @@ pub fn alive(pid: u32) -> bool {
     }
 }
 
-/// The command line of `pid`, arguments joined by spaces.
-pub fn cmdline(pid: u32) -> Option<String> {
+/// The arguments of `pid` (argv), or `None` when it is gone or not readable.
+pub fn args(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
             .filter(|a| !a.is_empty())
             .map(|a| String::from_utf8_lossy(a).into_owned())
-            .collect::<Vec<_>>()
-            .join(" "),
+            .collect(),
     )
+}
+
+/// The command line of `pid`, arguments joined by spaces, for messages.
+pub fn cmdline(pid: u32) -> Option<String> {
+    args(pid).map(|a| a.join(" "))
+}
+
+/// `pid N (command)`, or `pid N` when its command line cannot be read (another user's).
+pub fn describe(pid: u32) -> String {
+    match cmdline(pid).filter(|c| !c.is_empty()) {
+        Some(c) => format!("pid {pid} ({c})"),
+        None => format!("pid {pid}"),
+    }
+}
+
+/// Every pid in /proc.
+pub fn all_pids() -> Vec<u32> {
+    std::fs::read_dir("/proc")
+        .map(|d| {
+            d.flatten()
+                .filter_map(|e| e.file_name().to_str().and_then(|s| s.parse().ok()))
+                .collect()
+        })
+        .unwrap_or_default()
 }
 
 /// True when something accepts TCP connections on `host:port`.
@@ -38,9 +62,9 @@ pub fn listening(host: &str, port: u16) -> bool {
     addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
 }
 
-/// The pid of the process listening on TCP `port` (any address), from /proc/net/tcp{,6}.
-pub fn listener_pid(port: u16) -> Option<u32> {
-    let mut inodes = Vec::new();
+/// The socket inodes listening on TCP `port` (any address), from /proc/net/tcp{,6}.
+pub fn listening_inodes(port: u16) -> BTreeSet<String> {
+    let mut inodes = BTreeSet::new();
     for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
@@ -48,41 +72,48 @@ pub fn listener_pid(port: u16) -> Option<u32> {
         for line in text.lines().skip(1) {
             let f: Vec<&str> = line.split_whitespace().collect();
             // local_address is "HEXIP:HEXPORT", st 0A is LISTEN, inode is field 9.
-            let listening = f.get(3) == Some(&"0A");
+            let listens = f.get(3) == Some(&"0A");
             let p = f
                 .get(1)
                 .and_then(|a| a.rsplit(':').next())
                 .and_then(|h| u16::from_str_radix(h, 16).ok());
-            if listening && p == Some(port) {
+            if listens && p == Some(port) {
                 if let Some(inode) = f.get(9) {
-                    inodes.push(format!("socket:[{inode}]"));
+                    inodes.insert(format!("socket:[{inode}]"));
                 }
             }
         }
     }
+    inodes
+}
+
+/// True when `pid` holds one of `inodes` open (only readable for one's own processes).
+fn holds_any(pid: u32, inodes: &BTreeSet<String>) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    fds.flatten().any(|fd| {
+        std::fs::read_link(fd.path())
+            .ok()
+            .and_then(|t| t.to_str().map(|t| inodes.contains(t)))
+            .unwrap_or(false)
+    })
+}
+
+/// True when `pid` itself holds the socket listening on TCP `port`.
+pub fn owns_listener(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port);
+    !inodes.is_empty() && holds_any(pid, &inodes)
+}
+
+/// The pid of the process listening on TCP `port` (any address). `None` when nothing
+/// listens, or the listener belongs to another user (its descriptors cannot be read).
+pub fn listener_pid(port: u16) -> Option<u32> {
+    let inodes = listening_inodes(port);
     if inodes.is_empty() {
         return None;
     }
-    for entry in std::fs::read_dir("/proc").ok()?.flatten() {
-        let Some(pid) = entry
-            .file_name()
-            .to_str()
-            .and_then(|s| s.parse::<u32>().ok())
-        else {
-            continue;
-        };
-        let Ok(fds) = std::fs::read_dir(entry.path().join("fd")) else {
-            continue;
-        };
-        for fd in fds.flatten() {
-            if let Ok(target) = std::fs::read_link(fd.path()) {
-                if inodes.iter().any(|i| target.as_os_str() == i.as_str()) {
-                    return Some(pid);
-                }
-            }
-        }
-    }
-    None
+    all_pids().into_iter().find(|pid| holds_any(*pid, &inodes))
 }
 
 /// The pid recorded in a mongod lock file, if any.
@@ -104,17 +135,6 @@ pub fn signal(pid: u32, signal: &str) -> bool {
         .unwrap_or(false)
 }
 
-/// SIGINT, then SIGKILL if `pid` is still alive after `grace`. Returns true when it was killed.
-pub fn stop(pid: u32, grace: Duration) -> bool {
-    signal(pid, "INT");
-    if wait_gone(pid, grace) {
-        return false;
-    }
-    signal(pid, "KILL");
-    wait_gone(pid, Duration::from_secs(5));
-    true
-}
-
 /// Waits (bounded poll) until `pid` has exited.
 pub fn wait_gone(pid: u32, limit: Duration) -> bool {
     let start = Instant::now();
@@ -122,7 +142,7 @@ pub fn wait_gone(pid: u32, limit: Duration) -> bool {
         if start.elapsed() > limit {
             return false;
         }
-        std::thread::sleep(Duration::from_millis(20));
+        std::thread::sleep(Duration::from_millis(5));
     }
     true
 }

@@ -1,6 +1,6 @@
 //! `mup ctl reload`: applies a regenerated tree to the running daemon like `supervisorctl
 //! update`, but never leaves a program stopped that was running. Never calls `restart()`
-//! (it stops every node and, with autostart=false, leaves them stopped: SUPERVISORD_FACTS §5.6).
+//! (it stops every node and, with autostart=false, leaves them stopped: docs/supervisord.md §4).
 
 use super::{ops, Member, Tree};
 use crate::model::Role;
@@ -35,6 +35,7 @@ fn pseudo_member(p: &ProcessInfo) -> Member {
         replica_set: None,
         program: p.name.clone(),
         data_dir: None,
+        data_dir_created: false,
         config_file: PathBuf::new(),
         log_file: PathBuf::new(),
     }

@@ -6,6 +6,9 @@ use crate::table;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
+/// The state of a node process that runs without supervisord (the daemon died).
+pub const UNSUPERVISED: &str = "UNSUPERVISED";
+
 /// `--json` output. Stable: fields are only ever added.
 #[derive(Debug, Serialize)]
 pub struct Status {
@@ -31,7 +34,8 @@ pub struct Program {
     pub replica_set: Option<String>,
     pub host: String,
     pub port: u16,
-    /// supervisord's state name (STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL).
+    /// supervisord's state name (STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL),
+    /// or UNSUPERVISED: the node's process runs, but the daemon does not.
     pub state: String,
     pub pid: Option<u32>,
     pub uptime_seconds: Option<i64>,
@@ -66,10 +70,20 @@ pub fn collect(
             daemon.pid = Some(c.get_pid().map_err(|e| tree.explain(e))?);
         }
     }
+    // With the daemon down, a node process may still run (the daemon died): say so.
+    let loose: BTreeMap<String, u32> = if client.is_none() {
+        super::owner::running_nodes(members)
+            .into_iter()
+            .map(|(m, pid)| (m.program, pid))
+            .collect()
+    } else {
+        BTreeMap::new()
+    };
     let programs = members
         .iter()
         .map(|m| {
             let info = infos.get(&m.qualified());
+            let loose_pid = loose.get(&m.program).copied();
             Program {
                 name: m.program.clone(),
                 group: m.group().to_string(),
@@ -80,13 +94,16 @@ pub fn collect(
                 state: info.map(|p| p.statename.clone()).unwrap_or_else(|| {
                     if client.is_some() {
                         "UNKNOWN".into()
+                    } else if loose_pid.is_some() {
+                        UNSUPERVISED.into()
                     } else {
                         "STOPPED".into()
                     }
                 }),
                 pid: info
                     .filter(|p| p.pid > 0 && p.state != state::STOPPED)
-                    .map(|p| p.pid),
+                    .map(|p| p.pid)
+                    .or(loose_pid),
                 uptime_seconds: info.and_then(ProcessInfo::uptime),
                 log_file: m.log_file.display().to_string(),
             }

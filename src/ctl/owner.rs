@@ -1,0 +1,242 @@
+//! The ownership rule, the one place that decides what is this cluster's own:
+//! - a process is a node of this tree only if its arguments name that node's own config file
+//!   (`--config <exact path>`), as the program line mup generated does;
+//! - a process is this tree's supervisord only if its arguments name this tree's own
+//!   supervisor.ini (`-c <exact path>`), and it is *serving* only if it also holds the socket
+//!   listening on the tree's supervisord port.
+//!
+//! Everything else found on a port or in a lock file is foreign: it is named in messages
+//! (pid and command line when visible), never signalled and never sent the credentials.
+//! Every signal mup sends goes through [`stop`], which checks the proof again right before
+//! each signal (a pid can be reused while mup waits).
+
+use super::{procs, Member, Tree};
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+/// The value of an option in `args`: `--long VALUE`, `--long=VALUE`, `-s VALUE` or `-sVALUE`.
+fn option_value<'a>(args: &'a [String], long: &str, short: &str) -> Option<&'a str> {
+    let mut it = args.iter().skip(1);
+    while let Some(a) = it.next() {
+        if a == long || a == short {
+            return it.next().map(String::as_str);
+        }
+        if let Some(v) = a.strip_prefix(long).and_then(|r| r.strip_prefix('=')) {
+            return Some(v);
+        }
+        if let Some(v) = a
+            .strip_prefix(short)
+            .filter(|v| !v.is_empty() && !a.starts_with("--"))
+        {
+            return Some(v);
+        }
+    }
+    None
+}
+
+/// What proves a pid is ours: the exact file its arguments must name.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Proof {
+    /// A mongod/mongos run with this config file (`--config`, or `-f`).
+    Node(PathBuf),
+    /// A supervisord run with this supervisor.ini (`-c`, or `--configuration`).
+    Daemon(PathBuf),
+}
+
+impl Proof {
+    /// True when `pid` is alive and its arguments name this proof's file.
+    pub fn holds(&self, pid: u32) -> bool {
+        let Some(args) = procs::args(pid).filter(|_| procs::alive(pid)) else {
+            return false;
+        };
+        match self {
+            Proof::Node(conf) => option_value(&args, "--config", "-f").map(Path::new) == Some(conf),
+            Proof::Daemon(ini) => {
+                option_value(&args, "--configuration", "-c").map(Path::new) == Some(ini)
+            }
+        }
+    }
+}
+
+/// The proof that a process is `member`'s node.
+pub fn node_proof(member: &Member) -> Proof {
+    Proof::Node(member.config_file.clone())
+}
+
+/// The node processes of `members` alive now (one pass over /proc), in `members` order.
+pub fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
+    let pids = procs::all_pids();
+    let mut found = Vec::new();
+    for m in members {
+        let proof = node_proof(m);
+        if let Some(pid) = pids.iter().copied().find(|p| proof.holds(*p)) {
+            found.push((m.clone(), pid));
+        }
+    }
+    found
+}
+
+/// Who holds a node's TCP port.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Holder {
+    /// Nothing accepts connections there.
+    Free,
+    /// This node's own process (by the ownership rule).
+    Node(u32),
+    /// Anything else: its description (pid and command when visible).
+    Foreign(String),
+}
+
+/// The one "who is on this port" check: nothing, the node itself, or something foreign.
+pub fn port_holder(member: &Member) -> Holder {
+    if !procs::listening(&member.host, member.port) {
+        return Holder::Free;
+    }
+    match procs::listener_pid(member.port) {
+        Some(pid) if node_proof(member).holds(pid) => Holder::Node(pid),
+        Some(pid) => Holder::Foreign(procs::describe(pid)),
+        None => Holder::Foreign("a process of another user (its pid is not visible)".into()),
+    }
+}
+
+/// Where this tree's supervisord is.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Daemon {
+    /// Runs with this tree's supervisor.ini and holds the listening socket on its port.
+    Serving(u32),
+    /// Runs with this tree's supervisor.ini but does not listen on the port meta.yaml records
+    /// (still starting, or the port was changed by `mup gen` while it ran).
+    Astray(u32),
+    /// Not running; nothing listens on its port.
+    Absent,
+    /// Not running; something else listens on its port (described).
+    Foreign(String),
+}
+
+/// Finds this tree's daemon without sending it anything: the pid in supervisor.pid (or, if
+/// that file is stale, the port's listener) must run this tree's supervisor.ini.
+pub fn daemon(tree: &Tree) -> Daemon {
+    let proof = Proof::Daemon(tree.layout.supervisor_ini());
+    let from_file = std::fs::read_to_string(tree.layout.supervisor_pid())
+        .ok()
+        .and_then(|s| s.trim().parse::<u32>().ok())
+        .filter(|pid| proof.holds(*pid));
+    if let Some(pid) = from_file {
+        return if procs::owns_listener(pid, tree.port) {
+            Daemon::Serving(pid)
+        } else {
+            Daemon::Astray(pid)
+        };
+    }
+    if procs::listening_inodes(tree.port).is_empty() {
+        return Daemon::Absent;
+    }
+    match procs::listener_pid(tree.port) {
+        Some(pid) if proof.holds(pid) => Daemon::Serving(pid),
+        Some(pid) => Daemon::Foreign(procs::describe(pid)),
+        None => Daemon::Foreign("a process of another user (its pid is not visible)".into()),
+    }
+}
+
+/// A process proven ours, to stop.
+#[derive(Debug, Clone)]
+pub struct Owned {
+    /// How messages name it (`mongod-30000`).
+    pub label: String,
+    pub pid: u32,
+    pub proof: Proof,
+}
+
+/// How a stop ended.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Stopped {
+    /// Exited after the stop signal.
+    Exited,
+    /// Ignored it for the grace period and was killed with SIGKILL.
+    Killed,
+    /// Was gone, or no longer ours, before the first signal: nothing sent.
+    Gone,
+    /// Still alive after SIGKILL.
+    Survived,
+}
+
+/// Stops every process at once the way supervisord does (`signal`, then SIGKILL after
+/// `grace`), checking the proof right before each signal. Results in input order.
+pub fn stop(owned: &[Owned], signal: &str, grace: Duration) -> Vec<Stopped> {
+    std::thread::scope(|s| {
+        let handles: Vec<_> = owned
+            .iter()
+            .map(|o| {
+                s.spawn(move || {
+                    if !o.proof.holds(o.pid) {
+                        return Stopped::Gone;
+                    }
+                    procs::signal(o.pid, signal);
+                    if procs::wait_gone(o.pid, grace) {
+                        return Stopped::Exited;
+                    }
+                    if !o.proof.holds(o.pid) {
+                        return Stopped::Exited;
+                    }
+                    procs::signal(o.pid, "KILL");
+                    if procs::wait_gone(o.pid, Duration::from_secs(5)) {
+                        Stopped::Killed
+                    } else {
+                        Stopped::Survived
+                    }
+                })
+            })
+            .collect();
+        handles
+            .into_iter()
+            .map(|h| h.join().unwrap_or(Stopped::Survived))
+            .collect()
+    })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn argv(s: &str) -> Vec<String> {
+        s.split(' ').map(String::from).collect()
+    }
+
+    #[test]
+    fn reads_the_config_option_in_every_spelling() {
+        for line in [
+            "/b/mongod --config /c/mongod.conf",
+            "/usr/bin/python3 /b/mongod --config=/c/mongod.conf",
+            "mongod -f /c/mongod.conf",
+            "mongod -f/c/mongod.conf",
+        ] {
+            assert_eq!(
+                option_value(&argv(line), "--config", "-f"),
+                Some("/c/mongod.conf"),
+                "{line}"
+            );
+        }
+        assert_eq!(
+            option_value(&argv("mongod --port 1"), "--config", "-f"),
+            None
+        );
+        // The program's own path is never read as an option.
+        assert_eq!(option_value(&argv("-f --config"), "--config", "-f"), None);
+        assert_eq!(
+            option_value(
+                &argv("python3 supervisord -c /t/supervisor.ini"),
+                "--configuration",
+                "-c"
+            ),
+            Some("/t/supervisor.ini")
+        );
+    }
+
+    #[test]
+    fn a_process_is_ours_only_with_our_exact_file() {
+        let me = std::process::id();
+        assert!(!Proof::Node(PathBuf::from("/nonexistent/mongod.conf")).holds(me));
+        assert!(!Proof::Daemon(PathBuf::from("/nonexistent/supervisor.ini")).holds(me));
+        assert!(!Proof::Node(PathBuf::from("/x")).holds(u32::MAX));
+    }
+}

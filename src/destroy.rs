@@ -1,0 +1,138 @@
+//! What `mup cluster destroy` removes and what it keeps. mup deletes only what it can prove
+//! is its own: the cluster directory, and a data directory outside it only when mup created
+//! it (recorded in meta.yaml) and it holds nothing but that node's files. Everything else is
+//! kept and listed. The plan is decided before anything is stopped or removed.
+
+use crate::ctl::Tree;
+use anyhow::Context;
+use std::os::unix::fs::MetadataExt;
+use std::path::{Path, PathBuf};
+
+/// Removals and kept paths, with the reason each path is kept.
+#[derive(Debug, Default, PartialEq, Eq)]
+pub struct Plan {
+    /// Remove the whole cluster directory (nothing to keep lies in it or contains it).
+    pub whole_root: bool,
+    /// Paths removed (recursively), in order.
+    pub remove: Vec<PathBuf>,
+    /// Paths kept, and why.
+    pub keep: Vec<(PathBuf, String)>,
+}
+
+/// Decides what destroy removes. Reads the file system (ownership, contents), changes nothing.
+pub fn plan(tree: &Tree, keep_data: bool) -> Plan {
+    let root = tree.layout.root();
+    let mut p = Plan::default();
+    for m in &tree.members {
+        let Some(d) = m.data_dir.as_deref() else {
+            continue;
+        };
+        let why = if keep_data {
+            Some("--keep-data".to_string())
+        } else if root.starts_with(d) {
+            Some("it contains the cluster directory".to_string())
+        } else if d.starts_with(root) {
+            None // removed with the cluster directory
+        } else if !m.data_dir_created {
+            Some("mup did not create it".to_string())
+        } else {
+            foreign_content(d)
+        };
+        match why {
+            Some(why) => p.keep.push((d.to_path_buf(), why)),
+            None if d.starts_with(root) => {}
+            None if d.exists() => p.remove.push(d.to_path_buf()),
+            None => {}
+        }
+    }
+    let overlaps = |x: &Path| {
+        p.keep
+            .iter()
+            .any(|(k, _)| k.starts_with(x) || x.starts_with(k))
+    };
+    if !p
+        .keep
+        .iter()
+        .any(|(k, _)| k.starts_with(root) || root.starts_with(k))
+    {
+        p.whole_root = true;
+        return p;
+    }
+    // Something kept lies in (or contains) the tree: remove only mup's own files there.
+    let mut own = tree.layout.own_entries();
+    if let Ok(entries) = std::fs::read_dir(root) {
+        own.extend(entries.flatten().map(|e| e.path()).filter(|e| {
+            // supervisord's rotated logs: supervisor.log.1, ...
+            e.file_name()
+                .and_then(|n| n.to_str())
+                .is_some_and(|n| n.starts_with("supervisor.log."))
+        }));
+    }
+    let removable: Vec<PathBuf> = own
+        .into_iter()
+        .filter(|e| e.symlink_metadata().is_ok() && !overlaps(e))
+        .collect();
+    p.remove.extend(removable);
+    p
+}
+
+/// Why `dir` holds more than one node's files, or `None`. Looks for what a mongod data
+/// directory never contains: a mount point, a file of another user, a cluster tree, or a
+/// second node's data (a `mongod.lock` below the top level). Symlinks are not followed.
+pub fn foreign_content(dir: &Path) -> Option<String> {
+    let top = std::fs::symlink_metadata(dir).ok()?;
+    if !top.is_dir() {
+        return Some(format!("{} is not a directory", dir.display()));
+    }
+    let mut stack = vec![(dir.to_path_buf(), 0usize)];
+    while let Some((d, depth)) = stack.pop() {
+        let Ok(entries) = std::fs::read_dir(&d) else {
+            return Some(format!("{} cannot be read", d.display()));
+        };
+        for e in entries.flatten() {
+            let path = e.path();
+            let Ok(meta) = std::fs::symlink_metadata(&path) else {
+                continue;
+            };
+            if meta.dev() != top.dev() {
+                return Some(format!("{} is another file system", path.display()));
+            }
+            if meta.uid() != top.uid() {
+                return Some(format!("{} belongs to another user", path.display()));
+            }
+            let name = e.file_name();
+            let name = name.to_string_lossy();
+            if matches!(name.as_ref(), "meta.yaml" | "supervisor.ini" | ".mup.lock") {
+                return Some(format!(
+                    "{} looks like a cluster directory's file",
+                    path.display()
+                ));
+            }
+            if name == "mongod.lock" && depth > 0 {
+                return Some(format!("{} is another node's lock", path.display()));
+            }
+            if meta.is_dir() {
+                stack.push((path, depth + 1));
+            }
+        }
+    }
+    None
+}
+
+/// Carries out a plan; returns what was kept, for the report.
+pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
+    for p in &plan.remove {
+        let meta = std::fs::symlink_metadata(p);
+        let result = match meta {
+            Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),
+            Ok(_) => std::fs::remove_file(p),
+            Err(_) => continue,
+        };
+        result.with_context(|| format!("cannot remove {}", p.display()))?;
+    }
+    if plan.whole_root {
+        std::fs::remove_dir_all(root)
+            .with_context(|| format!("cannot remove {}", root.display()))?;
+    }
+    Ok(())
+}
