@@ -45,11 +45,6 @@ pub fn plan(tree: &Tree, keep_data: bool) -> Plan {
             None => {}
         }
     }
-    let overlaps = |x: &Path| {
-        p.keep
-            .iter()
-            .any(|(k, _)| k.starts_with(x) || x.starts_with(k))
-    };
     if !p
         .keep
         .iter()
@@ -68,9 +63,12 @@ pub fn plan(tree: &Tree, keep_data: bool) -> Plan {
                 .is_some_and(|n| n.starts_with("supervisor.log."))
         }));
     }
+    // An own entry goes unless it is, or contains, something kept (mup's files inside a data
+    // directory that is the tree itself are still mup's).
+    let holds_kept = |x: &Path| p.keep.iter().any(|(k, _)| k.starts_with(x));
     let removable: Vec<PathBuf> = own
         .into_iter()
-        .filter(|e| e.symlink_metadata().is_ok() && !overlaps(e))
+        .filter(|e| e.symlink_metadata().is_ok() && !holds_kept(e))
         .collect();
     p.remove.extend(removable);
     p
@@ -119,7 +117,7 @@ pub fn foreign_content(dir: &Path) -> Option<String> {
     None
 }
 
-/// Carries out a plan; returns what was kept, for the report.
+/// Carries out a plan.
 pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
     for p in &plan.remove {
         let meta = std::fs::symlink_metadata(p);

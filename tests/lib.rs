@@ -8,3 +8,4 @@ mod gen_daemon;
 mod gen_tree;
 mod golden;
 mod readme;
+mod safety;

@@ -5,7 +5,7 @@
 
 use assert_cmd::Command;
 use mup::supervisor::Client;
-use std::collections::BTreeSet;
+use std::collections::{BTreeMap, BTreeSet};
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
@@ -81,16 +81,27 @@ pub fn supervisorctl() -> PathBuf {
     supervisord().with_file_name("supervisorctl")
 }
 
-/// A port nothing listens on, never handed out twice in this test process. Drawn from
-/// 20000-29999: below the kernel's ephemeral range (so no outgoing connection holds it) and
-/// away from 30000+, where `port: 0` allocation starts (the golden cases rely on it).
+/// First port of the range tests draw from: `MUP_TEST_PORT_BASE`, default 20000. The range
+/// is 10,000 ports wide; the default keeps it below the kernel's ephemeral range (so no
+/// outgoing connection holds one) and away from 30000+, where `port: 0` allocation starts
+/// (the golden cases rely on it).
+pub fn port_base() -> u16 {
+    std::env::var("MUP_TEST_PORT_BASE")
+        .ok()
+        .and_then(|v| v.parse().ok())
+        .filter(|b: &u16| *b <= 55535)
+        .unwrap_or(20000)
+}
+
+/// A port nothing listens on, never handed out twice in this test process, from the range
+/// of [`port_base`].
 pub fn free_port() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     static GIVEN: OnceLock<Mutex<BTreeSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(BTreeSet::new()));
     let seed = RandomState::new();
     for attempt in 0u64.. {
-        let port = 20000 + (seed.hash_one(attempt) % 10000) as u16;
+        let port = port_base() + (seed.hash_one(attempt) % 10000) as u16;
         if TcpListener::bind(("127.0.0.1", port)).is_ok()
             && given.lock().expect("port set lock").insert(port)
         {
@@ -310,4 +321,126 @@ impl Drop for TestCluster {
 pub fn allocation_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
+}
+
+/// The MUP_HOME every test here shares, as users' clusters share one: clusters under one home
+/// never get the same supervisord port (allocation skips the ports other clusters recorded,
+/// stopped ones included), which separate homes could not promise each other.
+fn shared_home() -> &'static Path {
+    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
+    HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"))
+        .path()
+}
+
+/// One test's view of the shared MUP_HOME: its own scratch directory, and on drop its own
+/// clusters shut down and their ports cleared.
+pub struct Home {
+    scratch: tempfile::TempDir,
+    names: Vec<&'static str>,
+    pub ports: Vec<u16>,
+}
+
+impl Home {
+    /// `names`: the clusters this test creates (cluster names are unique across tests).
+    pub fn new(names: &[&'static str]) -> Home {
+        Home {
+            scratch: tempfile::tempdir().expect("tempdir"),
+            names: names.to_vec(),
+            ports: Vec::new(),
+        }
+    }
+    pub fn path(&self) -> &Path {
+        shared_home()
+    }
+    pub fn scratch(&self) -> &Path {
+        self.scratch.path()
+    }
+    pub fn cluster_dir(&self, name: &str) -> PathBuf {
+        self.path().join("storage/clusters").join(name)
+    }
+    /// `mup ARGS` with this MUP_HOME: (code, stdout, stderr).
+    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+        let out = mup(self.path()).args(args).output().expect("run mup");
+        (
+            out.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    }
+    pub fn ok(&self, args: &[&str]) -> String {
+        let (code, out, err) = self.run(args);
+        assert_eq!(code, 0, "mup {args:?}:\n{out}\n{err}");
+        out
+    }
+    /// A topology file with `n` fresh ports substituted for `{p0}`...
+    pub fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
+        let mut text = template.to_string();
+        for i in 0..n {
+            let p = free_port();
+            self.ports.push(p);
+            text = text.replace(&format!("{{p{i}}}"), &p.to_string());
+        }
+        let path = self.scratch().join(file);
+        std::fs::write(&path, text).expect("write topology");
+        path
+    }
+    pub fn deploy(&self, name: &str, topology: &Path) -> String {
+        let _ports = allocation_lock();
+        let bin = stand_in_bin();
+        self.ok(&[
+            "cluster",
+            "deploy",
+            name,
+            topology.to_str().expect("utf8"),
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+            "--yes",
+        ])
+    }
+    pub fn display(&self, name: &str) -> (i32, serde_json::Value) {
+        let (code, out, err) = self.run(&["cluster", "display", name, "--json"]);
+        (
+            code,
+            serde_json::from_str(&out)
+                .unwrap_or_else(|e| panic!("display --json: {e}\n{out}\n{err}")),
+        )
+    }
+    pub fn pids(&self, name: &str) -> BTreeMap<String, u64> {
+        let (_, d) = self.display(name);
+        d["nodes"]
+            .as_array()
+            .expect("nodes")
+            .iter()
+            .map(|n| {
+                (
+                    n["program"].as_str().expect("p").to_string(),
+                    n["pid"].as_u64().unwrap_or(0),
+                )
+            })
+            .collect()
+    }
+}
+
+impl Drop for Home {
+    fn drop(&mut self) {
+        for name in &self.names {
+            let dir = self.cluster_dir(name);
+            let pidfile = dir.join("supervisor.pid");
+            if let Some(pid) = std::fs::read_to_string(&pidfile)
+                .ok()
+                .and_then(|s| s.trim().parse::<u32>().ok())
+            {
+                if pid_alive(pid) && dir.join("meta.yaml").exists() {
+                    stop_daemon(&client_for(&dir), pid);
+                }
+            }
+        }
+        for port in &self.ports {
+            if let Some(pid) = mup::ctl::procs::listener_pid(*port) {
+                let _ = std::process::Command::new("kill")
+                    .args(["-9", &pid.to_string()])
+                    .status();
+            }
+        }
+    }
 }

@@ -1,0 +1,798 @@
+//! Regression tests for mup's safety rules, each reproducing an attack or a fault found on an
+//! earlier version: mup must never delete, signal or send credentials to what is not its own
+//! cluster's, and must never leave a tree half-written. Real supervisord, stand-in nodes.
+
+use crate::common::*;
+use std::path::{Path, PathBuf};
+use std::process::{Child, Command, Stdio};
+use std::time::{Duration, Instant};
+
+const ONE_NODE: &str = "mongod_servers:\n  - {host: localhost, port: {p0}}\n";
+
+fn is_root() -> bool {
+    Command::new("id")
+        .arg("-u")
+        .output()
+        .map(|o| String::from_utf8_lossy(&o.stdout).trim() == "0")
+        .unwrap_or(false)
+}
+
+/// `cmd` as the unprivileged user `nobody` when the tests run as root, else as ourselves
+/// (the test then says so).
+fn as_other_user(program: &str) -> Command {
+    if is_root() {
+        // setpriv execs the program (no intermediate process): its pid is the program's.
+        let mut c = Command::new("setpriv");
+        c.args(["--reuid=nobody", "--regid=nogroup", "--clear-groups", "--"]);
+        // The caller's PATH may lead into directories that user cannot read.
+        let system = Path::new("/usr/bin").join(program);
+        c.arg(if system.exists() {
+            system
+        } else {
+            PathBuf::from(program)
+        });
+        c
+    } else {
+        eprintln!("not root: the foreign process runs as this user, not another one");
+        Command::new(program)
+    }
+}
+
+/// A process that kills itself when dropped.
+struct Reaped(Child);
+
+impl Drop for Reaped {
+    fn drop(&mut self) {
+        let _ = self.0.kill();
+        let _ = self.0.wait();
+    }
+}
+
+/// The pid of the node program `name` of cluster display JSON `d`.
+fn node_pid(d: &serde_json::Value, i: usize) -> u32 {
+    d["nodes"][i]["pid"]
+        .as_u64()
+        .expect("a running node has a pid") as u32
+}
+
+fn meta_port(dir: &Path) -> u16 {
+    read_meta(dir)["supervisor_port"].as_u64().expect("port") as u16
+}
+
+#[test]
+fn destroy_deletes_only_what_mup_created() {
+    let mut h = Home::new(&["keeper", "intruder", "outside"]);
+    let keeper_topo = h.topology("keeper.yaml", ONE_NODE, 1);
+    h.deploy("keeper", &keeper_topo);
+    let keeper = h.cluster_dir("keeper");
+    let bin = stand_in_bin();
+
+    // A data directory that is another cluster's tree, or the home directory: refused.
+    for (data_dir, why) in [
+        (
+            keeper.display().to_string(),
+            "overlaps the directory of cluster \"keeper\"".to_string(),
+        ),
+        ("~".to_string(), "contains the home directory".to_string()),
+    ] {
+        let text = format!(
+            "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"{data_dir}\"}}\n",
+            free_port()
+        );
+        let topo = h.scratch().join("intruder.yaml");
+        std::fs::write(&topo, text).expect("topology");
+        let (code, _, err) = h.run(&[
+            "cluster",
+            "deploy",
+            "intruder",
+            topo.to_str().expect("utf8"),
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+            "--yes",
+        ]);
+        assert_eq!(code, 2, "{err}");
+        assert!(
+            err.contains("mongod_servers[0].data_dir") && err.contains(&why),
+            "{err}"
+        );
+        assert!(!h.cluster_dir("intruder").exists(), "nothing written");
+    }
+
+    // One data directory the user made (with a file of theirs), one mup creates.
+    let precious = h.scratch().join("precious");
+    std::fs::create_dir_all(&precious).expect("mkdir");
+    std::fs::write(precious.join("notes.txt"), "mine").expect("notes");
+    let fresh = h.scratch().join("fresh").join("node");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
+        precious.display(),
+        fresh.display()
+    );
+    let topo = h.topology("outside.yaml", &text, 2);
+    h.deploy("outside", &topo);
+    assert!(fresh.join("mongod.lock").exists(), "the node ran in it");
+    let out = h.ok(&["cluster", "destroy", "outside", "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(precious.join("notes.txt")).expect("kept"),
+        "mine"
+    );
+    assert!(
+        out.contains(&format!(
+            "kept {} (mup did not create it)",
+            precious.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        !fresh.exists(),
+        "the directory mup created is removed:\n{out}"
+    );
+    assert!(!h.cluster_dir("outside").exists());
+
+    let (code, d) = h.display("keeper");
+    assert_eq!(code, 0, "keeper still runs: {d}");
+    assert!(keeper.join("meta.yaml").exists());
+}
+
+#[test]
+fn keep_data_never_removes_a_data_file() {
+    let mut h = Home::new(&["keepdata", "dotdata"]);
+    // gen refuses the cluster directory itself as a data directory.
+    let topo = h.topology(
+        "dot.yaml",
+        "mongod_servers:\n  - {host: localhost, port: {p0}, data_dir: .}\n",
+        1,
+    );
+    let bin = stand_in_bin();
+    let (code, _, err) = h.run(&[
+        "cluster",
+        "deploy",
+        "dotdata",
+        topo.to_str().expect("utf8"),
+        "--bin-path",
+        bin.to_str().expect("utf8"),
+        "--yes",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains("contains the cluster directory"), "{err}");
+
+    // A tree recorded before that rule (its meta.yaml says the data dir is the tree itself):
+    // --keep-data removes mup's files and no data file.
+    let topo = h.topology("keep.yaml", ONE_NODE, 1);
+    h.deploy("keepdata", &topo);
+    let root = h.cluster_dir("keepdata");
+    h.ok(&["cluster", "stop", "keepdata"]);
+    let meta = root.join("meta.yaml");
+    let m = read_meta(&root);
+    let recorded = m["nodes"][0]["data_dir"].as_str().expect("data_dir");
+    let text = std::fs::read_to_string(&meta).expect("meta");
+    std::fs::write(
+        &meta,
+        text.replace(
+            &format!("data_dir: {recorded}"),
+            &format!("data_dir: {}", root.display()),
+        ),
+    )
+    .expect("edit meta");
+    std::fs::write(root.join("collection-0.wt"), "data").expect("data file");
+    let out = h.ok(&["cluster", "destroy", "keepdata", "--keep-data", "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(root.join("collection-0.wt")).expect("kept"),
+        "data",
+        "{out}"
+    );
+    assert!(
+        PathBuf::from(recorded).join("mongod.lock").exists(),
+        "the node's data stays"
+    );
+    assert!(
+        !meta.exists() && !root.join("supervisor.ini").exists(),
+        "{out}"
+    );
+}
+
+/// A listener that records every byte it receives into `capture` and never answers.
+fn capturing_listener(port: u16, capture: &Path) -> Reaped {
+    let script = format!(
+        r#"
+import socket, threading
+s = socket.socket(); s.setsockopt(socket.SOL_SOCKET, socket.SO_REUSEADDR, 1)
+s.bind(("127.0.0.1", {port})); s.listen(16)
+print("listening", flush=True)
+def serve(c):
+    while True:
+        b = c.recv(65536)
+        if not b: return
+        with open({capture:?}, "ab") as f: f.write(b)
+while True:
+    c, _ = s.accept()
+    threading.Thread(target=serve, args=(c,), daemon=True).start()
+"#,
+        capture = capture.display().to_string()
+    );
+    let mut child = as_other_user("python3")
+        .args(["-c", &script])
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("spawn listener");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(child.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("listener starts");
+    assert_eq!(line.trim(), "listening");
+    Reaped(child)
+}
+
+#[test]
+fn credentials_go_only_to_this_clusters_daemon() {
+    let mut h = Home::new(&["creds"]);
+    let topo = h.topology("creds.yaml", ONE_NODE, 1);
+    h.deploy("creds", &topo);
+    h.ok(&["cluster", "stop", "creds"]);
+    let dir = h.cluster_dir("creds");
+    let port = meta_port(&dir);
+    let password = read_meta(&dir)["supervisor_password"]
+        .as_str()
+        .expect("pw")
+        .to_string();
+
+    // Another user takes the stopped cluster's port and records what it is sent.
+    let capture_dir = tempfile::tempdir().expect("tempdir");
+    let capture = capture_dir.path().join("captured");
+    std::fs::write(&capture, "").expect("capture file");
+    let mut perm = std::fs::metadata(capture_dir.path())
+        .expect("stat")
+        .permissions();
+    std::os::unix::fs::PermissionsExt::set_mode(&mut perm, 0o777);
+    std::fs::set_permissions(capture_dir.path(), perm.clone()).expect("chmod");
+    std::fs::set_permissions(&capture, perm).expect("chmod");
+    let listener = capturing_listener(port, &capture);
+    let pid = listener.0.id();
+
+    let (code, out, err) = h.run(&["cluster", "list"]);
+    assert_eq!(code, 0, "{err}");
+    assert!(out.contains("PORT TAKEN"), "{out}");
+    for args in [
+        vec!["cluster", "display", "creds"],
+        vec!["cluster", "start", "creds"],
+        vec!["ctl", "--cluster", "creds", "up"],
+        vec!["ctl", "--cluster", "creds", "pid"],
+    ] {
+        let (code, _, err) = h.run(&args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains(&format!("port {port} is held by")), "{err}");
+    }
+    // A silent listener never makes mup wait for an answer (it used to take 60 s).
+    let began = Instant::now();
+    let (code, _, err) = h.run(&["ctl", "--cluster", "creds", "status"]);
+    assert_eq!(code, 1, "{err}");
+    assert!(
+        began.elapsed() < Duration::from_secs(10),
+        "status took {:?}",
+        began.elapsed()
+    );
+    assert!(err.contains(&format!("pid {pid}")), "{err}");
+
+    // The capture works (so an empty one means nothing was sent), and holds no credential.
+    let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    std::io::Write::write_all(&mut probe, b"PROBE-MARKER").expect("write");
+    drop(probe);
+    assert!(wait_until(Duration::from_secs(5), || {
+        std::fs::read_to_string(&capture)
+            .unwrap_or_default()
+            .contains("PROBE-MARKER")
+    }));
+    let captured = std::fs::read_to_string(&capture).expect("capture");
+    assert!(
+        !captured.contains("Authorization") && !captured.contains(&password),
+        "credentials were sent to a foreign listener:\n{captured}"
+    );
+    drop(listener);
+    assert!(wait_until(Duration::from_secs(5), || !port_answers(port)));
+    // Once the port is free again the cluster starts as usual.
+    h.ok(&["cluster", "start", "creds"]);
+}
+
+#[test]
+fn concurrent_deploys_never_share_a_port() {
+    let h = Home::new(&["race-a", "race-b"]);
+    let _ports = allocation_lock();
+    let topo = h.scratch().join("zero.yaml");
+    std::fs::write(&topo, "mongod_servers:\n  - {host: localhost, port: 0}\n").expect("topo");
+    let bin = stand_in_bin();
+    let deploy = |name: &str| {
+        mup(h.path())
+            .args([
+                "cluster",
+                "deploy",
+                name,
+                topo.to_str().expect("utf8"),
+                "--bin-path",
+                bin.to_str().expect("utf8"),
+                "--yes",
+            ])
+            .output()
+            .expect("deploy")
+    };
+    let (a, b) = std::thread::scope(|s| {
+        let a = s.spawn(|| deploy("race-a"));
+        let b = s.spawn(|| deploy("race-b"));
+        (a.join().expect("a"), b.join().expect("b"))
+    });
+    for o in [&a, &b] {
+        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
+    }
+    let ma = read_meta(&h.cluster_dir("race-a"));
+    let mb = read_meta(&h.cluster_dir("race-b"));
+    assert_ne!(ma["supervisor_port"], mb["supervisor_port"]);
+    assert_ne!(ma["nodes"][0]["port"], mb["nodes"][0]["port"]);
+    for name in ["race-a", "race-b"] {
+        h.ok(&["cluster", "destroy", name, "--yes"]);
+    }
+}
+
+#[test]
+fn another_clusters_node_is_never_signalled() {
+    let mut h = Home::new(&["victim", "thief", "legacythief"]);
+    let topo = h.topology("victim.yaml", ONE_NODE, 1);
+    h.deploy("victim", &topo);
+    let (_, d) = h.display("victim");
+    let victim_pid = node_pid(&d, 0);
+    let victim_port = h.ports[0];
+
+    // An explicit port another cluster recorded is refused, naming that cluster.
+    let thief = h.scratch().join("thief.yaml");
+    std::fs::write(
+        &thief,
+        format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
+    )
+    .expect("topology");
+    let bin = stand_in_bin();
+    let (code, _, err) = h.run(&[
+        "cluster",
+        "deploy",
+        "thief",
+        thief.to_str().expect("utf8"),
+        "--bin-path",
+        bin.to_str().expect("utf8"),
+        "--yes",
+    ]);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains("mongod_servers[0].port")
+            && err.contains("already recorded by cluster \"victim\""),
+        "{err}"
+    );
+
+    // A stale mongod.lock whose pid is now another cluster's node: not an orphan, not
+    // signalled, and the node starts (mongod locks the file; the pid in it is information).
+    let stale = TestCluster::new("stale", ONE_NODE, 1);
+    let lock = stale
+        .tree
+        .join("data")
+        .join(format!("localhost-{}", stale.ports[0]))
+        .join("mongod.lock");
+    std::fs::write(&lock, format!("{victim_pid}\n")).expect("stale lock");
+    let out = stale.ok(&["up"]);
+    assert!(!out.contains(&victim_pid.to_string()), "{out}");
+    stale.ok(&["start"]);
+
+    // A tree (under another MUP_HOME, so its port was not refused) whose node port is the
+    // victim's: reported as foreign, never adopted.
+    let clash = TestCluster::new(
+        "clash",
+        &format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
+        0,
+    );
+    for args in [&["up"][..], &["up", "--adopt"][..]] {
+        let (code, _, err) = clash.ctl(args);
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(err.contains("not this cluster's"), "{err}");
+        assert!(err.contains(&format!("pid {victim_pid}")), "{err}");
+    }
+
+    // A legacy (PID-tracked) cluster whose recorded pid is now the victim's node.
+    let legacy_port = free_port();
+    h.ports.push(legacy_port);
+    let legacy_data = h.scratch().join("legacy-data");
+    std::fs::create_dir_all(&legacy_data).expect("mkdir");
+    let legacy_dir = h.cluster_dir("legacythief");
+    std::fs::create_dir_all(&legacy_dir).expect("mkdir");
+    std::fs::write(
+        legacy_dir.join("meta.yaml"),
+        format!(
+            "name: legacythief\nversion: \"7.0.14\"\nbin_path: {}\nnodes:\n  - type: mongod\n    host: localhost\n    port: {legacy_port}\n    data_dir: {}\n    config_file: /nonexistent/mongod.conf\n    pid: {victim_pid}\n",
+            bin.display(),
+            legacy_data.display()
+        ),
+    )
+    .expect("legacy meta");
+    let out = {
+        let _ports = allocation_lock();
+        h.ok(&["cluster", "migrate", "legacythief"])
+    };
+    assert!(out.contains("not signalled"), "{out}");
+    h.ok(&["cluster", "destroy", "legacythief", "--yes"]);
+
+    assert!(
+        pid_alive(victim_pid),
+        "the victim's node was never signalled"
+    );
+    let (code, d) = h.display("victim");
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(node_pid(&d, 0), victim_pid);
+}
+
+#[test]
+fn a_dead_daemon_never_hides_running_nodes() {
+    let mut h = Home::new(&["orphaned"]);
+    let topo = h.topology("orphaned.yaml", ONE_NODE, 1);
+    h.deploy("orphaned", &topo);
+    let dir = h.cluster_dir("orphaned");
+    let (_, d) = h.display("orphaned");
+    let node = node_pid(&d, 0);
+
+    // Logs are the owner's only.
+    let log = PathBuf::from(d["nodes"][0]["log_file"].as_str().expect("log"));
+    use std::os::unix::fs::PermissionsExt;
+    let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o777;
+    assert_eq!(mode(&log) & 0o077, 0, "{} is private", log.display());
+    assert_eq!(mode(log.parent().expect("dir")), 0o700);
+
+    let daemon = d["supervisord"]["pid"].as_u64().expect("daemon pid") as u32;
+    assert!(Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+    assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
+
+    let (code, d) = h.display("orphaned");
+    assert_eq!(code, 3);
+    assert_eq!(d["nodes"][0]["state"], "UNSUPERVISED", "{d}");
+    assert_eq!(node_pid(&d, 0), node);
+    let (_, text, _) = h.run(&["cluster", "display", "orphaned"]);
+    assert!(text.contains("run without supervisord"), "{text}");
+
+    let (code, _, err) = h.run(&["ctl", "--cluster", "orphaned", "up"]);
+    assert_eq!(code, 1);
+    assert!(
+        err.contains(&format!("mup ctl --dir {} up --adopt", dir.display())),
+        "the suggestion names the cluster: {err}"
+    );
+
+    let (code, out, err) = h.run(&["cluster", "stop", "orphaned"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(err.contains("run without supervisord"), "{err}");
+    assert!(!pid_alive(node), "the unsupervised node was stopped");
+}
+
+#[test]
+fn a_daemon_whose_port_changed_is_still_stopped() {
+    let c = TestCluster::new("moved", ONE_NODE, 1);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let daemon = c.client().get_pid().expect("pid");
+    let node = c.pids()[&format!("mongod-{}", c.ports[0])];
+    // Regenerate with another supervisord port while the daemon runs.
+    let meta = c.tmp.path().join("meta.yaml");
+    let text = std::fs::read_to_string(&meta).expect("meta");
+    let old = meta_port(&c.tree);
+    let new = free_port();
+    std::fs::write(
+        &meta,
+        text.replace(
+            &format!("supervisor_port: {old}"),
+            &format!("supervisor_port: {new}"),
+        ),
+    )
+    .expect("edit");
+    c.gen();
+    let (code, _, err) = c.ctl(&["status"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("does not listen on 127.0.0.1:"), "{err}");
+    let out = c.ok(&["down"]);
+    assert!(out.contains("stopped with SIGTERM"), "{out}");
+    assert!(!pid_alive(daemon) && !pid_alive(node), "{out}");
+}
+
+#[test]
+fn the_lock_is_private_and_waiting_for_it_is_bounded() {
+    let c = TestCluster::new("locked", ONE_NODE, 1);
+    let lock = c.tree.join(".mup.lock");
+    use std::os::unix::fs::PermissionsExt;
+    let mode = std::fs::metadata(&lock).expect("lock").permissions().mode() & 0o777;
+    assert_eq!(mode, 0o600);
+    if is_root() {
+        // Let another user reach the directory, so only the file's own mode decides.
+        for d in [c.tmp.path(), c.tree.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        }
+        let control = c.tree.join("readable");
+        std::fs::write(&control, "x").expect("control");
+        std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let open = |p: &Path| {
+            as_other_user("python3")
+                .args(["-c", "import sys; open(sys.argv[1])"])
+                .arg(p)
+                .output()
+                .expect("python3")
+        };
+        assert!(
+            open(&control).status.success(),
+            "the directory is reachable"
+        );
+        let o = open(&lock);
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    } else {
+        eprintln!("not root: skipping the other-user open of the lock file");
+    }
+
+    // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
+    let mut holder = Command::new("python3")
+        .args([
+            "-c",
+            "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+        ])
+        .arg(&lock)
+        .stdout(Stdio::piped())
+        .spawn()
+        .expect("holder");
+    let mut line = String::new();
+    use std::io::BufRead;
+    std::io::BufReader::new(holder.stdout.take().expect("stdout"))
+        .read_line(&mut line)
+        .expect("held");
+    let holder = Reaped(holder);
+    let out = c
+        .mup()
+        .env("MUP_LOCK_TIMEOUT", "1")
+        .args(["ctl", "--dir", "tree", "up"])
+        .output()
+        .expect("mup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("held by pid {}", holder.0.id())) && err.contains("python3"),
+        "{err}"
+    );
+}
+
+/// Every file and directory under `root` with its mode and contents.
+fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+    use std::os::unix::fs::PermissionsExt;
+    let mut out = Vec::new();
+    let mut stack = vec![root.to_path_buf()];
+    while let Some(d) = stack.pop() {
+        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+            let p = e.path();
+            let m = std::fs::symlink_metadata(&p).expect("stat");
+            let rel = p.strip_prefix(root).expect("under").display().to_string();
+            let contents = if m.is_dir() {
+                stack.push(p.clone());
+                Vec::new()
+            } else {
+                std::fs::read(&p).expect("read")
+            };
+            out.push((rel, m.permissions().mode(), contents));
+        }
+    }
+    out.sort();
+    out
+}
+
+/// A small tmpfs, unmounted when dropped.
+struct Tmpfs(PathBuf);
+
+impl Drop for Tmpfs {
+    fn drop(&mut self) {
+        let _ = Command::new("umount").arg(&self.0).status();
+    }
+}
+
+#[test]
+fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
+    if !is_root() {
+        eprintln!("skipped: mounting a small tmpfs to fill needs root");
+        return;
+    }
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let mnt = scratch.path().join("mnt");
+    std::fs::create_dir(&mnt).expect("mkdir");
+    let status = Command::new("mount")
+        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+        .arg(&mnt)
+        .status()
+        .expect("mount");
+    if !status.success() {
+        eprintln!("skipped: cannot mount a tmpfs here");
+        return;
+    }
+    let _mount = Tmpfs(mnt.clone());
+    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+    let topo = |n: usize, cache: &str| {
+        let mut t = format!(
+            "global:\n  runtime_config:\n    standin:\n      tag: {cache}\nmongod_servers:\n"
+        );
+        for p in &ports[..n] {
+            t.push_str(&format!(
+                "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
+            ));
+        }
+        t
+    };
+    std::fs::write(scratch.path().join("topology.yaml"), topo(3, "first")).expect("topo");
+    std::fs::write(
+        scratch.path().join("meta.yaml"),
+        format!(
+            "name: full\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: /tmp\n",
+            stand_in_bin().display(),
+            free_port()
+        ),
+    )
+    .expect("meta");
+    let out = gen_in(
+        scratch.path(),
+        mnt.join("tree").to_str().expect("utf8"),
+        &[],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let before = snapshot(&mnt);
+
+    // Fill the file system, leaving room for a few of the new files but not all.
+    let mut i = 0;
+    while std::fs::write(mnt.join(format!("fill-{i}")), vec![0u8; 4096]).is_ok() {
+        i += 1;
+    }
+    let _ = std::fs::remove_file(mnt.join(format!("fill-{i}")));
+    for j in 1..=3 {
+        std::fs::remove_file(mnt.join(format!("fill-{}", i - j))).expect("free a page");
+    }
+    let filled = snapshot(&mnt);
+
+    std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
+    let out = gen_in(
+        scratch.path(),
+        mnt.join("tree").to_str().expect("utf8"),
+        &[],
+    );
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(err.contains("nothing was changed"), "{err}");
+    assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
+    assert!(
+        filled.len() > before.len(),
+        "the filler files are part of it"
+    );
+}
+
+#[test]
+fn two_trees_with_one_name_never_drive_each_other() {
+    let a = TestCluster::new("twin", ONE_NODE, 1);
+    let port = meta_port(&a.tree);
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let b_port = free_port();
+    std::fs::write(
+        b_dir.path().join("topology.yaml"),
+        format!("mongod_servers:\n  - {{host: localhost, port: {b_port}}}\n"),
+    )
+    .expect("topo");
+    std::fs::write(
+        b_dir.path().join("meta.yaml"),
+        format!(
+            "name: twin\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {port}\nhome: {}\n",
+            stand_in_bin().display(),
+            b_dir.path().display()
+        ),
+    )
+    .expect("meta");
+    let out = gen_in(b_dir.path(), "tree", &[]);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    a.ok(&["up"]);
+    a.ok(&["start"]);
+    let before = a.pids();
+
+    let b = |args: &[&str]| {
+        let o = mup(&b_dir.path().join("mup-home"))
+            .current_dir(b_dir.path())
+            .args(["ctl", "--dir", "tree"])
+            .args(args)
+            .output()
+            .expect("mup");
+        (
+            o.status.code().unwrap_or(-1),
+            String::from_utf8_lossy(&o.stderr).into_owned(),
+        )
+    };
+    let a_ini = a.tree.join("supervisor.ini").display().to_string();
+    for args in [&["up"][..], &["status"][..], &["stop"][..], &["down"][..]] {
+        let (code, err) = b(args);
+        if args == ["down"] {
+            // Nothing of B runs: down says so and touches nothing.
+            assert_eq!(code, 0, "{err}");
+            continue;
+        }
+        assert_eq!(code, 1, "{args:?}: {err}");
+        assert!(
+            err.contains("not this tree's supervisord") && err.contains(&a_ini),
+            "{args:?}: {err}"
+        );
+    }
+    assert_eq!(a.pids(), before, "A's programs were not touched");
+    assert!(port_answers(a.ports[0]));
+}
+
+#[test]
+fn smaller_input_and_listing_faults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = format!(
+        "name: small\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\n",
+        stand_in_bin().display(),
+        free_port()
+    );
+    std::fs::write(dir.path().join("meta.yaml"), &meta).expect("meta");
+
+    // A path with %(here)s would break supervisord: refused.
+    std::fs::write(
+        dir.path().join("topology.yaml"),
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"d%(here)s\"}}\n",
+            free_port()
+        ),
+    )
+    .expect("topo");
+    let out = gen_in(dir.path(), "tree", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("mongod_servers[0].data_dir") && err.contains("%("),
+        "{err}"
+    );
+
+    // Deeply nested YAML is refused at once instead of parsing in quadratic time.
+    let deep = format!(
+        "mongod_servers:\n  - host: localhost\n    port: {}\n    runtime_config:\n      a: {}{}\n",
+        free_port(),
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    std::fs::write(dir.path().join("topology.yaml"), deep).expect("topo");
+    let out = gen_in(dir.path(), "tree", &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(err.contains("nests 50000 levels"), "{err}");
+    assert!(!dir.path().join("tree").exists());
+
+    // `cluster list` names a cluster whose meta.yaml does not parse.
+    let home = dir.path().join("mup-home");
+    let broken = home.join("storage/clusters/broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("meta.yaml"), "name: [\n").expect("broken meta");
+    let out = mup(&home).args(["cluster", "list"]).output().expect("list");
+    let text = String::from_utf8_lossy(&out.stdout);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(out.status.success(), "{err}");
+    assert!(
+        text.lines()
+            .any(|l| l.starts_with("broken") && l.contains("UNREADABLE")),
+        "{text}"
+    );
+    assert!(
+        err.contains(&broken.join("meta.yaml").display().to_string()),
+        "{err}"
+    );
+}
