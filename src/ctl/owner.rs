@@ -121,14 +121,15 @@ pub fn daemon(tree: &Tree) -> Daemon {
         .ok()
         .and_then(|s| s.trim().parse::<u32>().ok())
         .filter(|pid| proof.holds(*pid));
+    // supervisord listens on 127.0.0.1 only (the generated [inet_http_server]).
     if let Some(pid) = from_file {
-        return if procs::owns_listener(pid, tree.port) {
+        return if procs::owns_listener4(pid, tree.port) {
             Daemon::Serving(pid)
         } else {
             Daemon::Astray(pid)
         };
     }
-    if procs::listening_inodes(tree.port).is_empty() {
+    if procs::listening_inodes(tree.port, procs::TCP_ALL).is_empty() {
         return Daemon::Absent;
     }
     match procs::listener_pid(tree.port) {

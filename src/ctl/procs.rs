@@ -62,10 +62,15 @@ pub fn listening(host: &str, port: u16) -> bool {
     addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
 }
 
-/// The socket inodes listening on TCP `port` (any address), from /proc/net/tcp{,6}.
-pub fn listening_inodes(port: u16) -> BTreeSet<String> {
+/// The kernel's TCP socket tables. Each read costs a few ms whatever the number of sockets
+/// (the kernel walks its whole hash table), so callers read only the ones they need.
+pub const TCP4: &[&str] = &["/proc/net/tcp"];
+pub const TCP_ALL: &[&str] = &["/proc/net/tcp", "/proc/net/tcp6"];
+
+/// The socket inodes listening on TCP `port` (any address) in `tables`.
+pub fn listening_inodes(port: u16, tables: &[&str]) -> BTreeSet<String> {
     let mut inodes = BTreeSet::new();
-    for table in ["/proc/net/tcp", "/proc/net/tcp6"] {
+    for table in tables {
         let Ok(text) = std::fs::read_to_string(table) else {
             continue;
         };
@@ -100,16 +105,16 @@ fn holds_any(pid: u32, inodes: &BTreeSet<String>) -> bool {
     })
 }
 
-/// True when `pid` itself holds the socket listening on TCP `port`.
-pub fn owns_listener(pid: u32, port: u16) -> bool {
-    let inodes = listening_inodes(port);
+/// True when `pid` itself holds the socket listening on IPv4 TCP `port`.
+pub fn owns_listener4(pid: u32, port: u16) -> bool {
+    let inodes = listening_inodes(port, TCP4);
     !inodes.is_empty() && holds_any(pid, &inodes)
 }
 
 /// The pid of the process listening on TCP `port` (any address). `None` when nothing
 /// listens, or the listener belongs to another user (its descriptors cannot be read).
 pub fn listener_pid(port: u16) -> Option<u32> {
-    let inodes = listening_inodes(port);
+    let inodes = listening_inodes(port, TCP_ALL);
     if inodes.is_empty() {
         return None;
     }
