@@ -7,6 +7,9 @@ use std::path::PathBuf;
 #[derive(Debug, Parser)]
 #[command(name = "mup", version, about)]
 pub struct Opts {
+    /// Print progress lines (initiation steps, tiers) even when stdout is not a terminal
+    #[arg(short, long, global = true)]
+    pub verbose: bool,
     #[command(subcommand)]
     pub command: Command,
 }
@@ -72,8 +75,14 @@ pub enum CtlVerb {
         #[arg(long)]
         json: bool,
     },
-    /// Start programs: config servers, then mongod, then mongos; wait until RUNNING
-    Start(Targets),
+    /// Start programs: config servers, then mongod, then mongos; wait until RUNNING (the whole
+    /// cluster: initiate replica sets and add shards between tiers)
+    Start {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        init: InitOpts,
+    },
     /// Stop programs: mongos, then mongod, then config servers
     Stop(Targets),
     /// Stop, then start, in tier order
@@ -127,6 +136,14 @@ pub struct GenOpts {
     pub dry_run: bool,
 }
 
+/// Whether a whole-cluster start initiates replica sets and adds shards.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct InitOpts {
+    /// Start the processes only: do not initiate replica sets or add shards
+    #[arg(long)]
+    pub no_init: bool,
+}
+
 /// Where the MongoDB binaries are (default: mongod on PATH) and their version (default: asked).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BinOpts {
@@ -159,16 +176,21 @@ pub enum ClusterCmd {
         topology: PathBuf,
         #[command(flatten)]
         bins: BinOpts,
+        #[command(flatten)]
+        init: InitOpts,
         /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
     },
-    /// Start nodes (supervisord first, if needed), in tier order
+    /// Start nodes (supervisord first, if needed), in tier order; the whole cluster is made
+    /// ready (replica sets initiated, shards added)
     Start {
         /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
         #[command(flatten)]
         filters: Filters,
+        #[command(flatten)]
+        init: InitOpts,
     },
     /// Stop nodes in reverse tier order; without filters, shut supervisord down too
     Stop {
@@ -191,6 +213,16 @@ pub enum ClusterCmd {
         /// Machine-readable output (schema in the README)
         #[arg(long)]
         json: bool,
+    },
+    /// Open a MongoDB shell (mongosh; mongo for versions before 6.0) on the cluster
+    Connect {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+    },
+    /// Print the cluster's connection string
+    Uri {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
     },
     /// Every cluster under $MUP_HOME
     List {
@@ -224,11 +256,15 @@ pub enum PlaygroundCmd {
         nodes: usize,
         #[command(flatten)]
         bins: BinOpts,
+        #[command(flatten)]
+        init: InitOpts,
     },
     /// Stop the playground and its supervisord
     Stop,
     /// Show the playground and its connection string
     Status,
+    /// Open a MongoDB shell on the playground
+    Connect,
     /// Remove the playground and its data
     Destroy,
 }

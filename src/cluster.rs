@@ -99,10 +99,16 @@ pub fn load(name: &str) -> anyhow::Result<Tree> {
 }
 
 /// `mup cluster deploy`.
-pub fn deploy(name: &str, topology_path: &Path, bins: &Binaries, yes: bool) -> anyhow::Result<()> {
+pub fn deploy(
+    name: &str,
+    topology_path: &Path,
+    bins: &Binaries,
+    init: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
     let tf = topology_path.display().to_string();
     let topology = crate::topology::load(topology_path, &tf)?;
-    deploy_topology(name, topology, tf, bins, yes)
+    deploy_topology(name, topology, tf, bins, init, yes)
 }
 
 fn deploy_topology(
@@ -110,6 +116,7 @@ fn deploy_topology(
     topology: Topology,
     label: String,
     bins: &Binaries,
+    init: bool,
     yes: bool,
 ) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
@@ -150,7 +157,7 @@ fn deploy_topology(
     drop(ports); // recorded in meta.yaml: other clusters now see them
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.members)?;
+    ops::start(&tree, &client, &tree.members, init)?;
     println!("cluster {name} is running");
     for uri in connection_strings(&tree) {
         println!("  connect: {uri}");
@@ -232,10 +239,49 @@ pub fn connection_strings(tree: &Tree) -> Vec<String> {
                 out.push(format!("mongodb://{}/?replicaSet={rs}", hosts.join(",")));
             }
             Some(_) => {}
-            None => out.push(format!("mongodb://{}/", m.address())),
+            None => out.push(format!("mongodb://{}/?directConnection=true", m.address())),
         }
     }
     out
+}
+
+/// `mup cluster connect`: runs the MongoDB shell (mongosh, or for versions before 6.0 also
+/// the legacy mongo) from bin_path or PATH on the cluster's connection string, in place of
+/// mup. Without a shell, prints the connection string and says what it looked for.
+pub fn connect(name: &str) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let uris = connection_strings(&tree);
+    let uri = uris.first().context("the cluster has no node")?;
+    let mut shells = vec!["mongosh"];
+    if model::Version::parse(&tree.meta.version).is_some_and(|v| !v.at_least(6, 0)) {
+        shells.push("mongo");
+    }
+    let bin_path = PathBuf::from(&tree.meta.bin_path);
+    let found = shells.iter().find_map(|s| {
+        let local = bin_path.join(s);
+        if local.is_file() {
+            Some(local)
+        } else {
+            which::which(s).ok()
+        }
+    });
+    let Some(shell) = found else {
+        println!("{uri}");
+        bail!(
+            "no MongoDB shell found: looked for {} in {} and on PATH; the connection string is above",
+            shells.join(" and "),
+            bin_path.display()
+        );
+    };
+    if uris.len() > 1 {
+        eprintln!(
+            "note: the cluster has {} replica sets; connecting to the first ({uri})",
+            uris.len()
+        );
+    }
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&shell).arg(uri).exec();
+    Err(err).with_context(|| format!("cannot run {}", shell.display()))
 }
 
 /// `-R ROLE` and `-N HOST:PORT` filters (comma lists; both must match, as in tiup).
@@ -291,12 +337,13 @@ fn same_node(m: &Member, id: &str) -> bool {
 }
 
 /// `mup cluster start`: the daemon up if needed, then an ordered start.
-pub fn start(name: &str, roles: &[String], nodes: &[String]) -> anyhow::Result<()> {
+pub fn start(name: &str, roles: &[String], nodes: &[String], init: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = select(&tree, roles, nodes)?;
     let _lock = crate::lock::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &members)
+    let whole = roles.is_empty() && nodes.is_empty();
+    ops::start(&tree, &client, &members, whole && init)
 }
 
 /// `mup cluster stop`: an ordered stop; without filters the daemon is shut down too.
@@ -325,7 +372,12 @@ pub fn restart(name: &str, roles: &[String], nodes: &[String]) -> anyhow::Result
     let _lock = crate::lock::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
     ops::stop(&tree, &client, &members)?;
-    ops::start(&tree, &client, &members)
+    ops::start(
+        &tree,
+        &client,
+        &members,
+        roles.is_empty() && nodes.is_empty(),
+    )
 }
 
 /// `mup cluster display --json`. Stable: fields are only ever added.
@@ -337,9 +389,18 @@ pub struct Display {
     pub dir: String,
     pub supervisord: status::Daemon,
     pub connection: Vec<String>,
+    /// The shards a router knows (`listShards`); empty when no router answers.
+    pub shards: Vec<DisplayShard>,
     pub nodes: Vec<DisplayNode>,
     pub total: usize,
     pub running: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisplayShard {
+    pub id: String,
+    /// `<set>/<host:port>,...`
+    pub host: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -350,6 +411,9 @@ pub struct DisplayNode {
     pub replica_set: Option<String>,
     pub program: String,
     pub state: String,
+    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as the node reports it;
+    /// `None` when it is down, or not a replica-set member.
+    pub member_state: Option<String>,
     pub pid: Option<u32>,
     pub uptime_seconds: Option<i64>,
     pub data_dir: Option<String>,
@@ -361,11 +425,15 @@ pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
     let tree = load(name)?;
     let client = daemon::running(&tree)?;
     let st = status::collect(&tree, client.as_ref(), &tree.members, true)?;
+    let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
+    let (roles, shards) = server_view(&tree.members, &up);
     let nodes: Vec<DisplayNode> = st
         .programs
         .iter()
         .zip(&tree.members)
-        .map(|(p, m)| DisplayNode {
+        .zip(roles)
+        .map(|((p, m), member_state)| DisplayNode {
+            member_state,
             id: m.address(),
             role: p.role.clone(),
             replica_set: p.replica_set.clone(),
@@ -385,6 +453,7 @@ pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
         dir: tree.layout.root().display().to_string(),
         supervisord: st.supervisord,
         connection: connection_strings(&tree),
+        shards,
         total: nodes.len(),
         running,
         nodes,
@@ -401,6 +470,46 @@ pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
     })
 }
 
+/// Each running node's replica-set state and the shards the first answering router knows,
+/// asked of the servers in parallel (short timeouts: a node that does not answer shows `-`).
+fn server_view(members: &[Member], up: &[bool]) -> (Vec<Option<String>>, Vec<DisplayShard>) {
+    std::thread::scope(|s| {
+        let states: Vec<_> = members
+            .iter()
+            .zip(up)
+            .map(|(m, up)| {
+                s.spawn(move || {
+                    if !*up || m.role == Role::Mongos {
+                        return None;
+                    }
+                    crate::mongo::member_state(&m.host, m.port).ok().flatten()
+                })
+            })
+            .collect();
+        let shards = s.spawn(|| {
+            members
+                .iter()
+                .zip(up)
+                .filter(|(m, up)| m.role == Role::Mongos && **up)
+                .find_map(|(m, _)| crate::init::list_shards(m).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|sh| DisplayShard {
+                    id: sh.id,
+                    host: sh.host,
+                })
+                .collect()
+        });
+        (
+            states
+                .into_iter()
+                .map(|h| h.join().unwrap_or(None))
+                .collect(),
+            shards.join().unwrap_or_default(),
+        )
+    })
+}
+
 fn display_text(d: &Display) -> String {
     let daemon = match d.supervisord.pid {
         Some(pid) => format!("{} ({}, pid {pid})", d.supervisord.url, d.supervisord.state),
@@ -413,6 +522,9 @@ fn display_text(d: &Display) -> String {
     for uri in &d.connection {
         out.push_str(&format!("Connect:     {uri}\n"));
     }
+    for sh in &d.shards {
+        out.push_str(&format!("Shard:       {} {}\n", sh.id, sh.host));
+    }
     out.push('\n');
     let rows: Vec<Vec<String>> = d
         .nodes
@@ -424,6 +536,7 @@ fn display_text(d: &Display) -> String {
                 n.replica_set.clone().unwrap_or_else(|| "-".into()),
                 n.program.clone(),
                 n.state.clone(),
+                n.member_state.clone().unwrap_or_else(|| "-".into()),
                 n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
                 n.uptime_seconds
                     .map(table::duration)
@@ -440,6 +553,7 @@ fn display_text(d: &Display) -> String {
             "REPLICA SET",
             "PROGRAM",
             "STATE",
+            "MEMBER",
             "PID",
             "UPTIME",
             "DATA DIR",
@@ -727,7 +841,7 @@ pub fn migrate(name: &str) -> anyhow::Result<()> {
     gen::apply(&compiled, Mode::Write)?;
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.members)?;
+    ops::start(&tree, &client, &tree.members, true)?;
     println!(
         "cluster {name} migrated: supervisord owns {} nodes, data directories unchanged; the old metadata is in {}",
         tree.members.len(),
@@ -835,9 +949,9 @@ fn stop_legacy(old: &legacy::LegacyMeta) {
 pub const PLAYGROUND: &str = "playground";
 
 /// `mup playground start`: deploys the playground, or starts it if it exists.
-pub fn playground_start(nodes: usize, bins: Option<Binaries>) -> anyhow::Result<()> {
+pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> anyhow::Result<()> {
     if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
-        start(PLAYGROUND, &[], &[])?;
+        start(PLAYGROUND, &[], &[], init)?;
     } else {
         if nodes == 0 {
             return Err(
@@ -864,6 +978,7 @@ pub fn playground_start(nodes: usize, bins: Option<Binaries>) -> anyhow::Result<
             topology,
             "playground topology".into(),
             &bins,
+            init,
             true,
         )?;
         return Ok(());

@@ -7,11 +7,13 @@ pub mod destroy;
 pub mod error;
 pub mod gen;
 pub mod ini;
+pub mod init;
 pub mod layout;
 pub mod legacy;
 pub mod lock;
 pub mod meta;
 pub mod model;
+pub mod mongo;
 pub mod ports;
 pub mod render;
 pub mod setup;
@@ -30,8 +32,16 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code of `status`/`display` when a listed program is not RUNNING (as supervisorctl).
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
+static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// `--verbose`: progress lines are printed even when stdout is not a terminal.
+pub fn verbose() -> bool {
+    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
+}
+
 /// The program's outline: parse options, run the command, return its exit code.
 pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
+    VERBOSE.store(opts.verbose, std::sync::atomic::Ordering::Relaxed);
     match opts.command {
         Command::Gen(g) => {
             let mode = match (g.check, g.dry_run) {
@@ -73,16 +83,27 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
             name,
             topology,
             bins,
+            init,
             yes,
         } => {
             let b = cluster::binaries(bins.bin_path.as_deref(), bins.version.as_deref())?;
-            cluster::deploy(&name, &topology, &b, yes)?;
+            cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
         }
-        C::Start { name, filters } => cluster::start(&name, &filters.roles, &filters.nodes)?,
+        C::Start {
+            name,
+            filters,
+            init,
+        } => cluster::start(&name, &filters.roles, &filters.nodes, !init.no_init)?,
         C::Stop { name, filters } => cluster::stop(&name, &filters.roles, &filters.nodes)?,
         C::Restart { name, filters } => cluster::restart(&name, &filters.roles, &filters.nodes)?,
         C::Display { name, json } => return cluster::display(&name, json),
         C::List { json } => cluster::list(json)?,
+        C::Connect { name } => cluster::connect(&name)?,
+        C::Uri { name } => {
+            for uri in cluster::connection_strings(&cluster::load(&name)?) {
+                println!("{uri}");
+            }
+        }
         C::Destroy {
             name,
             keep_data,
@@ -96,7 +117,7 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
 fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
     use cli::PlaygroundCmd as P;
     match cmd {
-        P::Start { nodes, bins } => {
+        P::Start { nodes, bins, init } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
                 _ => Some(cluster::binaries(
@@ -104,10 +125,11 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
                     bins.version.as_deref(),
                 )?),
             };
-            cluster::playground_start(nodes, b)?;
+            cluster::playground_start(nodes, b, !init.no_init)?;
         }
         P::Stop => cluster::stop(cluster::PLAYGROUND, &[], &[])?,
         P::Status => return cluster::playground_status(),
+        P::Connect => cluster::connect(cluster::PLAYGROUND)?,
         P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
     }
     Ok(ExitCode::SUCCESS)

@@ -151,7 +151,7 @@ impl Version {
             patch,
         })
     }
-    const fn at_least(self, major: u32, minor: u32) -> bool {
+    pub const fn at_least(self, major: u32, minor: u32) -> bool {
         self.major > major || (self.major == major && self.minor >= minor)
     }
 }
@@ -478,6 +478,13 @@ fn draft(
         return Err(err(
             "hidden",
             "a hidden member must have priority: 0".into(),
+        ));
+    }
+    if spec.votes == Some(0) && spec.priority != Some(0.0) {
+        return Err(err(
+            "votes",
+            "a non-voting member must have priority: 0 (the server refuses the set otherwise)"
+                .into(),
         ));
     }
     for (set, key) in [

@@ -212,6 +212,21 @@ fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
     }
 }
 
+/// Initiates a one-member set on `port` and waits for it to be primary, as any client would.
+fn initiate_one(port: u16, rs: &str) {
+    use mongodb::bson::doc;
+    let members = vec![doc! { "_id": 0, "host": format!("localhost:{port}") }];
+    mongo_command(
+        port,
+        doc! { "replSetInitiate": { "_id": rs, "members": members } },
+    );
+    assert!(wait_until(Duration::from_secs(10), || {
+        mongo_command(port, doc! { "hello": 1 })
+            .get_bool("isWritablePrimary")
+            .unwrap_or(false)
+    }));
+}
+
 /// Starts a stand-in the way the Go mup did: directly, tracked only by its pid.
 fn legacy_node(
     dir: &Path,
@@ -272,6 +287,12 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
     let mut legacy = Vec::new();
     for (kind, port, rs) in specs {
         let (pid, conf, data) = legacy_node(&nodes_dir, kind, port, rs, &cfg);
+        if let Some(rs) = rs.filter(|_| kind != "mongos") {
+            // The Go mup initiated its sets; a mongos listens only once cfg has a primary.
+            if !legacy.iter().any(|(_, _, _, _, set)| *set == Some(rs)) {
+                initiate_one(port, rs);
+            }
+        }
         yaml.push_str(&format!(
             "  - type: {kind}\n    host: localhost\n    port: {port}\n"
         ));
@@ -285,7 +306,7 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
             "    config_file: {}\n    pid: {pid}\n",
             conf.display()
         ));
-        legacy.push((kind, port, pid, data));
+        legacy.push((kind, port, pid, data, rs));
     }
     std::fs::create_dir_all(&cluster).expect("mkdir");
     std::fs::write(cluster.join("meta.yaml"), &yaml).expect("legacy meta");
@@ -302,7 +323,7 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
     assert!(out.contains("cluster legacy migrated"), "{out}");
     let (code, d) = h.display("legacy");
     assert_eq!(code, 0, "{d}");
-    for (kind, port, old_pid, data) in &legacy {
+    for (kind, port, old_pid, data, _) in &legacy {
         assert!(!pid_alive(*old_pid), "legacy {kind} pid {old_pid} is gone");
         let node = d["nodes"]
             .as_array()
@@ -372,6 +393,24 @@ fn playground_start_status_stop_destroy() {
         .collect();
     ports.sort();
     assert_eq!(d["running"].as_u64(), Some(3));
+    // rs0 is initiated: one primary, as a client sees it.
+    let primaries: Vec<u16> = ports
+        .iter()
+        .copied()
+        .filter(|p| {
+            let hello = mongo_command(*p, mongodb::bson::doc! { "hello": 1 });
+            assert_eq!(hello.get_str("setName").ok(), Some("rs0"), "{hello}");
+            hello.get_bool("isWritablePrimary").unwrap_or(false)
+        })
+        .collect();
+    assert_eq!(primaries.len(), 1, "{primaries:?}");
+    let states: Vec<&str> = d["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["member_state"].as_str())
+        .collect();
+    assert_eq!(states.iter().filter(|s| **s == "PRIMARY").count(), 1, "{d}");
     let status = h.ok(&["playground", "status"]);
     assert!(status.contains(&format!("Connect:     {uri}")), "{status}");
     h.ok(&["playground", "stop"]);

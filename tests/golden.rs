@@ -126,6 +126,23 @@ fn golden(name: &str) {
         );
     }
 
+    // The replSetInitiate documents mup builds from this topology (one per set, in order).
+    let tree = mup::ctl::Tree::load(&out).expect("the generated tree loads");
+    let configs: Vec<serde_json::Value> = mup::init::sets(&tree.members)
+        .iter()
+        .map(|set| mongodb::bson::Bson::Document(mup::init::rs_config(set)).into_relaxed_extjson())
+        .collect();
+    let actual_json = serde_json::to_string_pretty(&configs).expect("json") + "\n";
+    let json_path = case.join("replset-configs.json");
+    if std::env::var_os("MUP_UPDATE_GOLDEN").is_some() {
+        std::fs::write(&json_path, &actual_json).expect("write golden");
+    }
+    assert_eq!(
+        std::fs::read_to_string(&json_path).unwrap_or_default(),
+        actual_json,
+        "{name}: fixtures/{name}/replset-configs.json (MUP_UPDATE_GOLDEN=1 regenerates it)"
+    );
+
     // Regenerating from the tree's own meta.yaml is byte-identical, and so is a second run
     // from the user's meta.yaml: decisions are made once.
     for meta in [out.join("meta.yaml"), rel("meta.yaml")] {

@@ -7,5 +7,6 @@ mod errors;
 mod gen_daemon;
 mod gen_tree;
 mod golden;
+mod init;
 mod readme;
 mod safety;

@@ -32,6 +32,10 @@ pub struct Member {
     pub data_dir_created: bool,
     pub config_file: PathBuf,
     pub log_file: PathBuf,
+    /// Replica-set member options from the topology (`None`: the server's default).
+    pub priority: Option<f64>,
+    pub hidden: Option<bool>,
+    pub votes: Option<i64>,
 }
 
 impl Member {
@@ -109,6 +113,9 @@ impl Tree {
                 data_dir_created: n.data_dir_created == Some(true),
                 config_file: PathBuf::from(&n.config_file),
                 log_file: PathBuf::from(&n.log_file),
+                priority: n.priority,
+                hidden: n.hidden,
+                votes: n.votes,
             });
         }
         members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
@@ -373,9 +380,10 @@ pub fn run(opts: crate::cli::CtlOpts) -> anyhow::Result<std::process::ExitCode> 
                 return Ok(ExitCode::from(crate::EXIT_NOT_RUNNING));
             }
         }
-        V::Start(t) => {
+        V::Start { targets: t, init } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            ops::start(&tree, &connect(&tree)?, &members)?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(&tree, &connect(&tree)?, &members, whole && !init.no_init)?;
         }
         V::Stop(t) => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
@@ -385,7 +393,8 @@ pub fn run(opts: crate::cli::CtlOpts) -> anyhow::Result<std::process::ExitCode> 
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
             let client = connect(&tree)?;
             ops::stop(&tree, &client, &members)?;
-            ops::start(&tree, &client, &members)?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(&tree, &client, &members, whole)?;
         }
         V::Reload { dry_run } => reload::reload(&tree, &connect(&tree)?, dry_run)?,
         V::Tail {

@@ -4,6 +4,7 @@
 //! when every target is RUNNING. Stop goes the other way, each tier at once.
 
 use super::{log_tail, owner, procs, Member, Tree};
+use crate::init;
 use crate::model::Role;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use anyhow::bail;
@@ -101,9 +102,22 @@ fn indent(text: &str) -> String {
         .join("\n")
 }
 
+/// Prints a progress line: on a terminal above the progress bar, when piped only with
+/// `--verbose`.
+fn say(bar: &ProgressBar, line: String) {
+    if std::io::stdout().is_terminal() {
+        bar.println(line);
+    } else if crate::verbose() {
+        println!("{line}");
+    }
+}
+
 /// Starts `members` in tier order; returns when all are RUNNING, or fails naming each
-/// process that could not start, with the end of its log.
-pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
+/// process that could not start, with the end of its log. With `init` (a whole-cluster
+/// start), the cluster is made ready between tiers: the config servers' set is initiated
+/// and has a primary before the shards start, every set has a primary before the routers
+/// start (a mongos listens only then), and every shard is added once a router listens.
+pub fn start(tree: &Tree, client: &Client, members: &[Member], init: bool) -> anyhow::Result<()> {
     let bar = progress(members.len());
     let began = Instant::now();
     let mut started: Vec<&Member> = Vec::new();
@@ -171,7 +185,12 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result
             }
         }
         if failures.is_empty() {
-            failures = wait_tier(tree, client, &tier, &bar, |p, m| {
+            let limit = if role == Role::Mongos {
+                init::MONGOS_LIMIT
+            } else {
+                START_LIMIT
+            };
+            failures = wait_tier(tree, client, &tier, &bar, limit, |p, m| {
                 procs::listening(&m.host, m.port)
                     && matches!(p.state, state::STARTING | state::RUNNING)
             })?;
@@ -185,20 +204,29 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result
                 failures.join("\n")
             );
         }
-        bar.println(format!(
-            "{} accept connections: {} ({:.1} s)",
-            tier_name(role),
-            tier.iter()
-                .map(|m| m.program.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            began.elapsed().as_secs_f64()
-        ));
+        say(
+            &bar,
+            format!(
+                "{} accept connections: {} ({:.1} s)",
+                tier_name(role),
+                tier.iter()
+                    .map(|m| m.program.as_str())
+                    .collect::<Vec<_>>()
+                    .join(" "),
+                began.elapsed().as_secs_f64()
+            ),
+        );
+        if init {
+            if let Err(e) = make_ready(tree, client, members, role, &tier, &bar) {
+                bar.finish_and_clear();
+                return Err(e);
+            }
+        }
         started.extend(tier);
     }
     bar.set_message("waiting for RUNNING (startsecs)");
     bar.set_position(0);
-    let failures = wait_tier(tree, client, &started, &bar, |p, _| {
+    let failures = wait_tier(tree, client, &started, &bar, START_LIMIT, |p, _| {
         p.state == state::RUNNING
     })?;
     bar.finish_and_clear();
@@ -217,6 +245,74 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result
     Ok(())
 }
 
+/// The initiation step after `role`'s tier accepts connections: its replica sets initiated
+/// with a primary (config servers, shards), or every shard added (routers).
+fn make_ready(
+    tree: &Tree,
+    client: &Client,
+    members: &[Member],
+    role: Role,
+    tier: &[&Member],
+    bar: &ProgressBar,
+) -> anyhow::Result<()> {
+    let explain = |f: init::Failure| -> anyhow::Error {
+        match &f.member {
+            Some(m) => anyhow::anyhow!(
+                "cluster {}: {f}; last lines of {}:\n{}",
+                tree.name(),
+                m.log_file.display(),
+                indent(&log_tail(client, m, 10))
+            ),
+            None => anyhow::anyhow!("cluster {}: {f}", tree.name()),
+        }
+    };
+    if role == Role::Mongos {
+        let shards = init::sets(
+            &members
+                .iter()
+                .filter(|m| m.role == Role::Mongod)
+                .cloned()
+                .collect::<Vec<_>>(),
+        );
+        let Some(router) = tier.first() else {
+            return Ok(());
+        };
+        for (name, added) in init::add_shards(router, &shards).map_err(explain)? {
+            let line = if added {
+                format!("shard {name} added")
+            } else {
+                format!("shard {name}: already added")
+            };
+            say(bar, line);
+        }
+        return Ok(());
+    }
+    let owned: Vec<Member> = tier.iter().map(|m| (*m).clone()).collect();
+    bar.set_message(format!("initiating the {} replica sets", tier_name(role)));
+    let mut failures = Vec::new();
+    for (set, result, took) in init::initiate_all(&init::sets(&owned)) {
+        match result {
+            Ok(init::Outcome::Initiated { primary }) => say(
+                bar,
+                format!(
+                    "{}: initiated, primary {primary} ({:.1} s)",
+                    set.name,
+                    took.as_secs_f64()
+                ),
+            ),
+            Ok(init::Outcome::AlreadyInitiated { primary }) => say(
+                bar,
+                format!("{}: already initiated, primary {primary}", set.name),
+            ),
+            Err(f) => failures.push(explain(f).to_string()),
+        }
+    }
+    if !failures.is_empty() {
+        bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
 /// Polls until every member satisfies `ready`, or has failed for good (FATAL, EXITED, or
 /// STOPPED behind our back). BACKOFF is waited out: supervisord retries startretries times.
 fn wait_tier(
@@ -224,6 +320,7 @@ fn wait_tier(
     client: &Client,
     tier: &[&Member],
     bar: &ProgressBar,
+    limit: Duration,
     ready: impl Fn(&ProcessInfo, &Member) -> bool,
 ) -> anyhow::Result<Vec<String>> {
     let start = Instant::now();
@@ -252,12 +349,17 @@ fn wait_tier(
         }
         pending = still;
         if !pending.is_empty() {
-            if start.elapsed() > START_LIMIT {
+            if start.elapsed() > limit {
                 for m in &pending {
+                    let why = if m.role == Role::Mongos {
+                        " (a mongos accepts connections only once its config servers' replica set has a primary)"
+                    } else {
+                        ""
+                    };
                     failures.push(failure(
                         client,
                         m,
-                        &format!("was not ready after {} s", START_LIMIT.as_secs()),
+                        &format!("was not ready after {} s{why}", limit.as_secs()),
                     ));
                 }
                 break;

@@ -38,6 +38,9 @@ fn pseudo_member(p: &ProcessInfo) -> Member {
         data_dir_created: false,
         config_file: PathBuf::new(),
         log_file: PathBuf::new(),
+        priority: None,
+        hidden: None,
+        votes: None,
     }
 }
 
@@ -198,7 +201,7 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
         .cloned()
         .collect();
     if !to_start.is_empty() {
-        ops::start(tree, client, &to_start)?;
+        ops::start(tree, client, &to_start, false)?;
     }
     println!("cluster {}: reloaded", tree.name());
     Ok(())

@@ -444,3 +444,21 @@ impl Drop for Home {
         }
     }
 }
+
+/// One command on a direct connection with the official driver, as any client would send
+/// it: the tests' independent check of what mup set up.
+pub fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb::bson::Document {
+    let mut o = mongodb::options::ClientOptions::default();
+    o.hosts = vec![mongodb::options::ServerAddress::Tcp {
+        host: "127.0.0.1".into(),
+        port: Some(port),
+    }];
+    o.direct_connection = Some(true);
+    o.server_selection_timeout = Some(Duration::from_secs(5));
+    mongodb::sync::Client::with_options(o)
+        .expect("client")
+        .database("admin")
+        .run_command(cmd)
+        .run()
+        .unwrap_or_else(|e| panic!("command on port {port}: {e}"))
+}

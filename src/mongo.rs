@@ -1,0 +1,161 @@
+//! Talking to MongoDB servers with the official driver (blocking API): one direct connection
+//! per server (an uninitiated replica-set member answers only those), short timeouts inside
+//! the callers' own deadlines, and errors as the server's code name and message — never the
+//! driver's raw text.
+
+use mongodb::bson::{doc, Document};
+use mongodb::error::ErrorKind;
+use mongodb::options::{ClientOptions, ServerAddress};
+use mongodb::sync::Client;
+use std::fmt;
+use std::time::Duration;
+
+/// How long one attempt may take to reach a server; callers retry within their deadline.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(1);
+const SELECT_TIMEOUT: Duration = Duration::from_millis(1500);
+
+/// Why a command did not succeed.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub enum Error {
+    /// The server answered with an error.
+    Command {
+        code: i32,
+        code_name: String,
+        message: String,
+    },
+    /// The server could not be reached (not listening yet, or gone).
+    Unreachable(String),
+}
+
+impl Error {
+    pub fn code(&self) -> Option<i32> {
+        match self {
+            Error::Command { code, .. } => Some(*code),
+            Error::Unreachable(_) => None,
+        }
+    }
+}
+
+impl fmt::Display for Error {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        match self {
+            Error::Command {
+                code,
+                code_name,
+                message,
+            } => write!(f, "{code_name} ({code}): {message}"),
+            Error::Unreachable(why) => write!(f, "unreachable: {why}"),
+        }
+    }
+}
+
+impl std::error::Error for Error {}
+
+/// Server error codes mup branches on.
+pub mod code {
+    pub const ALREADY_INITIALIZED: i32 = 23;
+    pub const NOT_YET_INITIALIZED: i32 = 94;
+}
+
+/// A direct connection to `host:port`.
+pub fn connect(host: &str, port: u16) -> Result<Client, Error> {
+    let mut options = ClientOptions::default();
+    options.hosts = vec![ServerAddress::Tcp {
+        host: host.to_string(),
+        port: Some(port),
+    }];
+    options.direct_connection = Some(true);
+    options.connect_timeout = Some(CONNECT_TIMEOUT);
+    options.server_selection_timeout = Some(SELECT_TIMEOUT);
+    options.app_name = Some("mup".into());
+    Client::with_options(options).map_err(translate)
+}
+
+/// Runs `cmd` against the `admin` database of the server `client` is connected to.
+pub fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
+    client
+        .database("admin")
+        .run_command(cmd)
+        .run()
+        .map_err(translate)
+}
+
+/// One command on a fresh direct connection.
+pub fn command(host: &str, port: u16, cmd: Document) -> Result<Document, Error> {
+    run(&connect(host, port)?, cmd)
+}
+
+fn translate(e: mongodb::error::Error) -> Error {
+    match *e.kind {
+        ErrorKind::Command(c) => Error::Command {
+            code: c.code,
+            code_name: c.code_name,
+            message: c.message,
+        },
+        ErrorKind::ServerSelection { .. } => {
+            Error::Unreachable("no answer within the server selection timeout".into())
+        }
+        ErrorKind::Io(io) => Error::Unreachable(io.to_string()),
+        other => Error::Unreachable(format!("{other:?}").chars().take(200).collect()),
+    }
+}
+
+/// What `hello` says about a server, as far as mup needs it.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub struct Hello {
+    pub set_name: Option<String>,
+    pub writable_primary: bool,
+    pub secondary: bool,
+    /// `host:port` of the primary it knows.
+    pub primary: Option<String>,
+    /// Started with a replica-set name (set even before initiation).
+    pub replica_set: bool,
+}
+
+/// `hello` on `host:port`.
+pub fn hello(host: &str, port: u16) -> Result<Hello, Error> {
+    let d = command(host, port, doc! { "hello": 1 })?;
+    let flag = |k: &str| d.get_bool(k).unwrap_or(false);
+    Ok(Hello {
+        set_name: d.get_str("setName").ok().map(String::from),
+        writable_primary: flag("isWritablePrimary") || flag("ismaster"),
+        secondary: flag("secondary"),
+        primary: d.get_str("primary").ok().map(String::from),
+        replica_set: flag("isreplicaset") || d.contains_key("setName"),
+    })
+}
+
+/// The replica-set state name of the member at `host:port` (`PRIMARY`, `SECONDARY`, ...),
+/// `STARTUP` before initiation, `None` when it is not a replica-set member.
+pub fn member_state(host: &str, port: u16) -> Result<Option<String>, Error> {
+    match command(host, port, doc! { "replSetGetStatus": 1 }) {
+        Ok(d) => {
+            let state = d
+                .get_i32("myState")
+                .map(i64::from)
+                .or_else(|_| d.get_i64("myState"))
+                .unwrap_or(-1);
+            Ok(Some(state_name(state).to_string()))
+        }
+        Err(e) if e.code() == Some(code::NOT_YET_INITIALIZED) => Ok(Some("STARTUP".into())),
+        Err(Error::Command { .. }) => Ok(None),
+        Err(e) => Err(e),
+    }
+}
+
+/// Replica-set member state names by number (the server's MemberState).
+fn state_name(state: i64) -> &'static str {
+    match state {
+        0 => "STARTUP",
+        1 => "PRIMARY",
+        2 => "SECONDARY",
+        3 => "RECOVERING",
+        5 => "STARTUP2",
+        6 => "UNKNOWN",
+        7 => "ARBITER",
+        8 => "DOWN",
+        9 => "ROLLBACK",
+        10 => "REMOVED",
+        _ => "UNKNOWN",
+    }
+}

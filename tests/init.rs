@@ -1,0 +1,338 @@
+//! A deployed cluster is a working MongoDB cluster: replica sets initiated with one primary,
+//! the config set with `configsvr: true`, every shard added; idempotent across stop/start;
+//! errors named. Real supervisord; the stand-ins speak the wire protocol and model the servers'
+//! rules (a mongos listens only once its config set has a primary). The result is checked with
+//! the driver directly, independently of mup's own code.
+
+use crate::common::*;
+use mongodb::bson::doc;
+use std::path::{Path, PathBuf};
+
+/// The nodes of a display JSON: (port, role, replica set, member state).
+fn nodes(d: &serde_json::Value) -> Vec<(u16, String, Option<String>, Option<String>)> {
+    d["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .map(|n| {
+            let id = n["id"].as_str().expect("id");
+            (
+                id.rsplit(':').next().expect("port").parse().expect("port"),
+                n["role"].as_str().expect("role").to_string(),
+                n["replica_set"].as_str().map(String::from),
+                n["member_state"].as_str().map(String::from),
+            )
+        })
+        .collect()
+}
+
+/// How many times each stand-in log under `logs` says `text`.
+fn count_in_logs(logs: &Path, text: &str) -> usize {
+    std::fs::read_dir(logs)
+        .expect("logs")
+        .flatten()
+        .map(|e| {
+            std::fs::read_to_string(e.path())
+                .unwrap_or_default()
+                .matches(text)
+                .count()
+        })
+        .sum()
+}
+
+const SHARDED: &str = "config_servers:
+  - {host: localhost, port: {p0}, replica_set: cfg}
+  - {host: localhost, port: {p1}, replica_set: cfg}
+mongod_servers:
+  - {host: localhost, port: {p2}, replica_set: shard1}
+  - {host: localhost, port: {p3}, replica_set: shard1}
+  - {host: localhost, port: {p4}, replica_set: shard1, priority: 0, hidden: true}
+  - {host: 127.0.0.1, port: {p5}, replica_set: shard2}
+mongos_servers:
+  - {host: localhost, port: {p6}}
+";
+
+#[test]
+fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
+    let mut h = Home::new(&["ready"]);
+    let topo = h.topology("ready.yaml", SHARDED, 7);
+    let p = h.ports.clone();
+    let out = h.deploy("ready", &topo);
+    assert!(out.contains("connect: mongodb://localhost:"), "{out}");
+    let logs = h.cluster_dir("ready").join("logs");
+
+    let check = |h: &Home| {
+        // One primary per set, the right members, configsvr on the config set.
+        for (set, ports) in [
+            ("cfg", &p[0..2]),
+            ("shard1", &p[2..5]),
+            ("shard2", &p[5..6]),
+        ] {
+            let primaries: Vec<u16> = ports
+                .iter()
+                .copied()
+                .filter(|port| {
+                    let hello = mongo_command(*port, doc! { "hello": 1 });
+                    assert_eq!(hello.get_str("setName").expect("setName"), set);
+                    hello.get_bool("isWritablePrimary").unwrap_or(false)
+                })
+                .collect();
+            assert_eq!(primaries.len(), 1, "{set}: one primary, got {primaries:?}");
+            let config = mongo_command(ports[0], doc! { "replSetGetConfig": 1 });
+            let config = config.get_document("config").expect("config");
+            let hosts: Vec<&str> = config
+                .get_array("members")
+                .expect("members")
+                .iter()
+                .map(|m| m.as_document().expect("doc").get_str("host").expect("host"))
+                .collect();
+            assert_eq!(hosts.len(), ports.len(), "{set}: {hosts:?}");
+            assert_eq!(config.get_bool("configsvr").unwrap_or(false), set == "cfg");
+        }
+        let shards = mongo_command(p[6], doc! { "listShards": 1 });
+        let shards: Vec<(String, String)> = shards
+            .get_array("shards")
+            .expect("shards")
+            .iter()
+            .map(|s| {
+                let s = s.as_document().expect("doc");
+                (
+                    s.get_str("_id").expect("_id").to_string(),
+                    s.get_str("host").expect("host").to_string(),
+                )
+            })
+            .collect();
+        assert_eq!(
+            shards,
+            vec![
+                (
+                    "shard1".to_string(),
+                    format!("shard1/localhost:{},localhost:{}", p[2], p[3])
+                ),
+                ("shard2".to_string(), format!("shard2/127.0.0.1:{}", p[5])),
+            ],
+            "the hidden member is not a seed"
+        );
+        // display shows the member states and the shards.
+        let (code, d) = h.display("ready");
+        assert_eq!(code, 0, "{d}");
+        let states: Vec<_> = nodes(&d);
+        let primaries = states
+            .iter()
+            .filter(|n| n.3.as_deref() == Some("PRIMARY"))
+            .count();
+        let secondaries = states
+            .iter()
+            .filter(|n| n.3.as_deref() == Some("SECONDARY"))
+            .count();
+        assert_eq!((primaries, secondaries), (3, 3), "{d}");
+        assert!(states.iter().any(|n| n.1 == "mongos" && n.3.is_none()));
+        assert_eq!(d["shards"].as_array().map(Vec::len), Some(2), "{d}");
+    };
+    check(&h);
+    let initiations = || count_in_logs(&logs, "replSetInitiate: initiated");
+    let added = || count_in_logs(&logs, "shard added");
+    assert_eq!((initiations(), added()), (3, 2));
+
+    // Stop, start, start again: ready each time, and no second initiation or addShard.
+    h.ok(&["cluster", "stop", "ready"]);
+    let out = h.ok(&["-v", "cluster", "start", "ready"]);
+    assert!(out.contains("cfg: already initiated"), "{out}");
+    assert!(out.contains("shard shard1: already added"), "{out}");
+    h.ok(&["cluster", "start", "ready"]);
+    check(&h);
+    assert_eq!((initiations(), added()), (3, 2));
+    h.ok(&["cluster", "destroy", "ready", "--yes"]);
+}
+
+#[test]
+fn a_member_whose_data_belongs_to_another_set_is_named() {
+    let c = TestCluster::new(
+        "foreignset",
+        "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+",
+        2,
+    );
+    // The second member's dbPath already holds the config of a set called "other".
+    let data = c
+        .tree
+        .join("data")
+        .join(format!("localhost-{}", c.ports[1]));
+    std::fs::write(
+        data.join("standin-replset.json"),
+        format!(
+            r#"{{"_id": "other", "version": 1, "members": [{{"_id": 0, "host": "localhost:{}"}}]}}"#,
+            c.ports[1]
+        ),
+    )
+    .expect("seed another set");
+    c.ok(&["up"]);
+    let (code, _, err) = c.ctl(&["start"]);
+    assert_eq!(code, 1, "{err}");
+    let member = format!("mongod-{} (localhost:{})", c.ports[1], c.ports[1]);
+    assert!(
+        err.contains(&format!(
+            "rs0: {member}: it belongs to replica set \"other\", not \"rs0\""
+        )),
+        "{err}"
+    );
+    assert!(
+        err.contains("last lines of"),
+        "the member's log tail: {err}"
+    );
+    // Nothing was initiated.
+    let hello = mongo_command(c.ports[0], doc! { "hello": 1 });
+    assert!(hello.get_str("setName").is_err(), "{hello}");
+}
+
+#[test]
+fn an_uninitiated_config_set_is_explained_and_no_init_starts_processes_only() {
+    let c = TestCluster::new(
+        "noinit",
+        "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+",
+        1,
+    );
+    c.ok(&["up"]);
+    c.ok(&["start", "--no-init"]);
+    let hello = mongo_command(c.ports[0], doc! { "hello": 1 });
+    assert_eq!(
+        hello.get_str("info").ok(),
+        Some("Does not have a valid replica set config"),
+        "--no-init leaves the set uninitiated: {hello}"
+    );
+    // A whole-cluster start initiates it.
+    c.ok(&["start"]);
+    let hello = mongo_command(c.ports[0], doc! { "hello": 1 });
+    assert_eq!(hello.get_str("setName").ok(), Some("rs0"), "{hello}");
+}
+
+#[test]
+fn connect_runs_the_shell_with_the_connection_string() {
+    let mut h = Home::new(&["shell"]);
+    let topo = h.topology(
+        "shell.yaml",
+        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
+        1,
+    );
+    h.deploy("shell", &topo);
+    let uri = format!("mongodb://localhost:{}/?replicaSet=rs0", h.ports[0]);
+    assert_eq!(h.ok(&["cluster", "uri", "shell"]).trim(), uri);
+
+    // A fake mongosh on PATH records what it is given.
+    let fake = h.scratch().join("fakebin");
+    std::fs::create_dir_all(&fake).expect("mkdir");
+    let record = h.scratch().join("args");
+    std::fs::write(
+        fake.join("mongosh"),
+        format!("#!/bin/sh\necho \"$@\" > {}\n", record.display()),
+    )
+    .expect("fake shell");
+    use std::os::unix::fs::PermissionsExt;
+    std::fs::set_permissions(fake.join("mongosh"), std::fs::Permissions::from_mode(0o755))
+        .expect("chmod");
+    let path = format!(
+        "{}:{}",
+        fake.display(),
+        std::env::var("PATH").unwrap_or_default()
+    );
+    let out = mup(h.path())
+        .env("PATH", &path)
+        .args(["cluster", "connect", "shell"])
+        .output()
+        .expect("connect");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    assert_eq!(
+        std::fs::read_to_string(&record)
+            .expect("the shell ran")
+            .trim(),
+        uri
+    );
+
+    // Without a shell: the connection string, and what was looked for.
+    let out = mup(h.path())
+        .env("PATH", "/usr/bin:/bin")
+        .args(["cluster", "connect", "shell"])
+        .output()
+        .expect("connect");
+    assert_eq!(out.status.code(), Some(1));
+    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), uri);
+    assert!(String::from_utf8_lossy(&out.stderr).contains("looked for mongosh"));
+    h.ok(&["cluster", "destroy", "shell", "--yes"]);
+}
+
+/// With `MUP_TEST_MONGODB_BIN` naming a directory of real MongoDB binaries (mongod, mongos),
+/// deploys a standalone, a replica set and a sharded cluster with them and checks them with
+/// the driver. Skipped, saying so, otherwise.
+#[test]
+fn real_binaries_deploy_standalone_replica_set_and_sharded() {
+    let Some(bin) = std::env::var_os("MUP_TEST_MONGODB_BIN").map(PathBuf::from) else {
+        eprintln!(
+            "skipped: set MUP_TEST_MONGODB_BIN to a directory holding real mongod and mongos"
+        );
+        return;
+    };
+    let mut h = Home::new(&["real-standalone", "real-rs", "real-sharded"]);
+    let cases = [
+        (
+            "real-standalone",
+            "mongod_servers:\n  - {host: localhost, port: {p0}}\n",
+            1,
+        ),
+        (
+            "real-rs",
+            "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+  - {host: localhost, port: {p2}, replica_set: rs0}
+",
+            3,
+        ),
+        ("real-sharded", SHARDED, 7),
+    ];
+    for (name, template, n) in cases {
+        let topo = h.topology(&format!("{name}.yaml"), template, n);
+        let ports: Vec<u16> = h.ports[h.ports.len() - n..].to_vec();
+        let out = {
+            let _lock = allocation_lock();
+            h.ok(&[
+                "cluster",
+                "deploy",
+                name,
+                topo.to_str().expect("utf8"),
+                "--bin-path",
+                bin.to_str().expect("utf8"),
+                "--yes",
+            ])
+        };
+        assert!(out.contains("is running"), "{out}");
+        let router_or_first = *ports.last().expect("a port");
+        let hello = mongo_command(router_or_first, doc! { "hello": 1 });
+        assert!(
+            hello.get_bool("isWritablePrimary").unwrap_or(false) || hello.contains_key("setName")
+        );
+        if name == "real-sharded" {
+            let shards = mongo_command(ports[6], doc! { "listShards": 1 });
+            assert_eq!(shards.get_array("shards").map(Vec::len).ok(), Some(2));
+        }
+        if name == "real-rs" {
+            let primaries = ports
+                .iter()
+                .filter(|p| {
+                    mongo_command(**p, doc! { "hello": 1 })
+                        .get_bool("isWritablePrimary")
+                        .unwrap_or(false)
+                })
+                .count();
+            assert_eq!(primaries, 1);
+        }
+        h.ok(&["cluster", "destroy", name, "--yes"]);
+    }
+}
