@@ -43,18 +43,27 @@ fn events(status: &serde_json::Value, event: &str) -> BTreeMap<String, Vec<f64>>
     out
 }
 
-fn last_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
-    ev.iter()
+/// The last time each program named `prefix...` logged the event. Every such program must have
+/// logged it, and there must be at least one: an order check over nothing proves nothing.
+fn times_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> Vec<f64> {
+    let times: Vec<f64> = ev
+        .iter()
         .filter(|(k, _)| k.starts_with(prefix))
-        .filter_map(|(_, v)| v.last().copied())
-        .fold(f64::MIN, f64::max)
+        .map(|(k, v)| {
+            *v.last()
+                .unwrap_or_else(|| panic!("{k} never logged the event: {ev:?}"))
+        })
+        .collect();
+    assert!(!times.is_empty(), "no program named {prefix}*: {ev:?}");
+    times
+}
+
+fn last_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
+    times_of(ev, prefix).into_iter().fold(f64::MIN, f64::max)
 }
 
 fn first_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
-    ev.iter()
-        .filter(|(k, _)| k.starts_with(prefix))
-        .filter_map(|(_, v)| v.last().copied())
-        .fold(f64::MAX, f64::min)
+    times_of(ev, prefix).into_iter().fold(f64::MAX, f64::min)
 }
 
 fn running_pids(c: &TestCluster) -> BTreeMap<String, u32> {

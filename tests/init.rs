@@ -302,15 +302,11 @@ fn real_binaries_deploy_standalone_replica_set_and_sharded() {
         let ports: Vec<u16> = h.ports[h.ports.len() - n..].to_vec();
         let out = {
             let _lock = allocation_lock();
-            h.ok(&[
-                "cluster",
-                "deploy",
-                name,
-                topo.to_str().expect("utf8"),
-                "--bin-path",
-                bin.to_str().expect("utf8"),
-                "--yes",
-            ])
+            {
+                let (code, out, err) = h.try_deploy(name, &topo, &bin);
+                assert_eq!(code, 0, "{name}: {out}{err}");
+                out
+            }
         };
         assert!(out.contains("is running"), "{out}");
         let router_or_first = *ports.last().expect("a port");

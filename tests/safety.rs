@@ -81,15 +81,7 @@ fn destroy_deletes_only_what_mup_created() {
         );
         let topo = h.scratch().join("intruder.yaml");
         std::fs::write(&topo, text).expect("topology");
-        let (code, _, err) = h.run(&[
-            "cluster",
-            "deploy",
-            "intruder",
-            topo.to_str().expect("utf8"),
-            "--bin-path",
-            bin.to_str().expect("utf8"),
-            "--yes",
-        ]);
+        let (code, _, err) = h.try_deploy("intruder", &topo, &bin);
         assert_eq!(code, 2, "{err}");
         assert!(
             err.contains("mongod_servers[0].data_dir") && err.contains(&why),
@@ -144,15 +136,7 @@ fn keep_data_never_removes_a_data_file() {
         1,
     );
     let bin = stand_in_bin();
-    let (code, _, err) = h.run(&[
-        "cluster",
-        "deploy",
-        "dotdata",
-        topo.to_str().expect("utf8"),
-        "--bin-path",
-        bin.to_str().expect("utf8"),
-        "--yes",
-    ]);
+    let (code, _, err) = h.try_deploy("dotdata", &topo, &bin);
     assert_eq!(code, 2, "{err}");
     assert!(err.contains("contains the cluster directory"), "{err}");
 
@@ -349,15 +333,7 @@ fn another_clusters_node_is_never_signalled() {
     )
     .expect("topology");
     let bin = stand_in_bin();
-    let (code, _, err) = h.run(&[
-        "cluster",
-        "deploy",
-        "thief",
-        thief.to_str().expect("utf8"),
-        "--bin-path",
-        bin.to_str().expect("utf8"),
-        "--yes",
-    ]);
+    let (code, _, err) = h.try_deploy("thief", &thief, &bin);
     assert_eq!(code, 2, "{err}");
     assert!(
         err.contains("mongod_servers[0].port")

@@ -63,17 +63,31 @@ pub fn node_proof(member: &Member) -> Proof {
     Proof::Node(member.config_file.clone())
 }
 
-/// The node processes of `members` alive now (one pass over /proc), in `members` order.
+/// The node processes of `members` alive now, in `members` order: one pass over /proc, each
+/// process's arguments read once.
 pub fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
-    let pids = procs::all_pids();
-    let mut found = Vec::new();
-    for m in members {
-        let proof = node_proof(m);
-        if let Some(pid) = pids.iter().copied().find(|p| proof.holds(*p)) {
-            found.push((m.clone(), pid));
+    let mut by_member: Vec<Option<u32>> = vec![None; members.len()];
+    for pid in procs::all_pids() {
+        let Some(args) = procs::args(pid) else {
+            continue;
+        };
+        let Some(conf) = option_value(&args, "--config", "-f") else {
+            continue;
+        };
+        if let Some(i) = members
+            .iter()
+            .position(|m| m.config_file.as_path() == Path::new(conf))
+        {
+            if by_member[i].is_none() && procs::alive(pid) {
+                by_member[i] = Some(pid);
+            }
         }
     }
-    found
+    members
+        .iter()
+        .zip(by_member)
+        .filter_map(|(m, pid)| pid.map(|p| (m.clone(), p)))
+        .collect()
 }
 
 /// Who holds a node's TCP port.
