@@ -28,6 +28,29 @@ pub enum Command {
     Playground(PlaygroundCmd),
     /// Install a stock supervisord (supervisor==4.3.0) into a venv under $MUP_HOME/tools
     Setup,
+    /// Download a MongoDB release into $MUP_HOME/storage/packages (verified by its sha256)
+    Install {
+        /// 7.0.14, a series such as 7.0 (its newest production release), or latest
+        version: String,
+        #[command(flatten)]
+        source: SourceOpts,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
+    /// List MongoDB releases (newest first), or the installed ones
+    Versions {
+        /// Only the installed versions (no download of the index)
+        #[arg(long)]
+        installed: bool,
+        #[command(flatten)]
+        source: SourceOpts,
+    },
+    /// Remove an installed MongoDB release (refused while a cluster uses it)
+    Uninstall {
+        /// The exact installed version (7.0.14)
+        version: String,
+    },
     /// Print a shell completion script
     Completions {
         /// bash, zsh, fish, elvish or powershell
@@ -144,15 +167,27 @@ pub struct InitOpts {
     pub no_init: bool,
 }
 
-/// Where the MongoDB binaries are (default: mongod on PATH) and their version (default: asked).
+/// Where MongoDB packages come from.
+#[derive(Debug, Clone, clap::Args)]
+pub struct SourceOpts {
+    /// A mirror of MongoDB's downloads: URL/full.json and URL/<archive> [env: MUP_MIRROR]
+    #[arg(long, value_name = "URL")]
+    pub mirror: Option<String>,
+}
+
+/// Where the MongoDB binaries are and their version: `--bin-path` (default: mongod on PATH),
+/// or with `--version` alone the installed package of that version (installed first).
 #[derive(Debug, Clone, clap::Args)]
 pub struct BinOpts {
-    /// MongoDB version (default: what `mongod --version` says)
+    /// MongoDB version: without --bin-path, the package of this version (installed if
+    /// needed); with it, the version of those binaries (default: `mongod --version`)
     #[arg(long)]
     pub version: Option<String>,
     /// Directory holding mongod and mongos (default: the one of `mongod` on PATH)
     #[arg(long)]
     pub bin_path: Option<PathBuf>,
+    #[command(flatten)]
+    pub source: SourceOpts,
 }
 
 /// `-R ROLE` / `-N HOST:PORT` filters.
@@ -244,6 +279,12 @@ pub enum ClusterCmd {
     Migrate {
         /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
+        /// Other binaries than the legacy cluster's (e.g. --version 7.0: the package)
+        #[command(flatten)]
+        bins: BinOpts,
+        /// Do not ask before downloading MongoDB
+        #[arg(short, long)]
+        yes: bool,
     },
 }
 
@@ -258,6 +299,9 @@ pub enum PlaygroundCmd {
         bins: BinOpts,
         #[command(flatten)]
         init: InitOpts,
+        /// Do not ask before downloading MongoDB
+        #[arg(short, long)]
+        yes: bool,
     },
     /// Stop the playground and its supervisord
     Stop,

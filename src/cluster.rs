@@ -22,15 +22,25 @@ pub struct Binaries {
     pub version: String,
 }
 
-/// `--bin-path` or the directory of `mongod` on PATH; `--version` or what `mongod --version` says.
-pub fn binaries(bin_path: Option<&Path>, version: Option<&str>) -> anyhow::Result<Binaries> {
-    let bin_path = match bin_path {
-        Some(p) => layout::absolute(p),
-        None => which::which("mongod")
+/// The binaries a command uses: `--bin-path` (its version from `--version` or what `mongod
+/// --version` says); else with `--version` alone the installed package of that version,
+/// installed first (asking on a terminal unless `yes`); else the directory of `mongod` on PATH.
+pub fn binaries(opts: &crate::cli::BinOpts, yes: bool) -> anyhow::Result<Binaries> {
+    let bin_path = match (&opts.bin_path, &opts.version) {
+        (Some(p), _) => layout::absolute(p),
+        (None, Some(v)) => {
+            let source = crate::packages::Source::new(opts.source.mirror.as_deref());
+            let exact = crate::packages::install(v, &source, yes)?;
+            return Ok(Binaries {
+                bin_path: crate::packages::bin_dir(&exact),
+                version: exact,
+            });
+        }
+        (None, None) => which::which("mongod")
             .ok()
             .and_then(|p| p.parent().map(Path::to_path_buf))
             .ok_or_else(|| {
-                InputError::new("--bin-path", "", "mongod is not on PATH: name the directory holding mongod and mongos with --bin-path")
+                InputError::new("--bin-path", "", "mongod is not on PATH: name the directory holding mongod and mongos with --bin-path, or a version to install with --version (e.g. --version 7.0)")
             })?,
     };
     let mongod = bin_path.join("mongod");
@@ -42,8 +52,8 @@ pub fn binaries(bin_path: Option<&Path>, version: Option<&str>) -> anyhow::Resul
         )
         .into());
     }
-    let version = match version {
-        Some(v) => v.to_string(),
+    let version = match &opts.version {
+        Some(v) => v.clone(),
         None => detect_version(&mongod)?,
     };
     Ok(Binaries { bin_path, version })
@@ -68,7 +78,7 @@ fn detect_version(mongod: &Path) -> anyhow::Result<String> {
 }
 
 /// Asks on a terminal; without one, `--yes` is required.
-fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
@@ -343,7 +353,13 @@ pub fn start(name: &str, roles: &[String], nodes: &[String], init: bool) -> anyh
     let _lock = crate::lock::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
     let whole = roles.is_empty() && nodes.is_empty();
-    ops::start(&tree, &client, &members, whole && init)
+    ops::start(&tree, &client, &members, whole && init)?;
+    if whole {
+        for uri in connection_strings(&tree) {
+            println!("  connect: {uri}");
+        }
+    }
+    Ok(())
 }
 
 /// `mup cluster stop`: an ordered stop; without filters the daemon is shut down too.
@@ -790,7 +806,8 @@ fn leftovers(tree: &Tree) -> Vec<String> {
 }
 
 /// `mup cluster migrate`: a PID-tracked cluster of the Go mup → supervisord, data in place.
-pub fn migrate(name: &str) -> anyhow::Result<()> {
+/// With `bins`, the new tree uses those binaries instead of the legacy cluster's.
+pub fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
     let file = layout.meta_file();
@@ -820,8 +837,11 @@ pub fn migrate(name: &str) -> anyhow::Result<()> {
     }
 
     // The new tree is compiled (and checked) before any legacy process is touched.
-    let compiled =
-        gen::compile_inputs(legacy_inputs(&old, &shown, &layout)?, layout.clone(), true)?;
+    let compiled = gen::compile_inputs(
+        legacy_inputs(&old, &shown, &layout, bins)?,
+        layout.clone(),
+        true,
+    )?;
     stop_legacy(&old);
     let held: Vec<String> = compiled
         .cluster
@@ -851,7 +871,12 @@ pub fn migrate(name: &str) -> anyhow::Result<()> {
 }
 
 /// The topology and meta of a legacy cluster: every node keeps its data directory.
-fn legacy_inputs(old: &legacy::LegacyMeta, shown: &str, layout: &Layout) -> anyhow::Result<Inputs> {
+fn legacy_inputs(
+    old: &legacy::LegacyMeta,
+    shown: &str,
+    layout: &Layout,
+    bins: Option<&Binaries>,
+) -> anyhow::Result<Inputs> {
     let mut topology = Topology::default();
     for (i, n) in old.nodes.iter().enumerate() {
         let role = Role::from_meta_type(&n.kind).ok_or_else(|| {
@@ -883,8 +908,11 @@ fn legacy_inputs(old: &legacy::LegacyMeta, shown: &str, layout: &Layout) -> anyh
         topology_label: format!("{shown} (nodes)"),
         meta: Meta {
             name: old.name.clone(),
-            version: old.version.clone(),
-            bin_path: old.bin_path.clone(),
+            version: bins.map_or_else(|| old.version.clone(), |b| b.version.clone()),
+            bin_path: bins.map_or_else(
+                || old.bin_path.clone(),
+                |b| b.bin_path.display().to_string(),
+            ),
             ..Meta::default()
         },
         meta_label: shown.to_string(),
@@ -951,7 +979,7 @@ pub const PLAYGROUND: &str = "playground";
 /// `mup playground start`: deploys the playground, or starts it if it exists.
 pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> anyhow::Result<()> {
     if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
-        start(PLAYGROUND, &[], &[], init)?;
+        start(PLAYGROUND, &[], &[], init)
     } else {
         if nodes == 0 {
             return Err(
@@ -960,7 +988,14 @@ pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> any
         }
         let bins = match bins {
             Some(b) => b,
-            None => binaries(None, None)?,
+            None => binaries(
+                &crate::cli::BinOpts {
+                    version: None,
+                    bin_path: None,
+                    source: crate::cli::SourceOpts { mirror: None },
+                },
+                false,
+            )?,
         };
         let topology = Topology {
             mongod_servers: (0..nodes)
@@ -980,18 +1015,8 @@ pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> any
             &bins,
             init,
             true,
-        )?;
-        return Ok(());
+        )
     }
-    playground_connect()
-}
-
-fn playground_connect() -> anyhow::Result<()> {
-    let tree = load(PLAYGROUND)?;
-    for uri in connection_strings(&tree) {
-        println!("connect: {uri}");
-    }
-    Ok(())
 }
 
 /// `mup playground status`: the display, then the connection string.

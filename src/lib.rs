@@ -14,6 +14,7 @@ pub mod lock;
 pub mod meta;
 pub mod model;
 pub mod mongo;
+pub mod packages;
 pub mod ports;
 pub mod render;
 pub mod setup;
@@ -64,6 +65,24 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
             clap_complete::generate(shell, &mut Opts::command(), "mup", &mut std::io::stdout());
             Ok(ExitCode::SUCCESS)
         }
+        Command::Install {
+            version,
+            source,
+            yes,
+        } => {
+            let src = packages::Source::new(source.mirror.as_deref());
+            let v = packages::install(&version, &src, yes)?;
+            println!("{}", packages::bin_dir(&v).display());
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Versions { installed, source } => {
+            packages::versions(&packages::Source::new(source.mirror.as_deref()), installed)?;
+            Ok(ExitCode::SUCCESS)
+        }
+        Command::Uninstall { version } => {
+            packages::uninstall(&version)?;
+            Ok(ExitCode::SUCCESS)
+        }
         Command::Setup => {
             let path = setup::run()?;
             println!(
@@ -86,7 +105,7 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
             init,
             yes,
         } => {
-            let b = cluster::binaries(bins.bin_path.as_deref(), bins.version.as_deref())?;
+            let b = cluster::binaries(&bins, yes)?;
             cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
         }
         C::Start {
@@ -109,7 +128,13 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
             keep_data,
             yes,
         } => cluster::destroy(&name, keep_data, yes)?,
-        C::Migrate { name } => cluster::migrate(&name)?,
+        C::Migrate { name, bins, yes } => {
+            let b = match (&bins.bin_path, &bins.version) {
+                (None, None) => None,
+                _ => Some(cluster::binaries(&bins, yes)?),
+            };
+            cluster::migrate(&name, b.as_ref())?
+        }
     }
     Ok(ExitCode::SUCCESS)
 }
@@ -117,13 +142,15 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
 fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
     use cli::PlaygroundCmd as P;
     match cmd {
-        P::Start { nodes, bins, init } => {
+        P::Start {
+            nodes,
+            bins,
+            init,
+            yes,
+        } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
-                _ => Some(cluster::binaries(
-                    bins.bin_path.as_deref(),
-                    bins.version.as_deref(),
-                )?),
+                _ => Some(cluster::binaries(&bins, yes)?),
             };
             cluster::playground_start(nodes, b, !init.no_init)?;
         }

@@ -45,7 +45,8 @@ pub fn ports() -> anyhow::Result<File> {
     hold(&path, "the port allocation of every cluster")
 }
 
-fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
+/// Holds the lock file `path` (created 0600) until dropped; `what` names it in messages.
+pub fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

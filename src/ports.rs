@@ -27,6 +27,8 @@ pub struct Recorded {
     /// Its supervisord port and every node port.
     pub ports: BTreeSet<u16>,
     pub data_dirs: Vec<PathBuf>,
+    /// Where its MongoDB binaries are.
+    pub bin_path: Option<PathBuf>,
 }
 
 /// Every other cluster under `MUP_HOME`. A directory whose meta.yaml cannot be read still
@@ -51,6 +53,7 @@ pub fn other_clusters(own_root: &Path) -> Vec<Recorded> {
             r.ports
                 .extend(m.supervisor_port.and_then(|p| u16::try_from(p).ok()));
             r.ports.extend(m.nodes.iter().map(|n| n.port));
+            r.bin_path = Some(PathBuf::from(&m.bin_path));
             r.data_dirs = m
                 .nodes
                 .iter()

@@ -8,5 +8,6 @@ mod gen_daemon;
 mod gen_tree;
 mod golden;
 mod init;
+mod packages;
 mod readme;
 mod safety;
