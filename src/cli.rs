@@ -190,14 +190,28 @@ pub struct BinOpts {
     pub source: SourceOpts,
 }
 
+/// A node role, as `-R` takes it.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum RoleArg {
+    /// Config servers
+    #[value(alias = "config-server", alias = "config-servers", alias = "configsvr")]
+    Config,
+    /// Shard and replica-set members, standalone mongod
+    #[value(alias = "shard", alias = "mongod-servers")]
+    Mongod,
+    /// Routers
+    #[value(alias = "router", alias = "mongos-routers")]
+    Mongos,
+}
+
 /// `-R ROLE` / `-N HOST:PORT` filters.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Filters {
-    /// Only nodes of these roles: config, mongod, mongos (comma-separated or repeated)
-    #[arg(short = 'R', long = "role")]
-    pub roles: Vec<String>,
+    /// Only nodes of these roles (comma-separated or repeated)
+    #[arg(short = 'R', long = "role", value_enum, value_delimiter = ',')]
+    pub roles: Vec<RoleArg>,
     /// Only these nodes, as host:port (comma-separated or repeated)
-    #[arg(short = 'N', long = "node")]
+    #[arg(short = 'N', long = "node", value_delimiter = ',')]
     pub nodes: Vec<String>,
 }
 

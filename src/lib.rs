@@ -3,7 +3,6 @@
 pub mod cli;
 pub mod cluster;
 pub mod ctl;
-pub mod destroy;
 pub mod error;
 pub mod gen;
 pub mod ini;
@@ -14,7 +13,10 @@ pub mod lock;
 pub mod meta;
 pub mod model;
 pub mod mongo;
+pub mod mongod_conf;
+pub mod naming;
 pub mod packages;
+pub mod plan;
 pub mod ports;
 pub mod render;
 pub mod setup;
@@ -112,9 +114,9 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
             name,
             filters,
             init,
-        } => cluster::start(&name, &filters.roles, &filters.nodes, !init.no_init)?,
-        C::Stop { name, filters } => cluster::stop(&name, &filters.roles, &filters.nodes)?,
-        C::Restart { name, filters } => cluster::restart(&name, &filters.roles, &filters.nodes)?,
+        } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
+        C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
+        C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
         C::Display { name, json } => return cluster::display(&name, json),
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,
@@ -160,6 +162,19 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
         P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
     }
     Ok(ExitCode::SUCCESS)
+}
+
+/// `-R` values as the model's roles.
+fn roles(filters: &cli::Filters) -> Vec<model::Role> {
+    filters
+        .roles
+        .iter()
+        .map(|r| match r {
+            cli::RoleArg::Config => model::Role::ConfigServer,
+            cli::RoleArg::Mongod => model::Role::Mongod,
+            cli::RoleArg::Mongos => model::Role::Mongos,
+        })
+        .collect()
 }
 
 /// The exit code for an error: 2 when the cause is bad input, 1 otherwise.

@@ -90,7 +90,7 @@ fn supervisor_ini(env: &Environment, c: &Cluster) -> anyhow::Result<String> {
         name => c.name,
         logfile => ini::escape(&path_str(&l.supervisor_log())),
         pidfile => ini::escape(&path_str(&l.supervisor_pid())),
-        identifier => identifier(&c.name),
+        identifier => crate::naming::identifier(&c.name),
         directory => ini::escape(&path_str(l.root())),
         port => c.supervisor_port,
         username => c.supervisor_user,
@@ -98,11 +98,6 @@ fn supervisor_ini(env: &Environment, c: &Cluster) -> anyhow::Result<String> {
         include => Layout::INCLUDE_PATTERN,
         groups => groups,
     })?)
-}
-
-/// supervisord's `identifier`, checked by `mup ctl` through getIdentification().
-pub fn identifier(cluster: &str) -> String {
-    format!("mup-{cluster}")
 }
 
 fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<String> {

@@ -27,7 +27,7 @@ pub fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
         owner::Daemon::Serving(_) => {
             let client = tree.client();
             let ident = client.get_identification().map_err(|e| tree.explain(e))?;
-            let want = render::identifier(tree.name());
+            let want = crate::naming::identifier(tree.name());
             if ident != want {
                 bail!(
                     "the supervisord on 127.0.0.1:{} runs this tree's supervisor.ini but calls itself {ident:?}, not {want:?}: was supervisor.ini edited by hand?",

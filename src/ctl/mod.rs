@@ -47,7 +47,14 @@ impl Member {
         format!("{}:{}", self.group(), self.program)
     }
     pub fn address(&self) -> String {
-        format!("{}:{}", self.host, self.port)
+        crate::naming::address(&self.host, self.port)
+    }
+    /// True when `host:port` names this node: `localhost` and `127.0.0.1` name the same
+    /// machine, and ports are unique on it.
+    pub fn is(&self, id: &str) -> bool {
+        id == self.address()
+            || id.contains(':')
+                && id.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(self.port)
     }
 }
 
@@ -223,6 +230,32 @@ impl Tree {
         Ok(chosen
             .into_iter()
             .map(|i| self.members[i].clone())
+            .collect())
+    }
+
+    /// The members of `roles` (all when empty) that are also among `nodes` (`host:port`,
+    /// all when empty): `mup cluster`'s `-R`/`-N`, as in tiup.
+    pub fn select_nodes(&self, roles: &[Role], nodes: &[String]) -> anyhow::Result<Vec<Member>> {
+        let ids: Vec<&str> = nodes.iter().map(|n| n.trim()).collect();
+        if let Some(id) = ids.iter().find(|id| !self.members.iter().any(|m| m.is(id))) {
+            let known: Vec<String> = self.members.iter().map(Member::address).collect();
+            return Err(InputError::new(
+                "-N",
+                "",
+                format!(
+                    "no node {id:?} in cluster {}; nodes: {}",
+                    self.name(),
+                    known.join(", ")
+                ),
+            )
+            .into());
+        }
+        Ok(self
+            .members
+            .iter()
+            .filter(|m| roles.is_empty() || roles.contains(&m.role))
+            .filter(|m| ids.is_empty() || ids.iter().any(|id| m.is(id)))
+            .cloned()
             .collect())
     }
 

@@ -4,21 +4,42 @@
 
 use super::{ops, Member, Tree};
 use crate::model::Role;
-use crate::supervisor::{fault, state, Client, ProcessInfo};
+use crate::supervisor::{fault, state, Client, ProcessInfo, Reload};
 use anyhow::anyhow;
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::PathBuf;
 
+/// What happens to a group.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum StepKind {
+    /// New in the tree: added (and started when the cluster runs).
+    Added,
+    /// Membership or settings changed: removed and added again; what ran restarts.
+    Changed,
+    /// No longer in the tree: stopped and removed.
+    Removed,
+}
+
+impl StepKind {
+    fn label(self) -> &'static str {
+        match self {
+            StepKind::Added => "added",
+            StepKind::Changed => "changed",
+            StepKind::Removed => "removed",
+        }
+    }
+}
+
 /// What reload will do to one group.
-#[derive(Debug)]
-struct Step {
-    group: String,
-    kind: &'static str,
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub struct Step {
+    pub group: String,
+    pub kind: StepKind,
     /// Running programs that must stop (and, for a changed group, start again).
-    stop: Vec<String>,
+    pub stop: Vec<String>,
     /// Programs started afterwards.
-    start: Vec<String>,
-    note: String,
+    pub start: Vec<String>,
+    pub note: String,
 }
 
 fn pseudo_member(p: &ProcessInfo) -> Member {
@@ -48,19 +69,14 @@ fn is_live(p: &ProcessInfo) -> bool {
     matches!(p.state, state::RUNNING | state::STARTING | state::BACKOFF)
 }
 
-/// Plans and (unless `dry_run`) applies the diff between the tree and the daemon.
-pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
-    let before: Vec<ProcessInfo> = client.get_all_process_info().map_err(|e| tree.explain(e))?;
-    let diff = client.reload_config().map_err(|e| match e.fault_code() {
-        Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),
-        _ => tree.explain(e),
-    })?;
+/// The plan for a diff of `reloadConfig()`: pure, from the programs that ran before
+/// (`before`) and the tree's members.
+pub fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) -> Vec<Step> {
     let cluster_running = before.iter().any(is_live);
     let in_group =
         |g: &str| -> Vec<&ProcessInfo> { before.iter().filter(|p| p.group == g).collect() };
     let new_members =
-        |g: &str| -> Vec<&Member> { tree.members.iter().filter(|m| m.group() == g).collect() };
-
+        |g: &str| -> Vec<&Member> { members.iter().filter(|m| m.group() == g).collect() };
     let mut steps = Vec::new();
     for g in &diff.removed {
         let stop: Vec<String> = in_group(g)
@@ -70,7 +86,7 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
             .collect();
         steps.push(Step {
             group: g.clone(),
-            kind: "removed",
+            kind: StepKind::Removed,
             note: "its programs are no longer in the tree".into(),
             stop,
             start: vec![],
@@ -105,7 +121,7 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
         }
         steps.push(Step {
             group: g.clone(),
-            kind: "changed",
+            kind: StepKind::Changed,
             note,
             stop,
             start,
@@ -124,13 +140,24 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
         };
         steps.push(Step {
             group: g.clone(),
-            kind: "added",
+            kind: StepKind::Added,
             note: note.into(),
             stop: vec![],
             start,
         });
     }
 
+    steps
+}
+
+/// Plans and (unless `dry_run`) applies the diff between the tree and the daemon.
+pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
+    let before: Vec<ProcessInfo> = client.get_all_process_info().map_err(|e| tree.explain(e))?;
+    let diff = client.reload_config().map_err(|e| match e.fault_code() {
+        Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),
+        _ => tree.explain(e),
+    })?;
+    let steps = plan(&before, &diff, &tree.members);
     if steps.is_empty() {
         println!(
             "cluster {}: supervisord already runs the tree's configuration; nothing to do",
@@ -139,9 +166,9 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
         return Ok(());
     }
     for s in &steps {
-        println!("{}: {} ({})", s.group, s.kind, s.note);
+        println!("{}: {} ({})", s.group, s.kind.label(), s.note);
         if !s.stop.is_empty() {
-            let verb = if s.kind == "changed" {
+            let verb = if s.kind == StepKind::Changed {
                 "restart"
             } else {
                 "stop"
@@ -177,12 +204,12 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
         ops::stop(tree, client, &to_stop)?;
     }
     for s in &steps {
-        if s.kind != "added" {
+        if s.kind != StepKind::Added {
             client
                 .remove_process_group(&s.group)
                 .map_err(|e| tree.explain(e))?;
         }
-        if s.kind != "removed" {
+        if s.kind != StepKind::Removed {
             match client.add_process_group(&s.group) {
                 Ok(_) => {}
                 Err(e) if e.fault_code() == Some(fault::ALREADY_ADDED) => {}
@@ -205,4 +232,80 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
     }
     println!("cluster {}: reloaded", tree.name());
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn info(group: &str, name: &str, state: i32) -> ProcessInfo {
+        ProcessInfo {
+            name: name.into(),
+            group: group.into(),
+            state,
+            statename: String::new(),
+            pid: 0,
+            start: 0,
+            stop: 0,
+            now: 0,
+            spawnerr: String::new(),
+            exitstatus: 0,
+            description: String::new(),
+            logfile: String::new(),
+        }
+    }
+
+    fn member(role: Role, port: u16) -> Member {
+        let mut m = pseudo_member(&info(
+            role.group(),
+            &crate::naming::program_name(role, port),
+            0,
+        ));
+        m.role = role;
+        m
+    }
+
+    #[test]
+    fn a_grown_group_restarts_what_ran_and_starts_the_new_member() {
+        let before = vec![
+            info("mongod-servers", "mongod-1", state::RUNNING),
+            info("mongod-servers", "mongod-2", state::STOPPED),
+            info("old-group", "mongos-9", state::RUNNING),
+        ];
+        let members = vec![
+            member(Role::Mongod, 1),
+            member(Role::Mongod, 2),
+            member(Role::Mongod, 3),
+            member(Role::ConfigServer, 5),
+        ];
+        let diff = Reload {
+            added: vec!["config-servers".into()],
+            changed: vec!["mongod-servers".into()],
+            removed: vec!["old-group".into()],
+        };
+        let steps = plan(&before, &diff, &members);
+        let by_kind = |k: StepKind| steps.iter().find(|s| s.kind == k).expect("a step");
+        assert_eq!(by_kind(StepKind::Removed).stop, vec!["mongos-9"]);
+        let changed = by_kind(StepKind::Changed);
+        assert_eq!(changed.stop, vec!["mongod-1"]);
+        assert_eq!(
+            changed.start,
+            vec!["mongod-1", "mongod-3"],
+            "not the stopped mongod-2"
+        );
+        assert_eq!(by_kind(StepKind::Added).start, vec!["config-server-5"]);
+    }
+
+    #[test]
+    fn a_new_group_of_a_stopped_cluster_is_only_added() {
+        let before = vec![info("mongod-servers", "mongod-1", state::STOPPED)];
+        let diff = Reload {
+            added: vec!["mongos-routers".into()],
+            changed: vec![],
+            removed: vec![],
+        };
+        let steps = plan(&before, &diff, &[member(Role::Mongos, 7)]);
+        assert_eq!(steps.len(), 1);
+        assert!(steps[0].start.is_empty() && steps[0].stop.is_empty());
+    }
 }

@@ -1,12 +1,99 @@
-//! What `mup cluster destroy` removes and what it keeps. mup deletes only what it can prove
-//! is its own: the cluster directory, and a data directory outside it only when mup created
-//! it (recorded in meta.yaml) and it holds nothing but that node's files. Everything else is
-//! kept and listed. The plan is decided before anything is stopped or removed.
+//! `mup cluster destroy`: the cluster stopped, checked dead, and what mup owns removed. mup
+//! deletes only what it can prove is its own: the cluster directory, and a data directory
+//! outside it only when mup created it (recorded in meta.yaml) and it holds nothing but that
+//! node's files. Everything else is kept and listed. The plan is decided before anything is
+//! stopped or removed.
 
-use crate::ctl::Tree;
-use anyhow::Context;
+use super::{confirm, load};
+use crate::ctl::{daemon, owner, procs, Tree};
+use anyhow::{bail, Context};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
+
+/// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
+/// without it), check nothing of the cluster is alive, then remove what mup owns (see
+/// [`plan`]) and list what it keeps.
+pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let what = if keep_data {
+        "its data directories are kept"
+    } else {
+        "its data is deleted"
+    };
+    confirm(
+        &format!(
+            "Destroy cluster {name} in {} ({what})?",
+            tree.layout.root().display()
+        ),
+        yes,
+    )?;
+    let _lock = crate::lock::exclusive(&tree.layout)?;
+    daemon::down(&tree)?;
+    let alive = leftovers(&tree);
+    if !alive.is_empty() {
+        bail!(
+            "cluster {name}: still alive after shutdown, nothing removed: {}",
+            alive.join("; ")
+        );
+    }
+    let plan = plan(&tree, keep_data);
+    apply(&plan, tree.layout.root())?;
+    for p in plan
+        .remove
+        .iter()
+        .filter(|p| !p.starts_with(tree.layout.root()))
+    {
+        println!("removed data directory {}", p.display());
+    }
+    for (p, why) in &plan.keep {
+        println!("kept {} ({why})", p.display());
+    }
+    if !plan.whole_root {
+        println!(
+            "kept {}: it holds what is kept; mup's own files in it were removed",
+            tree.layout.root().display()
+        );
+    }
+    let mut notes = Vec::new();
+    for m in &tree.members {
+        if let owner::Holder::Foreign(who) = owner::port_holder(m) {
+            notes.push(format!(
+                "port {} is held by {who}, which is not this cluster's: left alone",
+                m.port
+            ));
+        }
+    }
+    println!(
+        "cluster {name} destroyed: no process of it is left (ports {})",
+        ports_list(&tree)
+    );
+    for n in notes {
+        println!("note: {n}");
+    }
+    Ok(())
+}
+
+fn ports_list(tree: &Tree) -> String {
+    let mut p: Vec<String> = tree.members.iter().map(|m| m.port.to_string()).collect();
+    p.push(tree.port.to_string());
+    p.join(", ")
+}
+
+/// Processes of the cluster still alive, by the ownership rule (a foreign process on one
+/// of its ports is not the cluster's, and does not stop the destroy).
+fn leftovers(tree: &Tree) -> Vec<String> {
+    let mut alive: Vec<String> = owner::running_nodes(&tree.members)
+        .into_iter()
+        .map(|(m, pid)| format!("{} ({})", m.program, procs::describe(pid)))
+        .collect();
+    match owner::daemon(tree) {
+        owner::Daemon::Serving(pid) | owner::Daemon::Astray(pid) => {
+            alive.push(format!("supervisord ({})", procs::describe(pid)));
+        }
+        owner::Daemon::Absent | owner::Daemon::Foreign(_) => {}
+    }
+    alive
+}
 
 /// Removals and kept paths, with the reason each path is kept.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -1,0 +1,337 @@
+//! `mup cluster display` and `mup cluster list`: what the daemon and the servers say about
+//! each cluster, as a table or JSON.
+
+use super::{connection_strings, load};
+use crate::ctl::{daemon, owner, status, Member, Tree};
+use crate::layout::{self};
+use crate::legacy;
+use crate::meta::{self};
+use crate::model::Role;
+use crate::table;
+use serde::Serialize;
+use std::path::{Path, PathBuf};
+use std::process::ExitCode;
+
+/// `mup cluster display --json`. Stable: fields are only ever added.
+#[derive(Debug, Serialize)]
+pub struct Display {
+    pub name: String,
+    pub version: String,
+    pub topology: String,
+    pub dir: String,
+    pub supervisord: status::Daemon,
+    pub connection: Vec<String>,
+    /// The shards a router knows (`listShards`); empty when no router answers.
+    pub shards: Vec<DisplayShard>,
+    pub nodes: Vec<DisplayNode>,
+    pub total: usize,
+    pub running: usize,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisplayShard {
+    pub id: String,
+    /// `<set>/<host:port>,...`
+    pub host: String,
+}
+
+#[derive(Debug, Serialize)]
+pub struct DisplayNode {
+    /// host:port
+    pub id: String,
+    pub role: String,
+    pub replica_set: Option<String>,
+    pub program: String,
+    pub state: String,
+    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as the node reports it;
+    /// `None` when it is down, or not a replica-set member.
+    pub member_state: Option<String>,
+    pub pid: Option<u32>,
+    pub uptime_seconds: Option<i64>,
+    pub data_dir: Option<String>,
+    pub log_file: String,
+}
+
+/// `mup cluster display`; exit 3 when a node is not RUNNING. Works with the daemon down.
+pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
+    let tree = load(name)?;
+    let client = daemon::running(&tree)?;
+    let st = status::collect(&tree, client.as_ref(), &tree.members, true)?;
+    let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
+    let (roles, shards) = server_view(&tree.members, &up);
+    let nodes: Vec<DisplayNode> = st
+        .programs
+        .iter()
+        .zip(&tree.members)
+        .zip(roles)
+        .map(|((p, m), member_state)| DisplayNode {
+            member_state,
+            id: m.address(),
+            role: p.role.clone(),
+            replica_set: p.replica_set.clone(),
+            program: p.name.clone(),
+            state: p.state.clone(),
+            pid: p.pid,
+            uptime_seconds: p.uptime_seconds,
+            data_dir: m.data_dir.as_ref().map(|d| d.display().to_string()),
+            log_file: p.log_file.clone(),
+        })
+        .collect();
+    let running = nodes.iter().filter(|n| n.state == "RUNNING").count();
+    let d = Display {
+        name: tree.name().to_string(),
+        version: tree.meta.version.clone(),
+        topology: tree.meta.topology.clone().unwrap_or_default(),
+        dir: tree.layout.root().display().to_string(),
+        supervisord: st.supervisord,
+        connection: connection_strings(&tree),
+        shards,
+        total: nodes.len(),
+        running,
+        nodes,
+    };
+    if json {
+        println!("{}", serde_json::to_string_pretty(&d)?);
+    } else {
+        print!("{}", display_text(&d));
+    }
+    Ok(if running == d.total {
+        ExitCode::SUCCESS
+    } else {
+        ExitCode::from(crate::EXIT_NOT_RUNNING)
+    })
+}
+
+/// Each running node's replica-set state and the shards the first answering router knows,
+/// asked of the servers in parallel (short timeouts: a node that does not answer shows `-`).
+fn server_view(members: &[Member], up: &[bool]) -> (Vec<Option<String>>, Vec<DisplayShard>) {
+    std::thread::scope(|s| {
+        let states: Vec<_> = members
+            .iter()
+            .zip(up)
+            .map(|(m, up)| {
+                s.spawn(move || {
+                    if !*up || m.role == Role::Mongos {
+                        return None;
+                    }
+                    crate::mongo::member_state(&m.host, m.port).ok().flatten()
+                })
+            })
+            .collect();
+        let shards = s.spawn(|| {
+            members
+                .iter()
+                .zip(up)
+                .filter(|(m, up)| m.role == Role::Mongos && **up)
+                .find_map(|(m, _)| crate::init::list_shards(m).ok())
+                .unwrap_or_default()
+                .into_iter()
+                .map(|sh| DisplayShard {
+                    id: sh.id,
+                    host: sh.host,
+                })
+                .collect()
+        });
+        (
+            states
+                .into_iter()
+                .map(|h| h.join().unwrap_or(None))
+                .collect(),
+            shards.join().unwrap_or_default(),
+        )
+    })
+}
+
+fn display_text(d: &Display) -> String {
+    let daemon = match d.supervisord.pid {
+        Some(pid) => format!("{} ({}, pid {pid})", d.supervisord.url, d.supervisord.state),
+        None => format!("{} ({})", d.supervisord.url, d.supervisord.state),
+    };
+    let mut out = format!(
+        "Cluster:     {}\nMongoDB:     {}\nTopology:    {}\nSupervisord: {daemon}\nDirectory:   {}\n",
+        d.name, d.version, d.topology, d.dir
+    );
+    for uri in &d.connection {
+        out.push_str(&format!("Connect:     {uri}\n"));
+    }
+    for sh in &d.shards {
+        out.push_str(&format!("Shard:       {} {}\n", sh.id, sh.host));
+    }
+    out.push('\n');
+    let rows: Vec<Vec<String>> = d
+        .nodes
+        .iter()
+        .map(|n| {
+            vec![
+                n.id.clone(),
+                n.role.clone(),
+                n.replica_set.clone().unwrap_or_else(|| "-".into()),
+                n.program.clone(),
+                n.state.clone(),
+                n.member_state.clone().unwrap_or_else(|| "-".into()),
+                n.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                n.uptime_seconds
+                    .map(table::duration)
+                    .unwrap_or_else(|| "-".into()),
+                n.data_dir.clone().unwrap_or_else(|| "-".into()),
+                n.log_file.clone(),
+            ]
+        })
+        .collect();
+    out.push_str(&table::render(
+        &[
+            "ID",
+            "ROLE",
+            "REPLICA SET",
+            "PROGRAM",
+            "STATE",
+            "MEMBER",
+            "PID",
+            "UPTIME",
+            "DATA DIR",
+            "LOG FILE",
+        ],
+        &rows,
+    ));
+    out.push_str(&format!(
+        "\nTotal nodes: {}, running: {}, not running: {}\n",
+        d.total,
+        d.running,
+        d.total - d.running
+    ));
+    let loose: Vec<String> = d
+        .nodes
+        .iter()
+        .filter(|n| n.state == status::UNSUPERVISED)
+        .map(|n| n.program.clone())
+        .collect();
+    if !loose.is_empty() {
+        out.push_str(&format!(
+            "UNSUPERVISED: {} run without supervisord (did it die?): `mup cluster stop {}` stops them; `mup ctl --cluster {} up --adopt` hands the nodes to a new daemon\n",
+            loose.join(", "),
+            d.name,
+            d.name
+        ));
+    }
+    out
+}
+
+/// `mup cluster list --json` rows.
+#[derive(Debug, Serialize)]
+pub struct ListRow {
+    pub name: String,
+    pub version: String,
+    /// standalone | replica_set | sharded | legacy (PID-tracked, to migrate)
+    pub topology: String,
+    pub nodes: usize,
+    /// RUNNING | DOWN | LEGACY | ASTRAY (this tree's daemon is not on its recorded port) |
+    /// PORT TAKEN (something else holds its port) | UNREADABLE (meta.yaml cannot be read)
+    pub supervisord: String,
+    pub dir: String,
+}
+
+/// `mup cluster list`.
+pub fn list(json: bool) -> anyhow::Result<()> {
+    let mut rows = Vec::new();
+    let mut dirs: Vec<PathBuf> = std::fs::read_dir(layout::clusters_dir())
+        .map(|r| r.flatten().map(|e| e.path()).collect())
+        .unwrap_or_default();
+    dirs.sort();
+    for dir in dirs {
+        let file = dir.join("meta.yaml");
+        let shown = file.display().to_string();
+        if !file.is_file() {
+            continue;
+        }
+        let legacy = match meta::is_legacy(&file, &shown) {
+            Ok(l) => l,
+            Err(e) => {
+                rows.push(unreadable(&dir, &e.into()));
+                continue;
+            }
+        };
+        let row = if legacy {
+            match legacy::load(&file, &shown) {
+                Ok(m) => ListRow {
+                    name: m.name,
+                    version: m.version,
+                    topology: "legacy".into(),
+                    nodes: m.nodes.len(),
+                    supervisord: "LEGACY".into(),
+                    dir: dir.display().to_string(),
+                },
+                Err(e) => unreadable(&dir, &e.into()),
+            }
+        } else {
+            match Tree::load(&dir) {
+                Ok(t) => {
+                    let state = match owner::daemon(&t) {
+                        owner::Daemon::Serving(_) => "RUNNING",
+                        owner::Daemon::Absent => "DOWN",
+                        owner::Daemon::Astray(_) => "ASTRAY",
+                        owner::Daemon::Foreign(who) => {
+                            eprintln!(
+                                "warning: cluster {}: port {} is held by {who}, which is not its supervisord",
+                                t.name(),
+                                t.port
+                            );
+                            "PORT TAKEN"
+                        }
+                    }
+                    .to_string();
+                    ListRow {
+                        name: t.name().to_string(),
+                        version: t.meta.version.clone(),
+                        topology: t.meta.topology.clone().unwrap_or_default(),
+                        nodes: t.members.len(),
+                        supervisord: state,
+                        dir: dir.display().to_string(),
+                    }
+                }
+                Err(e) => unreadable(&dir, &e),
+            }
+        };
+        rows.push(row);
+    }
+    if json {
+        println!("{}", serde_json::to_string_pretty(&rows)?);
+        return Ok(());
+    }
+    let table_rows: Vec<Vec<String>> = rows
+        .iter()
+        .map(|r| {
+            vec![
+                r.name.clone(),
+                r.version.clone(),
+                r.topology.clone(),
+                r.nodes.to_string(),
+                r.supervisord.clone(),
+                r.dir.clone(),
+            ]
+        })
+        .collect();
+    print!(
+        "{}",
+        table::render(
+            &["NAME", "VERSION", "TOPOLOGY", "NODES", "SUPERVISORD", "DIR"],
+            &table_rows
+        )
+    );
+    Ok(())
+}
+
+/// A `list` row for a directory whose meta.yaml cannot be read; the reason goes to stderr.
+fn unreadable(dir: &Path, err: &anyhow::Error) -> ListRow {
+    eprintln!("warning: {err:#}");
+    ListRow {
+        name: dir
+            .file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        version: "-".into(),
+        topology: "-".into(),
+        nodes: 0,
+        supervisord: "UNREADABLE".into(),
+        dir: dir.display().to_string(),
+    }
+}

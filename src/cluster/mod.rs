@@ -1,0 +1,351 @@
+//! `mup cluster` and `mup playground`: named clusters under `$MUP_HOME/storage/clusters`,
+//! composed from gen (the tree) and ctl (the daemon) — no second way to start a process.
+
+mod destroy;
+mod display;
+mod migrate;
+mod playground;
+
+pub use destroy::destroy;
+pub use display::{display, list, Display, DisplayNode, DisplayShard, ListRow};
+pub use migrate::migrate;
+pub use playground::{playground_start, playground_status, PLAYGROUND};
+
+use crate::ctl::{daemon, ops, procs, Member, Tree};
+use crate::error::InputError;
+use crate::gen::{self, Inputs, Mode};
+use crate::layout::{self, Layout};
+use crate::meta::Meta;
+use crate::model::{self, Role};
+use crate::topology::Topology;
+use anyhow::{bail, Context};
+use std::io::{BufRead, IsTerminal, Write};
+use std::path::{Path, PathBuf};
+
+/// Where the MongoDB binaries are and which version they are.
+pub struct Binaries {
+    pub bin_path: PathBuf,
+    pub version: String,
+}
+
+/// The binaries a command uses: `--bin-path` (its version from `--version` or what `mongod
+/// --version` says); else with `--version` alone the installed package of that version,
+/// installed first (asking on a terminal unless `yes`); else the directory of `mongod` on PATH.
+pub fn binaries(opts: &crate::cli::BinOpts, yes: bool) -> anyhow::Result<Binaries> {
+    let bin_path = match (&opts.bin_path, &opts.version) {
+        (Some(p), _) => layout::absolute(p),
+        (None, Some(v)) => {
+            let source = crate::packages::Source::new(opts.source.mirror.as_deref());
+            let exact = crate::packages::install(v, &source, yes)?;
+            return Ok(Binaries {
+                bin_path: crate::packages::bin_dir(&exact),
+                version: exact,
+            });
+        }
+        (None, None) => which::which("mongod")
+            .ok()
+            .and_then(|p| p.parent().map(Path::to_path_buf))
+            .ok_or_else(|| {
+                InputError::new("--bin-path", "", "mongod is not on PATH: name the directory holding mongod and mongos with --bin-path, or a version to install with --version (e.g. --version 7.0)")
+            })?,
+    };
+    let mongod = bin_path.join("mongod");
+    if !mongod.is_file() {
+        return Err(InputError::new(
+            "--bin-path",
+            "",
+            format!("{} has no mongod", bin_path.display()),
+        )
+        .into());
+    }
+    let version = match &opts.version {
+        Some(v) => v.clone(),
+        None => detect_version(&mongod)?,
+    };
+    Ok(Binaries { bin_path, version })
+}
+
+/// Parses `db version v7.0.14` from `mongod --version`.
+fn detect_version(mongod: &Path) -> anyhow::Result<String> {
+    let out = std::process::Command::new(mongod)
+        .arg("--version")
+        .output()
+        .with_context(|| format!("cannot run {} --version", mongod.display()))?;
+    let text = String::from_utf8_lossy(&out.stdout);
+    text.lines()
+        .find_map(|l| l.trim().strip_prefix("db version v"))
+        .map(|v| v.trim().to_string())
+        .ok_or_else(|| {
+            anyhow::anyhow!(
+                "cannot read the version from `{} --version`; pass --version",
+                mongod.display()
+            )
+        })
+}
+
+/// Asks on a terminal; without one, `--yes` is required.
+pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+    if yes {
+        return Ok(());
+    }
+    if !std::io::stdin().is_terminal() {
+        return Err(InputError::new(
+            "--yes",
+            "",
+            format!(
+                "stdin is not a terminal, so this cannot be confirmed: pass --yes ({question})"
+            ),
+        )
+        .into());
+    }
+    print!("{question} [y/N] ");
+    std::io::stdout().flush()?;
+    let mut answer = String::new();
+    std::io::stdin().lock().read_line(&mut answer)?;
+    if matches!(answer.trim(), "y" | "Y" | "yes") {
+        Ok(())
+    } else {
+        bail!("cancelled")
+    }
+}
+
+/// The tree of cluster `name`, which must exist and be supervisord-managed.
+pub fn load(name: &str) -> anyhow::Result<Tree> {
+    Tree::load(&crate::ctl::named_cluster_dir(name, "NAME")?)
+}
+
+/// `mup cluster deploy`.
+pub fn deploy(
+    name: &str,
+    topology_path: &Path,
+    bins: &Binaries,
+    init: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
+    let tf = topology_path.display().to_string();
+    let topology = crate::topology::load(topology_path, &tf)?;
+    deploy_topology(name, topology, tf, bins, init, yes)
+}
+
+fn deploy_topology(
+    name: &str,
+    topology: Topology,
+    label: String,
+    bins: &Binaries,
+    init: bool,
+    yes: bool,
+) -> anyhow::Result<()> {
+    model::check_name(name, "NAME")?;
+    let layout = Layout::for_cluster(name);
+    refuse_existing(&layout, name)?;
+    let inputs = || Inputs {
+        topology: topology.clone(),
+        topology_label: label.clone(),
+        meta: Meta {
+            name: name.to_string(),
+            version: bins.version.clone(),
+            bin_path: bins.bin_path.display().to_string(),
+            ..Meta::default()
+        },
+        meta_label: "meta".into(),
+        meta_dir: PathBuf::from("/"),
+    };
+    // A first compile, to check and to show what will be deployed before asking.
+    let draft = gen::compile_inputs(inputs(), layout.clone(), false)?;
+    check_ports_free(name, &draft.cluster)?;
+    confirm(
+        &format!(
+            "Deploy cluster {name} ({} node(s), MongoDB {}) into {}?",
+            draft.cluster.nodes.len(),
+            draft.cluster.version_text,
+            layout.root().display()
+        ),
+        yes,
+    )?;
+    // The real one: ports decided and recorded under the MUP_HOME-wide lock, so a deploy
+    // running at the same time sees them and picks others.
+    let ports = crate::lock::ports()?;
+    let compiled = gen::compile_inputs(inputs(), layout.clone(), false)?;
+    let _lock = crate::lock::exclusive(&layout)?;
+    refuse_existing(&layout, name)?; // another deploy may have won the race
+    check_ports_free(name, &compiled.cluster)?;
+    gen::apply(&compiled, Mode::Write)?;
+    drop(ports); // recorded in meta.yaml: other clusters now see them
+    let tree = Tree::load(layout.root())?;
+    let client = daemon::up(&tree, false)?;
+    ops::start(&tree, &client, &tree.members, init)?;
+    println!("cluster {name} is running");
+    for uri in connection_strings(&tree) {
+        println!("  connect: {uri}");
+    }
+    println!(
+        "  logs:    {}/supervisor-<program>.log",
+        log_dir(&tree).display()
+    );
+    println!("  manage:  mup cluster display {name}");
+    Ok(())
+}
+
+/// Every node port and the daemon's port must be free before anything is written or started.
+fn check_ports_free(name: &str, c: &model::Cluster) -> anyhow::Result<()> {
+    let mut held: Vec<String> = c
+        .nodes
+        .iter()
+        .filter(|n| procs::listening(&n.host, n.port))
+        .map(|n| format!("{} ({})", n.address(), n.source))
+        .collect();
+    if procs::listening("127.0.0.1", c.supervisor_port) {
+        held.push(format!("127.0.0.1:{} (supervisord)", c.supervisor_port));
+    }
+    if !held.is_empty() {
+        bail!(
+            "cannot deploy {name}: ports already in use: {}",
+            held.join(", ")
+        );
+    }
+    Ok(())
+}
+
+fn refuse_existing(layout: &Layout, name: &str) -> anyhow::Result<()> {
+    if layout.meta_file().exists() {
+        return Err(InputError::new(
+            "NAME",
+            "",
+            format!(
+                "cluster {name:?} already exists in {} (destroy it first, or pick another name)",
+                layout.root().display()
+            ),
+        )
+        .into());
+    }
+    Ok(())
+}
+
+fn log_dir(tree: &Tree) -> PathBuf {
+    tree.members
+        .first()
+        .and_then(|m| m.log_file.parent().map(Path::to_path_buf))
+        .unwrap_or_else(|| tree.layout.default_logs_dir())
+}
+
+/// MongoDB connection strings: the routers for a sharded cluster, one per replica set
+/// otherwise, one per standalone node.
+pub fn connection_strings(tree: &Tree) -> Vec<String> {
+    let routers: Vec<String> = tree
+        .members
+        .iter()
+        .filter(|m| m.role == Role::Mongos)
+        .map(Member::address)
+        .collect();
+    if !routers.is_empty() {
+        return vec![format!("mongodb://{}/", routers.join(","))];
+    }
+    let mut out = Vec::new();
+    let mut seen: Vec<&str> = Vec::new();
+    for m in tree.members.iter().filter(|m| m.role == Role::Mongod) {
+        match m.replica_set.as_deref() {
+            Some(rs) if !seen.contains(&rs) => {
+                seen.push(rs);
+                let hosts: Vec<String> = tree
+                    .members
+                    .iter()
+                    .filter(|x| x.replica_set.as_deref() == Some(rs))
+                    .map(Member::address)
+                    .collect();
+                out.push(format!("mongodb://{}/?replicaSet={rs}", hosts.join(",")));
+            }
+            Some(_) => {}
+            None => out.push(format!("mongodb://{}/?directConnection=true", m.address())),
+        }
+    }
+    out
+}
+
+/// `mup cluster connect`: runs the MongoDB shell (mongosh, or for versions before 6.0 also
+/// the legacy mongo) from bin_path or PATH on the cluster's connection string, in place of
+/// mup. Without a shell, prints the connection string and says what it looked for.
+pub fn connect(name: &str) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let uris = connection_strings(&tree);
+    let uri = uris.first().context("the cluster has no node")?;
+    let mut shells = vec!["mongosh"];
+    if model::Version::parse(&tree.meta.version).is_some_and(|v| !v.at_least(6, 0)) {
+        shells.push("mongo");
+    }
+    let bin_path = PathBuf::from(&tree.meta.bin_path);
+    let found = shells.iter().find_map(|s| {
+        let local = bin_path.join(s);
+        if local.is_file() {
+            Some(local)
+        } else {
+            which::which(s).ok()
+        }
+    });
+    let Some(shell) = found else {
+        println!("{uri}");
+        bail!(
+            "no MongoDB shell found: looked for {} in {} and on PATH; the connection string is above",
+            shells.join(" and "),
+            bin_path.display()
+        );
+    };
+    if uris.len() > 1 {
+        eprintln!(
+            "note: the cluster has {} replica sets; connecting to the first ({uri})",
+            uris.len()
+        );
+    }
+    use std::os::unix::process::CommandExt;
+    let err = std::process::Command::new(&shell).arg(uri).exec();
+    Err(err).with_context(|| format!("cannot run {}", shell.display()))
+}
+
+/// `mup cluster start`: the daemon up if needed, then an ordered start.
+pub fn start(name: &str, roles: &[Role], nodes: &[String], init: bool) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let members = tree.select_nodes(roles, nodes)?;
+    let _lock = crate::lock::exclusive(&tree.layout)?;
+    let client = daemon::up(&tree, false)?;
+    let whole = roles.is_empty() && nodes.is_empty();
+    ops::start(&tree, &client, &members, whole && init)?;
+    if whole {
+        for uri in connection_strings(&tree) {
+            println!("  connect: {uri}");
+        }
+    }
+    Ok(())
+}
+
+/// `mup cluster stop`: an ordered stop; without filters the daemon is shut down too.
+pub fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let members = tree.select_nodes(roles, nodes)?;
+    let _lock = crate::lock::exclusive(&tree.layout)?;
+    if roles.is_empty() && nodes.is_empty() {
+        return daemon::down(&tree);
+    }
+    match daemon::running(&tree)? {
+        Some(client) => ops::stop(&tree, &client, &members),
+        None => {
+            if daemon::stop_unsupervised(&tree, &members)? == 0 {
+                println!("supervisord for cluster {name} is not running: nothing to stop");
+            }
+            Ok(())
+        }
+    }
+}
+
+/// `mup cluster restart`.
+pub fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let members = tree.select_nodes(roles, nodes)?;
+    let _lock = crate::lock::exclusive(&tree.layout)?;
+    let client = daemon::up(&tree, false)?;
+    ops::stop(&tree, &client, &members)?;
+    ops::start(
+        &tree,
+        &client,
+        &members,
+        roles.is_empty() && nodes.is_empty(),
+    )
+}

@@ -1,0 +1,59 @@
+//! `mup playground`: a throw-away replica set named `playground`.
+
+use super::{binaries, deploy_topology, display, start, Binaries};
+use crate::error::InputError;
+use crate::layout::Layout;
+use crate::topology::{NodeSpec, Topology};
+use std::process::ExitCode;
+
+/// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
+pub const PLAYGROUND: &str = "playground";
+
+/// `mup playground start`: deploys the playground, or starts it if it exists.
+pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> anyhow::Result<()> {
+    if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
+        start(PLAYGROUND, &[], &[], init)
+    } else {
+        if nodes == 0 {
+            return Err(
+                InputError::new("--nodes", "", "the playground needs at least one node").into(),
+            );
+        }
+        let bins = match bins {
+            Some(b) => b,
+            None => binaries(
+                &crate::cli::BinOpts {
+                    version: None,
+                    bin_path: None,
+                    source: crate::cli::SourceOpts { mirror: None },
+                },
+                false,
+            )?,
+        };
+        let topology = Topology {
+            mongod_servers: (0..nodes)
+                .map(|_| NodeSpec {
+                    host: Some("localhost".into()),
+                    port: Some(0),
+                    replica_set: Some("rs0".into()),
+                    ..NodeSpec::default()
+                })
+                .collect(),
+            ..Topology::default()
+        };
+        deploy_topology(
+            PLAYGROUND,
+            topology,
+            "playground topology".into(),
+            &bins,
+            init,
+            true,
+        )
+    }
+}
+
+/// `mup playground status`: the display, then the connection string.
+pub fn playground_status() -> anyhow::Result<ExitCode> {
+    let code = display(PLAYGROUND, false)?;
+    Ok(code)
+}

@@ -1,0 +1,127 @@
+//! Every name mup gives: roles and their programs, groups and files, node directories, the
+//! cluster name and supervisord's identifier. gen and ctl both call these, so they never disagree.
+
+use crate::error::{InputError, InputResult};
+
+/// What a node is; decides its names, files, binary and start tier.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Role {
+    ConfigServer,
+    Mongod,
+    Mongos,
+}
+
+impl Role {
+    /// Start order: config servers, then shard/replica mongods, then routers.
+    pub const TIERS: [Role; 3] = [Role::ConfigServer, Role::Mongod, Role::Mongos];
+
+    /// Prefix of the supervisord program name (`mongod-30000`).
+    pub fn program_prefix(self) -> &'static str {
+        match self {
+            Role::ConfigServer => "config-server",
+            Role::Mongod => "mongod",
+            Role::Mongos => "mongos",
+        }
+    }
+    /// The supervisord group holding every node of this role.
+    pub fn group(self) -> &'static str {
+        match self {
+            Role::ConfigServer => "config-servers",
+            Role::Mongod => "mongod-servers",
+            Role::Mongos => "mongos-routers",
+        }
+    }
+    /// The MongoDB binary this role runs.
+    pub fn binary(self) -> &'static str {
+        match self {
+            Role::Mongos => "mongos",
+            _ => "mongod",
+        }
+    }
+    /// The node's MongoDB config file name (`conf/<host>-<port>/<this>`).
+    pub fn conf_file(self) -> String {
+        format!("{}.conf", self.program_prefix())
+    }
+    /// The node's supervisord program file name (`conf/<host>-<port>/<this>`).
+    pub fn ini_file(self) -> String {
+        format!("supervisor-{}.ini", self.program_prefix())
+    }
+    /// `type` in meta.yaml, as the Go mup writes it.
+    pub fn meta_type(self) -> &'static str {
+        match self {
+            Role::ConfigServer => "config",
+            Role::Mongod => "mongod",
+            Role::Mongos => "mongos",
+        }
+    }
+    /// The topology.yaml list this role comes from.
+    pub fn topology_key(self) -> &'static str {
+        match self {
+            Role::ConfigServer => "config_servers",
+            Role::Mongod => "mongod_servers",
+            Role::Mongos => "mongos_servers",
+        }
+    }
+    pub fn from_group(group: &str) -> Option<Role> {
+        Role::TIERS.into_iter().find(|r| r.group() == group)
+    }
+    pub fn from_meta_type(kind: &str) -> Option<Role> {
+        Role::TIERS.into_iter().find(|r| r.meta_type() == kind)
+    }
+    /// A short word for tables.
+    pub fn label(self) -> &'static str {
+        match self {
+            Role::ConfigServer => "config",
+            Role::Mongod => "mongod",
+            Role::Mongos => "mongos",
+        }
+    }
+}
+
+/// `mongod-30000`: the program name for a role and port.
+pub fn program_name(role: Role, port: u16) -> String {
+    format!("{}-{port}", role.program_prefix())
+}
+
+/// `mongod-servers:mongod-30000`: how supervisord addresses a program in its group
+/// (docs/supervisord.md §5).
+pub fn qualified_name(role: Role, port: u16) -> String {
+    format!("{}:{}", role.group(), program_name(role, port))
+}
+
+/// `host:port`: how MongoDB and mup's messages name a node.
+pub fn address(host: &str, port: u16) -> String {
+    format!("{host}:{port}")
+}
+
+/// `<host>-<port>`: the node's directory name under conf/ and data/.
+pub fn node_dir_name(host: &str, port: u16) -> String {
+    format!("{host}-{port}")
+}
+
+/// A cluster name is one safe path segment; it also becomes supervisord's identifier.
+pub fn check_name(name: &str, file: &str) -> InputResult<()> {
+    let ok = !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .next()
+            .is_some_and(|c| c.is_ascii_alphanumeric())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+    if ok {
+        Ok(())
+    } else {
+        Err(InputError::new(
+            file,
+            "name",
+            format!("{name:?} is not a valid cluster name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// supervisord's `identifier`, checked by `mup ctl` through getIdentification().
+pub fn identifier(cluster: &str) -> String {
+    format!("mup-{cluster}")
+}
