@@ -334,20 +334,20 @@ pub fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     match mode {
         Mode::Check => {
-            report(&cmp, &compiled.files, layout);
+            report(&cmp, &compiled.files, layout)?;
             if cmp.is_clean() {
-                println!(
+                outln!(
                     "{}: up to date ({} files)",
                     layout.root().display(),
                     compiled.files.len()
-                );
+                )?;
             }
             Ok(cmp.is_clean())
         }
         Mode::DryRun => {
-            println!("would write to {}:", layout.root().display());
+            outln!("would write to {}:", layout.root().display())?;
             for d in &cmp.missing_dirs {
-                println!("  mkdir      {}/", rel(d));
+                outln!("  mkdir      {}/", rel(d))?;
             }
             let files = &compiled.files;
             for (i, s) in &cmp.changed {
@@ -356,63 +356,64 @@ pub fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
                 } else {
                     "update"
                 };
-                println!("  {verb:<9}  {}", rel(&files[*i].path));
+                outln!("  {verb:<9}  {}", rel(&files[*i].path))?;
             }
             for i in &cmp.unchanged {
-                println!("  unchanged  {}", rel(&files[*i].path));
+                outln!("  unchanged  {}", rel(&files[*i].path))?;
             }
             for p in &cmp.extra {
-                println!("  remove     {}", rel(p));
+                outln!("  remove     {}", rel(p))?;
             }
             Ok(true)
         }
         Mode::Write => {
             tree::apply(&cmp, &compiled.files)?;
             for p in &cmp.extra {
-                println!(
+                outln!(
                     "removed {} (node no longer in the topology; its data directory is kept)",
                     rel(p)
-                );
+                )?;
             }
-            println!(
+            outln!(
                 "wrote {} ({} files changed, {} unchanged)",
                 layout.root().display(),
                 cmp.changed.len(),
                 cmp.unchanged.len()
-            );
+            )?;
             Ok(true)
         }
     }
 }
 
 /// `--check` output: one line per difference, with a diff for files that are not secret.
-fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) {
+fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     for d in &cmp.missing_dirs {
-        println!("missing: {}/", rel(d));
+        outln!("missing: {}/", rel(d))?;
     }
     for (i, state) in &cmp.changed {
         let f = &files[*i];
         let path = &f.path;
         match state {
-            State::Missing => println!("missing: {}", rel(path)),
+            State::Missing => outln!("missing: {}", rel(path))?,
             _ => {
-                println!("differs: {}", rel(path));
+                outln!("differs: {}", rel(path))?;
                 if f.mode == render::PRIVATE {
                     continue; // holds credentials: never print its content
                 }
                 let old = std::fs::read_to_string(path).unwrap_or_default();
                 let diff = similar::TextDiff::from_lines(&old, &f.contents);
-                print!(
+                out!(
                     "{}",
                     diff.unified_diff()
                         .context_radius(2)
                         .header("on disk", "generated")
-                );
+                )?;
             }
         }
     }
     for p in &cmp.extra {
-        println!("extra: {}", rel(p));
+        outln!("extra: {}", rel(p))?;
     }
+    Ok(())
 }

@@ -1,5 +1,24 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
+/// `writeln!` to stdout, returning the `io::Result`: a closed pipe (`mup ... | head`) comes
+/// back as an error that `main` recognises, instead of a panic.
+#[macro_export]
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        writeln!(std::io::stdout(), $($arg)*)
+    }};
+}
+
+/// `write!` to stdout, returning the `io::Result` (see [`outln!`]).
+#[macro_export]
+macro_rules! out {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        write!(std::io::stdout(), $($arg)*)
+    }};
+}
+
 pub mod cli;
 pub mod cluster;
 pub mod ctl;
@@ -35,6 +54,36 @@ pub const EXIT_BAD_INPUT: u8 = 2;
 /// Exit code of `status`/`display` when a listed program is not RUNNING (as supervisorctl).
 pub const EXIT_NOT_RUNNING: u8 = 3;
 
+/// How a command ended when it did not fail; [`Outcome::exit_code`] is the one mapping to
+/// exit codes.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub enum Outcome {
+    Success,
+    /// `gen --check` found the tree out of date.
+    Drift,
+    /// `status`/`display`: a listed program is not RUNNING.
+    NotRunning,
+}
+
+impl Outcome {
+    pub fn exit_code(self) -> ExitCode {
+        match self {
+            Outcome::Success => ExitCode::SUCCESS,
+            Outcome::Drift => ExitCode::from(EXIT_FAILURE),
+            Outcome::NotRunning => ExitCode::from(EXIT_NOT_RUNNING),
+        }
+    }
+
+    /// `Success` when `all_running`, else `NotRunning`.
+    fn running(all_running: bool) -> Outcome {
+        if all_running {
+            Outcome::Success
+        } else {
+            Outcome::NotRunning
+        }
+    }
+}
+
 static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
 
 /// `--verbose`: progress lines are printed even when stdout is not a terminal.
@@ -45,7 +94,11 @@ pub fn verbose() -> bool {
 /// The program's outline: parse options, run the command, return its exit code.
 pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     VERBOSE.store(opts.verbose, std::sync::atomic::Ordering::Relaxed);
-    match opts.command {
+    dispatch(opts.command).map(Outcome::exit_code)
+}
+
+fn dispatch(command: Command) -> anyhow::Result<Outcome> {
+    match command {
         Command::Gen(g) => {
             let mode = match (g.check, g.dry_run) {
                 (true, _) => gen::Mode::Check,
@@ -53,19 +106,18 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
                 _ => gen::Mode::Write,
             };
             let ok = gen::run(&g.topology, &g.meta, g.out.as_deref(), mode)?;
-            Ok(if ok {
-                ExitCode::SUCCESS
-            } else {
-                ExitCode::from(EXIT_FAILURE)
-            })
+            Ok(if ok { Outcome::Success } else { Outcome::Drift })
         }
-        Command::Ctl(c) => ctl::run(c),
+        Command::Ctl(c) => run_ctl(c),
         Command::Cluster(c) => run_cluster(c),
         Command::Playground(p) => run_playground(p),
         Command::Completions { shell } => {
             use clap::CommandFactory;
-            clap_complete::generate(shell, &mut Opts::command(), "mup", &mut std::io::stdout());
-            Ok(ExitCode::SUCCESS)
+            // Rendered first, then written: a closed pipe is an error here, not a panic.
+            let mut script = Vec::new();
+            clap_complete::generate(shell, &mut Opts::command(), "mup", &mut script);
+            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            Ok(Outcome::Success)
         }
         Command::Install {
             version,
@@ -74,30 +126,30 @@ pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
         } => {
             let src = packages::Source::new(source.mirror.as_deref());
             let v = packages::install(&version, &src, yes)?;
-            println!("{}", packages::bin_dir(&v).display());
-            Ok(ExitCode::SUCCESS)
+            outln!("{}", packages::bin_dir(&v).display())?;
+            Ok(Outcome::Success)
         }
         Command::Versions { installed, source } => {
             packages::versions(&packages::Source::new(source.mirror.as_deref()), installed)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Success)
         }
         Command::Uninstall { version } => {
             packages::uninstall(&version)?;
-            Ok(ExitCode::SUCCESS)
+            Ok(Outcome::Success)
         }
         Command::Setup => {
             let path = setup::run()?;
-            println!(
+            outln!(
                 "supervisord {} is at {}",
                 setup::SUPERVISOR_VERSION,
                 path.display()
-            );
-            Ok(ExitCode::SUCCESS)
+            )?;
+            Ok(Outcome::Success)
         }
     }
 }
 
-fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
+fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
     use cli::ClusterCmd as C;
     match cmd {
         C::Deploy {
@@ -117,12 +169,12 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
         } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
         C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
         C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
-        C::Display { name, json } => return cluster::display(&name, json),
+        C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,
         C::Uri { name } => {
             for uri in cluster::connection_strings(&cluster::load(&name)?) {
-                println!("{uri}");
+                outln!("{uri}")?;
             }
         }
         C::Destroy {
@@ -138,10 +190,10 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<ExitCode> {
             cluster::migrate(&name, b.as_ref())?
         }
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
 }
 
-fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
+fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
     use cli::PlaygroundCmd as P;
     match cmd {
         P::Start {
@@ -157,11 +209,92 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<ExitCode> {
             cluster::playground_start(nodes, b, !init.no_init)?;
         }
         P::Stop => cluster::stop(cluster::PLAYGROUND, &[], &[])?,
-        P::Status => return cluster::playground_status(),
+        P::Status => return cluster::display(cluster::PLAYGROUND, false).map(Outcome::running),
         P::Connect => cluster::connect(cluster::PLAYGROUND)?,
         P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
     }
-    Ok(ExitCode::SUCCESS)
+    Ok(Outcome::Success)
+}
+
+/// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
+fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
+    use cli::CtlVerb as V;
+    use ctl::{daemon, logs, ops, reload, status, Tree};
+    let tree = Tree::load(&ctl::cluster_dir(
+        opts.dir.as_deref(),
+        opts.cluster.as_deref(),
+    )?)?;
+    let mutating = !matches!(opts.verb, V::Status { .. } | V::Tail { .. } | V::Pid { .. });
+    let _lock = if mutating {
+        Some(lock::exclusive(&tree.layout)?)
+    } else {
+        None
+    };
+    match opts.verb {
+        V::Up { adopt } => {
+            let client = daemon::up(&tree, adopt)?;
+            let pid = client.get_pid().map_err(|e| tree.explain(e))?;
+            outln!(
+                "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
+                tree.name(),
+                tree.url(),
+                tree.members.len()
+            )?;
+        }
+        V::Down => daemon::down(&tree)?,
+        V::Status { targets, json } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            let client = ctl::connect(&tree)?;
+            let st = status::collect(&tree, Some(&client), &members, json)?;
+            if json {
+                outln!("{}", serde_json::to_string_pretty(&st)?)?;
+            } else {
+                out!("{}", status::table(&st))?;
+            }
+            if !st.programs.iter().all(status::Program::running) {
+                return Ok(Outcome::NotRunning);
+            }
+        }
+        V::Start { targets: t, init } => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(
+                &tree,
+                &ctl::connect(&tree)?,
+                &members,
+                whole && !init.no_init,
+            )?;
+        }
+        V::Stop(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            ops::stop(&tree, &ctl::connect(&tree)?, &members)?;
+        }
+        V::Restart(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let client = ctl::connect(&tree)?;
+            ops::stop(&tree, &client, &members)?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(&tree, &client, &members, whole)?;
+        }
+        V::Reload { dry_run } => reload::reload(&tree, &ctl::connect(&tree)?, dry_run)?,
+        V::Tail {
+            program,
+            bytes,
+            follow,
+        } => {
+            let m = tree.member(&program)?;
+            logs::tail(&tree, &ctl::connect(&tree)?, &m, bytes, follow)?;
+        }
+        V::Signal { signal, targets } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            logs::signal(&tree, &ctl::connect(&tree)?, &members, &signal)?;
+        }
+        V::Pid { program } => {
+            let m = program.as_deref().map(|p| tree.member(p)).transpose()?;
+            outln!("{}", logs::pid(&tree, &ctl::connect(&tree)?, m.as_ref())?)?;
+        }
+    }
+    Ok(Outcome::Success)
 }
 
 /// `-R` values as the model's roles.
@@ -175,6 +308,15 @@ fn roles(filters: &cli::Filters) -> Vec<model::Role> {
             cli::RoleArg::Mongos => model::Role::Mongos,
         })
         .collect()
+}
+
+/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly,
+/// as a tool killed by SIGPIPE would.
+pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| {
+        c.downcast_ref::<std::io::Error>()
+            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+    })
 }
 
 /// The exit code for an error: 2 when the cause is bad input, 1 otherwise.

@@ -289,10 +289,10 @@ pub fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<String>
         .with_context(|| format!("{url} holds no bin/mongod: not a MongoDB server archive"))?;
     std::fs::rename(&root, dir.join(&version))
         .with_context(|| format!("cannot move the package into {}", dir.display()))?;
-    println!(
+    outln!(
         "MongoDB {version} installed in {}",
         dir.join(&version).display()
-    );
+    )?;
     Ok(version)
 }
 
@@ -396,7 +396,7 @@ pub fn uninstall(version: &str) -> anyhow::Result<()> {
         );
     }
     std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    println!("MongoDB {version} uninstalled");
+    outln!("MongoDB {version} uninstalled")?;
     Ok(())
 }
 
@@ -406,7 +406,7 @@ pub fn versions(source: &Source, installed_only: bool) -> anyhow::Result<()> {
     let have = installed();
     if installed_only {
         for v in have.iter().rev() {
-            println!("{v}");
+            outln!("{v}")?;
         }
         return Ok(());
     }
@@ -424,7 +424,7 @@ pub fn versions(source: &Source, installed_only: bool) -> anyhow::Result<()> {
         } else {
             ""
         };
-        println!("{v}{mark}");
+        outln!("{v}{mark}")?;
     }
     Ok(())
 }

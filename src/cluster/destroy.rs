@@ -43,16 +43,16 @@ pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
         .iter()
         .filter(|p| !p.starts_with(tree.layout.root()))
     {
-        println!("removed data directory {}", p.display());
+        outln!("removed data directory {}", p.display())?;
     }
     for (p, why) in &plan.keep {
-        println!("kept {} ({why})", p.display());
+        outln!("kept {} ({why})", p.display())?;
     }
     if !plan.whole_root {
-        println!(
+        outln!(
             "kept {}: it holds what is kept; mup's own files in it were removed",
             tree.layout.root().display()
-        );
+        )?;
     }
     let mut notes = Vec::new();
     for m in &tree.members {
@@ -63,12 +63,12 @@ pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
             ));
         }
     }
-    println!(
+    outln!(
         "cluster {name} destroyed: no process of it is left (ports {})",
         ports_list(&tree)
-    );
+    )?;
     for n in notes {
-        println!("note: {n}");
+        outln!("note: {n}")?;
     }
     Ok(())
 }

@@ -10,7 +10,6 @@ use crate::model::Role;
 use crate::table;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
-use std::process::ExitCode;
 
 /// `mup cluster display --json`. Stable: fields are only ever added.
 #[derive(Debug, Serialize)]
@@ -52,8 +51,8 @@ pub struct DisplayNode {
     pub log_file: String,
 }
 
-/// `mup cluster display`; exit 3 when a node is not RUNNING. Works with the daemon down.
-pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
+/// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down.
+pub fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
     let client = daemon::running(&tree)?;
     let st = status::collect(&tree, client.as_ref(), &tree.members, true)?;
@@ -91,15 +90,11 @@ pub fn display(name: &str, json: bool) -> anyhow::Result<ExitCode> {
         nodes,
     };
     if json {
-        println!("{}", serde_json::to_string_pretty(&d)?);
+        outln!("{}", serde_json::to_string_pretty(&d)?)?;
     } else {
-        print!("{}", display_text(&d));
+        out!("{}", display_text(&d))?;
     }
-    Ok(if running == d.total {
-        ExitCode::SUCCESS
-    } else {
-        ExitCode::from(crate::EXIT_NOT_RUNNING)
-    })
+    Ok(running == d.total)
 }
 
 /// Each running node's replica-set state and the shards the first answering router knows,
@@ -294,7 +289,7 @@ pub fn list(json: bool) -> anyhow::Result<()> {
         rows.push(row);
     }
     if json {
-        println!("{}", serde_json::to_string_pretty(&rows)?);
+        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     let table_rows: Vec<Vec<String>> = rows
@@ -310,13 +305,13 @@ pub fn list(json: bool) -> anyhow::Result<()> {
             ]
         })
         .collect();
-    print!(
+    out!(
         "{}",
         table::render(
             &["NAME", "VERSION", "TOPOLOGY", "NODES", "SUPERVISORD", "DIR"],
             &table_rows
         )
-    );
+    )?;
     Ok(())
 }
 

@@ -30,7 +30,7 @@ pub fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
     let _ports = crate::lock::ports()?;
     let _lock = crate::lock::exclusive(&layout)?;
     if !meta::is_legacy(&file, &shown)? {
-        println!("cluster {name} is already managed by supervisord: nothing to migrate");
+        outln!("cluster {name} is already managed by supervisord: nothing to migrate")?;
         return Ok(());
     }
     let old = legacy::load(&file, &shown)?;
@@ -49,7 +49,7 @@ pub fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
         layout.clone(),
         true,
     )?;
-    stop_legacy(&old);
+    stop_legacy(&old)?;
     let held: Vec<String> = compiled
         .cluster
         .nodes
@@ -69,11 +69,11 @@ pub fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
     ops::start(&tree, &client, &tree.members, true)?;
-    println!(
+    outln!(
         "cluster {name} migrated: supervisord owns {} nodes, data directories unchanged; the old metadata is in {}",
         tree.members.len(),
         kept.display()
-    );
+    )?;
     Ok(())
 }
 
@@ -131,7 +131,7 @@ fn legacy_inputs(
 /// after stopwaitsecs). A pid is signalled only if its arguments name the config file the
 /// legacy meta.yaml records for that node (the ownership rule); a pid that is gone, or
 /// cannot be proven the node's, is reported and left alone.
-fn stop_legacy(old: &legacy::LegacyMeta) {
+fn stop_legacy(old: &legacy::LegacyMeta) -> std::io::Result<()> {
     for role in Role::TIERS.into_iter().rev() {
         let mut owned = Vec::new();
         for n in old
@@ -144,17 +144,17 @@ fn stop_legacy(old: &legacy::LegacyMeta) {
             };
             let who = format!("{} {}:{} (pid {pid})", n.kind, n.host, n.port);
             let Some(conf) = n.config_file.as_deref() else {
-                println!("{who}: no config_file is recorded, so it cannot be proven this cluster's node; not signalled");
+                outln!("{who}: no config_file is recorded, so it cannot be proven this cluster's node; not signalled")?;
                 continue;
             };
             let proof = owner::Proof::Node(layout::absolute(Path::new(conf)));
             if !procs::alive(pid) {
-                println!("{who}: already gone");
+                outln!("{who}: already gone")?;
             } else if !proof.holds(pid) {
-                println!(
+                outln!(
                     "{who}: the pid now belongs to another program ({}), not the node of {conf}; not signalled",
                     procs::cmdline(pid).unwrap_or_default()
-                );
+                )?;
             } else {
                 owned.push(owner::Owned {
                     label: who,
@@ -174,8 +174,9 @@ fn stop_legacy(old: &legacy::LegacyMeta) {
                     daemon::STOP_WAIT.as_secs()
                 ),
                 owner::Stopped::Survived => eprintln!("warning: {} survived SIGKILL", o.label),
-                _ => println!("{}: stopped", o.label),
+                _ => outln!("{}: stopped", o.label)?,
             }
         }
     }
+    Ok(())
 }

@@ -9,7 +9,7 @@ mod playground;
 pub use destroy::destroy;
 pub use display::{display, list, Display, DisplayNode, DisplayShard, ListRow};
 pub use migrate::migrate;
-pub use playground::{playground_start, playground_status, PLAYGROUND};
+pub use playground::{playground_start, PLAYGROUND};
 
 use crate::ctl::{daemon, ops, procs, Member, Tree};
 use crate::error::InputError;
@@ -98,7 +98,7 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
         )
         .into());
     }
-    print!("{question} [y/N] ");
+    out!("{question} [y/N] ")?;
     std::io::stdout().flush()?;
     let mut answer = String::new();
     std::io::stdin().lock().read_line(&mut answer)?;
@@ -174,15 +174,15 @@ fn deploy_topology(
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
     ops::start(&tree, &client, &tree.members, init)?;
-    println!("cluster {name} is running");
+    outln!("cluster {name} is running")?;
     for uri in connection_strings(&tree) {
-        println!("  connect: {uri}");
+        outln!("  connect: {uri}")?;
     }
-    println!(
+    outln!(
         "  logs:    {}/supervisor-<program>.log",
         log_dir(&tree).display()
-    );
-    println!("  manage:  mup cluster display {name}");
+    )?;
+    outln!("  manage:  mup cluster display {name}")?;
     Ok(())
 }
 
@@ -282,7 +282,7 @@ pub fn connect(name: &str) -> anyhow::Result<()> {
         }
     });
     let Some(shell) = found else {
-        println!("{uri}");
+        outln!("{uri}")?;
         bail!(
             "no MongoDB shell found: looked for {} in {} and on PATH; the connection string is above",
             shells.join(" and "),
@@ -310,7 +310,7 @@ pub fn start(name: &str, roles: &[Role], nodes: &[String], init: bool) -> anyhow
     ops::start(&tree, &client, &members, whole && init)?;
     if whole {
         for uri in connection_strings(&tree) {
-            println!("  connect: {uri}");
+            outln!("  connect: {uri}")?;
         }
     }
     Ok(())
@@ -328,7 +328,7 @@ pub fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> 
         Some(client) => ops::stop(&tree, &client, &members),
         None => {
             if daemon::stop_unsupervised(&tree, &members)? == 0 {
-                println!("supervisord for cluster {name} is not running: nothing to stop");
+                outln!("supervisord for cluster {name} is not running: nothing to stop")?;
             }
             Ok(())
         }

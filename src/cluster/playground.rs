@@ -1,10 +1,9 @@
 //! `mup playground`: a throw-away replica set named `playground`.
 
-use super::{binaries, deploy_topology, display, start, Binaries};
+use super::{binaries, deploy_topology, start, Binaries};
 use crate::error::InputError;
 use crate::layout::Layout;
 use crate::topology::{NodeSpec, Topology};
-use std::process::ExitCode;
 
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
 pub const PLAYGROUND: &str = "playground";
@@ -50,10 +49,4 @@ pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> any
             true,
         )
     }
-}
-
-/// `mup playground status`: the display, then the connection string.
-pub fn playground_status() -> anyhow::Result<ExitCode> {
-    let code = display(PLAYGROUND, false)?;
-    Ok(code)
 }

@@ -356,21 +356,21 @@ pub fn down(tree: &Tree) -> anyhow::Result<()> {
                     tree.name()
                 );
             }
-            println!(
+            outln!(
                 "supervisord for cluster {} (pid {pid}) did not listen on port {}, the one meta.yaml records; it was stopped with SIGTERM",
                 tree.name(),
                 tree.port
-            );
+            )?;
         }
         owner::Daemon::Absent => {
-            println!("supervisord for cluster {} is not running", tree.name());
+            outln!("supervisord for cluster {} is not running", tree.name())?;
         }
         owner::Daemon::Foreign(who) => {
-            println!(
+            outln!(
                 "supervisord for cluster {} is not running (port {} is held by {who}, which is not this tree's: nothing was sent to it)",
                 tree.name(),
                 tree.port
-            );
+            )?;
         }
     }
     stop_unsupervised(tree, &tree.members)?;
@@ -399,10 +399,10 @@ fn shutdown(tree: &Tree) -> anyhow::Result<()> {
         }
         std::thread::sleep(Duration::from_millis(20));
     }
-    println!(
+    outln!(
         "supervisord for cluster {} is down (pid {pid} exited, port {} free)",
         tree.name(),
         tree.port
-    );
+    )?;
     Ok(())
 }

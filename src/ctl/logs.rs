@@ -49,11 +49,11 @@ pub fn signal(
     let mut errors = Vec::new();
     for m in members {
         match client.signal_process(&m.qualified(), signal) {
-            Ok(_) => println!(
+            Ok(_) => outln!(
                 "{}: sent SIG{}",
                 m.program,
                 signal.trim_start_matches("SIG")
-            ),
+            )?,
             Err(e) => errors.push(format!("{}: {}", m.program, tree.explain(e))),
         }
     }

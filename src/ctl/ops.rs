@@ -108,7 +108,8 @@ fn say(bar: &ProgressBar, line: String) {
     if std::io::stdout().is_terminal() {
         bar.println(line);
     } else if crate::verbose() {
-        println!("{line}");
+        // A progress line: a closed pipe is noticed by the command's next real output.
+        let _ = outln!("{line}");
     }
 }
 
@@ -237,11 +238,11 @@ pub fn start(tree: &Tree, client: &Client, members: &[Member], init: bool) -> an
             failures.join("\n")
         );
     }
-    println!(
+    outln!(
         "{} program(s) RUNNING ({:.1} s)",
         members.len(),
         began.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 
@@ -394,11 +395,11 @@ pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<
     }
     let all: Vec<&Member> = members.iter().collect();
     wait_stopped(tree, client, &all)?;
-    println!(
+    outln!(
         "{} program(s) stopped ({:.1} s)",
         members.len(),
         began.elapsed().as_secs_f64()
-    );
+    )?;
     Ok(())
 }
 

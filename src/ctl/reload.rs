@@ -159,36 +159,36 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
     })?;
     let steps = plan(&before, &diff, &tree.members);
     if steps.is_empty() {
-        println!(
+        outln!(
             "cluster {}: supervisord already runs the tree's configuration; nothing to do",
             tree.name()
-        );
+        )?;
         return Ok(());
     }
     for s in &steps {
-        println!("{}: {} ({})", s.group, s.kind.label(), s.note);
+        outln!("{}: {} ({})", s.group, s.kind.label(), s.note)?;
         if !s.stop.is_empty() {
             let verb = if s.kind == StepKind::Changed {
                 "restart"
             } else {
                 "stop"
             };
-            println!("  {verb}: {}", s.stop.join(", "));
+            outln!("  {verb}: {}", s.stop.join(", "))?;
         }
         let fresh: Vec<&String> = s.start.iter().filter(|p| !s.stop.contains(p)).collect();
         if !fresh.is_empty() {
-            println!(
+            outln!(
                 "  start: {}",
                 fresh
                     .iter()
                     .map(|p| p.as_str())
                     .collect::<Vec<_>>()
                     .join(", ")
-            );
+            )?;
         }
     }
     if dry_run {
-        println!("dry run: nothing changed");
+        outln!("dry run: nothing changed")?;
         return Ok(());
     }
 
@@ -230,7 +230,7 @@ pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()>
     if !to_start.is_empty() {
         ops::start(tree, client, &to_start, false)?;
     }
-    println!("cluster {}: reloaded", tree.name());
+    outln!("cluster {}: reloaded", tree.name())?;
     Ok(())
 }
 
