@@ -4,7 +4,7 @@ use std::fmt;
 
 /// Bad input: the command exits 2 and nothing is written.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct InputError {
+pub(crate) struct InputError {
     /// The file the value came from, as the user named it (or a flag such as `--out`).
     pub file: String,
     /// Field path inside the file, e.g. `mongod_servers[2].port`; empty for whole-file errors.
@@ -14,7 +14,7 @@ pub struct InputError {
 }
 
 impl InputError {
-    pub fn new(
+    pub(crate) fn new(
         file: impl Into<String>,
         field: impl Into<String>,
         message: impl Into<String>,
@@ -40,4 +40,4 @@ impl fmt::Display for InputError {
 impl std::error::Error for InputError {}
 
 /// Shorthand for a `Result` whose error is bad input.
-pub type InputResult<T> = Result<T, InputError>;
+pub(crate) type InputResult<T> = Result<T, InputError>;

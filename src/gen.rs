@@ -15,14 +15,14 @@ use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A compiled cluster: the model, its rendered files and warnings about ignored input.
-pub struct Compiled {
+pub(crate) struct Compiled {
     pub cluster: Cluster,
     pub files: Vec<OutFile>,
     pub warnings: Vec<String>,
 }
 
 /// The inputs of a compile, already read (from files, or built by `mup cluster`).
-pub struct Inputs {
+pub(crate) struct Inputs {
     pub topology: topology::Topology,
     /// How the topology is named in messages.
     pub topology_label: String,
@@ -33,7 +33,7 @@ pub struct Inputs {
 }
 
 /// Reads both inputs, decides what is missing and renders the tree (nothing is written).
-pub fn compile(
+pub(crate) fn compile(
     topology_path: &Path,
     meta_path: &Path,
     out: Option<&Path>,
@@ -60,7 +60,7 @@ pub fn compile(
 
 /// Compiles read inputs into the tree at `layout`. A PID-tracked (legacy) meta.yaml already
 /// in the tree is refused unless `replacing_legacy` (`mup cluster migrate`).
-pub fn compile_inputs(
+pub(crate) fn compile_inputs(
     inputs: Inputs,
     layout: Layout,
     replacing_legacy: bool,
@@ -300,14 +300,14 @@ fn random_token() -> std::io::Result<String> {
 
 /// What `mup gen` does with a compiled tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Mode {
+pub(crate) enum Mode {
     Write,
     Check,
     DryRun,
 }
 
 /// Runs `mup gen`; returns false when `--check` found differences.
-pub fn run(
+pub(crate) fn run(
     topology_path: &Path,
     meta_path: &Path,
     out: Option<&Path>,
@@ -325,7 +325,7 @@ pub fn run(
 }
 
 /// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.
-pub fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
+pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     for w in &compiled.warnings {
         eprintln!("warning: {w}");
     }

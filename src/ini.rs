@@ -12,7 +12,7 @@
 /// - whitespace followed by `#` or `;` (or a value starting with one) silently truncates the
 ///   value, and configparser has no escape for it (docs/supervisord.md §2);
 /// - leading or trailing whitespace is stripped by configparser.
-pub fn check(value: &str) -> Option<String> {
+pub(crate) fn check(value: &str) -> Option<String> {
     if let Some(c) = value.chars().find(|c| c.is_control()) {
         return Some(format!(
             "{value:?} contains the control character {c:?}, which supervisord would read as a new line or section"
@@ -47,24 +47,24 @@ pub fn check(value: &str) -> Option<String> {
 }
 
 /// A value supervisord %-interpolates once (most keys): `%` becomes `%%` (docs/supervisord.md §2).
-pub fn escape(value: &str) -> String {
+pub(crate) fn escape(value: &str) -> String {
     value.replace('%', "%%")
 }
 
 /// `stdout_logfile`/`stderr_logfile` are interpolated twice, so `%` becomes `%%%%` (docs/supervisord.md §2).
-pub fn escape_logfile(value: &str) -> String {
+pub(crate) fn escape_logfile(value: &str) -> String {
     value.replace('%', "%%%%")
 }
 
 /// A `command` line: each token shell-quoted when it needs it (supervisord splits with
 /// shlex in POSIX mode, docs/supervisord.md §2), then %-escaped.
-pub fn escape_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> String {
+pub(crate) fn escape_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> String {
     let quoted: Vec<String> = argv.into_iter().map(shell_quote).collect();
     escape(&quoted.join(" "))
 }
 
 /// One `KEY="value"` pair of `environment=` (parsed by shlex with `,` as separator).
-pub fn env_pair(key: &str, value: &str) -> String {
+pub(crate) fn env_pair(key: &str, value: &str) -> String {
     let inner = value.replace('\\', "\\\\").replace('"', "\\\"");
     escape(&format!("{key}=\"{inner}\""))
 }
@@ -81,7 +81,7 @@ fn shell_quote(token: &str) -> String {
 
 /// Credentials go into `[inet_http_server]` and `[supervisorctl]` unescaped: a `%` in the
 /// password silently becomes a different password (docs/supervisord.md §2), so only this alphabet is allowed.
-pub fn is_credential(value: &str) -> bool {
+pub(crate) fn is_credential(value: &str) -> bool {
     !value.is_empty()
         && value
             .chars()

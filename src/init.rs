@@ -11,12 +11,12 @@ use std::fmt;
 use std::time::{Duration, Instant};
 
 /// How long every member of a set may take to answer `hello`.
-pub const REACH_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const REACH_LIMIT: Duration = Duration::from_secs(60);
 /// How long a set may take to elect a primary once initiated.
-pub const PRIMARY_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const PRIMARY_LIMIT: Duration = Duration::from_secs(120);
 /// How long a mongos may take to accept connections (it listens only once its config set
 /// has a primary).
-pub const MONGOS_LIMIT: Duration = Duration::from_secs(120);
+pub(crate) const MONGOS_LIMIT: Duration = Duration::from_secs(120);
 const POLL: Duration = Duration::from_millis(100);
 
 /// One replica set of the tree, members in topology order.
@@ -75,7 +75,7 @@ pub fn rs_config(set: &Set) -> Document {
 }
 
 /// The `addShard` seed list of a set: `<set>/<host:port>,...` of its non-hidden members.
-pub fn shard_seed(set: &Set) -> String {
+pub(crate) fn shard_seed(set: &Set) -> String {
     let seeds: Vec<String> = set
         .members
         .iter()
@@ -87,7 +87,7 @@ pub fn shard_seed(set: &Set) -> String {
 
 /// Why a set or a shard could not be made ready; names the member whose log explains it.
 #[derive(Debug, Clone)]
-pub struct Failure {
+pub(crate) struct Failure {
     pub set: String,
     pub member: Option<Box<Member>>,
     pub why: String,
@@ -111,7 +111,7 @@ impl fmt::Display for Failure {
 
 /// What was done for one set.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Outcome {
+pub(crate) enum Outcome {
     /// replSetInitiate was sent (or answered AlreadyInitialized for a concurrent one).
     Initiated { primary: String },
     /// Every member already reported this set's name.
@@ -152,7 +152,7 @@ fn reach(set: &Set) -> Result<Vec<Hello>, Failure> {
 }
 
 /// Initiates `set` unless its members already belong to it, then waits for a primary.
-pub fn initiate(set: &Set) -> Result<Outcome, Failure> {
+pub(crate) fn initiate(set: &Set) -> Result<Outcome, Failure> {
     let hellos = reach(set)?;
     for (m, h) in set.members.iter().zip(&hellos) {
         match &h.set_name {
@@ -222,7 +222,7 @@ fn wait_primary(set: &Set) -> Result<String, Failure> {
 }
 
 /// Initiates every set at once; results in input order.
-pub fn initiate_all(sets: &[Set]) -> Vec<(Set, Result<Outcome, Failure>, Duration)> {
+pub(crate) fn initiate_all(sets: &[Set]) -> Vec<(Set, Result<Outcome, Failure>, Duration)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = sets
             .iter()
@@ -243,13 +243,13 @@ pub fn initiate_all(sets: &[Set]) -> Vec<(Set, Result<Outcome, Failure>, Duratio
 
 /// A shard as `listShards` reports it.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Shard {
+pub(crate) struct Shard {
     pub id: String,
     pub host: String,
 }
 
 /// `listShards` through the mongos at `router`.
-pub fn list_shards(router: &Member) -> Result<Vec<Shard>, mongo::Error> {
+pub(crate) fn list_shards(router: &Member) -> Result<Vec<Shard>, mongo::Error> {
     let d = mongo::command(&router.host, router.port, doc! { "listShards": 1 })?;
     Ok(d.get_array("shards")
         .map(|a| {
@@ -266,7 +266,7 @@ pub fn list_shards(router: &Member) -> Result<Vec<Shard>, mongo::Error> {
 
 /// Adds through `router` every shard set not yet in `listShards`; returns, per set, whether
 /// it was added now (`true`) or already known (`false`).
-pub fn add_shards(router: &Member, shards: &[Set]) -> Result<Vec<(String, bool)>, Failure> {
+pub(crate) fn add_shards(router: &Member, shards: &[Set]) -> Result<Vec<(String, bool)>, Failure> {
     let router_failure = |e: mongo::Error| Failure {
         set: "shards".into(),
         member: Some(Box::new(router.clone())),

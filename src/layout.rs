@@ -3,7 +3,7 @@
 use std::path::{Component, Path, PathBuf};
 
 /// `$MUP_HOME`, or `~/.mup` of the caller.
-pub fn mup_home() -> PathBuf {
+pub(crate) fn mup_home() -> PathBuf {
     match std::env::var_os("MUP_HOME") {
         Some(h) if !h.is_empty() => absolute(Path::new(&h)),
         _ => {
@@ -14,12 +14,17 @@ pub fn mup_home() -> PathBuf {
 }
 
 /// `$MUP_HOME/storage/clusters`: one directory per cluster.
-pub fn clusters_dir() -> PathBuf {
+pub(crate) fn clusters_dir() -> PathBuf {
     mup_home().join("storage").join("clusters")
 }
 
+/// `<logs>/supervisor-<program>.log`: where supervisord writes a program's output.
+pub(crate) fn log_file(logs: &Path, program: &str) -> PathBuf {
+    logs.join(format!("supervisor-{program}.log"))
+}
+
 /// `$MUP_HOME/storage/.ports.lock`: held while ports are allocated and recorded.
-pub fn ports_lock_file() -> PathBuf {
+pub(crate) fn ports_lock_file() -> PathBuf {
     mup_home().join("storage").join(".ports.lock")
 }
 
@@ -104,7 +109,7 @@ impl Layout {
 
 /// `path` made absolute against the current directory and normalised lexically
 /// (`.` and `..` removed, no symlinks resolved).
-pub fn absolute(path: &Path) -> PathBuf {
+pub(crate) fn absolute(path: &Path) -> PathBuf {
     let joined = if path.is_absolute() {
         path.to_path_buf()
     } else {
@@ -116,7 +121,7 @@ pub fn absolute(path: &Path) -> PathBuf {
 }
 
 /// Lexical normalisation of an absolute path.
-pub fn normalize(path: &Path) -> PathBuf {
+pub(crate) fn normalize(path: &Path) -> PathBuf {
     let mut out = PathBuf::new();
     for c in path.components() {
         match c {
@@ -131,7 +136,7 @@ pub fn normalize(path: &Path) -> PathBuf {
 }
 
 /// A path from an input file: `~` expanded with `home`, a relative path joined to `base`.
-pub fn resolve(value: &str, home: &Path, base: &Path) -> PathBuf {
+pub(crate) fn resolve(value: &str, home: &Path, base: &Path) -> PathBuf {
     let expanded = if value == "~" {
         home.to_path_buf()
     } else if let Some(rest) = value.strip_prefix("~/") {

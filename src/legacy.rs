@@ -8,19 +8,17 @@ use std::path::Path;
 /// The fields mup needs; the Go mup's file carries many more (topology, monitoring, status,
 /// ...), which are ignored here on purpose: this is another program's format.
 #[derive(Debug, Deserialize)]
-pub struct LegacyMeta {
+pub(crate) struct LegacyMeta {
     pub name: String,
     pub version: String,
     pub bin_path: String,
-    #[serde(default)]
-    pub supervisor_enabled: Option<bool>,
     #[serde(default)]
     pub nodes: Vec<LegacyNode>,
 }
 
 /// One node: `type` is mongod, mongos or config.
 #[derive(Debug, Clone, Deserialize)]
-pub struct LegacyNode {
+pub(crate) struct LegacyNode {
     #[serde(rename = "type")]
     pub kind: String,
     pub host: String,
@@ -35,6 +33,6 @@ pub struct LegacyNode {
     pub pid: Option<i64>,
 }
 
-pub fn load(path: &Path, shown: &str) -> InputResult<LegacyMeta> {
+pub(crate) fn load(path: &Path, shown: &str) -> InputResult<LegacyMeta> {
     parse_yaml(&read(path, shown)?, shown)
 }

@@ -20,31 +20,36 @@ macro_rules! out {
 }
 
 pub mod cli;
-pub mod cluster;
-pub mod ctl;
-pub mod error;
-pub mod gen;
-pub mod ini;
-pub mod init;
-pub mod layout;
-pub mod legacy;
-pub mod lock;
-pub mod meta;
-pub mod model;
-pub mod mongo;
-pub mod mongod_conf;
-pub mod naming;
-pub mod packages;
-pub mod plan;
-pub mod ports;
-pub mod render;
-pub mod setup;
+mod cluster;
+mod ctl;
+mod error;
+mod gen;
+mod ini;
+mod init;
+mod layout;
+mod legacy;
+mod lock;
+mod meta;
+mod model;
+mod mongo;
+mod mongod_conf;
+mod naming;
+mod packages;
+mod plan;
+mod ports;
+mod render;
+mod setup;
 pub mod supervisor;
-pub mod table;
-pub mod topology;
-pub mod tree;
+mod table;
+mod topology;
+mod tree;
 
 use cli::{Command, Opts};
+
+// What the integration tests use besides the CLI: the daemon client, the /proc view of a
+// port, a generated tree and the replSetInitiate documents built from it.
+pub use ctl::{procs::listener_pid, Tree};
+pub use init::{rs_config, sets};
 use std::process::ExitCode;
 
 /// Exit code when `--check` finds a difference, or an operation fails.
@@ -159,7 +164,7 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             init,
             yes,
         } => {
-            let b = cluster::binaries(&bins, yes)?;
+            let b = binaries(&bins, yes)?;
             cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
         }
         C::Start {
@@ -185,7 +190,7 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         C::Migrate { name, bins, yes } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
-                _ => Some(cluster::binaries(&bins, yes)?),
+                _ => Some(binaries(&bins, yes)?),
             };
             cluster::migrate(&name, b.as_ref())?
         }
@@ -204,7 +209,7 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
         } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
-                _ => Some(cluster::binaries(&bins, yes)?),
+                _ => Some(binaries(&bins, yes)?),
             };
             cluster::playground_start(nodes, b, !init.no_init)?;
         }
@@ -295,6 +300,16 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// The binaries `--bin-path` / `--version` / `--mirror` name.
+fn binaries(bins: &cli::BinOpts, yes: bool) -> anyhow::Result<cluster::Binaries> {
+    cluster::binaries(
+        bins.bin_path.as_deref(),
+        bins.version.as_deref(),
+        &packages::Source::new(bins.source.mirror.as_deref()),
+        yes,
+    )
 }
 
 /// `-R` values as the model's roles.

@@ -15,7 +15,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// How long a command waits for a lock before it gives up (exit 1).
-pub const DEFAULT_WAIT: Duration = Duration::from_secs(120);
+pub(crate) const DEFAULT_WAIT: Duration = Duration::from_secs(120);
 
 fn wait_limit() -> Duration {
     std::env::var("MUP_LOCK_TIMEOUT")
@@ -27,7 +27,7 @@ fn wait_limit() -> Duration {
 }
 
 /// Holds `<cluster>/.mup.lock` exclusively until dropped.
-pub fn exclusive(layout: &Layout) -> anyhow::Result<File> {
+pub(crate) fn exclusive(layout: &Layout) -> anyhow::Result<File> {
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create {}", layout.root().display()))?;
     hold(
@@ -37,7 +37,7 @@ pub fn exclusive(layout: &Layout) -> anyhow::Result<File> {
 }
 
 /// Holds the `MUP_HOME`-wide port lock until dropped.
-pub fn ports() -> anyhow::Result<File> {
+pub(crate) fn ports() -> anyhow::Result<File> {
     let path = layout::ports_lock_file();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
@@ -46,7 +46,7 @@ pub fn ports() -> anyhow::Result<File> {
 }
 
 /// Holds the lock file `path` (created 0600) until dropped; `what` names it in messages.
-pub fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
+pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)

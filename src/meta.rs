@@ -70,13 +70,13 @@ pub struct NodeMeta {
 }
 
 /// Reads and parses a meta.yaml; `shown` is the name used in messages.
-pub fn load(path: &Path, shown: &str) -> InputResult<Meta> {
+pub(crate) fn load(path: &Path, shown: &str) -> InputResult<Meta> {
     parse_yaml(&read(path, shown)?, shown)
 }
 
 /// True when the meta.yaml at `path` is not one `mup gen` wrote: a PID-tracked cluster of the
 /// Go mup (`supervisor_enabled` absent or false).
-pub fn is_legacy(path: &Path, shown: &str) -> InputResult<bool> {
+pub(crate) fn is_legacy(path: &Path, shown: &str) -> InputResult<bool> {
     let v: serde_yaml::Value = parse_yaml(&read(path, shown)?, shown)?;
     Ok(v.get("supervisor_enabled")
         .and_then(serde_yaml::Value::as_bool)

@@ -6,8 +6,8 @@ use crate::ini;
 use crate::layout::{resolve, Layout};
 use crate::meta::{Meta, NodeMeta};
 use crate::mongod_conf::{base_conf, config_db, expand, overlay, MONGOD_ONLY};
-pub use crate::naming::{check_name, node_dir_name, program_name, Role};
-pub use crate::plan::{plan, Draft, Plan};
+pub(crate) use crate::naming::{check_name, node_dir_name, program_name, Role};
+pub(crate) use crate::plan::{plan, Plan};
 use serde_yaml::Mapping;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
@@ -15,14 +15,14 @@ use std::path::{Path, PathBuf};
 
 /// What kind of deployment the topology describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum Kind {
+pub(crate) enum Kind {
     Standalone,
     ReplicaSet,
     Sharded,
 }
 
 impl Kind {
-    pub fn as_str(self) -> &'static str {
+    pub(crate) fn as_str(self) -> &'static str {
         match self {
             Kind::Standalone => "standalone",
             Kind::ReplicaSet => "replica_set",
@@ -33,7 +33,7 @@ impl Kind {
 
 /// A MongoDB version as `major.minor.patch`.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub struct Version {
+pub(crate) struct Version {
     pub major: u32,
     pub minor: u32,
     pub patch: u32,
@@ -41,7 +41,7 @@ pub struct Version {
 
 impl Version {
     /// Accepts `7.0`, `7.0.14`, `8.0.0-rc1` (the suffix is ignored).
-    pub fn parse(text: &str) -> Option<Version> {
+    pub(crate) fn parse(text: &str) -> Option<Version> {
         if !text
             .chars()
             .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
@@ -68,7 +68,7 @@ impl Version {
             patch,
         })
     }
-    pub const fn at_least(self, major: u32, minor: u32) -> bool {
+    pub(crate) const fn at_least(self, major: u32, minor: u32) -> bool {
         self.major > major || (self.major == major && self.minor >= minor)
     }
 }
@@ -81,7 +81,7 @@ impl fmt::Display for Version {
 
 /// Everything `gen` decided that the inputs did not say, recorded in the tree's meta.yaml.
 #[derive(Debug, Clone, PartialEq)]
-pub struct Decisions {
+pub(crate) struct Decisions {
     pub supervisor_port: u16,
     pub supervisor_user: String,
     pub supervisor_password: String,
@@ -97,7 +97,7 @@ pub struct Decisions {
 
 /// Where inputs came from, for messages and relative paths.
 #[derive(Debug, Clone)]
-pub struct Sources {
+pub(crate) struct Sources {
     pub topology: String,
     pub meta: String,
     /// Relative `bin_path` is resolved against the meta file's directory.
@@ -106,7 +106,7 @@ pub struct Sources {
 
 /// A node of the cluster, with every name and path it needs.
 #[derive(Debug, Clone)]
-pub struct Node {
+pub(crate) struct Node {
     pub role: Role,
     pub host: String,
     pub port: u16,
@@ -126,41 +126,33 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn program(&self) -> String {
+    pub(crate) fn program(&self) -> String {
         program_name(self.role, self.port)
     }
-    pub fn group(&self) -> &'static str {
+    pub(crate) fn group(&self) -> &'static str {
         self.role.group()
     }
-    /// `group:program`, how supervisord addresses a group member.
-    pub fn qualified(&self) -> String {
-        crate::naming::qualified_name(self.role, self.port)
-    }
-    pub fn dir_name(&self) -> String {
-        node_dir_name(&self.host, self.port)
-    }
-    pub fn conf_file(&self) -> PathBuf {
+    pub(crate) fn conf_file(&self) -> PathBuf {
         self.conf_dir.join(self.role.conf_file())
     }
-    pub fn ini_file(&self) -> PathBuf {
+    pub(crate) fn ini_file(&self) -> PathBuf {
         self.conf_dir.join(self.role.ini_file())
     }
     /// `host:port`
-    pub fn address(&self) -> String {
+    pub(crate) fn address(&self) -> String {
         crate::naming::address(&self.host, self.port)
     }
     /// The process's working directory: its data dir (mongod) or its conf dir (mongos).
-    pub fn directory(&self) -> &Path {
+    pub(crate) fn directory(&self) -> &Path {
         self.data_dir.as_deref().unwrap_or(&self.conf_dir)
     }
 }
 
 /// The validated cluster.
 #[derive(Debug, Clone)]
-pub struct Cluster {
+pub(crate) struct Cluster {
     pub name: String,
     pub version_text: String,
-    pub version: Version,
     pub bin_path: PathBuf,
     pub layout: Layout,
     pub kind: Kind,
@@ -252,7 +244,7 @@ fn foreign_data_dir(
 
 impl Cluster {
     /// Builds the cluster from the checked plan, the user's meta and the decisions.
-    pub fn build(
+    pub(crate) fn build(
         plan: &Plan,
         meta: &Meta,
         decided: &Decisions,
@@ -386,7 +378,7 @@ impl Cluster {
                 }
                 dirs.insert(dd.clone());
             }
-            let log_file = logs.join(format!("supervisor-{}.log", program_name(d.role, port)));
+            let log_file = crate::layout::log_file(&logs, &program_name(d.role, port));
             nodes.push(Node {
                 role: d.role,
                 host: d.host.clone(),
@@ -428,7 +420,6 @@ impl Cluster {
         Ok(Cluster {
             name: meta.name.clone(),
             version_text: meta.version.clone(),
-            version,
             bin_path,
             layout,
             kind: plan.kind,
@@ -443,12 +434,12 @@ impl Cluster {
     }
 
     /// Nodes of one role, in topology order.
-    pub fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Node> {
+    pub(crate) fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Node> {
         self.nodes.iter().filter(move |n| n.role == role)
     }
 
     /// The completed meta.yaml for the tree.
-    pub fn meta(&self) -> Meta {
+    pub(crate) fn meta(&self) -> Meta {
         Meta {
             name: self.name.clone(),
             version: self.version_text.clone(),

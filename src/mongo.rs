@@ -16,7 +16,7 @@ const SELECT_TIMEOUT: Duration = Duration::from_millis(1500);
 
 /// Why a command did not succeed.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Error {
+pub(crate) enum Error {
     /// The server answered with an error.
     Command {
         code: i32,
@@ -28,7 +28,7 @@ pub enum Error {
 }
 
 impl Error {
-    pub fn code(&self) -> Option<i32> {
+    pub(crate) fn code(&self) -> Option<i32> {
         match self {
             Error::Command { code, .. } => Some(*code),
             Error::Unreachable(_) => None,
@@ -52,13 +52,13 @@ impl fmt::Display for Error {
 impl std::error::Error for Error {}
 
 /// Server error codes mup branches on.
-pub mod code {
-    pub const ALREADY_INITIALIZED: i32 = 23;
-    pub const NOT_YET_INITIALIZED: i32 = 94;
+pub(crate) mod code {
+    pub(crate) const ALREADY_INITIALIZED: i32 = 23;
+    pub(crate) const NOT_YET_INITIALIZED: i32 = 94;
 }
 
 /// A direct connection to `host:port`.
-pub fn connect(host: &str, port: u16) -> Result<Client, Error> {
+pub(crate) fn connect(host: &str, port: u16) -> Result<Client, Error> {
     let mut options = ClientOptions::default();
     options.hosts = vec![ServerAddress::Tcp {
         host: host.to_string(),
@@ -72,7 +72,7 @@ pub fn connect(host: &str, port: u16) -> Result<Client, Error> {
 }
 
 /// Runs `cmd` against the `admin` database of the server `client` is connected to.
-pub fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
+pub(crate) fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
     client
         .database("admin")
         .run_command(cmd)
@@ -81,7 +81,7 @@ pub fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
 }
 
 /// One command on a fresh direct connection.
-pub fn command(host: &str, port: u16, cmd: Document) -> Result<Document, Error> {
+pub(crate) fn command(host: &str, port: u16, cmd: Document) -> Result<Document, Error> {
     run(&connect(host, port)?, cmd)
 }
 
@@ -102,7 +102,7 @@ fn translate(e: mongodb::error::Error) -> Error {
 
 /// What `hello` says about a server, as far as mup needs it.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Hello {
+pub(crate) struct Hello {
     pub set_name: Option<String>,
     pub writable_primary: bool,
     pub secondary: bool,
@@ -113,7 +113,7 @@ pub struct Hello {
 }
 
 /// `hello` on `host:port`.
-pub fn hello(host: &str, port: u16) -> Result<Hello, Error> {
+pub(crate) fn hello(host: &str, port: u16) -> Result<Hello, Error> {
     let d = command(host, port, doc! { "hello": 1 })?;
     let flag = |k: &str| d.get_bool(k).unwrap_or(false);
     Ok(Hello {
@@ -127,7 +127,7 @@ pub fn hello(host: &str, port: u16) -> Result<Hello, Error> {
 
 /// The replica-set state name of the member at `host:port` (`PRIMARY`, `SECONDARY`, ...),
 /// `STARTUP` before initiation, `None` when it is not a replica-set member.
-pub fn member_state(host: &str, port: u16) -> Result<Option<String>, Error> {
+pub(crate) fn member_state(host: &str, port: u16) -> Result<Option<String>, Error> {
     match command(host, port, doc! { "replSetGetStatus": 1 }) {
         Ok(d) => {
             let state = d

@@ -79,28 +79,22 @@ impl Role {
 }
 
 /// `mongod-30000`: the program name for a role and port.
-pub fn program_name(role: Role, port: u16) -> String {
+pub(crate) fn program_name(role: Role, port: u16) -> String {
     format!("{}-{port}", role.program_prefix())
 }
 
-/// `mongod-servers:mongod-30000`: how supervisord addresses a program in its group
-/// (docs/supervisord.md §5).
-pub fn qualified_name(role: Role, port: u16) -> String {
-    format!("{}:{}", role.group(), program_name(role, port))
-}
-
 /// `host:port`: how MongoDB and mup's messages name a node.
-pub fn address(host: &str, port: u16) -> String {
+pub(crate) fn address(host: &str, port: u16) -> String {
     format!("{host}:{port}")
 }
 
 /// `<host>-<port>`: the node's directory name under conf/ and data/.
-pub fn node_dir_name(host: &str, port: u16) -> String {
+pub(crate) fn node_dir_name(host: &str, port: u16) -> String {
     format!("{host}-{port}")
 }
 
 /// A cluster name is one safe path segment; it also becomes supervisord's identifier.
-pub fn check_name(name: &str, file: &str) -> InputResult<()> {
+pub(crate) fn check_name(name: &str, file: &str) -> InputResult<()> {
     let ok = !name.is_empty()
         && name.len() <= 64
         && name
@@ -122,6 +116,6 @@ pub fn check_name(name: &str, file: &str) -> InputResult<()> {
 }
 
 /// supervisord's `identifier`, checked by `mup ctl` through getIdentification().
-pub fn identifier(cluster: &str) -> String {
+pub(crate) fn identifier(cluster: &str) -> String {
     format!("mup-{cluster}")
 }

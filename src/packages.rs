@@ -20,25 +20,25 @@ use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// MongoDB's release index.
-pub const OFFICIAL_INDEX: &str = "https://downloads.mongodb.org/full.json";
+pub(crate) const OFFICIAL_INDEX: &str = "https://downloads.mongodb.org/full.json";
 
 /// `$MUP_HOME/storage/packages`.
-pub fn packages_dir() -> PathBuf {
+pub(crate) fn packages_dir() -> PathBuf {
     layout::mup_home().join("storage").join("packages")
 }
 
 /// The `bin` directory of an installed version.
-pub fn bin_dir(version: &str) -> PathBuf {
+pub(crate) fn bin_dir(version: &str) -> PathBuf {
     packages_dir().join(version).join("bin")
 }
 
 #[derive(Debug, Deserialize)]
-pub struct Index {
+pub(crate) struct Index {
     pub versions: Vec<Release>,
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Release {
+pub(crate) struct Release {
     pub version: String,
     #[serde(default)]
     pub production_release: bool,
@@ -47,7 +47,7 @@ pub struct Release {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Download {
+pub(crate) struct Download {
     #[serde(default)]
     pub target: String,
     #[serde(default)]
@@ -58,7 +58,7 @@ pub struct Download {
 }
 
 #[derive(Debug, Clone, Deserialize)]
-pub struct Archive {
+pub(crate) struct Archive {
     pub url: String,
     #[serde(default)]
     pub sha256: String,
@@ -66,14 +66,14 @@ pub struct Archive {
 
 /// Where the index and archives come from.
 #[derive(Debug, Clone)]
-pub struct Source {
+pub(crate) struct Source {
     /// `None`: the official index and the archives' own URLs.
     pub mirror: Option<String>,
 }
 
 impl Source {
     /// `--mirror`, else `MUP_MIRROR`, else the official index.
-    pub fn new(mirror: Option<&str>) -> Source {
+    pub(crate) fn new(mirror: Option<&str>) -> Source {
         let mirror = mirror
             .map(String::from)
             .or_else(|| std::env::var("MUP_MIRROR").ok().filter(|m| !m.is_empty()))
@@ -122,7 +122,7 @@ fn get(url: &str) -> anyhow::Result<reqwest::blocking::Response> {
 }
 
 /// Reads the release index.
-pub fn index(source: &Source) -> anyhow::Result<Index> {
+pub(crate) fn index(source: &Source) -> anyhow::Result<Index> {
     let url = source.index_url();
     let text = get(&url)?
         .text()
@@ -132,7 +132,7 @@ pub fn index(source: &Source) -> anyhow::Result<Index> {
 
 /// The release a user's `spec` names: an exact version (`7.0.14`), a series (`7.0`, its newest
 /// production release) or `latest` (the newest production release).
-pub fn resolve<'a>(index: &'a Index, spec: &str) -> anyhow::Result<&'a Release> {
+pub(crate) fn resolve<'a>(index: &'a Index, spec: &str) -> anyhow::Result<&'a Release> {
     let newest = |filter: &dyn Fn(&Release) -> bool| {
         index
             .versions
@@ -162,7 +162,7 @@ pub fn resolve<'a>(index: &'a Index, spec: &str) -> anyhow::Result<&'a Release> 
 
 /// This machine's download target names (`ubuntu2204`, `debian12`, `rhel90`, ...), most
 /// specific first, from /etc/os-release.
-pub fn host_targets() -> Vec<String> {
+pub(crate) fn host_targets() -> Vec<String> {
     let text = std::fs::read_to_string("/etc/os-release").unwrap_or_default();
     let field = |k: &str| {
         text.lines()
@@ -208,7 +208,7 @@ fn host_arches() -> &'static [&'static str] {
 
 /// The archive of `release` for this machine: the first host target that has one (the
 /// targeted edition before the generic base), or an error listing what exists.
-pub fn choose(release: &Release) -> anyhow::Result<&Archive> {
+pub(crate) fn choose(release: &Release) -> anyhow::Result<&Archive> {
     let targets = host_targets();
     let arches = host_arches();
     for target in &targets {
@@ -240,7 +240,7 @@ pub fn choose(release: &Release) -> anyhow::Result<&Archive> {
 }
 
 /// Installed versions, oldest first.
-pub fn installed() -> Vec<String> {
+pub(crate) fn installed() -> Vec<String> {
     let mut v: Vec<String> = std::fs::read_dir(packages_dir())
         .map(|d| {
             d.flatten()
@@ -255,7 +255,7 @@ pub fn installed() -> Vec<String> {
 
 /// `mup install`: the package of `spec` in the cache (downloaded, verified, unpacked); returns
 /// the exact version. Asks first on a terminal unless `yes`; already installed is a no-op.
-pub fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<String> {
+pub(crate) fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<String> {
     if Version::parse(spec).is_some() && bin_dir(spec).join("mongod").is_file() {
         return Ok(spec.to_string());
     }
@@ -371,7 +371,7 @@ fn package_root(unpacked: &Path) -> Option<PathBuf> {
 }
 
 /// `mup uninstall`: refused while a cluster under `MUP_HOME` uses the version.
-pub fn uninstall(version: &str) -> anyhow::Result<()> {
+pub(crate) fn uninstall(version: &str) -> anyhow::Result<()> {
     let dir = packages_dir().join(version);
     if Version::parse(version).is_none() || !dir.join("bin").join("mongod").is_file() {
         return Err(InputError::new(
@@ -402,7 +402,7 @@ pub fn uninstall(version: &str) -> anyhow::Result<()> {
 
 /// `mup versions`: the production releases in the index, newest first, marked when
 /// installed; with `installed_only`, the cache's versions without asking the index.
-pub fn versions(source: &Source, installed_only: bool) -> anyhow::Result<()> {
+pub(crate) fn versions(source: &Source, installed_only: bool) -> anyhow::Result<()> {
     let have = installed();
     if installed_only {
         for v in have.iter().rev() {

@@ -10,7 +10,7 @@ use std::collections::BTreeMap;
 
 /// A node as read from the topology, before ports are allocated.
 #[derive(Debug, Clone)]
-pub struct Draft {
+pub(crate) struct Draft {
     pub role: Role,
     pub index: usize,
     pub host: String,
@@ -27,14 +27,14 @@ pub struct Draft {
 
 impl Draft {
     /// `mongod_servers[1]`: where the node is in topology.yaml.
-    pub fn source(&self) -> String {
+    pub(crate) fn source(&self) -> String {
         format!("{}[{}]", self.role.topology_key(), self.index)
     }
 }
 
 /// The topology, checked: nodes in tier order, global settings, warnings for ignored fields.
 #[derive(Debug)]
-pub struct Plan {
+pub(crate) struct Plan {
     pub drafts: Vec<Draft>,
     pub kind: Kind,
     pub user: Option<String>,
@@ -46,7 +46,7 @@ pub struct Plan {
 
 impl Plan {
     /// Ports written explicitly in the topology.
-    pub fn explicit_ports(&self) -> Vec<u16> {
+    pub(crate) fn explicit_ports(&self) -> Vec<u16> {
         self.drafts.iter().filter_map(|d| d.port).collect()
     }
 }
@@ -83,7 +83,7 @@ fn check_rs_name(name: &str, file: &str, field: &str) -> InputResult<()> {
 }
 
 /// Checks a topology file and returns its plan (ports not yet allocated).
-pub fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
+pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
     let err = |field: String, msg: String| InputError::new(file, field, msg);
     let mut warnings = Vec::new();
     let g = &topo.global;

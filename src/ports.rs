@@ -10,18 +10,18 @@ use std::net::TcpListener;
 use std::path::{Path, PathBuf};
 
 /// First port tried for nodes with `port: 0` (the Go mup's base).
-pub const NODE_PORT_BASE: u16 = 30000;
+pub(crate) const NODE_PORT_BASE: u16 = 30000;
 /// First port tried for supervisord's HTTP server.
-pub const SUPERVISOR_PORT_BASE: u16 = 9001;
+pub(crate) const SUPERVISOR_PORT_BASE: u16 = 9001;
 
 /// True when nothing listens on 127.0.0.1:`port` right now.
-pub fn is_free(port: u16) -> bool {
+pub(crate) fn is_free(port: u16) -> bool {
     TcpListener::bind(("127.0.0.1", port)).is_ok()
 }
 
 /// What one other cluster under `MUP_HOME` has recorded in its meta.yaml.
 #[derive(Debug, Clone, Default, PartialEq, Eq)]
-pub struct Recorded {
+pub(crate) struct Recorded {
     pub name: String,
     pub root: PathBuf,
     /// Its supervisord port and every node port.
@@ -33,7 +33,7 @@ pub struct Recorded {
 
 /// Every other cluster under `MUP_HOME`. A directory whose meta.yaml cannot be read still
 /// reserves its directory (its ports are unknown).
-pub fn other_clusters(own_root: &Path) -> Vec<Recorded> {
+pub(crate) fn other_clusters(own_root: &Path) -> Vec<Recorded> {
     let mut found = Vec::new();
     let Ok(entries) = std::fs::read_dir(layout::clusters_dir()) else {
         return found;
@@ -67,7 +67,7 @@ pub fn other_clusters(own_root: &Path) -> Vec<Recorded> {
 }
 
 /// Port → the name of the other cluster that recorded it.
-pub fn reserved(others: &[Recorded]) -> BTreeMap<u16, &str> {
+pub(crate) fn reserved(others: &[Recorded]) -> BTreeMap<u16, &str> {
     others
         .iter()
         .flat_map(|r| r.ports.iter().map(move |p| (*p, r.name.as_str())))
@@ -75,6 +75,6 @@ pub fn reserved(others: &[Recorded]) -> BTreeMap<u16, &str> {
 }
 
 /// The first port from `base` upward that is not in `taken` and is free on this machine.
-pub fn allocate(base: u16, taken: &BTreeSet<u16>) -> Option<u16> {
+pub(crate) fn allocate(base: u16, taken: &BTreeSet<u16>) -> Option<u16> {
     (base..=u16::MAX).find(|p| !taken.contains(p) && is_free(*p))
 }

@@ -8,7 +8,7 @@ use std::path::PathBuf;
 
 /// One file of the tree, fully rendered.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct OutFile {
+pub(crate) struct OutFile {
     pub path: PathBuf,
     pub contents: String,
     /// Unix permission bits: 0o600 for files holding credentials.
@@ -17,14 +17,14 @@ pub struct OutFile {
 
 /// `startsecs`: how long a node must stay up before supervisord calls it RUNNING. Below
 /// ~5 s an early exit can be read as a successful start (exit detection lags up to ~1 s).
-pub const START_SECS: u64 = 5;
+pub(crate) const START_SECS: u64 = 5;
 /// `stopwaitsecs`: how long a node has to exit after SIGINT before SIGKILL. mup waits as
 /// long when it stops a node process itself.
-pub const STOP_WAIT_SECS: u64 = 30;
+pub(crate) const STOP_WAIT_SECS: u64 = 30;
 
 /// Files that hold the supervisord credentials are private to the owner.
-pub const PRIVATE: u32 = 0o600;
-pub const PUBLIC: u32 = 0o644;
+pub(crate) const PRIVATE: u32 = 0o600;
+pub(crate) const PUBLIC: u32 = 0o644;
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -48,7 +48,7 @@ fn path_str(p: &std::path::Path) -> String {
 
 /// Every file of the tree, in a stable order: per node its config and program files,
 /// then supervisor.ini, then meta.yaml (written last, it marks the tree complete).
-pub fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
+pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
     let env = environment();
     let mut files = Vec::new();
     for node in &cluster.nodes {

@@ -8,15 +8,15 @@ use std::path::PathBuf;
 use std::process::Command;
 
 /// The Supervisor release mup is tested against (docs/supervisord.md).
-pub const SUPERVISOR_VERSION: &str = "4.3.0";
+pub(crate) const SUPERVISOR_VERSION: &str = "4.3.0";
 
 /// `$MUP_HOME/tools/supervisor`: the venv `mup setup` creates.
-pub fn venv_dir() -> PathBuf {
+pub(crate) fn venv_dir() -> PathBuf {
     layout::mup_home().join("tools").join("supervisor")
 }
 
 /// supervisord: `$MUP_SUPERVISORD`, then `supervisord` on PATH, then the `mup setup` copy.
-pub fn find_supervisord() -> anyhow::Result<PathBuf> {
+pub(crate) fn find_supervisord() -> anyhow::Result<PathBuf> {
     if let Some(p) = std::env::var_os("MUP_SUPERVISORD").filter(|p| !p.is_empty()) {
         let p = PathBuf::from(p);
         if !p.is_file() {
@@ -42,7 +42,7 @@ fn installed_version(supervisord: &std::path::Path) -> Option<String> {
 }
 
 /// Creates the venv and installs the pinned supervisor; idempotent. Returns supervisord's path.
-pub fn run() -> anyhow::Result<PathBuf> {
+pub(crate) fn run() -> anyhow::Result<PathBuf> {
     let dir = venv_dir();
     let tools = dir.parent().context("the venv has a parent")?;
     std::fs::create_dir_all(tools).with_context(|| format!("cannot create {}", tools.display()))?;

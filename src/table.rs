@@ -1,7 +1,7 @@
 //! Plain aligned text tables for terminal output.
 
 /// Renders rows under a header, columns separated by two spaces, the last column unpadded.
-pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
+pub(crate) fn render(header: &[&str], rows: &[Vec<String>]) -> String {
     let mut widths: Vec<usize> = header.iter().map(|h| h.chars().count()).collect();
     for row in rows {
         for (i, cell) in row.iter().enumerate() {
@@ -30,7 +30,7 @@ pub fn render(header: &[&str], rows: &[Vec<String>]) -> String {
 }
 
 /// `H:MM:SS`, with days in front past 24 h (supervisorctl's style).
-pub fn duration(secs: i64) -> String {
+pub(crate) fn duration(secs: i64) -> String {
     let (d, rest) = (secs / 86_400, secs % 86_400);
     let hms = format!("{}:{:02}:{:02}", rest / 3600, (rest % 3600) / 60, rest % 60);
     if d > 0 {

@@ -7,7 +7,7 @@ use std::path::Path;
 /// The whole file. Unknown keys are errors, so a typo never drops a setting.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Topology {
+pub(crate) struct Topology {
     #[serde(default)]
     pub global: Global,
     #[serde(default)]
@@ -24,7 +24,7 @@ pub struct Topology {
 /// `global:` settings every node inherits.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct Global {
+pub(crate) struct Global {
     /// Default for the `USER` written into `environment=`.
     pub user: Option<String>,
     /// Base directory of the nodes' data directories (`<data_dir>/<host>-<port>`).
@@ -48,7 +48,7 @@ pub struct Global {
 /// One entry of `mongod_servers`, `config_servers` or `mongos_servers`.
 #[derive(Debug, Clone, Default, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct NodeSpec {
+pub(crate) struct NodeSpec {
     pub host: Option<String>,
     /// `0` means "allocate a free port".
     pub port: Option<i64>,
@@ -67,26 +67,29 @@ pub struct NodeSpec {
 /// An entry of the Go mup's `replica_sets:` list.
 #[derive(Debug, Clone, Deserialize)]
 #[serde(deny_unknown_fields)]
-pub struct ReplicaSetSpec {
+pub(crate) struct ReplicaSetSpec {
     pub name: String,
     #[serde(default)]
     pub members: Vec<String>,
 }
 
 /// Reads and parses a topology file; `shown` is the name used in messages.
-pub fn load(path: &Path, shown: &str) -> InputResult<Topology> {
+pub(crate) fn load(path: &Path, shown: &str) -> InputResult<Topology> {
     let text = read(path, shown)?;
     parse_yaml(&text, shown)
 }
 
 /// Reads a whole input file, mapping I/O errors to a message that names it.
-pub fn read(path: &Path, shown: &str) -> InputResult<String> {
+pub(crate) fn read(path: &Path, shown: &str) -> InputResult<String> {
     std::fs::read_to_string(path)
         .map_err(|e| InputError::new(shown, "", format!("cannot read the file: {e}")))
 }
 
 /// The one place YAML input is parsed (serde_yaml is deprecated upstream; a swap touches this).
-pub fn parse_yaml<T: serde::de::DeserializeOwned>(text: &str, shown: &str) -> InputResult<T> {
+pub(crate) fn parse_yaml<T: serde::de::DeserializeOwned>(
+    text: &str,
+    shown: &str,
+) -> InputResult<T> {
     if text.trim().is_empty() {
         return Err(InputError::new(shown, "", "the file is empty"));
     }

@@ -12,7 +12,7 @@ use std::path::{Path, PathBuf};
 
 /// How a file on disk compares with the rendered one.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum State {
+pub(crate) enum State {
     Missing,
     Differs,
     Same,
@@ -20,7 +20,7 @@ pub enum State {
 
 /// The comparison of a whole tree with its rendering.
 #[derive(Debug, Default)]
-pub struct Comparison {
+pub(crate) struct Comparison {
     /// Indices of rendered files that are missing or differ (content or mode) on disk.
     pub changed: Vec<(usize, State)>,
     /// Indices of rendered files already on disk as rendered.
@@ -32,7 +32,7 @@ pub struct Comparison {
 }
 
 impl Comparison {
-    pub fn is_clean(&self) -> bool {
+    pub(crate) fn is_clean(&self) -> bool {
         self.changed.is_empty() && self.extra.is_empty() && self.missing_dirs.is_empty()
     }
 }
@@ -54,7 +54,7 @@ fn state_of(file: &OutFile) -> State {
 }
 
 /// Compares the rendered files with the tree on disk. Reads only.
-pub fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
+pub(crate) fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
     let mut cmp = Comparison::default();
     for (i, f) in files.iter().enumerate() {
         match state_of(f) {
@@ -102,7 +102,7 @@ fn generated_files_on_disk(cluster: &Cluster) -> Vec<PathBuf> {
 }
 
 /// Writes `contents` to `path` atomically: a temp file in the same directory, then rename.
-pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
+pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
     let tmp = stage(path, contents, mode)?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -114,7 +114,7 @@ pub fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<(
 /// rendered). If anything fails before that, the staged files and the directories this call
 /// created are removed, and the tree is exactly as it was. Then the files of vanished nodes
 /// are removed (and their conf directory when it is left empty).
-pub fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
+pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
     let mut created: Vec<PathBuf> = Vec::new();
     let staged = create_dirs(&cmp.missing_dirs, &mut created).and_then(|()| {
         cmp.changed

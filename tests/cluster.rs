@@ -205,7 +205,7 @@ fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
             .and_then(|id| id.rsplit(':').next()?.parse().ok())
             .expect("port");
         assert_eq!(
-            mup::ctl::procs::listener_pid(port).map(u64::from),
+            mup::listener_pid(port).map(u64::from),
             n["pid"].as_u64(),
             "{n}"
         );

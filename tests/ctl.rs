@@ -345,11 +345,7 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
         let name = p["name"].as_str().expect("name");
         let port = p["port"].as_u64().expect("port") as u16;
         // Exactly one stand-in on the port: the one supervisord owns, which holds the lock.
-        assert_eq!(
-            mup::ctl::procs::listener_pid(port),
-            Some(now[name]),
-            "{name}"
-        );
+        assert_eq!(mup::listener_pid(port), Some(now[name]), "{name}");
         let lock = std::fs::read_to_string(
             c.tree
                 .join("data")

@@ -127,10 +127,10 @@ fn golden(name: &str) {
     }
 
     // The replSetInitiate documents mup builds from this topology (one per set, in order).
-    let tree = mup::ctl::Tree::load(&out).expect("the generated tree loads");
-    let configs: Vec<serde_json::Value> = mup::init::sets(&tree.members)
+    let tree = mup::Tree::load(&out).expect("the generated tree loads");
+    let configs: Vec<serde_json::Value> = mup::sets(&tree.members)
         .iter()
-        .map(|set| mongodb::bson::Bson::Document(mup::init::rs_config(set)).into_relaxed_extjson())
+        .map(|set| mongodb::bson::Bson::Document(mup::rs_config(set)).into_relaxed_extjson())
         .collect();
     let actual_json = serde_json::to_string_pretty(&configs).expect("json") + "\n";
     let json_path = case.join("replset-configs.json");

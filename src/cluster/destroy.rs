@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 /// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
 /// without it), check nothing of the cluster is alive, then remove what mup owns (see
 /// [`plan`]) and list what it keeps.
-pub fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
+pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
     let what = if keep_data {
         "its data directories are kept"
@@ -97,7 +97,7 @@ fn leftovers(tree: &Tree) -> Vec<String> {
 
 /// Removals and kept paths, with the reason each path is kept.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub struct Plan {
+pub(super) struct Plan {
     /// Remove the whole cluster directory (nothing to keep lies in it or contains it).
     pub whole_root: bool,
     /// Paths removed (recursively), in order.
@@ -107,7 +107,7 @@ pub struct Plan {
 }
 
 /// Decides what destroy removes. Reads the file system (ownership, contents), changes nothing.
-pub fn plan(tree: &Tree, keep_data: bool) -> Plan {
+pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
     let root = tree.layout.root();
     let mut p = Plan::default();
     for m in &tree.members {
@@ -164,7 +164,7 @@ pub fn plan(tree: &Tree, keep_data: bool) -> Plan {
 /// Why `dir` holds more than one node's files, or `None`. Looks for what a mongod data
 /// directory never contains: a mount point, a file of another user, a cluster tree, or a
 /// second node's data (a `mongod.lock` below the top level). Symlinks are not followed.
-pub fn foreign_content(dir: &Path) -> Option<String> {
+pub(super) fn foreign_content(dir: &Path) -> Option<String> {
     let top = std::fs::symlink_metadata(dir).ok()?;
     if !top.is_dir() {
         return Some(format!("{} is not a directory", dir.display()));
@@ -205,7 +205,7 @@ pub fn foreign_content(dir: &Path) -> Option<String> {
 }
 
 /// Carries out a plan.
-pub fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
+pub(super) fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
     for p in &plan.remove {
         let meta = std::fs::symlink_metadata(p);
         let result = match meta {

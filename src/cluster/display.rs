@@ -13,7 +13,7 @@ use std::path::{Path, PathBuf};
 
 /// `mup cluster display --json`. Stable: fields are only ever added.
 #[derive(Debug, Serialize)]
-pub struct Display {
+pub(crate) struct Display {
     pub name: String,
     pub version: String,
     pub topology: String,
@@ -28,14 +28,14 @@ pub struct Display {
 }
 
 #[derive(Debug, Serialize)]
-pub struct DisplayShard {
+pub(crate) struct DisplayShard {
     pub id: String,
     /// `<set>/<host:port>,...`
     pub host: String,
 }
 
 #[derive(Debug, Serialize)]
-pub struct DisplayNode {
+pub(crate) struct DisplayNode {
     /// host:port
     pub id: String,
     pub role: String,
@@ -52,7 +52,7 @@ pub struct DisplayNode {
 }
 
 /// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down.
-pub fn display(name: &str, json: bool) -> anyhow::Result<bool> {
+pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
     let client = daemon::running(&tree)?;
     let st = status::collect(&tree, client.as_ref(), &tree.members, true)?;
@@ -213,7 +213,7 @@ fn display_text(d: &Display) -> String {
 
 /// `mup cluster list --json` rows.
 #[derive(Debug, Serialize)]
-pub struct ListRow {
+pub(crate) struct ListRow {
     pub name: String,
     pub version: String,
     /// standalone | replica_set | sharded | legacy (PID-tracked, to migrate)
@@ -226,7 +226,7 @@ pub struct ListRow {
 }
 
 /// `mup cluster list`.
-pub fn list(json: bool) -> anyhow::Result<()> {
+pub(crate) fn list(json: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(layout::clusters_dir())
         .map(|r| r.flatten().map(|e| e.path()).collect())

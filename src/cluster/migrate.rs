@@ -14,7 +14,7 @@ use std::path::Path;
 
 /// `mup cluster migrate`: a PID-tracked cluster of the Go mup → supervisord, data in place.
 /// With `bins`, the new tree uses those binaries instead of the legacy cluster's.
-pub fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
+pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
     let file = layout.meta_file();

@@ -6,10 +6,10 @@ mod display;
 mod migrate;
 mod playground;
 
-pub use destroy::destroy;
-pub use display::{display, list, Display, DisplayNode, DisplayShard, ListRow};
-pub use migrate::migrate;
-pub use playground::{playground_start, PLAYGROUND};
+pub(crate) use destroy::destroy;
+pub(crate) use display::{display, list};
+pub(crate) use migrate::migrate;
+pub(crate) use playground::{playground_start, PLAYGROUND};
 
 use crate::ctl::{daemon, ops, procs, Member, Tree};
 use crate::error::InputError;
@@ -23,7 +23,7 @@ use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 
 /// Where the MongoDB binaries are and which version they are.
-pub struct Binaries {
+pub(crate) struct Binaries {
     pub bin_path: PathBuf,
     pub version: String,
 }
@@ -31,12 +31,16 @@ pub struct Binaries {
 /// The binaries a command uses: `--bin-path` (its version from `--version` or what `mongod
 /// --version` says); else with `--version` alone the installed package of that version,
 /// installed first (asking on a terminal unless `yes`); else the directory of `mongod` on PATH.
-pub fn binaries(opts: &crate::cli::BinOpts, yes: bool) -> anyhow::Result<Binaries> {
-    let bin_path = match (&opts.bin_path, &opts.version) {
+pub(crate) fn binaries(
+    bin_path: Option<&Path>,
+    version: Option<&str>,
+    source: &crate::packages::Source,
+    yes: bool,
+) -> anyhow::Result<Binaries> {
+    let bin_path = match (bin_path, version) {
         (Some(p), _) => layout::absolute(p),
         (None, Some(v)) => {
-            let source = crate::packages::Source::new(opts.source.mirror.as_deref());
-            let exact = crate::packages::install(v, &source, yes)?;
+            let exact = crate::packages::install(v, source, yes)?;
             return Ok(Binaries {
                 bin_path: crate::packages::bin_dir(&exact),
                 version: exact,
@@ -58,8 +62,8 @@ pub fn binaries(opts: &crate::cli::BinOpts, yes: bool) -> anyhow::Result<Binarie
         )
         .into());
     }
-    let version = match &opts.version {
-        Some(v) => v.clone(),
+    let version = match version {
+        Some(v) => v.to_string(),
         None => detect_version(&mongod)?,
     };
     Ok(Binaries { bin_path, version })
@@ -84,7 +88,7 @@ fn detect_version(mongod: &Path) -> anyhow::Result<String> {
 }
 
 /// Asks on a terminal; without one, `--yes` is required.
-pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
+pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
     if yes {
         return Ok(());
     }
@@ -110,12 +114,12 @@ pub fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
 }
 
 /// The tree of cluster `name`, which must exist and be supervisord-managed.
-pub fn load(name: &str) -> anyhow::Result<Tree> {
+pub(crate) fn load(name: &str) -> anyhow::Result<Tree> {
     Tree::load(&crate::ctl::named_cluster_dir(name, "NAME")?)
 }
 
 /// `mup cluster deploy`.
-pub fn deploy(
+pub(crate) fn deploy(
     name: &str,
     topology_path: &Path,
     bins: &Binaries,
@@ -230,7 +234,7 @@ fn log_dir(tree: &Tree) -> PathBuf {
 
 /// MongoDB connection strings: the routers for a sharded cluster, one per replica set
 /// otherwise, one per standalone node.
-pub fn connection_strings(tree: &Tree) -> Vec<String> {
+pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
     let routers: Vec<String> = tree
         .members
         .iter()
@@ -264,7 +268,7 @@ pub fn connection_strings(tree: &Tree) -> Vec<String> {
 /// `mup cluster connect`: runs the MongoDB shell (mongosh, or for versions before 6.0 also
 /// the legacy mongo) from bin_path or PATH on the cluster's connection string, in place of
 /// mup. Without a shell, prints the connection string and says what it looked for.
-pub fn connect(name: &str) -> anyhow::Result<()> {
+pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
     let tree = load(name)?;
     let uris = connection_strings(&tree);
     let uri = uris.first().context("the cluster has no node")?;
@@ -301,7 +305,12 @@ pub fn connect(name: &str) -> anyhow::Result<()> {
 }
 
 /// `mup cluster start`: the daemon up if needed, then an ordered start.
-pub fn start(name: &str, roles: &[Role], nodes: &[String], init: bool) -> anyhow::Result<()> {
+pub(crate) fn start(
+    name: &str,
+    roles: &[Role],
+    nodes: &[String],
+    init: bool,
+) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
     let _lock = crate::lock::exclusive(&tree.layout)?;
@@ -317,7 +326,7 @@ pub fn start(name: &str, roles: &[Role], nodes: &[String], init: bool) -> anyhow
 }
 
 /// `mup cluster stop`: an ordered stop; without filters the daemon is shut down too.
-pub fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
     let _lock = crate::lock::exclusive(&tree.layout)?;
@@ -336,7 +345,7 @@ pub fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> 
 }
 
 /// `mup cluster restart`.
-pub fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+pub(crate) fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
     let _lock = crate::lock::exclusive(&tree.layout)?;

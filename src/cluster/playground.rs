@@ -6,10 +6,14 @@ use crate::layout::Layout;
 use crate::topology::{NodeSpec, Topology};
 
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
-pub const PLAYGROUND: &str = "playground";
+pub(crate) const PLAYGROUND: &str = "playground";
 
 /// `mup playground start`: deploys the playground, or starts it if it exists.
-pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> anyhow::Result<()> {
+pub(crate) fn playground_start(
+    nodes: usize,
+    bins: Option<Binaries>,
+    init: bool,
+) -> anyhow::Result<()> {
     if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
         start(PLAYGROUND, &[], &[], init)
     } else {
@@ -20,14 +24,7 @@ pub fn playground_start(nodes: usize, bins: Option<Binaries>, init: bool) -> any
         }
         let bins = match bins {
             Some(b) => b,
-            None => binaries(
-                &crate::cli::BinOpts {
-                    version: None,
-                    bin_path: None,
-                    source: crate::cli::SourceOpts { mirror: None },
-                },
-                false,
-            )?,
+            None => binaries(None, None, &crate::packages::Source::new(None), false)?,
         };
         let topology = Topology {
             mongod_servers: (0..nodes)

@@ -17,12 +17,12 @@ const READY_LIMIT: Duration = Duration::from_secs(15);
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// The grace a node gets after SIGINT before SIGKILL, as supervisord gives it.
-pub const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SECS);
+pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SECS);
 
 /// This tree's daemon, proven ours (see [`owner::daemon`]) before anything — credentials
 /// included — is sent to it. `None` when it is not running. A foreign listener on its port,
 /// or this tree's daemon listening elsewhere, is an error that names it.
-pub fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
+pub(crate) fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
     match owner::daemon(tree) {
         owner::Daemon::Serving(_) => {
             let client = tree.client();
@@ -98,7 +98,7 @@ fn describe(m: &Member, o: &Obstacle) -> String {
 }
 
 /// `mup ctl up`: the daemon running, verified, and no orphan left on any node.
-pub fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
+pub(crate) fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
     let existing = running(tree)?;
     let owned: BTreeSet<u32> = match &existing {
         Some(c) => c
@@ -192,7 +192,7 @@ fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
 
 /// Stops the node processes of `members` that run without supervisord (the daemon died, or
 /// was never this tree's). Returns how many there were; fails if any survives.
-pub fn stop_unsupervised(tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
+pub(crate) fn stop_unsupervised(tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
     let nodes = owner::running_nodes(members);
     if nodes.is_empty() {
         return Ok(0);
@@ -338,7 +338,7 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
 /// returns once its pid has exited and its port is free. Node processes of this tree that run
 /// without the daemon (it died, or listens on a port meta.yaml no longer records) are stopped
 /// too, the way supervisord would; anything that survives is an error.
-pub fn down(tree: &Tree) -> anyhow::Result<()> {
+pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
     match owner::daemon(tree) {
         owner::Daemon::Serving(_) => shutdown(tree)?,
         owner::Daemon::Astray(pid) => {

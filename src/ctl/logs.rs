@@ -7,7 +7,7 @@ use std::io::Write;
 use std::time::Duration;
 
 /// Prints the last `bytes` of a program's log; with `follow`, keeps printing what is appended.
-pub fn tail(
+pub(crate) fn tail(
     tree: &Tree,
     client: &Client,
     member: &Member,
@@ -40,7 +40,7 @@ pub fn tail(
 }
 
 /// Sends `signal` (HUP, USR1, 10, ...) to each running target.
-pub fn signal(
+pub(crate) fn signal(
     tree: &Tree,
     client: &Client,
     members: &[Member],
@@ -64,7 +64,7 @@ pub fn signal(
 }
 
 /// The daemon's pid, or a program's (0 when it is not running).
-pub fn pid(tree: &Tree, client: &Client, member: Option<&Member>) -> anyhow::Result<u32> {
+pub(crate) fn pid(tree: &Tree, client: &Client, member: Option<&Member>) -> anyhow::Result<u32> {
     match member {
         None => client.get_pid().map_err(|e| tree.explain(e)),
         Some(m) => Ok(client

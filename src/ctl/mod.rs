@@ -1,13 +1,13 @@
 //! `mup ctl`: drives a cluster tree's supervisord over XML-RPC. The tree's meta.yaml is read
 //! with the same naming functions `gen` used, so both always agree on names and paths.
 
-pub mod daemon;
-pub mod logs;
-pub mod ops;
-pub mod owner;
-pub mod procs;
-pub mod reload;
-pub mod status;
+pub(crate) mod daemon;
+pub(crate) mod logs;
+pub(crate) mod ops;
+pub(crate) mod owner;
+pub(crate) mod procs;
+pub(crate) mod reload;
+pub(crate) mod status;
 
 use crate::error::InputError;
 use crate::layout::Layout;
@@ -312,7 +312,7 @@ impl Tree {
 
 /// The client of this tree's daemon, proven ours (see [`daemon::running`]). When it is not
 /// running, the error says so, and names the node processes that run without it.
-pub fn connect(tree: &Tree) -> anyhow::Result<Client> {
+pub(crate) fn connect(tree: &Tree) -> anyhow::Result<Client> {
     if let Some(client) = daemon::running(tree)? {
         return Ok(client);
     }
@@ -334,7 +334,7 @@ pub fn connect(tree: &Tree) -> anyhow::Result<Client> {
 }
 
 /// The last `lines` lines of a program's log, from the daemon.
-pub fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
+pub(crate) fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
     match client.tail_process_stdout_log(&member.qualified(), 0, 4096) {
         Ok((text, _, _)) => {
             let all: Vec<&str> = text.lines().collect();
@@ -346,7 +346,7 @@ pub fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
 
 /// The directory of the cluster called `name` under `MUP_HOME`, which must exist;
 /// `shown` names the argument in messages (`--cluster`, `NAME`).
-pub fn named_cluster_dir(name: &str, shown: &str) -> anyhow::Result<PathBuf> {
+pub(crate) fn named_cluster_dir(name: &str, shown: &str) -> anyhow::Result<PathBuf> {
     crate::model::check_name(name, shown)?;
     let layout = Layout::for_cluster(name);
     if !layout.meta_file().is_file() {
@@ -364,7 +364,7 @@ pub fn named_cluster_dir(name: &str, shown: &str) -> anyhow::Result<PathBuf> {
 }
 
 /// The cluster directory named by `--dir` or `--cluster`.
-pub fn cluster_dir(dir: Option<&Path>, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
+pub(crate) fn cluster_dir(dir: Option<&Path>, cluster: Option<&str>) -> anyhow::Result<PathBuf> {
     match (dir, cluster) {
         (Some(d), _) => Ok(d.to_path_buf()),
         (None, Some(name)) => named_cluster_dir(name, "--cluster"),

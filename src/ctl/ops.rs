@@ -118,7 +118,12 @@ fn say(bar: &ProgressBar, line: String) {
 /// start), the cluster is made ready between tiers: the config servers' set is initiated
 /// and has a primary before the shards start, every set has a primary before the routers
 /// start (a mongos listens only then), and every shard is added once a router listens.
-pub fn start(tree: &Tree, client: &Client, members: &[Member], init: bool) -> anyhow::Result<()> {
+pub(crate) fn start(
+    tree: &Tree,
+    client: &Client,
+    members: &[Member],
+    init: bool,
+) -> anyhow::Result<()> {
     let bar = progress(members.len());
     let began = Instant::now();
     let mut started: Vec<&Member> = Vec::new();
@@ -372,7 +377,7 @@ fn wait_tier(
 }
 
 /// Stops `members` in reverse tier order, each tier at once; idempotent.
-pub fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
+pub(crate) fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
     let began = Instant::now();
     // The pids let each tier wait for its processes' exit locally (/proc), without a round
     // trip to the daemon per poll; supervisord's view is checked once, at the end.

@@ -36,7 +36,7 @@ fn option_value<'a>(args: &'a [String], long: &str, short: &str) -> Option<&'a s
 
 /// What proves a pid is ours: the exact file its arguments must name.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Proof {
+pub(crate) enum Proof {
     /// A mongod/mongos run with this config file (`--config`, or `-f`).
     Node(PathBuf),
     /// A supervisord run with this supervisor.ini (`-c`, or `--configuration`).
@@ -45,7 +45,7 @@ pub enum Proof {
 
 impl Proof {
     /// True when `pid` is alive and its arguments name this proof's file.
-    pub fn holds(&self, pid: u32) -> bool {
+    pub(crate) fn holds(&self, pid: u32) -> bool {
         let Some(args) = procs::args(pid).filter(|_| procs::alive(pid)) else {
             return false;
         };
@@ -59,13 +59,13 @@ impl Proof {
 }
 
 /// The proof that a process is `member`'s node.
-pub fn node_proof(member: &Member) -> Proof {
+pub(crate) fn node_proof(member: &Member) -> Proof {
     Proof::Node(member.config_file.clone())
 }
 
 /// The node processes of `members` alive now, in `members` order: one pass over /proc, each
 /// process's arguments read once.
-pub fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
+pub(crate) fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
     let mut by_member: Vec<Option<u32>> = vec![None; members.len()];
     for pid in procs::all_pids() {
         let Some(args) = procs::args(pid) else {
@@ -92,7 +92,7 @@ pub fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
 
 /// Who holds a node's TCP port.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Holder {
+pub(crate) enum Holder {
     /// Nothing accepts connections there.
     Free,
     /// This node's own process (by the ownership rule).
@@ -102,7 +102,7 @@ pub enum Holder {
 }
 
 /// The one "who is on this port" check: nothing, the node itself, or something foreign.
-pub fn port_holder(member: &Member) -> Holder {
+pub(crate) fn port_holder(member: &Member) -> Holder {
     if !procs::listening(&member.host, member.port) {
         return Holder::Free;
     }
@@ -115,7 +115,7 @@ pub fn port_holder(member: &Member) -> Holder {
 
 /// Where this tree's supervisord is.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Daemon {
+pub(crate) enum Daemon {
     /// Runs with this tree's supervisor.ini and holds the listening socket on its port.
     Serving(u32),
     /// Runs with this tree's supervisor.ini but does not listen on the port meta.yaml records
@@ -129,7 +129,7 @@ pub enum Daemon {
 
 /// Finds this tree's daemon without sending it anything: the pid in supervisor.pid (or, if
 /// that file is stale, the port's listener) must run this tree's supervisor.ini.
-pub fn daemon(tree: &Tree) -> Daemon {
+pub(crate) fn daemon(tree: &Tree) -> Daemon {
     let proof = Proof::Daemon(tree.layout.supervisor_ini());
     let from_file = std::fs::read_to_string(tree.layout.supervisor_pid())
         .ok()
@@ -155,7 +155,7 @@ pub fn daemon(tree: &Tree) -> Daemon {
 
 /// A process proven ours, to stop.
 #[derive(Debug, Clone)]
-pub struct Owned {
+pub(crate) struct Owned {
     /// How messages name it (`mongod-30000`).
     pub label: String,
     pub pid: u32,
@@ -164,7 +164,7 @@ pub struct Owned {
 
 /// How a stop ended.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub enum Stopped {
+pub(crate) enum Stopped {
     /// Exited after the stop signal.
     Exited,
     /// Ignored it for the grace period and was killed with SIGKILL.
@@ -177,7 +177,7 @@ pub enum Stopped {
 
 /// Stops every process at once the way supervisord does (`signal`, then SIGKILL after
 /// `grace`), checking the proof right before each signal. Results in input order.
-pub fn stop(owned: &[Owned], signal: &str, grace: Duration) -> Vec<Stopped> {
+pub(crate) fn stop(owned: &[Owned], signal: &str, grace: Duration) -> Vec<Stopped> {
     std::thread::scope(|s| {
         let handles: Vec<_> = owned
             .iter()

@@ -7,7 +7,7 @@ use std::path::Path;
 use std::time::{Duration, Instant};
 
 /// True while `pid` exists and is not a zombie.
-pub fn alive(pid: u32) -> bool {
+pub(crate) fn alive(pid: u32) -> bool {
     match std::fs::read_to_string(format!("/proc/{pid}/stat")) {
         Ok(stat) => {
             stat.rsplit(')')
@@ -20,7 +20,7 @@ pub fn alive(pid: u32) -> bool {
 }
 
 /// The arguments of `pid` (argv), or `None` when it is gone or not readable.
-pub fn args(pid: u32) -> Option<Vec<String>> {
+pub(crate) fn args(pid: u32) -> Option<Vec<String>> {
     let raw = std::fs::read(format!("/proc/{pid}/cmdline")).ok()?;
     Some(
         raw.split(|b| *b == 0)
@@ -31,12 +31,12 @@ pub fn args(pid: u32) -> Option<Vec<String>> {
 }
 
 /// The command line of `pid`, arguments joined by spaces, for messages.
-pub fn cmdline(pid: u32) -> Option<String> {
+pub(crate) fn cmdline(pid: u32) -> Option<String> {
     args(pid).map(|a| a.join(" "))
 }
 
 /// `pid N (command)`, or `pid N` when its command line cannot be read (another user's).
-pub fn describe(pid: u32) -> String {
+pub(crate) fn describe(pid: u32) -> String {
     match cmdline(pid).filter(|c| !c.is_empty()) {
         Some(c) => format!("pid {pid} ({c})"),
         None => format!("pid {pid}"),
@@ -44,7 +44,7 @@ pub fn describe(pid: u32) -> String {
 }
 
 /// Every pid in /proc.
-pub fn all_pids() -> Vec<u32> {
+pub(crate) fn all_pids() -> Vec<u32> {
     std::fs::read_dir("/proc")
         .map(|d| {
             d.flatten()
@@ -55,7 +55,7 @@ pub fn all_pids() -> Vec<u32> {
 }
 
 /// True when something accepts TCP connections on `host:port`.
-pub fn listening(host: &str, port: u16) -> bool {
+pub(crate) fn listening(host: &str, port: u16) -> bool {
     let Ok(mut addrs) = (host, port).to_socket_addrs() else {
         return false;
     };
@@ -64,11 +64,11 @@ pub fn listening(host: &str, port: u16) -> bool {
 
 /// The kernel's TCP socket tables. Each read costs a few ms whatever the number of sockets
 /// (the kernel walks its whole hash table), so callers read only the ones they need.
-pub const TCP4: &[&str] = &["/proc/net/tcp"];
-pub const TCP_ALL: &[&str] = &["/proc/net/tcp", "/proc/net/tcp6"];
+pub(crate) const TCP4: &[&str] = &["/proc/net/tcp"];
+pub(crate) const TCP_ALL: &[&str] = &["/proc/net/tcp", "/proc/net/tcp6"];
 
 /// The socket inodes listening on TCP `port` (any address) in `tables`.
-pub fn listening_inodes(port: u16, tables: &[&str]) -> BTreeSet<String> {
+pub(crate) fn listening_inodes(port: u16, tables: &[&str]) -> BTreeSet<String> {
     let mut inodes = BTreeSet::new();
     for table in tables {
         let Ok(text) = std::fs::read_to_string(table) else {
@@ -106,7 +106,7 @@ fn holds_any(pid: u32, inodes: &BTreeSet<String>) -> bool {
 }
 
 /// True when `pid` itself holds the socket listening on IPv4 TCP `port`.
-pub fn owns_listener4(pid: u32, port: u16) -> bool {
+pub(crate) fn owns_listener4(pid: u32, port: u16) -> bool {
     let inodes = listening_inodes(port, TCP4);
     !inodes.is_empty() && holds_any(pid, &inodes)
 }
@@ -121,17 +121,8 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     all_pids().into_iter().find(|pid| holds_any(*pid, &inodes))
 }
 
-/// The pid recorded in a mongod lock file, if any.
-pub fn lock_pid(data_dir: &Path) -> Option<u32> {
-    std::fs::read_to_string(data_dir.join("mongod.lock"))
-        .ok()?
-        .trim()
-        .parse()
-        .ok()
-}
-
 /// Sends `signal` (a name such as INT) to `pid`.
-pub fn signal(pid: u32, signal: &str) -> bool {
+pub(crate) fn signal(pid: u32, signal: &str) -> bool {
     std::process::Command::new("kill")
         .arg(format!("-{signal}"))
         .arg(pid.to_string())
@@ -141,7 +132,7 @@ pub fn signal(pid: u32, signal: &str) -> bool {
 }
 
 /// Waits (bounded poll) until `pid` has exited.
-pub fn wait_gone(pid: u32, limit: Duration) -> bool {
+pub(crate) fn wait_gone(pid: u32, limit: Duration) -> bool {
     let start = Instant::now();
     while alive(pid) {
         if start.elapsed() > limit {

@@ -11,7 +11,7 @@ use std::path::PathBuf;
 
 /// What happens to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub enum StepKind {
+pub(crate) enum StepKind {
     /// New in the tree: added (and started when the cluster runs).
     Added,
     /// Membership or settings changed: removed and added again; what ran restarts.
@@ -32,7 +32,7 @@ impl StepKind {
 
 /// What reload will do to one group.
 #[derive(Debug, Clone, PartialEq, Eq)]
-pub struct Step {
+pub(crate) struct Step {
     pub group: String,
     pub kind: StepKind,
     /// Running programs that must stop (and, for a changed group, start again).
@@ -71,7 +71,7 @@ fn is_live(p: &ProcessInfo) -> bool {
 
 /// The plan for a diff of `reloadConfig()`: pure, from the programs that ran before
 /// (`before`) and the tree's members.
-pub fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) -> Vec<Step> {
+pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) -> Vec<Step> {
     let cluster_running = before.iter().any(is_live);
     let in_group =
         |g: &str| -> Vec<&ProcessInfo> { before.iter().filter(|p| p.group == g).collect() };
@@ -151,7 +151,7 @@ pub fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) -> Vec<St
 }
 
 /// Plans and (unless `dry_run`) applies the diff between the tree and the daemon.
-pub fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
+pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
     let before: Vec<ProcessInfo> = client.get_all_process_info().map_err(|e| tree.explain(e))?;
     let diff = client.reload_config().map_err(|e| match e.fault_code() {
         Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),

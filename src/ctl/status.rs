@@ -7,18 +7,18 @@ use serde::Serialize;
 use std::collections::BTreeMap;
 
 /// The state of a node process that runs without supervisord (the daemon died).
-pub const UNSUPERVISED: &str = "UNSUPERVISED";
+pub(crate) const UNSUPERVISED: &str = "UNSUPERVISED";
 
 /// `--json` output. Stable: fields are only ever added.
 #[derive(Debug, Serialize)]
-pub struct Status {
+pub(crate) struct Status {
     pub cluster: String,
     pub supervisord: Daemon,
     pub programs: Vec<Program>,
 }
 
 #[derive(Debug, Serialize)]
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub url: String,
     /// RUNNING when it answers, DOWN when it does not.
     pub state: String,
@@ -26,7 +26,7 @@ pub struct Daemon {
 }
 
 #[derive(Debug, Serialize)]
-pub struct Program {
+pub(crate) struct Program {
     pub name: String,
     pub group: String,
     /// config | mongod | mongos
@@ -43,13 +43,13 @@ pub struct Program {
 }
 
 impl Program {
-    pub fn running(&self) -> bool {
+    pub(crate) fn running(&self) -> bool {
         self.state == "RUNNING"
     }
 }
 
 /// Collects the status of `members`; with the daemon down, every program shows STOPPED.
-pub fn collect(
+pub(crate) fn collect(
     tree: &Tree,
     client: Option<&Client>,
     members: &[Member],
@@ -117,7 +117,7 @@ pub fn collect(
 }
 
 /// The table `mup ctl status` prints.
-pub fn table(status: &Status) -> String {
+pub(crate) fn table(status: &Status) -> String {
     let rows: Vec<Vec<String>> = status
         .programs
         .iter()

@@ -11,20 +11,20 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
-pub fn repo() -> PathBuf {
+pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
 
-pub fn fixtures() -> PathBuf {
+pub(crate) fn fixtures() -> PathBuf {
     repo().join("fixtures")
 }
 
-pub fn stand_in_bin() -> PathBuf {
+pub(crate) fn stand_in_bin() -> PathBuf {
     fixtures().join("bin")
 }
 
 /// The mup binary with an environment that cannot leak the developer's settings.
-pub fn mup(mup_home: &Path) -> Command {
+pub(crate) fn mup(mup_home: &Path) -> Command {
     let mut cmd = Command::cargo_bin("mup").expect("the mup binary is built");
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
@@ -38,7 +38,7 @@ pub fn mup(mup_home: &Path) -> Command {
 
 /// `mup gen topology.yaml --meta meta.yaml --out OUT EXTRA...`, run in `dir` with
 /// MUP_HOME=`dir`/mup-home.
-pub fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
+pub(crate) fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     mup(&dir.join("mup-home"))
         .current_dir(dir)
         .args(["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out])
@@ -49,7 +49,7 @@ pub fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
 
 /// Stock supervisord 4.3.0: `$MUP_SUPERVISORD`, else installed once with `mup setup`
 /// under target/. A test never skips for want of it: installing is part of the test run.
-pub fn supervisord() -> PathBuf {
+pub(crate) fn supervisord() -> PathBuf {
     static PATH: OnceLock<PathBuf> = OnceLock::new();
     PATH.get_or_init(|| {
         if let Some(p) = std::env::var_os("MUP_SUPERVISORD").filter(|p| !p.is_empty()) {
@@ -81,7 +81,7 @@ pub fn supervisord() -> PathBuf {
     .clone()
 }
 
-pub fn supervisorctl() -> PathBuf {
+pub(crate) fn supervisorctl() -> PathBuf {
     supervisord().with_file_name("supervisorctl")
 }
 
@@ -89,7 +89,7 @@ pub fn supervisorctl() -> PathBuf {
 /// is 10,000 ports wide; the default keeps it below the kernel's ephemeral range (so no
 /// outgoing connection holds one) and away from 30000+, where `port: 0` allocation starts
 /// (the golden cases rely on it).
-pub fn port_base() -> u16 {
+pub(crate) fn port_base() -> u16 {
     std::env::var("MUP_TEST_PORT_BASE")
         .ok()
         .and_then(|v| v.parse().ok())
@@ -99,7 +99,7 @@ pub fn port_base() -> u16 {
 
 /// A port nothing listens on, never handed out twice in this test process, from the range
 /// of [`port_base`].
-pub fn free_port() -> u16 {
+pub(crate) fn free_port() -> u16 {
     use std::hash::{BuildHasher, RandomState};
     static GIVEN: OnceLock<Mutex<BTreeSet<u16>>> = OnceLock::new();
     let given = GIVEN.get_or_init(|| Mutex::new(BTreeSet::new()));
@@ -116,7 +116,7 @@ pub fn free_port() -> u16 {
 }
 
 /// Polls `check` every 50 ms until it is true or `limit` passes.
-pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
+pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
     while start.elapsed() < limit {
         if check() {
@@ -127,11 +127,11 @@ pub fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     check()
 }
 
-pub fn port_answers(port: u16) -> bool {
+pub(crate) fn port_answers(port: u16) -> bool {
     TcpStream::connect_timeout(&([127, 0, 0, 1], port).into(), Duration::from_millis(200)).is_ok()
 }
 
-pub fn pid_alive(pid: u32) -> bool {
+pub(crate) fn pid_alive(pid: u32) -> bool {
     Path::new(&format!("/proc/{pid}")).exists()
         && !std::fs::read_to_string(format!("/proc/{pid}/stat"))
             .map(|s| s.split_whitespace().nth(2) == Some("Z"))
@@ -139,13 +139,13 @@ pub fn pid_alive(pid: u32) -> bool {
 }
 
 /// The tree's meta.yaml as the test reads it (independently of mup's model).
-pub fn read_meta(tree: &Path) -> serde_yaml::Value {
+pub(crate) fn read_meta(tree: &Path) -> serde_yaml::Value {
     let text = std::fs::read_to_string(tree.join("meta.yaml")).expect("tree has meta.yaml");
     serde_yaml::from_str(&text).expect("meta.yaml parses")
 }
 
 /// An XML-RPC client for the daemon of a generated tree.
-pub fn client_for(tree: &Path) -> Client {
+pub(crate) fn client_for(tree: &Path) -> Client {
     let m = read_meta(tree);
     Client::new(
         m["supervisor_port"].as_u64().expect("port") as u16,
@@ -155,14 +155,14 @@ pub fn client_for(tree: &Path) -> Client {
 }
 
 /// A supervisord started directly on a tree; shut down (and reaped) when dropped.
-pub struct Daemon {
+pub(crate) struct Daemon {
     pub tree: PathBuf,
     pub client: Client,
     pub pid: u32,
 }
 
 impl Daemon {
-    pub fn start(tree: &Path) -> Daemon {
+    pub(crate) fn start(tree: &Path) -> Daemon {
         let status = std::process::Command::new(supervisord())
             .arg("-c")
             .arg(tree.join("supervisor.ini"))
@@ -194,7 +194,7 @@ impl Drop for Daemon {
 }
 
 /// Shuts a daemon down and waits until its pid is gone (SIGKILL after 40 s).
-pub fn stop_daemon(client: &Client, pid: u32) {
+pub(crate) fn stop_daemon(client: &Client, pid: u32) {
     let _ = client.shutdown();
     if !wait_until(Duration::from_secs(40), || !pid_alive(pid)) {
         let _ = std::process::Command::new("kill")
@@ -205,7 +205,7 @@ pub fn stop_daemon(client: &Client, pid: u32) {
 
 /// A cluster tree generated for a test from a topology (ports chosen by the test), with its
 /// own MUP_HOME; everything it started is stopped when dropped, even after a failure.
-pub struct TestCluster {
+pub(crate) struct TestCluster {
     pub tmp: tempfile::TempDir,
     pub tree: PathBuf,
     pub ports: Vec<u16>,
@@ -213,7 +213,7 @@ pub struct TestCluster {
 
 impl TestCluster {
     /// `topology` is YAML whose ports are `{p0}`, `{p1}`, ... placeholders, filled with free ports.
-    pub fn new(name: &str, topology: &str, nodes: usize) -> TestCluster {
+    pub(crate) fn new(name: &str, topology: &str, nodes: usize) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
         let mut text = topology.to_string();
@@ -238,7 +238,7 @@ impl TestCluster {
     }
 
     /// Regenerates the tree from `topology.yaml` (after a test edited it).
-    pub fn gen(&self) {
+    pub(crate) fn gen(&self) {
         let out = gen_in(self.tmp.path(), "tree", &[]);
         assert!(
             out.status.success(),
@@ -247,14 +247,14 @@ impl TestCluster {
         );
     }
 
-    pub fn mup(&self) -> Command {
+    pub(crate) fn mup(&self) -> Command {
         let mut cmd = mup(&self.tmp.path().join("mup-home"));
         cmd.current_dir(self.tmp.path());
         cmd
     }
 
     /// `mup ctl --dir tree ARGS`: (exit code, stdout, stderr).
-    pub fn ctl(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn ctl(&self, args: &[&str]) -> (i32, String, String) {
         let out = self
             .mup()
             .args(["ctl", "--dir", "tree"])
@@ -269,18 +269,18 @@ impl TestCluster {
     }
 
     /// Runs ctl and asserts success; returns stdout.
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.ctl(args);
         assert_eq!(code, 0, "mup ctl {args:?} failed:\n{out}\n{err}");
         out
     }
 
-    pub fn client(&self) -> Client {
+    pub(crate) fn client(&self) -> Client {
         client_for(&self.tree)
     }
 
     /// program name → pid, as supervisord reports them (0 when not running).
-    pub fn pids(&self) -> std::collections::BTreeMap<String, u32> {
+    pub(crate) fn pids(&self) -> std::collections::BTreeMap<String, u32> {
         self.client()
             .get_all_process_info()
             .expect("getAllProcessInfo")
@@ -290,7 +290,7 @@ impl TestCluster {
     }
 
     /// `mup ctl status --json`, parsed.
-    pub fn status(&self) -> serde_json::Value {
+    pub(crate) fn status(&self) -> serde_json::Value {
         let (_, out, err) = self.ctl(&["status", "--json"]);
         serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}\n{out}\n{err}"))
     }
@@ -309,7 +309,7 @@ impl Drop for TestCluster {
         }
         // Anything left on the nodes' ports (orphans of a killed daemon) goes too.
         for port in &self.ports {
-            if let Some(pid) = mup::ctl::procs::listener_pid(*port) {
+            if let Some(pid) = mup::listener_pid(*port) {
                 let _ = std::process::Command::new("kill")
                     .args(["-9", &pid.to_string()])
                     .status();
@@ -322,7 +322,7 @@ impl Drop for TestCluster {
 /// allocation checks a port free, so two tests allocating at once (each with its own MUP_HOME)
 /// could pick the same one before either binds it. The golden Go-style case needs 30000.. free
 /// (`port: 0` allocation), which the playground takes; supervisord ports come from 9001.
-pub fn allocation_lock() -> std::sync::MutexGuard<'static, ()> {
+pub(crate) fn allocation_lock() -> std::sync::MutexGuard<'static, ()> {
     static LOCK: Mutex<()> = Mutex::new(());
     LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
 }
@@ -338,7 +338,7 @@ fn shared_home() -> &'static Path {
 
 /// One test's view of the shared MUP_HOME: its own scratch directory, and on drop its own
 /// clusters shut down and their ports cleared.
-pub struct Home {
+pub(crate) struct Home {
     scratch: tempfile::TempDir,
     names: Vec<&'static str>,
     pub ports: Vec<u16>,
@@ -346,24 +346,24 @@ pub struct Home {
 
 impl Home {
     /// `names`: the clusters this test creates (cluster names are unique across tests).
-    pub fn new(names: &[&'static str]) -> Home {
+    pub(crate) fn new(names: &[&'static str]) -> Home {
         Home {
             scratch: tempfile::tempdir().expect("tempdir"),
             names: names.to_vec(),
             ports: Vec::new(),
         }
     }
-    pub fn path(&self) -> &Path {
+    pub(crate) fn path(&self) -> &Path {
         shared_home()
     }
-    pub fn scratch(&self) -> &Path {
+    pub(crate) fn scratch(&self) -> &Path {
         self.scratch.path()
     }
-    pub fn cluster_dir(&self, name: &str) -> PathBuf {
+    pub(crate) fn cluster_dir(&self, name: &str) -> PathBuf {
         self.path().join("storage/clusters").join(name)
     }
     /// `mup ARGS` with this MUP_HOME: (code, stdout, stderr).
-    pub fn run(&self, args: &[&str]) -> (i32, String, String) {
+    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
         let out = mup(self.path()).args(args).output().expect("run mup");
         (
             out.status.code().unwrap_or(-1),
@@ -371,13 +371,13 @@ impl Home {
             String::from_utf8_lossy(&out.stderr).into_owned(),
         )
     }
-    pub fn ok(&self, args: &[&str]) -> String {
+    pub(crate) fn ok(&self, args: &[&str]) -> String {
         let (code, out, err) = self.run(args);
         assert_eq!(code, 0, "mup {args:?}:\n{out}\n{err}");
         out
     }
     /// A topology file with `n` fresh ports substituted for `{p0}`...
-    pub fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
+    pub(crate) fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
         let mut text = template.to_string();
         for i in 0..n {
             let p = free_port();
@@ -389,7 +389,12 @@ impl Home {
         path
     }
     /// `mup cluster deploy NAME TOPOLOGY --bin-path BIN --yes`: (code, stdout, stderr).
-    pub fn try_deploy(&self, name: &str, topology: &Path, bin: &Path) -> (i32, String, String) {
+    pub(crate) fn try_deploy(
+        &self,
+        name: &str,
+        topology: &Path,
+        bin: &Path,
+    ) -> (i32, String, String) {
         self.run(&[
             "cluster",
             "deploy",
@@ -401,13 +406,13 @@ impl Home {
         ])
     }
     /// Deploys with the stand-ins and asserts success; returns stdout.
-    pub fn deploy(&self, name: &str, topology: &Path) -> String {
+    pub(crate) fn deploy(&self, name: &str, topology: &Path) -> String {
         let _ports = allocation_lock();
         let (code, out, err) = self.try_deploy(name, topology, &stand_in_bin());
         assert_eq!(code, 0, "deploy {name}:\n{out}\n{err}");
         out
     }
-    pub fn display(&self, name: &str) -> (i32, serde_json::Value) {
+    pub(crate) fn display(&self, name: &str) -> (i32, serde_json::Value) {
         let (code, out, err) = self.run(&["cluster", "display", name, "--json"]);
         (
             code,
@@ -415,7 +420,7 @@ impl Home {
                 .unwrap_or_else(|e| panic!("display --json: {e}\n{out}\n{err}")),
         )
     }
-    pub fn pids(&self, name: &str) -> BTreeMap<String, u64> {
+    pub(crate) fn pids(&self, name: &str) -> BTreeMap<String, u64> {
         let (_, d) = self.display(name);
         d["nodes"]
             .as_array()
@@ -446,7 +451,7 @@ impl Drop for Home {
             }
         }
         for port in &self.ports {
-            if let Some(pid) = mup::ctl::procs::listener_pid(*port) {
+            if let Some(pid) = mup::listener_pid(*port) {
                 let _ = std::process::Command::new("kill")
                     .args(["-9", &pid.to_string()])
                     .status();
@@ -457,7 +462,7 @@ impl Drop for Home {
 
 /// One command on a direct connection with the official driver, as any client would send
 /// it: the tests' independent check of what mup set up.
-pub fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb::bson::Document {
+pub(crate) fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb::bson::Document {
     let mut o = mongodb::options::ClientOptions::default();
     o.hosts = vec![mongodb::options::ServerAddress::Tcp {
         host: "127.0.0.1".into(),
