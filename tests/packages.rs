@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 
 /// A mirror on a free port, stopped when dropped.
 struct Mirror {
@@ -108,19 +108,13 @@ fn mirror() -> Mirror {
     )
     .expect("index");
     let port = free_port();
-    let mut child = Command::new("python3")
-        .arg(repo().join("fixtures/mirror/serve.py"))
-        .arg(dir.path())
-        .arg(port.to_string())
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("mirror");
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("serving");
-    assert_eq!(line.trim(), "serving");
+    let child = spawn_ready(
+        Command::new("python3")
+            .arg(repo().join("fixtures/mirror/serve.py"))
+            .arg(dir.path())
+            .arg(port.to_string()),
+        "serving",
+    );
     Mirror {
         _dir: dir,
         child,

@@ -4,7 +4,7 @@
 
 use crate::common::*;
 use std::path::{Path, PathBuf};
-use std::process::{Child, Command, Stdio};
+use std::process::{Child, Command};
 use std::time::{Duration, Instant};
 
 const ONE_NODE: &str = "mongod_servers:\n  - {host: localhost, port: {p0}}\n";
@@ -194,18 +194,10 @@ while True:
 "#,
         capture = capture.display().to_string()
     );
-    let mut child = as_other_user("python3")
-        .args(["-c", &script])
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("spawn listener");
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(child.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("listener starts");
-    assert_eq!(line.trim(), "listening");
-    Reaped(child)
+    Reaped(spawn_ready(
+        as_other_user("python3").args(["-c", &script]),
+        "listening",
+    ))
 }
 
 #[test]
@@ -286,27 +278,13 @@ fn concurrent_deploys_never_share_a_port() {
     std::fs::write(&topo, "mongod_servers:\n  - {host: localhost, port: 0}\n").expect("topo");
     let bin = stand_in_bin();
     let deploy = |name: &str| {
-        mup(h.path())
-            .args([
-                "cluster",
-                "deploy",
-                name,
-                topo.to_str().expect("utf8"),
-                "--bin-path",
-                bin.to_str().expect("utf8"),
-                "--yes",
-            ])
-            .output()
-            .expect("deploy")
+        let (code, out, err) = h.try_deploy(name, &topo, &bin);
+        assert_eq!(code, 0, "deploy {name}: {out}{err}");
     };
-    let (a, b) = std::thread::scope(|s| {
-        let a = s.spawn(|| deploy("race-a"));
-        let b = s.spawn(|| deploy("race-b"));
-        (a.join().expect("a"), b.join().expect("b"))
+    std::thread::scope(|s| {
+        s.spawn(|| deploy("race-a"));
+        s.spawn(|| deploy("race-b"));
     });
-    for o in [&a, &b] {
-        assert!(o.status.success(), "{}", String::from_utf8_lossy(&o.stderr));
-    }
     let ma = read_meta(&h.cluster_dir("race-a"));
     let mb = read_meta(&h.cluster_dir("race-b"));
     assert_ne!(ma["supervisor_port"], mb["supervisor_port"]);
@@ -511,21 +489,15 @@ fn the_lock_is_private_and_waiting_for_it_is_bounded() {
     }
 
     // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
-    let mut holder = Command::new("python3")
-        .args([
-            "-c",
-            "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-        ])
-        .arg(&lock)
-        .stdout(Stdio::piped())
-        .spawn()
-        .expect("holder");
-    let mut line = String::new();
-    use std::io::BufRead;
-    std::io::BufReader::new(holder.stdout.take().expect("stdout"))
-        .read_line(&mut line)
-        .expect("held");
-    let holder = Reaped(holder);
+    let holder = Reaped(spawn_ready(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            ])
+            .arg(&lock),
+        "held",
+    ));
     let out = c
         .mup()
         .env("MUP_LOCK_TIMEOUT", "1")

@@ -477,3 +477,19 @@ pub(crate) fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb:
         .run()
         .unwrap_or_else(|e| panic!("command on port {port}: {e}"))
 }
+
+/// Spawns `cmd` with its stdout piped and waits for its first line, which must be `ready`
+/// (the process says it is listening, or holds what it should).
+pub(crate) fn spawn_ready(cmd: &mut std::process::Command, ready: &str) -> std::process::Child {
+    use std::io::BufRead;
+    let mut child = cmd
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .unwrap_or_else(|e| panic!("spawn {cmd:?}: {e}"));
+    let mut line = String::new();
+    std::io::BufReader::new(child.stdout.take().expect("piped stdout"))
+        .read_line(&mut line)
+        .expect("read its first line");
+    assert_eq!(line.trim(), ready, "{cmd:?}");
+    child
+}
