@@ -298,22 +298,29 @@ impl TestCluster {
 
 impl Drop for TestCluster {
     fn drop(&mut self) {
-        let pidfile = self.tree.join("supervisor.pid");
-        if let Some(pid) = std::fs::read_to_string(&pidfile)
+        clean_up(std::slice::from_ref(&self.tree), &self.ports);
+    }
+}
+
+/// The one clean-up of the tests' guards: each tree's daemon shut down (if its pidfile names
+/// a live one), then whatever still listens on the test's ports (orphans of a killed daemon,
+/// stand-ins a test started itself) killed.
+pub(crate) fn clean_up(trees: &[PathBuf], ports: &[u16]) {
+    for tree in trees {
+        let pid = std::fs::read_to_string(tree.join("supervisor.pid"))
             .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok())
-        {
-            if pid_alive(pid) {
-                stop_daemon(&self.client(), pid);
+            .and_then(|s| s.trim().parse::<u32>().ok());
+        if let Some(pid) = pid.filter(|p| pid_alive(*p)) {
+            if tree.join("meta.yaml").exists() {
+                stop_daemon(&client_for(tree), pid);
             }
         }
-        // Anything left on the nodes' ports (orphans of a killed daemon) goes too.
-        for port in &self.ports {
-            if let Some(pid) = mup::listener_pid(*port) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
+    }
+    for port in ports {
+        if let Some(pid) = mup::listener_pid(*port) {
+            let _ = std::process::Command::new("kill")
+                .args(["-9", &pid.to_string()])
+                .status();
         }
     }
 }
@@ -438,25 +445,8 @@ impl Home {
 
 impl Drop for Home {
     fn drop(&mut self) {
-        for name in &self.names {
-            let dir = self.cluster_dir(name);
-            let pidfile = dir.join("supervisor.pid");
-            if let Some(pid) = std::fs::read_to_string(&pidfile)
-                .ok()
-                .and_then(|s| s.trim().parse::<u32>().ok())
-            {
-                if pid_alive(pid) && dir.join("meta.yaml").exists() {
-                    stop_daemon(&client_for(&dir), pid);
-                }
-            }
-        }
-        for port in &self.ports {
-            if let Some(pid) = mup::listener_pid(*port) {
-                let _ = std::process::Command::new("kill")
-                    .args(["-9", &pid.to_string()])
-                    .status();
-            }
-        }
+        let trees: Vec<PathBuf> = self.names.iter().map(|n| self.cluster_dir(n)).collect();
+        clean_up(&trees, &self.ports);
     }
 }
 
