@@ -1,7 +1,6 @@
 //! The Go mup's PID-tracked meta.yaml (before supervisord): read only, for `mup cluster migrate`.
 
 use crate::error::InputResult;
-use crate::topology::{parse_yaml, read};
 use serde::Deserialize;
 use std::path::Path;
 
@@ -34,5 +33,5 @@ pub(crate) struct LegacyNode {
 }
 
 pub(crate) fn load(path: &Path, shown: &str) -> InputResult<LegacyMeta> {
-    parse_yaml(&read(path, shown)?, shown)
+    crate::yaml::load(path, shown)
 }

@@ -43,6 +43,7 @@ pub mod supervisor;
 mod table;
 mod topology;
 mod tree;
+mod yaml;
 
 use cli::{Command, Opts};
 

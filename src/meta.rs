@@ -2,7 +2,7 @@
 //! `mup gen` records in the tree (every decision, plus the node list ctl and cluster read).
 
 use crate::error::InputResult;
-use crate::topology::{parse_yaml, read};
+use crate::yaml;
 use serde::{Deserialize, Serialize};
 use std::path::Path;
 
@@ -71,22 +71,20 @@ pub struct NodeMeta {
 
 /// Reads and parses a meta.yaml; `shown` is the name used in messages.
 pub(crate) fn load(path: &Path, shown: &str) -> InputResult<Meta> {
-    parse_yaml(&read(path, shown)?, shown)
+    yaml::load(path, shown)
 }
 
 /// True when the meta.yaml at `path` is not one `mup gen` wrote: a PID-tracked cluster of the
 /// Go mup (`supervisor_enabled` absent or false).
 pub(crate) fn is_legacy(path: &Path, shown: &str) -> InputResult<bool> {
-    let v: serde_yaml::Value = parse_yaml(&read(path, shown)?, shown)?;
-    Ok(v.get("supervisor_enabled")
-        .and_then(serde_yaml::Value::as_bool)
-        != Some(true))
+    let v: yaml::Value = yaml::load(path, shown)?;
+    Ok(v.get("supervisor_enabled").and_then(yaml::Value::as_bool) != Some(true))
 }
 
 impl Meta {
     /// The text written to the tree's meta.yaml.
     pub fn to_yaml(&self) -> String {
-        let body = serde_yaml::to_string(self).expect("Meta serializes: plain data, string keys");
+        let body = yaml::to_string(self);
         format!("# Cluster metadata, completed by `mup gen`. Keep this file: it records the ports,\n# credentials and environment decided for this cluster.\n{body}")
     }
 }

@@ -8,7 +8,7 @@ use crate::meta::{Meta, NodeMeta};
 use crate::mongod_conf::{base_conf, config_db, expand, overlay, MONGOD_ONLY};
 pub(crate) use crate::naming::{check_name, node_dir_name, program_name, Role};
 pub(crate) use crate::plan::{plan, Plan};
-use serde_yaml::Mapping;
+use crate::yaml::Mapping;
 use std::collections::{BTreeMap, BTreeSet};
 use std::fmt;
 use std::path::{Path, PathBuf};

@@ -4,7 +4,7 @@
 use crate::error::{InputError, InputResult};
 use crate::model::{Kind, Node, Version};
 use crate::naming::Role;
-use serde_yaml::{Mapping, Value};
+use crate::yaml::{Mapping, Value};
 
 /// `sharding.configDB` for routers: `<configRS>/host:port,...`.
 pub(crate) fn config_db(nodes: &[Node]) -> String {

@@ -5,7 +5,7 @@ use crate::error::{InputError, InputResult};
 use crate::model::Kind;
 use crate::naming::Role;
 use crate::topology::{NodeSpec, Topology};
-use serde_yaml::Mapping;
+use crate::yaml::Mapping;
 use std::collections::BTreeMap;
 
 /// A node as read from the topology, before ports are allocated.
