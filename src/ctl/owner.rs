@@ -49,13 +49,32 @@ impl Proof {
         let Some(args) = procs::args(pid).filter(|_| procs::alive(pid)) else {
             return false;
         };
-        match self {
-            Proof::Node(conf) => option_value(&args, "--config", "-f").map(Path::new) == Some(conf),
-            Proof::Daemon(ini) => {
-                option_value(&args, "--configuration", "-c").map(Path::new) == Some(ini)
-            }
-        }
+        let (named, want) = match self {
+            Proof::Node(conf) => (option_value(&args, "--config", "-f"), conf),
+            Proof::Daemon(ini) => (option_value(&args, "--configuration", "-c"), ini),
+        };
+        named.is_some_and(|v| names_file(pid, Path::new(v), want))
     }
+}
+
+/// True when `named`, an argument of `pid`, is the file `want`: the same path, or (started
+/// by hand, e.g. `supervisord -c supervisor.ini`) the same file once resolved against the
+/// process's working directory and symlinks.
+fn names_file(pid: u32, named: &Path, want: &Path) -> bool {
+    named == want
+        || resolve(pid, named).is_some_and(|a| std::fs::canonicalize(want).ok() == Some(a))
+}
+
+/// `named`, an argument of `pid`, as a real path (relative to the process's directory).
+fn resolve(pid: u32, named: &Path) -> Option<std::path::PathBuf> {
+    let absolute = if named.is_absolute() {
+        named.to_path_buf()
+    } else {
+        std::fs::read_link(format!("/proc/{pid}/cwd"))
+            .ok()?
+            .join(named)
+    };
+    std::fs::canonicalize(absolute).ok()
 }
 
 /// The proof that a process is `member`'s node.
@@ -74,10 +93,17 @@ pub(crate) fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
         let Some(conf) = option_value(&args, "--config", "-f") else {
             continue;
         };
-        if let Some(i) = members
+        let exact = members
             .iter()
-            .position(|m| m.config_file.as_path() == Path::new(conf))
-        {
+            .position(|m| m.config_file.as_path() == Path::new(conf));
+        // Rare (a node started by hand with a relative path): resolve it once.
+        let resolved = || {
+            let real = resolve(pid, Path::new(conf))?;
+            members
+                .iter()
+                .position(|m| std::fs::canonicalize(&m.config_file).ok().as_ref() == Some(&real))
+        };
+        if let Some(i) = exact.or_else(|| Path::new(conf).is_relative().then(resolved).flatten()) {
             if by_member[i].is_none() && procs::alive(pid) {
                 by_member[i] = Some(pid);
             }
@@ -245,6 +271,22 @@ mod tests {
             ),
             Some("/t/supervisor.ini")
         );
+    }
+
+    #[test]
+    fn a_relative_argument_is_resolved_against_the_process_directory() {
+        let me = std::process::id();
+        let cwd = std::env::current_dir().expect("cwd");
+        assert!(names_file(
+            me,
+            Path::new("Cargo.toml"),
+            &cwd.join("Cargo.toml")
+        ));
+        assert!(!names_file(
+            me,
+            Path::new("Cargo.lock"),
+            &cwd.join("Cargo.toml")
+        ));
     }
 
     #[test]
