@@ -95,15 +95,11 @@ pub(crate) fn node_dir_name(host: &str, port: u16) -> String {
 
 /// A cluster name is one safe path segment; it also becomes supervisord's identifier.
 pub(crate) fn check_name(name: &str, file: &str) -> InputResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
+    let ok = is_safe_name(name)
         && name
             .chars()
             .next()
-            .is_some_and(|c| c.is_ascii_alphanumeric())
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
+            .is_some_and(|c| c.is_ascii_alphanumeric());
     if ok {
         Ok(())
     } else {
@@ -111,6 +107,31 @@ pub(crate) fn check_name(name: &str, file: &str) -> InputResult<()> {
             file,
             "name",
             format!("{name:?} is not a valid cluster name: use 1 to 64 letters, digits, '.', '_' or '-', starting with a letter or digit"),
+        ))
+    }
+}
+
+/// 1 to 64 of `A-Z a-z 0-9 . _ -`: safe as a path segment, in supervisord's files and in
+/// MongoDB's replica-set names.
+fn is_safe_name(name: &str) -> bool {
+    !name.is_empty()
+        && name.len() <= 64
+        && name
+            .chars()
+            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'))
+}
+
+/// A replica-set name: `field` of `file` in messages.
+pub(crate) fn check_rs_name(name: &str, file: &str, field: &str) -> InputResult<()> {
+    if is_safe_name(name) {
+        Ok(())
+    } else {
+        Err(InputError::new(
+            file,
+            field,
+            format!(
+                "{name:?} is not a valid replica set name: use letters, digits, '.', '_' or '-'"
+            ),
         ))
     }
 }

@@ -3,7 +3,7 @@
 
 use crate::error::{InputError, InputResult};
 use crate::model::Kind;
-use crate::naming::Role;
+use crate::naming::{check_rs_name, Role};
 use crate::topology::{NodeSpec, Topology};
 use crate::yaml::Mapping;
 use std::collections::BTreeMap;
@@ -61,25 +61,6 @@ fn is_local_host(host: &str) -> bool {
         && parts
             .iter()
             .all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
-}
-
-fn check_rs_name(name: &str, file: &str, field: &str) -> InputResult<()> {
-    let ok = !name.is_empty()
-        && name.len() <= 64
-        && name
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '_' | '-'));
-    if ok {
-        Ok(())
-    } else {
-        Err(InputError::new(
-            file,
-            field,
-            format!(
-                "{name:?} is not a valid replica set name: use letters, digits, '.', '_' or '-'"
-            ),
-        ))
-    }
 }
 
 /// Checks a topology file and returns its plan (ports not yet allocated).
