@@ -56,6 +56,38 @@ pub enum Command {
         /// bash, zsh, fish, elvish or powershell
         shell: clap_complete::Shell,
     },
+    /// Run by supervisord, not by hand: a cluster's event listener or metrics exporter
+    #[command(hide = true)]
+    Monitor {
+        #[arg(value_enum)]
+        mode: MonitorMode,
+        /// The cluster directory
+        #[arg(long)]
+        dir: PathBuf,
+    },
+}
+
+/// What `mup monitor` runs.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
+pub enum MonitorMode {
+    /// The event listener (supervisord's eventlistener protocol on stdin/stdout)
+    Events,
+    /// The Prometheus exporter
+    Metrics,
+}
+
+/// How `events` shows what the event listener recorded.
+#[derive(Debug, Clone, clap::Args)]
+pub struct EventsOpts {
+    /// Keep printing events as they come
+    #[arg(short, long)]
+    pub follow: bool,
+    /// One JSON object per line (time, program, group, from, to, expected, pid, exit_status)
+    #[arg(long)]
+    pub json: bool,
+    /// Only events younger than this: 90s, 10m, 2h, 1d
+    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    pub since: Option<std::time::Duration>,
 }
 
 #[derive(Debug, clap::Args)]
@@ -73,7 +105,8 @@ pub struct CtlOpts {
 /// Which programs a verb acts on: names, groups, a replica set; all when empty.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Targets {
-    /// Program (mongod-30000), group (config-servers, mongod-servers, mongos-routers); all if none
+    /// Program (mongod-30000, mup-metrics), group (config-servers, mongod-servers,
+    /// mongos-routers, monitoring); all if none
     pub targets: Vec<String>,
     /// Every member of this replica set
     #[arg(long = "rs", value_name = "NAME")]
@@ -134,6 +167,8 @@ pub enum CtlVerb {
         #[command(flatten)]
         targets: Targets,
     },
+    /// Process state changes recorded by the cluster's event listener (events.log)
+    Events(EventsOpts),
     /// Print supervisord's pid, or a program's
     Pid {
         /// The program (mongod-30000); supervisord itself when omitted
@@ -267,6 +302,13 @@ pub enum ClusterCmd {
     Connect {
         /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
+    },
+    /// Process state changes of the cluster's programs (crashes, restarts, stops)
+    Events {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+        #[command(flatten)]
+        opts: EventsOpts,
     },
     /// Print the cluster's connection string
     Uri {

@@ -262,6 +262,28 @@ fn decide(
         taken.insert(port);
         assigned.insert(source, port);
     }
+    let events = prior_flag(given, existing, |m| m.events);
+    let metrics_port = if prior_flag(given, existing, |m| m.metrics) {
+        Some(decide_metrics_port(
+            given,
+            existing,
+            &taken,
+            &others_ports,
+            &owner_of,
+            mf,
+        )?)
+    } else {
+        None
+    };
+    let mup_binary = std::env::current_exe()
+        .map(|p| layout::absolute(&p))
+        .map_err(|e| {
+            InputError::new(
+                "mup",
+                "binary",
+                format!("cannot tell where the running mup binary is ({e}): the monitoring programs run it"),
+            )
+        })?;
     Ok(Decisions {
         supervisor_port,
         supervisor_user,
@@ -271,7 +293,59 @@ fn decide(
         ports: assigned,
         others,
         mup_home: layout::mup_home(),
+        events,
+        metrics_port,
+        mup_binary,
     })
+}
+
+/// An on/off switch of meta.yaml: the given file, else the tree's, else on.
+fn prior_flag(given: &Meta, existing: Option<&Meta>, f: fn(&Meta) -> Option<bool>) -> bool {
+    f(given).or_else(|| existing.and_then(f)).unwrap_or(true)
+}
+
+/// The exporter's port: the given one (checked), else the recorded one, else the first free
+/// from the base that no node, daemon or other cluster uses.
+fn decide_metrics_port<'a>(
+    given: &Meta,
+    existing: Option<&Meta>,
+    taken: &BTreeSet<u16>,
+    others_ports: &BTreeSet<u16>,
+    owner_of: &dyn Fn(u16) -> Option<&'a str>,
+    mf: &str,
+) -> InputResult<u16> {
+    let check = |p: i64| -> InputResult<u16> {
+        u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
+            InputError::new(
+                mf,
+                "metrics_port",
+                format!("{p} is not a port: use 1..65535"),
+            )
+        })
+    };
+    if let Some(p) = given.metrics_port {
+        let port = check(p)?;
+        if let Some(other) = owner_of(port) {
+            return Err(InputError::new(
+                mf,
+                "metrics_port",
+                format!(
+                    "{port} is already recorded by cluster {other:?} (under {})",
+                    layout::clusters_dir().display()
+                ),
+            ));
+        }
+        return Ok(port);
+    }
+    if let Some(p) = existing.and_then(|m| m.metrics_port) {
+        let port = check(p)?;
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    let avoid: BTreeSet<u16> = taken.union(others_ports).copied().collect();
+    ports::allocate(ports::METRICS_PORT_BASE, &avoid)
+        .ok_or_else(|| InputError::new(mf, "metrics_port", "no free port found: set one"))
 }
 
 fn caller_user() -> Option<String> {
@@ -364,15 +438,24 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             for p in &cmp.extra {
                 outln!("  remove     {}", rel(p))?;
             }
+            for p in &cmp.foreign {
+                outln!("  keep       {} (not made by mup)", rel(p))?;
+            }
             Ok(true)
         }
         Mode::Write => {
             tree::apply(&cmp, &compiled.files)?;
             for p in &cmp.extra {
                 outln!(
-                    "removed {} (node no longer in the topology; its data directory is kept)",
+                    "removed {} (no longer in the tree; a node's data directory is kept)",
                     rel(p)
                 )?;
+            }
+            for p in &cmp.foreign {
+                eprintln!(
+                    "warning: {} was not made by mup and is left alone; supervisord loads it through the include",
+                    rel(p)
+                );
             }
             outln!(
                 "wrote {} ({} files changed, {} unchanged)",
@@ -414,6 +497,12 @@ fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Resu
     }
     for p in &cmp.extra {
         outln!("extra: {}", rel(p))?;
+    }
+    for p in &cmp.foreign {
+        outln!(
+            "extra: {} (not made by mup; supervisord loads it through the include)",
+            rel(p)
+        )?;
     }
     Ok(())
 }

@@ -64,6 +64,11 @@ impl Layout {
     pub fn lock_file(&self) -> PathBuf {
         self.root.join(".mup.lock")
     }
+    /// Where the event listener appends the cluster's process transitions (rotated to
+    /// events.log.1 ... .3).
+    pub fn events_log(&self) -> PathBuf {
+        self.root.join("events.log")
+    }
     /// The old meta.yaml of a migrated PID-tracked cluster.
     pub fn legacy_meta_file(&self) -> PathBuf {
         self.root.join("meta.yaml.legacy")
@@ -71,16 +76,21 @@ impl Layout {
     /// What mup itself writes in the tree (everything but the nodes' data): `destroy
     /// --keep-data` removes exactly these, and no data directory may overlap one of them.
     pub fn own_entries(&self) -> Vec<PathBuf> {
-        vec![
+        let events_backups = (1..=crate::monitor::LOG_BACKUPS)
+            .map(|i| crate::monitor::backup(&self.events_log(), i));
+        let mut own = vec![
             self.meta_file(),
             self.legacy_meta_file(),
             self.supervisor_ini(),
             self.supervisor_log(),
             self.supervisor_pid(),
             self.lock_file(),
+            self.events_log(),
             self.conf_dir(),
             self.default_logs_dir(),
-        ]
+        ];
+        own.extend(events_backups);
+        own
     }
     pub fn conf_dir(&self) -> PathBuf {
         self.root.join("conf")

@@ -33,6 +33,7 @@ mod meta;
 mod model;
 mod mongo;
 mod mongod_conf;
+mod monitor;
 mod naming;
 mod packages;
 mod plan;
@@ -143,6 +144,13 @@ fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             packages::uninstall(&version)?;
             Ok(Outcome::Success)
         }
+        Command::Monitor { mode, dir } => {
+            match mode {
+                cli::MonitorMode::Events => monitor::listener::run(&dir)?,
+                cli::MonitorMode::Metrics => monitor::exporter::run(&dir)?,
+            }
+            Ok(Outcome::Success)
+        }
         Command::Setup => {
             let path = setup::run()?;
             outln!(
@@ -178,6 +186,7 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,
+        C::Events { name, opts } => monitor::show::run(&cluster::load(&name)?, events_opts(&opts))?,
         C::Uri { name } => {
             for uri in cluster::connection_strings(&cluster::load(&name)?) {
                 outln!("{uri}")?;
@@ -230,7 +239,10 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         opts.dir.as_deref(),
         opts.cluster.as_deref(),
     )?)?;
-    let mutating = !matches!(opts.verb, V::Status { .. } | V::Tail { .. } | V::Pid { .. });
+    let mutating = !matches!(
+        opts.verb,
+        V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
+    );
     let _lock = if mutating {
         Some(lock::exclusive(&tree.layout)?)
     } else {
@@ -244,7 +256,7 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
                 "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
                 tree.name(),
                 tree.url(),
-                tree.members.len()
+                tree.all().len()
             )?;
         }
         V::Down => daemon::down(&tree)?,
@@ -273,12 +285,12 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         }
         V::Stop(t) => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            ops::stop(&tree, &ctl::connect(&tree)?, &members)?;
+            ops::stop(&tree, &ctl::connect(&tree)?, &members.programs())?;
         }
         V::Restart(t) => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
             let client = ctl::connect(&tree)?;
-            ops::stop(&tree, &client, &members)?;
+            ops::stop(&tree, &client, &members.programs())?;
             let whole = t.targets.is_empty() && t.replica_set.is_none();
             ops::start(&tree, &client, &members, whole)?;
         }
@@ -293,8 +305,9 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         }
         V::Signal { signal, targets } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            logs::signal(&tree, &ctl::connect(&tree)?, &members, &signal)?;
+            logs::signal(&tree, &ctl::connect(&tree)?, &members.nodes, &signal)?;
         }
+        V::Events(e) => monitor::show::run(&tree, events_opts(&e))?,
         V::Pid { program } => {
             let m = program.as_deref().map(|p| tree.member(p)).transpose()?;
             outln!("{}", logs::pid(&tree, &ctl::connect(&tree)?, m.as_ref())?)?;
@@ -311,6 +324,14 @@ fn binaries(bins: &cli::BinOpts, yes: bool) -> anyhow::Result<cluster::Binaries>
         &packages::Source::new(bins.source.mirror.as_deref()),
         yes,
     )
+}
+
+fn events_opts(e: &cli::EventsOpts) -> monitor::show::Options {
+    monitor::show::Options {
+        follow: e.follow,
+        json: e.json,
+        since: e.since,
+    }
 }
 
 /// `-R` values as the model's roles.

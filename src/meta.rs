@@ -34,8 +34,49 @@ pub struct Meta {
     /// standalone | replica_set | sharded
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub topology: Option<String>,
+    /// The event listener (default true): transitions appended to `<cluster>/events.log`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub events: Option<bool>,
+    /// The Prometheus exporter (default true), on 127.0.0.1:`metrics_port`.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics: Option<bool>,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub metrics_port: Option<i64>,
+    /// Commands the event listener runs on chosen transitions.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub hooks: Vec<Hook>,
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub nodes: Vec<NodeMeta>,
+    /// The monitoring programs, as recorded by gen.
+    #[serde(default, skip_serializing_if = "Vec::is_empty")]
+    pub services: Vec<ServiceMeta>,
+}
+
+/// A command run by the event listener when a program reaches one of the `on` states.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct Hook {
+    /// State names (`EXITED`, `FATAL`, `RUNNING`, ...) and `EXITED_UNEXPECTED`.
+    pub on: Vec<String>,
+    /// Run with `/bin/sh -c` in the cluster directory, the event in `MUP_*` variables.
+    pub command: String,
+}
+
+/// A monitoring program as recorded in the tree's meta.yaml.
+#[derive(Debug, Default, Clone, Serialize, Deserialize, PartialEq)]
+#[serde(deny_unknown_fields)]
+pub struct ServiceMeta {
+    /// events | metrics
+    #[serde(rename = "type")]
+    pub kind: String,
+    pub supervisor_name: String,
+    pub supervisor_group: String,
+    pub supervisor_config_file: String,
+    /// The mup binary supervisord runs for it.
+    pub command: String,
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub port: Option<u16>,
+    pub log_file: String,
 }
 
 /// One node as recorded in the tree's meta.yaml.

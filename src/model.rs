@@ -4,9 +4,10 @@
 use crate::error::{InputError, InputResult};
 use crate::ini;
 use crate::layout::{resolve, Layout};
+use crate::meta::{Hook, ServiceMeta};
 use crate::meta::{Meta, NodeMeta};
 use crate::mongod_conf::{base_conf, config_db, expand, overlay, MONGOD_ONLY};
-pub(crate) use crate::naming::{check_name, node_dir_name, program_name, Role};
+pub(crate) use crate::naming::{check_name, node_dir_name, program_name, Role, Service};
 pub(crate) use crate::plan::{plan, Plan};
 use crate::yaml::Mapping;
 use std::collections::{BTreeMap, BTreeSet};
@@ -93,6 +94,12 @@ pub(crate) struct Decisions {
     /// and data directories under `MUP_HOME`, and `MUP_HOME` itself.
     pub others: Vec<crate::ports::Recorded>,
     pub mup_home: PathBuf,
+    /// The event listener is on.
+    pub events: bool,
+    /// The exporter's port; `None` when metrics are off.
+    pub metrics_port: Option<u16>,
+    /// The mup binary supervisord runs for the monitoring programs (absolute).
+    pub mup_binary: PathBuf,
 }
 
 /// Where inputs came from, for messages and relative paths.
@@ -148,6 +155,24 @@ impl Node {
     }
 }
 
+/// A monitoring program of the cluster (the event listener or the exporter).
+#[derive(Debug, Clone)]
+pub(crate) struct Monitor {
+    pub service: Service,
+    /// The exporter's port.
+    pub port: Option<u16>,
+    /// `conf/monitoring`
+    pub conf_dir: PathBuf,
+    /// Its own messages (the listener's stderr, the exporter's output).
+    pub log_file: PathBuf,
+}
+
+impl Monitor {
+    pub(crate) fn ini_file(&self) -> PathBuf {
+        self.conf_dir.join(self.service.ini_file())
+    }
+}
+
 /// The validated cluster.
 #[derive(Debug, Clone)]
 pub(crate) struct Cluster {
@@ -165,6 +190,10 @@ pub(crate) struct Cluster {
     pub nodes: Vec<Node>,
     /// Directories the tree must contain (created if missing, contents never touched).
     pub dirs: BTreeSet<PathBuf>,
+    /// The event listener and the exporter, those that are on.
+    pub monitors: Vec<Monitor>,
+    pub mup_binary: PathBuf,
+    pub hooks: Vec<Hook>,
 }
 
 /// Checks a path that will be written into a supervisord file.
@@ -240,6 +269,49 @@ fn foreign_data_dir(
         ));
     }
     None
+}
+
+/// Hooks name known states and a command, and need the event listener.
+fn check_hooks(hooks: &[Hook], events: bool, mf: &str) -> InputResult<()> {
+    if !hooks.is_empty() && !events {
+        return Err(InputError::new(
+            mf,
+            "hooks",
+            "the event listener runs hooks, but events: false turns it off",
+        ));
+    }
+    for (i, h) in hooks.iter().enumerate() {
+        if h.command.trim().is_empty() || h.command.contains('\0') {
+            return Err(InputError::new(
+                mf,
+                format!("hooks[{i}].command"),
+                format!("{:?} is not a command", h.command),
+            ));
+        }
+        if h.on.is_empty() {
+            return Err(InputError::new(
+                mf,
+                format!("hooks[{i}].on"),
+                format!(
+                    "is empty: name states, e.g. [{}]",
+                    crate::monitor::HOOK_STATES.join(", ")
+                ),
+            ));
+        }
+        for (j, on) in h.on.iter().enumerate() {
+            if !crate::monitor::HOOK_STATES.contains(&on.as_str()) {
+                return Err(InputError::new(
+                    mf,
+                    format!("hooks[{i}].on[{j}]"),
+                    format!(
+                        "{on:?} is not one of {}",
+                        crate::monitor::HOOK_STATES.join(", ")
+                    ),
+                ));
+            }
+        }
+    }
+    Ok(())
 }
 
 impl Cluster {
@@ -395,6 +467,39 @@ impl Cluster {
                 conf: Mapping::new(),
             });
         }
+        let mup_binary = ini_path(&decided.mup_binary, "mup", "binary")?;
+        check_hooks(&meta.hooks, decided.events, mf)?;
+        if let Some(port) = decided.metrics_port {
+            if let Some(n) = nodes.iter().find(|n| n.port == port) {
+                return Err(InputError::new(
+                    mf,
+                    "metrics_port",
+                    format!("{port} is already used by {}", n.source),
+                ));
+            }
+            if port == decided.supervisor_port {
+                return Err(InputError::new(
+                    mf,
+                    "metrics_port",
+                    format!("{port} is already the supervisor_port"),
+                ));
+            }
+        }
+        let monitors: Vec<Monitor> = Service::ALL
+            .into_iter()
+            .filter(|s| match s {
+                Service::Events => decided.events,
+                Service::Metrics => decided.metrics_port.is_some(),
+            })
+            .map(|service| Monitor {
+                service,
+                port: (service == Service::Metrics)
+                    .then_some(decided.metrics_port)
+                    .flatten(),
+                conf_dir: layout.conf_dir().join(crate::naming::MONITORING_DIR),
+                log_file: crate::layout::log_file(&global_logs, service.program()),
+            })
+            .collect();
         let config_db = config_db(&nodes);
         for (i, d) in plan.drafts.iter().enumerate() {
             let base = base_conf(&nodes[i], version, plan.kind, &config_db);
@@ -430,7 +535,15 @@ impl Cluster {
             user: decided.user.clone(),
             nodes,
             dirs,
+            monitors,
+            mup_binary,
+            hooks: meta.hooks.clone(),
         })
+    }
+
+    /// The monitoring program `service`, when it is on.
+    pub(crate) fn monitor(&self, service: Service) -> Option<&Monitor> {
+        self.monitors.iter().find(|m| m.service == service)
     }
 
     /// Nodes of one role, in topology order.
@@ -451,6 +564,26 @@ impl Cluster {
             home: Some(self.home.clone()),
             user: Some(self.user.clone()),
             topology: Some(self.kind.as_str().to_string()),
+            events: Some(self.monitor(Service::Events).is_some()),
+            metrics: Some(self.monitor(Service::Metrics).is_some()),
+            metrics_port: self
+                .monitor(Service::Metrics)
+                .and_then(|m| m.port)
+                .map(i64::from),
+            hooks: self.hooks.clone(),
+            services: self
+                .monitors
+                .iter()
+                .map(|m| ServiceMeta {
+                    kind: m.service.meta_type().to_string(),
+                    supervisor_name: m.service.program().to_string(),
+                    supervisor_group: m.service.group().to_string(),
+                    supervisor_config_file: m.ini_file().display().to_string(),
+                    command: self.mup_binary.display().to_string(),
+                    port: m.port,
+                    log_file: m.log_file.display().to_string(),
+                })
+                .collect(),
             nodes: self
                 .nodes
                 .iter()

@@ -78,6 +78,59 @@ impl Role {
     }
 }
 
+/// A program of the tree that is not a MongoDB node: the event listener and the metrics
+/// exporter, both the mup binary in a monitoring mode.
+#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub enum Service {
+    Events,
+    Metrics,
+}
+
+/// The group of the exporter (the Go mup's name for its monitoring group).
+pub(crate) const MONITORING_GROUP: &str = "monitoring";
+/// `conf/<this>/`: where the monitoring programs' files live (matched by the include).
+pub(crate) const MONITORING_DIR: &str = "monitoring";
+
+impl Service {
+    pub const ALL: [Service; 2] = [Service::Events, Service::Metrics];
+
+    pub fn program(self) -> &'static str {
+        match self {
+            Service::Events => "mup-events",
+            Service::Metrics => "mup-metrics",
+        }
+    }
+    /// An event listener is its own group in supervisord (a `[group:]` may only name
+    /// `[program:]`s), so only the exporter is in `monitoring`.
+    pub fn group(self) -> &'static str {
+        match self {
+            Service::Events => "mup-events",
+            Service::Metrics => MONITORING_GROUP,
+        }
+    }
+    /// `type` in meta.yaml's `services` list, and the word for tables.
+    pub fn meta_type(self) -> &'static str {
+        match self {
+            Service::Events => "events",
+            Service::Metrics => "metrics",
+        }
+    }
+    /// `conf/monitoring/<this>`
+    pub fn ini_file(self) -> String {
+        format!("supervisor-{}.ini", self.program())
+    }
+    /// The argument of `mup monitor` that runs it.
+    pub fn mode(self) -> &'static str {
+        self.meta_type()
+    }
+    pub fn from_meta_type(kind: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.meta_type() == kind)
+    }
+    pub fn from_program(name: &str) -> Option<Service> {
+        Service::ALL.into_iter().find(|s| s.program() == name)
+    }
+}
+
 /// `mongod-30000`: the program name for a role and port.
 pub(crate) fn program_name(role: Role, port: u16) -> String {
     format!("{}-{port}", role.program_prefix())

@@ -13,6 +13,8 @@ use std::path::{Path, PathBuf};
 pub(crate) const NODE_PORT_BASE: u16 = 30000;
 /// First port tried for supervisord's HTTP server.
 pub(crate) const SUPERVISOR_PORT_BASE: u16 = 9001;
+/// First port tried for the Prometheus exporter.
+pub(crate) const METRICS_PORT_BASE: u16 = 9401;
 
 /// True when nothing listens on 127.0.0.1:`port` right now.
 pub(crate) fn is_free(port: u16) -> bool {
@@ -24,7 +26,7 @@ pub(crate) fn is_free(port: u16) -> bool {
 pub(crate) struct Recorded {
     pub name: String,
     pub root: PathBuf,
-    /// Its supervisord port and every node port.
+    /// Its supervisord port, its exporter's port and every node port.
     pub ports: BTreeSet<u16>,
     pub data_dirs: Vec<PathBuf>,
     /// Where its MongoDB binaries are.
@@ -52,6 +54,8 @@ pub(crate) fn other_clusters(own_root: &Path) -> Vec<Recorded> {
         if let Ok(m) = meta::load(&file, &file.display().to_string()) {
             r.ports
                 .extend(m.supervisor_port.and_then(|p| u16::try_from(p).ok()));
+            r.ports
+                .extend(m.metrics_port.and_then(|p| u16::try_from(p).ok()));
             r.ports.extend(m.nodes.iter().map(|n| n.port));
             r.bin_path = Some(PathBuf::from(&m.bin_path));
             r.data_dirs = m

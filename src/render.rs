@@ -2,7 +2,7 @@
 
 use crate::ini;
 use crate::layout::Layout;
-use crate::model::{Cluster, Kind, Node, Role};
+use crate::model::{Cluster, Kind, Monitor, Node, Role, Service};
 use minijinja::{context, Environment, UndefinedBehavior};
 use std::path::PathBuf;
 
@@ -39,6 +39,8 @@ fn environment() -> Environment<'static> {
     .expect("embedded template parses");
     env.add_template("program.ini", include_str!("../templates/program.ini.j2"))
         .expect("embedded template parses");
+    env.add_template("monitor.ini", include_str!("../templates/monitor.ini.j2"))
+        .expect("embedded template parses");
     env
 }
 
@@ -46,8 +48,9 @@ fn path_str(p: &std::path::Path) -> String {
     p.display().to_string()
 }
 
-/// Every file of the tree, in a stable order: per node its config and program files,
-/// then supervisor.ini, then meta.yaml (written last, it marks the tree complete).
+/// Every file of the tree, in a stable order: per node its config and program files, the
+/// monitoring programs' files, then supervisor.ini, then meta.yaml (written last, it marks
+/// the tree complete).
 pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
     let env = environment();
     let mut files = Vec::new();
@@ -60,6 +63,13 @@ pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
         files.push(OutFile {
             path: node.ini_file(),
             contents: program_ini(&env, cluster, node)?,
+            mode: PUBLIC,
+        });
+    }
+    for m in &cluster.monitors {
+        files.push(OutFile {
+            path: m.ini_file(),
+            contents: monitor_ini(&env, cluster, m)?,
             mode: PUBLIC,
         });
     }
@@ -77,14 +87,22 @@ pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
 }
 
 fn supervisor_ini(env: &Environment, c: &Cluster) -> anyhow::Result<String> {
-    let groups: Vec<_> = Role::TIERS
+    let mut groups: Vec<_> = Role::TIERS
         .into_iter()
         .filter_map(|role| {
             let programs: Vec<String> = c.nodes_of(role).map(Node::program).collect();
-            (!programs.is_empty())
-                .then(|| context! { name => role.group(), programs => programs.join(",") })
+            (!programs.is_empty()).then(
+                || context! { name => role.group(), programs => programs.join(","), priority => 0 },
+            )
         })
         .collect();
+    if c.monitor(Service::Metrics).is_some() {
+        groups.push(context! {
+            name => Service::Metrics.group(),
+            programs => Service::Metrics.program(),
+            priority => MONITORING_PRIORITY,
+        });
+    }
     let l = &c.layout;
     Ok(env.get_template("supervisor.ini")?.render(context! {
         name => c.name,
@@ -120,6 +138,41 @@ fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<Strin
         command => ini::escape_command([path_str(&binary).as_str(), "--config", path_str(&conf).as_str()]),
         directory => ini::escape(&path_str(n.directory())),
         logfile => ini::escape_logfile(&path_str(&n.log_file)),
+        environment => format!("{},{}", ini::env_pair("HOME", &c.home), ini::env_pair("USER", &c.user)),
+    })?)
+}
+
+/// supervisord's priority of the monitoring group: below the nodes' groups (999), so it starts
+/// first and stops after them (the event listener, -1 by default, stops last).
+const MONITORING_PRIORITY: i32 = 1;
+
+fn monitor_ini(env: &Environment, c: &Cluster, m: &Monitor) -> anyhow::Result<String> {
+    let root = path_str(c.layout.root());
+    let (kind, description) = match m.service {
+        Service::Events => (
+            "event listener",
+            "process state changes appended to events.log, hooks run",
+        ),
+        Service::Metrics => (
+            "metrics exporter",
+            "Prometheus text on 127.0.0.1, credentials read from the tree",
+        ),
+    };
+    Ok(env.get_template("monitor.ini")?.render(context! {
+        kind => kind,
+        description => description,
+        cluster => c.name,
+        listener => m.service == Service::Events,
+        program => m.service.program(),
+        command => ini::escape_command([
+            path_str(&c.mup_binary).as_str(),
+            "monitor",
+            m.service.mode(),
+            "--dir",
+            root.as_str(),
+        ]),
+        directory => ini::escape(&root),
+        logfile => ini::escape_logfile(&path_str(&m.log_file)),
         environment => format!("{},{}", ini::env_pair("HOME", &c.home), ini::env_pair("USER", &c.user)),
     })?)
 }

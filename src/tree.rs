@@ -1,7 +1,7 @@
 //! Writing a rendered tree: all files or none, stale node files removed, data never touched;
 //! and comparing a tree on disk with what would be written (`--check`, `--dry-run`).
 
-use crate::model::{Cluster, Role};
+use crate::model::{Cluster, Role, Service};
 use crate::render::OutFile;
 use anyhow::Context;
 use std::collections::BTreeSet;
@@ -25,15 +25,21 @@ pub(crate) struct Comparison {
     pub changed: Vec<(usize, State)>,
     /// Indices of rendered files already on disk as rendered.
     pub unchanged: Vec<usize>,
-    /// Generated files of nodes no longer in the topology.
+    /// Generated files of nodes (or monitoring programs) no longer in the tree.
     pub extra: Vec<PathBuf>,
+    /// Files mup did not make that supervisord's include pattern would load (hand-added
+    /// programs or listeners): reported, never removed.
+    pub foreign: Vec<PathBuf>,
     /// Directories the tree needs that do not exist yet.
     pub missing_dirs: Vec<PathBuf>,
 }
 
 impl Comparison {
     pub(crate) fn is_clean(&self) -> bool {
-        self.changed.is_empty() && self.extra.is_empty() && self.missing_dirs.is_empty()
+        self.changed.is_empty()
+            && self.extra.is_empty()
+            && self.missing_dirs.is_empty()
+            && self.foreign.is_empty()
     }
 }
 
@@ -63,10 +69,12 @@ pub(crate) fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
         }
     }
     let wanted: BTreeSet<&Path> = files.iter().map(|f| f.path.as_path()).collect();
-    cmp.extra = generated_files_on_disk(cluster)
+    let (generated, foreign) = files_on_disk(cluster);
+    cmp.extra = generated
         .into_iter()
         .filter(|p| !wanted.contains(p.as_path()))
         .collect();
+    cmp.foreign = foreign;
     let mut dirs = cluster.dirs.clone();
     dirs.extend(
         files
@@ -77,28 +85,35 @@ pub(crate) fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
     cmp
 }
 
-/// Files under conf/*/ whose names mup generates (other files there are left alone).
-fn generated_files_on_disk(cluster: &Cluster) -> Vec<PathBuf> {
+/// Files under conf/*/ whose names mup generates (other files there are left alone), and
+/// the other files there that supervisord's include (`conf/*/supervisor-*.ini`) would load.
+fn files_on_disk(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let names: BTreeSet<String> = Role::TIERS
         .into_iter()
         .flat_map(|r| [r.conf_file(), r.ini_file()])
+        .chain(Service::ALL.into_iter().map(Service::ini_file))
         .collect();
-    let mut found = Vec::new();
+    let mut generated = Vec::new();
+    let mut foreign = Vec::new();
     let Ok(dirs) = fs::read_dir(cluster.layout.conf_dir()) else {
-        return found;
+        return (generated, foreign);
     };
     for dir in dirs.flatten() {
         let Ok(entries) = fs::read_dir(dir.path()) else {
             continue;
         };
         for e in entries.flatten() {
-            if names.contains(e.file_name().to_string_lossy().as_ref()) {
-                found.push(e.path());
+            let name = e.file_name().to_string_lossy().into_owned();
+            if names.contains(&name) {
+                generated.push(e.path());
+            } else if name.starts_with("supervisor-") && name.ends_with(".ini") {
+                foreign.push(e.path());
             }
         }
     }
-    found.sort();
-    found
+    generated.sort();
+    foreign.sort();
+    (generated, foreign)
 }
 
 /// Writes `contents` to `path` atomically: a temp file in the same directory, then rename.

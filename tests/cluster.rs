@@ -48,6 +48,7 @@ fn deploy_display_stop_start_restart_destroy() {
         .get_all_process_info()
         .expect("info")
         .into_iter()
+        .filter(|p| !is_monitoring(&p.name))
         .map(|p| (p.name, u64::from(p.pid)))
         .collect();
     assert_eq!(h.pids("life"), daemon);

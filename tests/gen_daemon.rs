@@ -46,6 +46,15 @@ fn remap(case: &Path, dir: &Path) -> BTreeSet<String> {
     meta["bin_path"] = Value::from(stand_in_bin().display().to_string());
     meta["supervisor_port"] = Value::from(free_port());
     meta["home"] = Value::from(dir.display().to_string());
+    // The monitoring programs: the event listener (its own group) unless `events: false`,
+    // the exporter (group monitoring) unless `metrics: false`.
+    if meta.get("events") != Some(&Value::from(false)) {
+        expected.insert("mup-events:mup-events".to_string());
+    }
+    if meta.get("metrics") != Some(&Value::from(false)) {
+        meta["metrics_port"] = Value::from(free_port());
+        expected.insert("monitoring:mup-metrics".to_string());
+    }
     let m = meta.as_mapping_mut().expect("meta is a mapping");
     m.remove("supervisor_password"); // let gen pick random credentials
     std::fs::write(
@@ -87,14 +96,26 @@ fn loads_in_daemon(name: &str) {
         loaded, expected,
         "{name}: programs and groups loaded by supervisord"
     );
+    let is_node = |p: &&mup::supervisor::ProcessInfo| !p.name.starts_with("mup-");
     assert!(
-        infos.iter().all(|p| p.state == state::STOPPED),
-        "autostart=false: nothing runs yet"
+        infos
+            .iter()
+            .filter(is_node)
+            .all(|p| p.state == state::STOPPED),
+        "autostart=false: no node runs yet"
     );
+    // The monitoring programs start with the daemon (autostart).
+    assert!(wait_until(Duration::from_secs(10), || c
+        .get_all_process_info()
+        .expect("getAllProcessInfo")
+        .iter()
+        .filter(|p| !is_node(p))
+        .all(|p| p.state == state::RUNNING)));
 
-    // Start the first program (a config server when sharded) and wait for RUNNING.
+    // Start the first node (a config server when sharded) and wait for RUNNING.
     let first = infos
         .iter()
+        .filter(is_node)
         .min_by_key(|p| (!p.group.starts_with("config"), p.name.clone()))
         .expect("at least one program");
     c.start_process(&first.qualified(), false)
@@ -136,7 +157,8 @@ fn loads_in_daemon(name: &str) {
         text.contains(&format!("{} ", first.qualified())) && text.contains("RUNNING"),
         "{text}"
     );
-    let code = if expected.len() == 1 { 0 } else { 3 };
+    let nodes = expected.iter().filter(|e| !e.contains(":mup-")).count();
+    let code = if nodes == 1 { 0 } else { 3 };
     assert_eq!(
         ctl.status.code(),
         Some(code),

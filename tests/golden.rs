@@ -98,6 +98,7 @@ fn golden(name: &str) {
         .success();
 
     let subst = [
+        (env!("CARGO_BIN_EXE_mup").to_string(), "@MUP@"),
         (tmp_path.display().to_string(), "@TMP@"),
         (fixtures().display().to_string(), "@FIXTURES@"),
     ];

@@ -8,6 +8,7 @@ mod gen_daemon;
 mod gen_tree;
 mod golden;
 mod init;
+mod monitor;
 mod packages;
 mod readme;
 mod safety;

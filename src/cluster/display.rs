@@ -23,8 +23,27 @@ pub(crate) struct Display {
     /// The shards a router knows (`listShards`); empty when no router answers.
     pub shards: Vec<DisplayShard>,
     pub nodes: Vec<DisplayNode>,
+    /// Counts of `nodes` (the monitoring programs are not counted).
     pub total: usize,
     pub running: usize,
+    /// The event listener and the exporter, those that are on.
+    pub monitoring: Vec<DisplayMonitor>,
+    /// The exporter's endpoint; `None` when metrics are off.
+    pub metrics_url: Option<String>,
+    /// Where the event listener appends transitions; `None` when events are off.
+    pub events_log: Option<String>,
+}
+
+#[derive(Debug, Serialize)]
+pub(crate) struct DisplayMonitor {
+    pub program: String,
+    pub group: String,
+    /// events | metrics
+    pub role: String,
+    pub state: String,
+    pub pid: Option<u32>,
+    pub uptime_seconds: Option<i64>,
+    pub log_file: String,
 }
 
 #[derive(Debug, Serialize)]
@@ -55,7 +74,7 @@ pub(crate) struct DisplayNode {
 pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
     let client = daemon::running(&tree)?;
-    let st = status::collect(&tree, client.as_ref(), &tree.members, true)?;
+    let st = status::collect(&tree, client.as_ref(), &tree.all(), true)?;
     let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
     let (roles, shards) = server_view(&tree.members, &up);
     let nodes: Vec<DisplayNode> = st
@@ -77,6 +96,28 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         })
         .collect();
     let running = nodes.iter().filter(|n| n.state == "RUNNING").count();
+    let monitoring: Vec<DisplayMonitor> = st.programs[tree.members.len()..]
+        .iter()
+        .map(|p| DisplayMonitor {
+            program: p.name.clone(),
+            group: p.group.clone(),
+            role: p.role.clone(),
+            state: p.state.clone(),
+            pid: p.pid,
+            uptime_seconds: p.uptime_seconds,
+            log_file: p.log_file.clone(),
+        })
+        .collect();
+    let metrics_url = tree
+        .services
+        .iter()
+        .find_map(|s| s.port)
+        .map(|port| format!("http://127.0.0.1:{port}/metrics"));
+    let events_log = tree
+        .services
+        .iter()
+        .any(|s| s.service == crate::naming::Service::Events)
+        .then(|| tree.layout.events_log().display().to_string());
     let d = Display {
         name: tree.name().to_string(),
         version: tree.meta.version.clone(),
@@ -88,6 +129,9 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         total: nodes.len(),
         running,
         nodes,
+        monitoring,
+        metrics_url,
+        events_log,
     };
     if json {
         outln!("{}", serde_json::to_string_pretty(&d)?)?;
@@ -194,6 +238,7 @@ fn display_text(d: &Display) -> String {
         d.running,
         d.total - d.running
     ));
+    out.push_str(&monitoring_text(d));
     let loose: Vec<String> = d
         .nodes
         .iter()
@@ -205,6 +250,51 @@ fn display_text(d: &Display) -> String {
             "UNSUPERVISED: {} run without supervisord (did it die?): `mup cluster stop {}` stops them; `mup ctl --cluster {} up --adopt` hands the nodes to a new daemon\n",
             loose.join(", "),
             d.name,
+            d.name
+        ));
+    }
+    out
+}
+
+/// The monitoring programs, the metrics URL with a scrape config for it, and the events
+/// commands.
+fn monitoring_text(d: &Display) -> String {
+    if d.monitoring.is_empty() {
+        return "\nMonitoring: off (events: false and metrics: false in meta.yaml)\n".into();
+    }
+    let rows: Vec<Vec<String>> = d
+        .monitoring
+        .iter()
+        .map(|m| {
+            vec![
+                m.program.clone(),
+                m.role.clone(),
+                m.state.clone(),
+                m.pid.map(|p| p.to_string()).unwrap_or_else(|| "-".into()),
+                m.uptime_seconds
+                    .map(table::duration)
+                    .unwrap_or_else(|| "-".into()),
+                m.log_file.clone(),
+            ]
+        })
+        .collect();
+    let mut out = String::from("\nMonitoring\n");
+    out.push_str(&table::render(
+        &["PROGRAM", "ROLE", "STATE", "PID", "UPTIME", "LOG FILE"],
+        &rows,
+    ));
+    if let Some(url) = &d.metrics_url {
+        let target = url
+            .trim_start_matches("http://")
+            .trim_end_matches("/metrics");
+        out.push_str(&format!(
+            "Metrics:     {url}\n             Prometheus scrape config:\n               - job_name: mup-{}\n                 static_configs:\n                   - targets: [\"{target}\"]\n",
+            d.name
+        ));
+    }
+    if let Some(log) = &d.events_log {
+        out.push_str(&format!(
+            "Events:      mup cluster events {} [--follow] [--json] [--since 10m]  ({log})\n",
             d.name
         ));
     }

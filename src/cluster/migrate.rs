@@ -68,7 +68,7 @@ pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()>
     gen::apply(&compiled, Mode::Write)?;
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.members, true)?;
+    ops::start(&tree, &client, &tree.all(), true)?;
     outln!(
         "cluster {name} migrated: supervisord owns {} nodes, data directories unchanged; the old metadata is in {}",
         tree.members.len(),

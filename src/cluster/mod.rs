@@ -177,7 +177,7 @@ fn deploy_topology(
     drop(ports); // recorded in meta.yaml: other clusters now see them
     let tree = Tree::load(layout.root())?;
     let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.members, init)?;
+    ops::start(&tree, &client, &tree.all(), init)?;
     outln!("cluster {name} is running")?;
     for uri in connection_strings(&tree) {
         outln!("  connect: {uri}")?;
@@ -190,7 +190,8 @@ fn deploy_topology(
     Ok(())
 }
 
-/// Every node port and the daemon's port must be free before anything is written or started.
+/// Every node port, the daemon's and the exporter's must be free before anything is written
+/// or started.
 fn check_ports_free(name: &str, c: &model::Cluster) -> anyhow::Result<()> {
     let mut held: Vec<String> = c
         .nodes
@@ -200,6 +201,13 @@ fn check_ports_free(name: &str, c: &model::Cluster) -> anyhow::Result<()> {
         .collect();
     if procs::listening("127.0.0.1", c.supervisor_port) {
         held.push(format!("127.0.0.1:{} (supervisord)", c.supervisor_port));
+    }
+    if let Some(port) = c
+        .monitor(model::Service::Metrics)
+        .and_then(|m| m.port)
+        .filter(|p| procs::listening("127.0.0.1", *p))
+    {
+        held.push(format!("127.0.0.1:{port} (metrics exporter)"));
     }
     if !held.is_empty() {
         bail!(
@@ -334,9 +342,9 @@ pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Resu
         return daemon::down(&tree);
     }
     match daemon::running(&tree)? {
-        Some(client) => ops::stop(&tree, &client, &members),
+        Some(client) => ops::stop(&tree, &client, &members.programs()),
         None => {
-            if daemon::stop_unsupervised(&tree, &members)? == 0 {
+            if daemon::stop_unsupervised(&tree, &members.nodes)? == 0 {
                 outln!("supervisord for cluster {name} is not running: nothing to stop")?;
             }
             Ok(())
@@ -350,7 +358,7 @@ pub(crate) fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::R
     let members = tree.select_nodes(roles, nodes)?;
     let _lock = crate::lock::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
-    ops::stop(&tree, &client, &members)?;
+    ops::stop(&tree, &client, &members.programs())?;
     ops::start(
         &tree,
         &client,

@@ -312,8 +312,9 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
     }
 }
 
-/// The daemon is this cluster's and has loaded exactly the programs in meta.yaml (an include
-/// that matches nothing is silent in the daemon, docs/supervisord.md §3).
+/// The daemon is this cluster's and has loaded exactly the programs in meta.yaml, nodes and
+/// monitoring (an include that matches nothing is silent in the daemon, docs/supervisord.md
+/// §3; one that matches a hand-added file loads it).
 fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
     let loaded: BTreeSet<String> = client
         .get_all_process_info()
@@ -321,7 +322,12 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
         .iter()
         .map(|p| p.qualified())
         .collect();
-    let wanted: BTreeSet<String> = tree.members.iter().map(Member::qualified).collect();
+    let wanted: BTreeSet<String> = tree
+        .all()
+        .programs()
+        .iter()
+        .map(|p| p.qualified())
+        .collect();
     if loaded != wanted {
         let missing: Vec<&String> = wanted.difference(&loaded).collect();
         let extra: Vec<&String> = loaded.difference(&wanted).collect();
@@ -383,7 +389,7 @@ fn shutdown(tree: &Tree) -> anyhow::Result<()> {
         return Ok(());
     };
     let pid = client.get_pid().map_err(|e| tree.explain(e))?;
-    ops::stop(tree, &client, &tree.members)?;
+    ops::stop(tree, &client, &tree.all().programs())?;
     match client.shutdown() {
         Ok(_) | Err(supervisor::Error::NotRunning) => {}
         Err(e) => return Err(tree.explain(e)),

@@ -12,7 +12,7 @@ pub(crate) mod status;
 use crate::error::InputError;
 use crate::layout::Layout;
 use crate::meta::{self, Meta};
-use crate::model::{program_name, Role};
+use crate::model::{program_name, Role, Service};
 use crate::supervisor::{self, fault, Client};
 use anyhow::anyhow;
 use std::collections::BTreeSet;
@@ -58,6 +58,134 @@ impl Member {
     }
 }
 
+/// A monitoring program of a generated tree (the event listener or the exporter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    pub service: Service,
+    /// The exporter's port.
+    pub port: Option<u16>,
+    pub log_file: PathBuf,
+}
+
+impl Monitor {
+    pub fn program(&self) -> &'static str {
+        self.service.program()
+    }
+    pub fn group(&self) -> &'static str {
+        self.service.group()
+    }
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.group(), self.program())
+    }
+}
+
+/// A program supervisord runs, as the ordered start and stop handle it: a node, a monitoring
+/// program, or whatever the daemon reports (a program no longer in the tree).
+pub(crate) trait Program {
+    /// `group:name`, the name supervisord answers to.
+    fn qualified(&self) -> String;
+    fn name(&self) -> &str;
+    /// Where its output goes (for a failure's last lines); empty when unknown.
+    fn log_file(&self) -> &Path;
+    /// `host:port` for messages, or empty.
+    fn address(&self) -> String;
+    /// Stop order: routers (0), mongods (1), config servers (2), then the rest (3), so that
+    /// monitoring sees every node stop. A group mup does not know is never taken for a node's.
+    fn stop_rank(&self) -> usize;
+}
+
+fn role_rank(role: Role) -> usize {
+    Role::TIERS.len() - 1 - Role::TIERS.iter().position(|r| *r == role).unwrap_or(0)
+}
+
+/// Rank of the programs that are not nodes.
+pub(crate) const LAST_RANK: usize = Role::TIERS.len();
+
+impl Program for Member {
+    fn qualified(&self) -> String {
+        Member::qualified(self)
+    }
+    fn name(&self) -> &str {
+        &self.program
+    }
+    fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+    fn address(&self) -> String {
+        Member::address(self)
+    }
+    fn stop_rank(&self) -> usize {
+        role_rank(self.role)
+    }
+}
+
+impl Program for Monitor {
+    fn qualified(&self) -> String {
+        Monitor::qualified(self)
+    }
+    fn name(&self) -> &str {
+        self.program()
+    }
+    fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+    fn address(&self) -> String {
+        self.port
+            .map(|p| crate::naming::address("127.0.0.1", p))
+            .unwrap_or_default()
+    }
+    fn stop_rank(&self) -> usize {
+        LAST_RANK
+    }
+}
+
+impl Program for supervisor::ProcessInfo {
+    fn qualified(&self) -> String {
+        supervisor::ProcessInfo::qualified(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn log_file(&self) -> &Path {
+        Path::new(&self.logfile)
+    }
+    fn address(&self) -> String {
+        String::new()
+    }
+    fn stop_rank(&self) -> usize {
+        // Only a node group with a node's program name is a node's.
+        match Role::from_group(&self.group) {
+            Some(role) if self.name.starts_with(role.program_prefix()) => role_rank(role),
+            _ => LAST_RANK,
+        }
+    }
+}
+
+/// The programs a command acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// In tier order.
+    pub nodes: Vec<Member>,
+    pub monitors: Vec<Monitor>,
+}
+
+impl Selection {
+    pub fn len(&self) -> usize {
+        self.nodes.len() + self.monitors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every program, nodes first.
+    pub(crate) fn programs(&self) -> Vec<&dyn Program> {
+        self.nodes
+            .iter()
+            .map(|m| m as &dyn Program)
+            .chain(self.monitors.iter().map(|m| m as &dyn Program))
+            .collect()
+    }
+}
+
 /// A generated cluster tree, loaded.
 #[derive(Debug, Clone)]
 pub struct Tree {
@@ -66,6 +194,8 @@ pub struct Tree {
     pub port: u16,
     /// In tier order (config servers, mongods, routers), as gen wrote them.
     pub members: Vec<Member>,
+    /// The monitoring programs that are on.
+    pub services: Vec<Monitor>,
 }
 
 impl Tree {
@@ -126,11 +256,27 @@ impl Tree {
             });
         }
         members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
+        let mut services = Vec::new();
+        for (i, s) in meta.services.iter().enumerate() {
+            let service = Service::from_meta_type(&s.kind).ok_or_else(|| {
+                InputError::new(
+                    &shown,
+                    format!("services[{i}].type"),
+                    format!("{:?} is not events or metrics", s.kind),
+                )
+            })?;
+            services.push(Monitor {
+                service,
+                port: s.port,
+                log_file: PathBuf::from(&s.log_file),
+            });
+        }
         Ok(Tree {
             layout,
             meta,
             port,
             members,
+            services,
         })
     }
 
@@ -139,8 +285,8 @@ impl Tree {
     }
 
     /// A client with this tree's credentials: only for a daemon proven ours first
-    /// ([`daemon::running`]).
-    fn client(&self) -> Client {
+    /// ([`daemon::running`], [`owner::daemon`]).
+    pub(crate) fn client(&self) -> Client {
         Client::new(
             self.port,
             self.meta.supervisor_user.as_deref().unwrap_or_default(),
@@ -157,8 +303,17 @@ impl Tree {
         self.members
             .iter()
             .map(|m| m.program.as_str())
+            .chain(self.services.iter().map(|m| -> &str { m.program() }))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// Every program of the tree.
+    pub fn all(&self) -> Selection {
+        Selection {
+            nodes: self.members.clone(),
+            monitors: self.services.clone(),
+        }
     }
 
     /// The members named by `targets` (program, `group:program`, or group name) and
@@ -167,9 +322,31 @@ impl Tree {
         &self,
         targets: &[String],
         replica_set: Option<&str>,
-    ) -> anyhow::Result<Vec<Member>> {
+    ) -> anyhow::Result<Selection> {
+        if targets.is_empty() && replica_set.is_none() {
+            return Ok(self.all());
+        }
         let mut chosen: BTreeSet<usize> = BTreeSet::new();
+        let mut monitors: Vec<Monitor> = Vec::new();
         for t in targets {
+            let named: Vec<&Monitor> = self
+                .services
+                .iter()
+                .filter(|m| {
+                    *t == m.program()
+                        || *t == m.qualified()
+                        || *t == m.group()
+                        || *t == format!("{}:*", m.group())
+                })
+                .collect();
+            if !named.is_empty() {
+                for m in named {
+                    if !monitors.contains(m) {
+                        monitors.push(m.clone());
+                    }
+                }
+                continue;
+            }
             let hits: Vec<usize> = self
                 .members
                 .iter()
@@ -224,18 +401,23 @@ impl Tree {
             }
             chosen.extend(hits);
         }
-        if targets.is_empty() && replica_set.is_none() {
-            return Ok(self.members.clone());
-        }
-        Ok(chosen
-            .into_iter()
-            .map(|i| self.members[i].clone())
-            .collect())
+        monitors.sort_by_key(|m| m.service);
+        Ok(Selection {
+            nodes: chosen
+                .into_iter()
+                .map(|i| self.members[i].clone())
+                .collect(),
+            monitors,
+        })
     }
 
     /// The members of `roles` (all when empty) that are also among `nodes` (`host:port`,
-    /// all when empty): `mup cluster`'s `-R`/`-N`, as in tiup.
-    pub fn select_nodes(&self, roles: &[Role], nodes: &[String]) -> anyhow::Result<Vec<Member>> {
+    /// all when empty): `mup cluster`'s `-R`/`-N`, as in tiup. Without filters, the
+    /// monitoring programs too.
+    pub fn select_nodes(&self, roles: &[Role], nodes: &[String]) -> anyhow::Result<Selection> {
+        if roles.is_empty() && nodes.is_empty() {
+            return Ok(self.all());
+        }
         let ids: Vec<&str> = nodes.iter().map(|n| n.trim()).collect();
         if let Some(id) = ids.iter().find(|id| !self.members.iter().any(|m| m.is(id))) {
             let known: Vec<String> = self.members.iter().map(Member::address).collect();
@@ -250,17 +432,25 @@ impl Tree {
             )
             .into());
         }
-        Ok(self
-            .members
-            .iter()
-            .filter(|m| roles.is_empty() || roles.contains(&m.role))
-            .filter(|m| ids.is_empty() || ids.iter().any(|id| m.is(id)))
-            .cloned()
-            .collect())
+        Ok(Selection {
+            nodes: self
+                .members
+                .iter()
+                .filter(|m| roles.is_empty() || roles.contains(&m.role))
+                .filter(|m| ids.is_empty() || ids.iter().any(|id| m.is(id)))
+                .cloned()
+                .collect(),
+            monitors: Vec::new(),
+        })
     }
 
     fn groups(&self) -> Vec<&'static str> {
-        let mut g: Vec<&'static str> = self.members.iter().map(Member::group).collect();
+        let mut g: Vec<&'static str> = self
+            .members
+            .iter()
+            .map(Member::group)
+            .chain(self.services.iter().map(Monitor::group))
+            .collect();
         g.dedup();
         g
     }
@@ -333,15 +523,20 @@ pub(crate) fn connect(tree: &Tree) -> anyhow::Result<Client> {
     )))
 }
 
-/// The last `lines` lines of a program's log, from the daemon.
-pub(crate) fn log_tail(client: &Client, member: &Member, lines: usize) -> String {
-    match client.tail_process_stdout_log(&member.qualified(), 0, 4096) {
-        Ok((text, _, _)) => {
-            let all: Vec<&str> = text.lines().collect();
-            all[all.len().saturating_sub(lines)..].join("\n")
-        }
-        Err(e) => format!("(log unavailable: {e})"),
-    }
+/// The last `lines` lines of a program's log, from the daemon (or from its file, for the
+/// event listener, whose log is its stderr).
+pub(crate) fn log_tail(client: &Client, program: &dyn Program, lines: usize) -> String {
+    let text = match client.tail_process_stdout_log(&program.qualified(), 0, 4096) {
+        Ok((text, _, _)) => text,
+        Err(e) => match std::fs::read(program.log_file()) {
+            Ok(bytes) => {
+                String::from_utf8_lossy(&bytes[bytes.len().saturating_sub(4096)..]).into_owned()
+            }
+            Err(_) => return format!("(log unavailable: {e})"),
+        },
+    };
+    let all: Vec<&str> = text.lines().collect();
+    all[all.len().saturating_sub(lines)..].join("\n")
 }
 
 /// The directory of the cluster called `name` under `MUP_HOME`, which must exist;

@@ -3,7 +3,7 @@
 //! begins as soon as the previous tier's ports accept TCP connections; the command returns
 //! when every target is RUNNING. Stop goes the other way, each tier at once.
 
-use super::{log_tail, owner, procs, Member, Tree};
+use super::{log_tail, owner, procs, Member, Monitor, Program, Selection, Tree, LAST_RANK};
 use crate::init;
 use crate::model::Role;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
@@ -57,13 +57,13 @@ fn tier_name(role: Role) -> &'static str {
     }
 }
 
-/// One `system.multicall` of `method(name, false)` for each member (never a waiting call
+/// One `system.multicall` of `method(name, false)` for each program (never a waiting call
 /// after another: those run one by one, docs/supervisord.md §5).
 fn call_each(
     tree: &Tree,
     client: &Client,
     method: &str,
-    members: &[&Member],
+    members: &[&dyn Program],
 ) -> anyhow::Result<Vec<Result<(), crate::supervisor::Error>>> {
     if members.is_empty() {
         return Ok(Vec::new());
@@ -85,12 +85,17 @@ fn call_each(
         .collect())
 }
 
-fn failure(client: &Client, m: &Member, why: &str) -> String {
+fn failure(client: &Client, m: &dyn Program, why: &str) -> String {
+    let address = m.address();
+    let at = if address.is_empty() {
+        String::new()
+    } else {
+        format!(" ({address})")
+    };
     format!(
-        "{} ({}) {why}; last lines of {}:\n{}",
-        m.program,
-        m.address(),
-        m.log_file.display(),
+        "{}{at} {why}; last lines of {}:\n{}",
+        m.name(),
+        m.log_file().display(),
         indent(&log_tail(client, m, 10))
     )
 }
@@ -113,19 +118,23 @@ fn say(bar: &ProgressBar, line: String) {
     }
 }
 
-/// Starts `members` in tier order; returns when all are RUNNING, or fails naming each
-/// process that could not start, with the end of its log. With `init` (a whole-cluster
-/// start), the cluster is made ready between tiers: the config servers' set is initiated
-/// and has a primary before the shards start, every set has a primary before the routers
-/// start (a mongos listens only then), and every shard is added once a router listens.
+/// Starts `selection` in order: the monitoring programs first (so that the event listener
+/// sees every node start), then the nodes tier by tier; returns when all are RUNNING, or
+/// fails naming each process that could not start, with the end of its log. With `init` (a
+/// whole-cluster start), the cluster is made ready between tiers: the config servers' set is
+/// initiated and has a primary before the shards start, every set has a primary before the
+/// routers start (a mongos listens only then), and every shard is added once a router
+/// listens.
 pub(crate) fn start(
     tree: &Tree,
     client: &Client,
-    members: &[Member],
+    selection: &Selection,
     init: bool,
 ) -> anyhow::Result<()> {
-    let bar = progress(members.len());
+    let members = &selection.nodes;
+    let bar = progress(selection.len());
     let began = Instant::now();
+    start_monitors(tree, client, &selection.monitors)?;
     let mut started: Vec<&Member> = Vec::new();
     for role in Role::TIERS {
         let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
@@ -140,10 +149,10 @@ pub(crate) fn start(
                 .unwrap_or(state::STOPPED)
         };
         // A BACKOFF process answers ALREADY_STARTED: stop it first (docs/supervisord.md §5).
-        let backoff: Vec<&Member> = tier
+        let backoff: Vec<&dyn Program> = tier
             .iter()
-            .copied()
             .filter(|m| st(m) == state::BACKOFF)
+            .map(|m| *m as &dyn Program)
             .collect();
         if !backoff.is_empty() {
             stop_tier(tree, client, &backoff)?;
@@ -151,7 +160,8 @@ pub(crate) fn start(
         let idle: Vec<&Member> = tier
             .iter()
             .copied()
-            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING) || backoff.contains(m))
+            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING | state::BACKOFF))
+            .chain(tier.iter().copied().filter(|m| st(m) == state::BACKOFF))
             .collect();
         // Something else on a node's port would make the start fail with exit 48 and look
         // ready to the port check below.
@@ -178,16 +188,21 @@ pub(crate) fn start(
                 held.join("\n  ")
             );
         }
+        let idle_programs: Vec<&dyn Program> = idle.iter().map(|m| *m as &dyn Program).collect();
         let mut failures = Vec::new();
-        for (m, r) in idle
-            .iter()
-            .zip(call_each(tree, client, "supervisor.startProcess", &idle)?)
-        {
+        for (m, r) in idle_programs.iter().zip(call_each(
+            tree,
+            client,
+            "supervisor.startProcess",
+            &idle_programs,
+        )?) {
             match r {
                 Ok(()) => {}
                 Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
                 Err(e) if e.fault_code() == Some(fault::BAD_NAME) => return Err(tree.explain(e)),
-                Err(e) => failures.push(failure(client, m, &format!("could not be started ({e})"))),
+                Err(e) => {
+                    failures.push(failure(client, *m, &format!("could not be started ({e})")))
+                }
             }
         }
         if failures.is_empty() {
@@ -232,9 +247,18 @@ pub(crate) fn start(
     }
     bar.set_message("waiting for RUNNING (startsecs)");
     bar.set_position(0);
-    let failures = wait_tier(tree, client, &started, &bar, START_LIMIT, |p, _| {
+    let monitors: Vec<&Monitor> = selection.monitors.iter().collect();
+    let mut failures = wait_tier(tree, client, &monitors, &bar, START_LIMIT, |p, _| {
         p.state == state::RUNNING
     })?;
+    failures.extend(wait_tier(
+        tree,
+        client,
+        &started,
+        &bar,
+        START_LIMIT,
+        |p, _| p.state == state::RUNNING,
+    )?);
     bar.finish_and_clear();
     if !failures.is_empty() {
         bail!(
@@ -245,9 +269,40 @@ pub(crate) fn start(
     }
     outln!(
         "{} program(s) RUNNING ({:.1} s)",
-        members.len(),
+        selection.len(),
         began.elapsed().as_secs_f64()
     )?;
+    Ok(())
+}
+
+/// Starts the monitoring programs that are not running, without waiting (they are waited for
+/// with the nodes, at the end).
+fn start_monitors(tree: &Tree, client: &Client, monitors: &[Monitor]) -> anyhow::Result<()> {
+    if monitors.is_empty() {
+        return Ok(());
+    }
+    let now = infos(tree, client)?;
+    let idle: Vec<&dyn Program> = monitors
+        .iter()
+        .filter(|m| {
+            !now.get(&m.qualified())
+                .is_some_and(|p| matches!(p.state, state::RUNNING | state::STARTING))
+        })
+        .map(|m| m as &dyn Program)
+        .collect();
+    for (m, r) in idle
+        .iter()
+        .zip(call_each(tree, client, "supervisor.startProcess", &idle)?)
+    {
+        match r {
+            Ok(()) => {}
+            Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
+            Err(e) => bail!(
+                "{}",
+                failure(client, *m, &format!("could not be started ({e})"))
+            ),
+        }
+    }
     Ok(())
 }
 
@@ -267,7 +322,7 @@ fn make_ready(
                 "cluster {}: {f}; last lines of {}:\n{}",
                 tree.name(),
                 m.log_file.display(),
-                indent(&log_tail(client, m, 10))
+                indent(&log_tail(client, m.as_ref(), 10))
             ),
             None => anyhow::anyhow!("cluster {}: {f}", tree.name()),
         }
@@ -321,23 +376,23 @@ fn make_ready(
 
 /// Polls until every member satisfies `ready`, or has failed for good (FATAL, EXITED, or
 /// STOPPED behind our back). BACKOFF is waited out: supervisord retries startretries times.
-fn wait_tier(
+fn wait_tier<P: Program>(
     tree: &Tree,
     client: &Client,
-    tier: &[&Member],
+    tier: &[&P],
     bar: &ProgressBar,
     limit: Duration,
-    ready: impl Fn(&ProcessInfo, &Member) -> bool,
+    ready: impl Fn(&ProcessInfo, &P) -> bool,
 ) -> anyhow::Result<Vec<String>> {
     let start = Instant::now();
-    let mut pending: Vec<&Member> = tier.to_vec();
+    let mut pending: Vec<&P> = tier.to_vec();
     let mut failures = Vec::new();
     while !pending.is_empty() {
         let now = infos(tree, client)?;
         let mut still = Vec::new();
         for m in pending {
             let Some(p) = now.get(&m.qualified()) else {
-                failures.push(format!("{} is no longer known to supervisord", m.program));
+                failures.push(format!("{} is no longer known to supervisord", m.name()));
                 continue;
             };
             if ready(p, m) {
@@ -357,14 +412,14 @@ fn wait_tier(
         if !pending.is_empty() {
             if start.elapsed() > limit {
                 for m in &pending {
-                    let why = if m.role == Role::Mongos {
+                    let why = if m.qualified().starts_with(Role::Mongos.group()) {
                         " (a mongos accepts connections only once its config servers' replica set has a primary)"
                     } else {
                         ""
                     };
                     failures.push(failure(
                         client,
-                        m,
+                        *m,
                         &format!("was not ready after {} s{why}", limit.as_secs()),
                     ));
                 }
@@ -376,47 +431,89 @@ fn wait_tier(
     Ok(failures)
 }
 
-/// Stops `members` in reverse tier order, each tier at once; idempotent.
-pub(crate) fn stop(tree: &Tree, client: &Client, members: &[Member]) -> anyhow::Result<()> {
+/// Stops `programs` in order: routers, mongods, config servers, then everything else (the
+/// monitoring programs last), each rank at once; idempotent. Before the event listener
+/// stops, it is given time to record the stops it has not written yet.
+pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> anyhow::Result<()> {
     let began = Instant::now();
-    // The pids let each tier wait for its processes' exit locally (/proc), without a round
+    // The pids let each rank wait for its processes' exit locally (/proc), without a round
     // trip to the daemon per poll; supervisord's view is checked once, at the end.
     let pids: BTreeMap<String, u32> = infos(tree, client)?
         .into_iter()
         .filter(|(_, p)| p.pid > 0)
         .map(|(q, p)| (q, p.pid))
         .collect();
-    for role in Role::TIERS.into_iter().rev() {
-        let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
+    let mut events = crate::monitor::Tail::at_end(tree.layout.events_log());
+    let mut stopped: Vec<String> = Vec::new();
+    for rank in 0..=LAST_RANK {
+        let tier: Vec<&dyn Program> = programs
+            .iter()
+            .copied()
+            .filter(|p| p.stop_rank() == rank)
+            .collect();
+        if tier.is_empty() {
+            continue;
+        }
+        if rank == LAST_RANK && tier.iter().any(|p| is_listener(*p)) {
+            await_recorded(&mut events, &stopped);
+        }
         send_stops(tree, client, &tier)?;
         let tier_pids: Vec<u32> = tier
             .iter()
             .filter_map(|m| pids.get(&m.qualified()).copied())
             .collect();
+        stopped.extend(
+            tier.iter()
+                .filter(|m| pids.contains_key(&m.qualified()))
+                .map(|m| m.name().to_string()),
+        );
         let start = Instant::now();
         while tier_pids.iter().any(|p| procs::alive(*p)) && start.elapsed() < STOP_LIMIT {
             std::thread::sleep(EXIT_POLL);
         }
     }
-    let all: Vec<&Member> = members.iter().collect();
-    wait_stopped(tree, client, &all)?;
+    wait_stopped(tree, client, programs)?;
     outln!(
         "{} program(s) stopped ({:.1} s)",
-        members.len(),
+        programs.len(),
         began.elapsed().as_secs_f64()
     )?;
     Ok(())
 }
 
+fn is_listener(p: &dyn Program) -> bool {
+    p.name() == crate::naming::Service::Events.program()
+}
+
+/// How long a stop waits for the event listener to record the stops before it stops it.
+const RECORD_LIMIT: Duration = Duration::from_secs(3);
+
+/// Waits (bounded) until events.log holds the end of each of `programs` (STOPPED, EXITED or
+/// FATAL): supervisord hands events to the listener one at a time, after the transition.
+fn await_recorded(events: &mut crate::monitor::Tail, programs: &[String]) {
+    let mut pending: Vec<&String> = programs.iter().collect();
+    let start = Instant::now();
+    while !pending.is_empty() && start.elapsed() < RECORD_LIMIT {
+        for ev in events.read_new() {
+            if matches!(ev.to.as_str(), "STOPPED" | "EXITED" | "FATAL") {
+                pending.retain(|p| **p != ev.program);
+            }
+        }
+        if !pending.is_empty() {
+            std::thread::sleep(STOP_POLL);
+        }
+    }
+}
+
 /// Stops one tier and waits until supervisord reports it stopped.
-fn stop_tier(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
+fn stop_tier(tree: &Tree, client: &Client, tier: &[&dyn Program]) -> anyhow::Result<()> {
     send_stops(tree, client, tier)?;
     wait_stopped(tree, client, tier)
 }
 
 /// One multicall of `stopProcess(name, false)`. No state lookup first: a stopped program
 /// answers NOT_RUNNING, which is success here.
-fn send_stops(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<()> {
+fn send_stops(tree: &Tree, client: &Client, tier: &[&dyn Program]) -> anyhow::Result<()> {
     for (m, r) in tier
         .iter()
         .zip(call_each(tree, client, "supervisor.stopProcess", tier)?)
@@ -424,18 +521,18 @@ fn send_stops(tree: &Tree, client: &Client, tier: &[&Member]) -> anyhow::Result<
         match r {
             Ok(()) => {}
             Err(e) if e.fault_code() == Some(fault::NOT_RUNNING) => {}
-            Err(e) => bail!("cluster {}: cannot stop {}: {e}", tree.name(), m.program),
+            Err(e) => bail!("cluster {}: cannot stop {}: {e}", tree.name(), m.name()),
         }
     }
     Ok(())
 }
 
-/// Polls the daemon until none of `members` is running, starting, stopping or backing off.
-fn wait_stopped(tree: &Tree, client: &Client, members: &[&Member]) -> anyhow::Result<()> {
+/// Polls the daemon until none of `programs` is running, starting, stopping or backing off.
+fn wait_stopped(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
         let now = infos(tree, client)?;
-        let busy: Vec<&str> = members
+        let busy: Vec<&str> = programs
             .iter()
             .filter(|m| {
                 now.get(&m.qualified()).is_some_and(|p| {
@@ -445,7 +542,7 @@ fn wait_stopped(tree: &Tree, client: &Client, members: &[&Member]) -> anyhow::Re
                     )
                 })
             })
-            .map(|m| m.program.as_str())
+            .map(|m| m.name())
             .collect();
         if busy.is_empty() {
             return Ok(());

@@ -2,12 +2,10 @@
 //! update`, but never leaves a program stopped that was running. Never calls `restart()`
 //! (it stops every node and, with autostart=false, leaves them stopped: docs/supervisord.md §4).
 
-use super::{ops, Member, Tree};
-use crate::model::Role;
+use super::{ops, Program, Selection, Tree};
 use crate::supervisor::{fault, state, Client, ProcessInfo, Reload};
 use anyhow::anyhow;
-use std::collections::{BTreeMap, BTreeSet};
-use std::path::PathBuf;
+use std::collections::BTreeSet;
 
 /// What happens to a group.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -42,41 +40,48 @@ pub(crate) struct Step {
     pub note: String,
 }
 
-fn pseudo_member(p: &ProcessInfo) -> Member {
-    let role = Role::from_group(&p.group).unwrap_or(Role::Mongod);
-    Member {
-        role,
-        host: String::new(),
-        port: p
-            .name
-            .rsplit('-')
-            .next()
-            .and_then(|x| x.parse().ok())
-            .unwrap_or(0),
-        replica_set: None,
-        program: p.name.clone(),
-        data_dir: None,
-        data_dir_created: false,
-        config_file: PathBuf::new(),
-        log_file: PathBuf::new(),
-        priority: None,
-        hidden: None,
-        votes: None,
-    }
-}
-
 fn is_live(p: &ProcessInfo) -> bool {
     matches!(p.state, state::RUNNING | state::STARTING | state::BACKOFF)
 }
 
+/// One program of the tree, as reload plans it.
+#[derive(Debug, Clone, PartialEq, Eq)]
+pub(crate) struct Wanted {
+    pub group: String,
+    pub program: String,
+    /// A monitoring program: supervisord starts it when its group is added (autostart).
+    pub autostart: bool,
+}
+
+/// Every program of the tree.
+fn wanted(tree: &Tree) -> Vec<Wanted> {
+    let sel = tree.all();
+    sel.nodes
+        .iter()
+        .map(|m| Wanted {
+            group: m.group().into(),
+            program: m.program.clone(),
+            autostart: false,
+        })
+        .chain(sel.monitors.iter().map(|m| Wanted {
+            group: m.group().into(),
+            program: m.program().into(),
+            autostart: true,
+        }))
+        .collect()
+}
+
 /// The plan for a diff of `reloadConfig()`: pure, from the programs that ran before
-/// (`before`) and the tree's members.
-pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) -> Vec<Step> {
-    let cluster_running = before.iter().any(is_live);
+/// (`before`) and the tree's programs. A group is handled by what the tree and the daemon
+/// say it holds, never by its name: an unknown group is only ever stopped and removed.
+pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -> Vec<Step> {
+    let cluster_running = before
+        .iter()
+        .any(|p| is_live(p) && p.stop_rank() < super::LAST_RANK);
     let in_group =
         |g: &str| -> Vec<&ProcessInfo> { before.iter().filter(|p| p.group == g).collect() };
     let new_members =
-        |g: &str| -> Vec<&Member> { members.iter().filter(|m| m.group() == g).collect() };
+        |g: &str| -> Vec<&Wanted> { programs.iter().filter(|m| m.group == g).collect() };
     let mut steps = Vec::new();
     for g in &diff.removed {
         let stop: Vec<String> = in_group(g)
@@ -108,7 +113,9 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) ->
         let start: Vec<String> = new
             .iter()
             .filter(|m| {
-                (stop.contains(&m.program)) || (group_up && added.contains(&m.program.as_str()))
+                m.autostart
+                    || stop.contains(&m.program)
+                    || (group_up && added.contains(&m.program.as_str()))
             })
             .map(|m| m.program.clone())
             .collect();
@@ -128,12 +135,16 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, members: &[Member]) ->
         });
     }
     for g in &diff.added {
-        let start: Vec<String> = if cluster_running {
-            new_members(g).iter().map(|m| m.program.clone()).collect()
-        } else {
-            vec![]
-        };
-        let note = if cluster_running {
+        let members = new_members(g);
+        let monitoring = !members.is_empty() && members.iter().all(|m| m.autostart);
+        let start: Vec<String> = members
+            .iter()
+            .filter(|m| cluster_running || m.autostart)
+            .map(|m| m.program.clone())
+            .collect();
+        let note = if monitoring {
+            "new monitoring program; started, as it is with the daemon"
+        } else if cluster_running {
             "new group; the cluster is running, so it is started"
         } else {
             "new group; the cluster is stopped, so it is only added"
@@ -157,7 +168,7 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
         Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),
         _ => tree.explain(e),
     })?;
-    let steps = plan(&before, &diff, &tree.members);
+    let steps = plan(&before, &diff, &wanted(tree));
     if steps.is_empty() {
         outln!(
             "cluster {}: supervisord already runs the tree's configuration; nothing to do",
@@ -192,13 +203,16 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
         return Ok(());
     }
 
-    // Stop what must stop (routers first), then swap the groups, then start in tier order.
-    let by_name: BTreeMap<&str, &ProcessInfo> =
-        before.iter().map(|p| (p.name.as_str(), p)).collect();
-    let to_stop: Vec<Member> = steps
+    // Stop what must stop (routers first, monitoring last), as the daemon knows it, then
+    // swap the groups, then start in order.
+    let stopping: BTreeSet<(&str, &str)> = steps
         .iter()
-        .flat_map(|s| s.stop.iter())
-        .filter_map(|n| by_name.get(n.as_str()).map(|p| pseudo_member(p)))
+        .flat_map(|s| s.stop.iter().map(move |n| (s.group.as_str(), n.as_str())))
+        .collect();
+    let to_stop: Vec<&dyn Program> = before
+        .iter()
+        .filter(|p| stopping.contains(&(p.group.as_str(), p.name.as_str())))
+        .map(|p| p as &dyn Program)
         .collect();
     if !to_stop.is_empty() {
         ops::stop(tree, client, &to_stop)?;
@@ -221,12 +235,19 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
         .iter()
         .flat_map(|s| s.start.iter().map(String::as_str))
         .collect();
-    let to_start: Vec<Member> = tree
-        .members
-        .iter()
-        .filter(|m| starting.contains(m.program.as_str()))
-        .cloned()
-        .collect();
+    let all = tree.all();
+    let to_start = Selection {
+        nodes: all
+            .nodes
+            .into_iter()
+            .filter(|m| starting.contains(m.program.as_str()))
+            .collect(),
+        monitors: all
+            .monitors
+            .into_iter()
+            .filter(|m| starting.contains(m.program()))
+            .collect(),
+    };
     if !to_start.is_empty() {
         ops::start(tree, client, &to_start, false)?;
     }
@@ -237,6 +258,7 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::model::Role;
 
     fn info(group: &str, name: &str, state: i32) -> ProcessInfo {
         ProcessInfo {
@@ -255,14 +277,12 @@ mod tests {
         }
     }
 
-    fn member(role: Role, port: u16) -> Member {
-        let mut m = pseudo_member(&info(
-            role.group(),
-            &crate::naming::program_name(role, port),
-            0,
-        ));
-        m.role = role;
-        m
+    fn member(role: Role, port: u16) -> Wanted {
+        Wanted {
+            group: role.group().into(),
+            program: crate::naming::program_name(role, port),
+            autostart: false,
+        }
     }
 
     #[test]
@@ -294,6 +314,45 @@ mod tests {
             "not the stopped mongod-2"
         );
         assert_eq!(by_kind(StepKind::Added).start, vec!["config-server-5"]);
+    }
+
+    #[test]
+    fn an_unknown_group_is_only_stopped_and_removed_and_monitoring_starts_with_its_group() {
+        // A hand-added listener, named like nothing mup makes, and a running cluster.
+        let before = vec![
+            info("mongod-servers", "mongod-1", state::RUNNING),
+            info("crashmail", "crashmail", state::RUNNING),
+        ];
+        let diff = Reload {
+            added: vec!["monitoring".into()],
+            changed: vec![],
+            removed: vec!["crashmail".into()],
+        };
+        let metrics = Wanted {
+            group: "monitoring".into(),
+            program: "mup-metrics".into(),
+            autostart: true,
+        };
+        let steps = plan(&before, &diff, &[member(Role::Mongod, 1), metrics]);
+        let removed = steps
+            .iter()
+            .find(|s| s.kind == StepKind::Removed)
+            .expect("removed");
+        assert_eq!(
+            (removed.group.as_str(), removed.stop.clone()),
+            ("crashmail", vec!["crashmail".to_string()])
+        );
+        assert!(removed.start.is_empty());
+        let added = steps
+            .iter()
+            .find(|s| s.kind == StepKind::Added)
+            .expect("added");
+        assert_eq!(added.start, vec!["mup-metrics"]);
+        assert_eq!(
+            before[1].stop_rank(),
+            super::super::LAST_RANK,
+            "never taken for a node"
+        );
     }
 
     #[test]

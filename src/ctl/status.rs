@@ -1,6 +1,6 @@
 //! `mup ctl status`: one row per program from one getAllProcessInfo, as a table or as JSON.
 
-use super::{Member, Tree};
+use super::{Selection, Tree};
 use crate::supervisor::{state, Client, ProcessInfo};
 use crate::table;
 use serde::Serialize;
@@ -29,11 +29,12 @@ pub(crate) struct Daemon {
 pub(crate) struct Program {
     pub name: String,
     pub group: String,
-    /// config | mongod | mongos
+    /// config | mongod | mongos, or events | metrics for the monitoring programs
     pub role: String,
     pub replica_set: Option<String>,
     pub host: String,
-    pub port: u16,
+    /// `None` for the event listener, which listens on no port.
+    pub port: Option<u16>,
     /// supervisord's state name (STOPPED, STARTING, RUNNING, BACKOFF, STOPPING, EXITED, FATAL),
     /// or UNSUPERVISED: the node's process runs, but the daemon does not.
     pub state: String,
@@ -48,13 +49,15 @@ impl Program {
     }
 }
 
-/// Collects the status of `members`; with the daemon down, every program shows STOPPED.
+/// Collects the status of `selection` (nodes first, then the monitoring programs); with the
+/// daemon down, every program shows STOPPED.
 pub(crate) fn collect(
     tree: &Tree,
     client: Option<&Client>,
-    members: &[Member],
+    selection: &Selection,
     with_pid: bool,
 ) -> anyhow::Result<Status> {
+    let members = &selection.nodes;
     let mut daemon = Daemon {
         url: tree.url(),
         state: "DOWN".into(),
@@ -79,7 +82,22 @@ pub(crate) fn collect(
     } else {
         BTreeMap::new()
     };
-    let programs = members
+    let state_of = |info: Option<&ProcessInfo>, loose_pid: Option<u32>| -> String {
+        info.map(|p| p.statename.clone()).unwrap_or_else(|| {
+            if client.is_some() {
+                "UNKNOWN".into()
+            } else if loose_pid.is_some() {
+                UNSUPERVISED.into()
+            } else {
+                "STOPPED".into()
+            }
+        })
+    };
+    let pid_of = |info: Option<&ProcessInfo>| {
+        info.filter(|p| p.pid > 0 && p.state != state::STOPPED)
+            .map(|p| p.pid)
+    };
+    let mut programs: Vec<Program> = members
         .iter()
         .map(|m| {
             let info = infos.get(&m.qualified());
@@ -90,25 +108,29 @@ pub(crate) fn collect(
                 role: m.role.label().to_string(),
                 replica_set: m.replica_set.clone(),
                 host: m.host.clone(),
-                port: m.port,
-                state: info.map(|p| p.statename.clone()).unwrap_or_else(|| {
-                    if client.is_some() {
-                        "UNKNOWN".into()
-                    } else if loose_pid.is_some() {
-                        UNSUPERVISED.into()
-                    } else {
-                        "STOPPED".into()
-                    }
-                }),
-                pid: info
-                    .filter(|p| p.pid > 0 && p.state != state::STOPPED)
-                    .map(|p| p.pid)
-                    .or(loose_pid),
+                port: Some(m.port),
+                state: state_of(info, loose_pid),
+                pid: pid_of(info).or(loose_pid),
                 uptime_seconds: info.and_then(ProcessInfo::uptime),
                 log_file: m.log_file.display().to_string(),
             }
         })
         .collect();
+    programs.extend(selection.monitors.iter().map(|m| {
+        let info = infos.get(&m.qualified());
+        Program {
+            name: m.program().to_string(),
+            group: m.group().to_string(),
+            role: m.service.meta_type().to_string(),
+            replica_set: None,
+            host: "127.0.0.1".into(),
+            port: m.port,
+            state: state_of(info, None),
+            pid: pid_of(info),
+            uptime_seconds: info.and_then(ProcessInfo::uptime),
+            log_file: m.log_file.display().to_string(),
+        }
+    }));
     Ok(Status {
         cluster: tree.name().to_string(),
         supervisord: daemon,
@@ -127,7 +149,9 @@ pub(crate) fn table(status: &Status) -> String {
                 p.group.clone(),
                 p.role.clone(),
                 p.replica_set.clone().unwrap_or_else(|| "-".into()),
-                format!("{}:{}", p.host, p.port),
+                p.port
+                    .map(|port| format!("{}:{port}", p.host))
+                    .unwrap_or_else(|| "-".into()),
                 p.state.clone(),
                 p.pid.map(|x| x.to_string()).unwrap_or_else(|| "-".into()),
                 p.uptime_seconds

@@ -115,6 +115,11 @@ pub(crate) fn free_port() -> u16 {
     unreachable!("the loop only ends by returning")
 }
 
+/// The event listener and the exporter mup adds to every tree (unless turned off).
+pub(crate) fn is_monitoring(program: &str) -> bool {
+    matches!(program, "mup-events" | "mup-metrics")
+}
+
 /// Polls `check` every 50 ms until it is true or `limit` passes.
 pub(crate) fn wait_until(limit: Duration, mut check: impl FnMut() -> bool) -> bool {
     let start = Instant::now();
@@ -222,8 +227,9 @@ impl TestCluster {
         }
         std::fs::write(tmp.path().join("topology.yaml"), text).expect("write topology");
         let meta = format!(
-            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: {}\n",
+            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nmetrics_port: {}\nhome: {}\n",
             stand_in_bin().display(),
+            free_port(),
             free_port(),
             tmp.path().display()
         );
@@ -279,12 +285,14 @@ impl TestCluster {
         client_for(&self.tree)
     }
 
-    /// program name → pid, as supervisord reports them (0 when not running).
+    /// node program name → pid, as supervisord reports them (0 when not running); the
+    /// monitoring programs (mup-events, mup-metrics) are left out.
     pub(crate) fn pids(&self) -> std::collections::BTreeMap<String, u32> {
         self.client()
             .get_all_process_info()
             .expect("getAllProcessInfo")
             .into_iter()
+            .filter(|p| !is_monitoring(&p.name))
             .map(|p| (p.name, p.pid))
             .collect()
     }

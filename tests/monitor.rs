@@ -1,0 +1,541 @@
+//! Events and metrics (issue: observability) against the real supervisord: the event
+//! listener's events.log, `events`, hooks, the exporter's series (checked by promtool and
+//! scraped by a real Prometheus server), reload adding and removing the monitoring programs.
+
+use crate::common::*;
+use std::collections::BTreeMap;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+const ONE_NODE_SET: &str = "mongod_servers:
+  - host: localhost
+    port: {p0}
+    replica_set: rs0
+  - host: localhost
+    port: {p1}
+    replica_set: rs0
+";
+
+/// Every event recorded so far, from `events --json`.
+fn events(c: &TestCluster) -> Vec<serde_json::Value> {
+    let out = c.ok(&["events", "--json"]);
+    out.lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+/// The lines of events.log itself (what the listener wrote).
+fn events_log(tree: &Path) -> Vec<serde_json::Value> {
+    std::fs::read_to_string(tree.join("events.log"))
+        .unwrap_or_default()
+        .lines()
+        .map(|l| serde_json::from_str(l).unwrap_or_else(|e| panic!("{e}: {l}")))
+        .collect()
+}
+
+fn has(events: &[serde_json::Value], program: &str, to: &str) -> bool {
+    events
+        .iter()
+        .any(|e| e["program"] == program && e["to"] == to)
+}
+
+fn pid_of(c: &TestCluster, program: &str) -> u32 {
+    c.ok(&["pid", program]).trim().parse().expect("a pid")
+}
+
+fn kill9(pid: u32) {
+    assert!(std::process::Command::new("kill")
+        .args(["-9", &pid.to_string()])
+        .status()
+        .expect("kill")
+        .success());
+}
+
+fn metrics_port(tree: &Path) -> u16 {
+    read_meta(tree)["metrics_port"]
+        .as_u64()
+        .expect("metrics_port") as u16
+}
+
+/// One scrape, as plain HTTP/1.0 (Prometheus text 0.0.4: no Accept header).
+fn scrape(port: u16) -> String {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect exporter");
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .expect("send");
+    let mut text = String::new();
+    s.read_to_string(&mut text).expect("read");
+    let (head, body) = text.split_once("\r\n\r\n").expect("an HTTP answer");
+    assert!(
+        head.starts_with("HTTP/1.") && head.contains(" 200 "),
+        "{head}"
+    );
+    body.to_string()
+}
+
+/// `series{...labels...} value` lines of one metric: labels as a map, and the value.
+fn samples(body: &str, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+    body.lines()
+        .filter(|l| l.starts_with(&format!("{metric}{{")))
+        .map(|l| {
+            let (labels, value) = l[metric.len() + 1..].rsplit_once("} ").expect("a sample");
+            let map = labels
+                .split("\",")
+                .filter(|kv| !kv.is_empty())
+                .map(|kv| {
+                    let (k, v) = kv.split_once("=\"").expect("label");
+                    (k.to_string(), v.trim_end_matches('"').to_string())
+                })
+                .collect();
+            (map, value.parse().expect("a number"))
+        })
+        .collect()
+}
+
+/// The value of `metric` for program `name`.
+fn value(body: &str, metric: &str, name: &str) -> Option<f64> {
+    samples(body, metric)
+        .into_iter()
+        .find(|(l, _)| l.get("name").map(String::as_str) == Some(name))
+        .map(|(_, v)| v)
+}
+
+#[test]
+fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
+    let c = TestCluster::new("events", ONE_NODE_SET, 2);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let program = format!("mongod-{}", c.ports[0]);
+    let old = pid_of(&c, &program);
+    let killed = Instant::now();
+    kill9(old);
+    let restarted = wait_until(Duration::from_secs(2), || {
+        let log = events_log(&c.tree);
+        let exit = log.iter().position(|e| {
+            e["program"] == program.as_str() && e["to"] == "EXITED" && e["pid"] == old
+        });
+        exit.is_some_and(|i| {
+            log[i + 1..]
+                .iter()
+                .any(|e| e["program"] == program.as_str() && e["to"] == "STARTING")
+        })
+    });
+    assert!(
+        restarted,
+        "EXITED then STARTING within 2 s of kill -9; events.log: {:#?}",
+        events_log(&c.tree)
+    );
+    println!(
+        "kill -9 → EXITED and STARTING recorded within {:.3} s",
+        killed.elapsed().as_secs_f64()
+    );
+    assert!(wait_until(Duration::from_secs(15), || has(
+        &events_log(&c.tree),
+        &program,
+        "RUNNING"
+    ) && events_log(
+        &c.tree
+    )
+    .iter()
+    .filter(|e| e["program"] == program.as_str() && e["to"] == "RUNNING")
+    .count()
+        >= 2));
+
+    let shown = events(&c);
+    let exit = shown
+        .iter()
+        .find(|e| e["program"] == program.as_str() && e["to"] == "EXITED")
+        .expect("the crash in `events --json`");
+    assert_eq!(exit["from"], "RUNNING");
+    assert_eq!(exit["group"], "mongod-servers");
+    assert_eq!(exit["expected"], false);
+    assert_eq!(exit["pid"], old);
+    assert_eq!(exit["exit_status"], -9, "killed by SIGKILL");
+    let human = c.ok(&["events"]);
+    assert!(
+        human.contains(&format!("{program} RUNNING → EXITED (unexpected, exit -9)")),
+        "{human}"
+    );
+
+    let other = format!("mongod-{}", c.ports[1]);
+    c.ok(&["stop", &other]);
+    let after = events_log(&c.tree);
+    let stopping = after
+        .iter()
+        .position(|e| e["program"] == other.as_str() && e["to"] == "STOPPING");
+    let stopped = after
+        .iter()
+        .position(|e| e["program"] == other.as_str() && e["to"] == "STOPPED");
+    assert!(
+        matches!((stopping, stopped), (Some(a), Some(b)) if a < b),
+        "STOPPING then STOPPED for {other}: {after:#?}"
+    );
+    // --since leaves out what is older.
+    std::thread::sleep(Duration::from_millis(1100));
+    let recent = c.ok(&["events", "--since", "1s"]);
+    assert!(!recent.contains("EXITED"), "{recent}");
+}
+
+#[test]
+fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
+    let c = TestCluster::new("hooks", ONE_NODE_SET, 2);
+    let out = c.tmp.path().join("hook-out");
+    let meta = c.tmp.path().join("meta.yaml");
+    let mut text = std::fs::read_to_string(&meta).expect("meta");
+    text.push_str(&format!(
+        "hooks:\n  - on: [EXITED_UNEXPECTED]\n    command: 'echo \"$MUP_CLUSTER $MUP_PROGRAM $MUP_FROM_STATE $MUP_TO_STATE $MUP_EXPECTED $MUP_PID $MUP_EXIT_STATUS $MUP_ROLE $MUP_PORT $MUP_REPLICA_SET\" >> {}'\n  - on: [EXITED, RUNNING]\n    command: exit 7\n",
+        out.display()
+    ));
+    std::fs::write(&meta, text).expect("write meta");
+    c.gen();
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let program = format!("mongod-{}", c.ports[0]);
+    let old = pid_of(&c, &program);
+    kill9(old);
+    assert!(
+        wait_until(Duration::from_secs(5), || out.exists()),
+        "the hook ran"
+    );
+    assert!(wait_until(Duration::from_secs(2), || {
+        std::fs::read_to_string(&out)
+            .unwrap_or_default()
+            .ends_with('\n')
+    }));
+    let line = std::fs::read_to_string(&out).expect("hook output");
+    assert_eq!(
+        line.trim(),
+        format!(
+            "hooks {program} RUNNING EXITED 0 {old} -9 mongod {} rs0",
+            c.ports[0]
+        )
+    );
+    // The failing hook (exit 7 on every EXITED and RUNNING) is logged, and events go on.
+    assert!(wait_until(Duration::from_secs(15), || events_log(&c.tree)
+        .iter()
+        .filter(|e| e["program"] == program.as_str() && e["to"] == "RUNNING")
+        .count()
+        >= 2));
+    let log = std::fs::read_to_string(c.tree.join("logs/supervisor-mup-events.log"))
+        .expect("the listener's log");
+    assert!(
+        log.contains("\"exit 7\"") && log.contains("failed"),
+        "{log}"
+    );
+    assert_eq!(
+        c.status()["programs"].as_array().map(|p| p
+            .iter()
+            .filter(|p| p["name"] == "mup-events" && p["state"] == "RUNNING")
+            .count()),
+        Some(1)
+    );
+}
+
+#[test]
+fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
+    let c = TestCluster::new("metrics", ONE_NODE_SET, 2);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    let (a, b) = (
+        format!("mongod-{}", c.ports[0]),
+        format!("mongod-{}", c.ports[1]),
+    );
+    let body = scrape(port);
+    promtool_accepts(&body);
+    assert_eq!(value(&body, "mup_supervisord_up", ""), None);
+    assert!(
+        body.contains("mup_supervisord_up{cluster=\"metrics\"} 1"),
+        "{body}"
+    );
+    assert!(
+        body.contains("mup_supervisord_state{cluster=\"metrics\"} 1"),
+        "{body}"
+    );
+    let up = samples(&body, "node_supervisord_up");
+    let (labels, v) = up
+        .iter()
+        .find(|(l, _)| l["name"] == a)
+        .expect("a series for the first node");
+    assert_eq!(*v, 1.0);
+    let want: BTreeMap<String, String> = [
+        ("name", a.as_str()),
+        ("group", "mongod-servers"),
+        ("cluster", "metrics"),
+        ("role", "mongod"),
+        ("replica_set", "rs0"),
+        ("host", "localhost"),
+        ("port", &c.ports[0].to_string()),
+    ]
+    .into_iter()
+    .map(|(k, v)| (k.to_string(), v.to_string()))
+    .collect();
+    assert_eq!(labels, &want);
+    assert_eq!(value(&body, "node_supervisord_state", &a), Some(20.0));
+    let pid = pid_of(&c, &a);
+    let rss = value(&body, "mup_process_resident_memory_bytes", &a).expect("rss");
+    let statm: f64 = std::fs::read_to_string(format!("/proc/{pid}/statm"))
+        .expect("statm")
+        .split_whitespace()
+        .nth(1)
+        .and_then(|p| p.parse().ok())
+        .expect("resident pages");
+    assert!(
+        (rss - statm * 4096.0).abs() < 8.0 * 1024.0 * 1024.0,
+        "rss {rss} vs /proc {}",
+        statm * 4096.0
+    );
+    assert!(value(&body, "mup_process_cpu_seconds_total", &a).is_some_and(|s| s > 0.0));
+    let started = value(&body, "node_supervisord_start_time_seconds", &a).expect("start time");
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .expect("clock")
+        .as_secs_f64();
+    assert!(now - started < 120.0 && now >= started);
+    assert_eq!(
+        value(&body, "mup_process_unexpected_exits_total", &a),
+        Some(0.0)
+    );
+    assert_eq!(value(&body, "node_supervisord_up", "mup-events"), Some(1.0));
+
+    c.ok(&["stop", &b]);
+    let body = scrape(port);
+    assert_eq!(value(&body, "node_supervisord_up", &b), Some(0.0));
+    assert_eq!(value(&body, "node_supervisord_state", &b), Some(0.0));
+    assert_eq!(
+        value(&body, "node_supervisord_start_time_seconds", &b),
+        None
+    );
+    assert_eq!(value(&body, "mup_process_resident_memory_bytes", &b), None);
+
+    kill9(pid);
+    assert!(wait_until(Duration::from_secs(5), || {
+        value(&scrape(port), "mup_process_unexpected_exits_total", &a) == Some(1.0)
+    }));
+    let body = scrape(port);
+    promtool_accepts(&body);
+    // Restarted by supervisord: STARTING (10) or already RUNNING again.
+    assert!(matches!(
+        value(&body, "node_supervisord_state", &a),
+        Some(s) if s == 10.0 || s == 20.0
+    ));
+}
+
+fn promtool_accepts(body: &str) {
+    use std::io::Write;
+    let mut child = std::process::Command::new("promtool")
+        .args(["check", "metrics"])
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    child
+        .stdin
+        .take()
+        .expect("stdin")
+        .write_all(body.as_bytes())
+        .expect("write");
+    let out = child.wait_with_output().expect("promtool");
+    assert!(
+        out.status.success(),
+        "promtool check metrics: {}{}\n{body}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+#[test]
+fn a_prometheus_server_scrapes_the_exporter() {
+    let c = TestCluster::new(
+        "scraped",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    let web = free_port();
+    let dir = c.tmp.path().join("prometheus");
+    std::fs::create_dir_all(&dir).expect("mkdir");
+    let config = dir.join("prometheus.yml");
+    std::fs::write(
+        &config,
+        format!("global:\n  scrape_interval: 1s\nscrape_configs:\n  - job_name: mup-scraped\n    static_configs:\n      - targets: [\"127.0.0.1:{port}\"]\n"),
+    )
+    .expect("write config");
+    let mut server = std::process::Command::new("prometheus")
+        .arg(format!("--config.file={}", config.display()))
+        .arg(format!(
+            "--storage.tsdb.path={}",
+            dir.join("data").display()
+        ))
+        .arg(format!("--web.listen-address=127.0.0.1:{web}"))
+        .stdout(std::process::Stdio::null())
+        .stderr(
+            std::fs::File::create(dir.join("log"))
+                .map(std::process::Stdio::from)
+                .expect("log"),
+        )
+        .spawn()
+        .expect("prometheus (Debian's prometheus package; .ci/run installs it)");
+    let query = |q: &str| -> Option<serde_json::Value> {
+        let url = format!("http://127.0.0.1:{web}/api/v1/query?query={q}");
+        let text = reqwest::blocking::get(url).ok()?.text().ok()?;
+        serde_json::from_str(&text).ok()
+    };
+    let result =
+        |v: &serde_json::Value| v["data"]["result"].as_array().cloned().unwrap_or_default();
+    let seen = wait_until(Duration::from_secs(30), || {
+        query("up").is_some_and(|v| {
+            result(&v)
+                .iter()
+                .any(|r| r["metric"]["job"] == "mup-scraped" && r["value"][1] == "1")
+        })
+    });
+    let program = format!("mongod-{}", c.ports[0]);
+    let node = query(&format!(
+        "node_supervisord_state%7Bname%3D%22{program}%22%7D"
+    ));
+    let _ = server.kill();
+    let _ = server.wait();
+    assert!(
+        seen,
+        "Prometheus never saw up == 1 for the exporter; its log:\n{}",
+        std::fs::read_to_string(dir.join("log")).unwrap_or_default()
+    );
+    let node = node.map(|v| result(&v)).unwrap_or_default();
+    assert_eq!(node.len(), 1, "{node:?}");
+    assert_eq!(node[0]["value"][1], "20");
+    assert_eq!(node[0]["metric"]["cluster"], "scraped");
+}
+
+#[test]
+fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
+    let c = TestCluster::new(
+        "toggle",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    let meta = c.tmp.path().join("meta.yaml");
+    let original = std::fs::read_to_string(&meta).expect("meta");
+    std::fs::write(&meta, format!("{original}events: false\nmetrics: false\n")).expect("write");
+    c.gen();
+    assert!(!c.tree.join("conf/monitoring").exists());
+    let m = read_meta(&c.tree);
+    assert!(
+        m.get("services").is_none() && m.get("metrics_port").is_none(),
+        "{m:?}"
+    );
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let names: Vec<String> = c.pids().into_keys().collect();
+    assert_eq!(names, vec![format!("mongod-{}", c.ports[0])]);
+    assert!(!c.tree.join("events.log").exists());
+    let (code, _, err) = c.ctl(&["events"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("events: false"), "{err}");
+
+    // On again: reload adds both, and they run (the node keeps its pid).
+    let node_pid = c.pids()[&format!("mongod-{}", c.ports[0])];
+    std::fs::write(&meta, format!("{original}events: true\nmetrics: true\n")).expect("write");
+    c.gen();
+    let out = c.ok(&["reload"]);
+    assert!(
+        out.contains("mup-events: added") && out.contains("monitoring: added"),
+        "{out}"
+    );
+    let st = c.status();
+    let state = |name: &str| {
+        st["programs"]
+            .as_array()
+            .expect("programs")
+            .iter()
+            .find(|p| p["name"] == name)
+            .map(|p| p["state"].clone())
+    };
+    assert_eq!(state("mup-events"), Some("RUNNING".into()), "{st}");
+    assert_eq!(state("mup-metrics"), Some("RUNNING".into()), "{st}");
+    assert_eq!(c.pids()[&format!("mongod-{}", c.ports[0])], node_pid);
+    assert!(scrape(metrics_port(&c.tree)).contains("node_supervisord_up"));
+
+    // Off again: removed, the node untouched.
+    std::fs::write(&meta, format!("{original}events: false\nmetrics: false\n")).expect("write");
+    c.gen();
+    let out = c.ok(&["reload"]);
+    assert!(
+        out.contains("mup-events: removed") && out.contains("monitoring: removed"),
+        "{out}"
+    );
+    let names: Vec<String> = c.pids().into_keys().collect();
+    assert_eq!(names, vec![format!("mongod-{}", c.ports[0])]);
+    assert_eq!(c.pids()[&format!("mongod-{}", c.ports[0])], node_pid);
+    let (code, out, err) = c.ctl(&["up"]);
+    assert_eq!(code, 0, "{out}{err}");
+}
+
+#[test]
+fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
+    let c = TestCluster::new(
+        "handmade",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let extra = c.tree.join("conf/extra/supervisor-crashmail.ini");
+    std::fs::create_dir_all(extra.parent().expect("dir")).expect("mkdir");
+    std::fs::write(
+        &extra,
+        "[eventlistener:crashmail]\ncommand = /bin/cat\nevents = PROCESS_STATE\nautostart = false\n",
+    )
+    .expect("write");
+    let out = gen_in(c.tmp.path(), "tree", &["--check"]);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("extra: conf/extra/supervisor-crashmail.ini (not made by mup"),
+        "{text}"
+    );
+    // Loaded by the daemon: `up` names it; reload (after the file is gone) removes the group.
+    c.client().reload_config().expect("reread");
+    c.client().add_process_group("crashmail").expect("add");
+    let (code, _, err) = c.ctl(&["up"]);
+    assert_eq!(code, 1);
+    assert!(err.contains("crashmail"), "{err}");
+    std::fs::remove_file(&extra).expect("rm");
+    let out = c.ok(&["reload"]);
+    assert!(out.contains("crashmail: removed"), "{out}");
+    c.ok(&["up"]);
+}
+
+#[test]
+fn the_password_is_on_no_command_line() {
+    let c = TestCluster::new(
+        "secret",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let password = read_meta(&c.tree)["supervisor_password"]
+        .as_str()
+        .expect("password")
+        .to_string();
+    assert!(password.len() >= 16);
+    // The exporter runs and has used the password (it reports the daemon up).
+    assert!(scrape(metrics_port(&c.tree)).contains("mup_supervisord_up{cluster=\"secret\"} 1"));
+    let ps = std::process::Command::new("ps")
+        .args(["-eo", "pid,args", "--no-headers", "-ww"])
+        .output()
+        .expect("ps");
+    let text = String::from_utf8_lossy(&ps.stdout);
+    assert!(
+        text.contains("monitor metrics --dir"),
+        "the exporter is listed:\n{text}"
+    );
+    assert!(
+        !text.contains(&password),
+        "the password is on a command line:\n{text}"
+    );
+}
