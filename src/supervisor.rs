@@ -205,24 +205,9 @@ impl Client {
     }
 
     pub fn get_state(&self) -> Result<(i32, String)> {
-        daemon_state(&self.sup("getState", vec![])?)
-    }
-
-    /// `getState` and `getAllProcessInfo` in one round trip (a multicall).
-    pub fn state_and_processes(&self) -> Result<((i32, String), Vec<ProcessInfo>)> {
-        let mut answers = self
-            .multicall(&[
-                ("supervisor.getState", vec![]),
-                ("supervisor.getAllProcessInfo", vec![]),
-            ])?
-            .into_iter();
-        let mut next = || {
-            answers
-                .next()
-                .unwrap_or_else(|| Err(Error::Transport("short multicall answer".into())))
-        };
-        let state = daemon_state(&next()?)?;
-        Ok((state, process_infos(&next()?)?))
+        let v = self.sup("getState", vec![])?;
+        let s = as_struct(&v)?;
+        Ok((int(s, "statecode")? as i32, string(s, "statename")?))
     }
 
     pub fn get_pid(&self) -> Result<u32> {
@@ -426,12 +411,6 @@ fn process_info(v: &Value) -> Result<ProcessInfo> {
         description: string(m, "description").unwrap_or_default(),
         logfile: string(m, "stdout_logfile").unwrap_or_default(),
     })
-}
-
-/// `(statecode, statename)` of a `getState` answer.
-fn daemon_state(v: &Value) -> Result<(i32, String)> {
-    let s = as_struct(v)?;
-    Ok((int(s, "statecode")? as i32, string(s, "statename")?))
 }
 
 /// The array `getAllProcessInfo` returns (also inside a multicall answer).

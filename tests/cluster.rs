@@ -57,6 +57,46 @@ fn deploy_display_stop_start_restart_destroy() {
         text.contains("Total nodes: 4, running: 4, not running: 0"),
         "{text}"
     );
+    // The monitoring programs under their own heading, the metrics URL with a scrape config,
+    // the events command.
+    let metrics_port = read_meta(&tree)["metrics_port"]
+        .as_u64()
+        .expect("metrics_port");
+    let url = format!("http://127.0.0.1:{metrics_port}/metrics");
+    assert_eq!(d["metrics_url"], url.as_str());
+    let monitoring: Vec<&str> = d["monitoring"]
+        .as_array()
+        .expect("monitoring")
+        .iter()
+        .map(|m| {
+            assert_eq!(m["state"], "RUNNING", "{m}");
+            m["program"].as_str().expect("program")
+        })
+        .collect();
+    assert_eq!(monitoring, ["mup-events", "mup-metrics"]);
+    for want in [
+        "\nMonitoring\n",
+        &format!("Metrics:     {url}"),
+        "- job_name: mup-life",
+        &format!("- targets: [\"127.0.0.1:{metrics_port}\"]"),
+        "mup cluster events life",
+    ] {
+        assert!(text.contains(want), "{want:?} in:\n{text}");
+    }
+    // What the event listener saw of the deploy: every node STARTING then RUNNING.
+    let events = h.ok(&["cluster", "events", "life", "--json"]);
+    for name in daemon.keys() {
+        for to in ["STARTING", "RUNNING"] {
+            assert!(
+                events.contains(&format!("\"program\":\"{name}\",\"group\""))
+                    && events
+                        .lines()
+                        .any(|l| l.contains(&format!("\"program\":\"{name}\""))
+                            && l.contains(&format!("\"to\":\"{to}\""))),
+                "{name} {to} in:\n{events}"
+            );
+        }
+    }
 
     // stop: no process left, the daemon gone; display still works and exits 3.
     let daemon_pid = client_for(&tree).get_pid().expect("pid");

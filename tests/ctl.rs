@@ -316,6 +316,15 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
     c.ok(&["up"]);
     c.ok(&["start"]);
     let old = running_pids(&c);
+    let monitoring: Vec<u32> = c
+        .client()
+        .get_all_process_info()
+        .expect("info")
+        .iter()
+        .filter(|p| is_monitoring(&p.name))
+        .map(|p| p.pid)
+        .collect();
+    assert_eq!(monitoring.len(), 2);
     let daemon = c.client().get_pid().expect("pid");
     assert!(std::process::Command::new("kill")
         .args(["-9", &daemon.to_string()])
@@ -323,6 +332,13 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
         .expect("kill")
         .success());
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
+    // The listener (stdin closed) and the exporter (parent gone) leave with the daemon.
+    assert!(
+        wait_until(Duration::from_secs(3), || monitoring
+            .iter()
+            .all(|p| !pid_alive(*p))),
+        "monitoring processes outlived the daemon: {monitoring:?}"
+    );
 
     let (code, _, err) = c.ctl(&["up"]);
     assert_eq!(code, 1, "{err}");
@@ -344,6 +360,12 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
     let st = c.status();
     for p in st["programs"].as_array().expect("programs") {
         let name = p["name"].as_str().expect("name");
+        if is_monitoring(name) {
+            // Both left with the daemon (stdin closed, parent gone) and run again under the
+            // new one.
+            assert_eq!(p["state"], "RUNNING", "{p}");
+            continue;
+        }
         let port = p["port"].as_u64().expect("port") as u16;
         // Exactly one stand-in on the port: the one supervisord owns, which holds the lock.
         assert_eq!(mup::listener_pid(port), Some(now[name]), "{name}");

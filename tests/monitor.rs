@@ -539,3 +539,50 @@ fn the_password_is_on_no_command_line() {
         "the password is on a command line:\n{text}"
     );
 }
+
+#[test]
+fn gen_check_notices_a_moved_mup_binary() {
+    let c = TestCluster::new(
+        "moved",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    let elsewhere = c.tmp.path().join("bin");
+    std::fs::create_dir_all(&elsewhere).expect("mkdir");
+    let copy = elsewhere.join("mup");
+    std::fs::copy(env!("CARGO_BIN_EXE_mup"), &copy).expect("copy mup");
+    let check = |mup: &Path| {
+        std::process::Command::new(mup)
+            .args([
+                "gen",
+                "topology.yaml",
+                "--meta",
+                "meta.yaml",
+                "--out",
+                "tree",
+                "--check",
+            ])
+            .current_dir(c.tmp.path())
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", c.tmp.path())
+            .env("USER", "tester")
+            .env("MUP_HOME", c.tmp.path().join("mup-home"))
+            .output()
+            .expect("run mup gen --check")
+    };
+    assert!(check(Path::new(env!("CARGO_BIN_EXE_mup"))).status.success());
+    let out = check(&copy);
+    assert_eq!(out.status.code(), Some(1));
+    let text = String::from_utf8_lossy(&out.stdout);
+    for file in [
+        "conf/monitoring/supervisor-mup-events.ini",
+        "conf/monitoring/supervisor-mup-metrics.ini",
+    ] {
+        assert!(text.contains(&format!("differs: {file}")), "{text}");
+    }
+    assert!(
+        text.contains(&copy.display().to_string()),
+        "the diff shows the new path:\n{text}"
+    );
+}

@@ -331,8 +331,16 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
     if loaded != wanted {
         let missing: Vec<&String> = wanted.difference(&loaded).collect();
         let extra: Vec<&String> = loaded.difference(&wanted).collect();
+        let foreign = if extra.is_empty() {
+            String::new()
+        } else {
+            format!(
+                "; programs meta.yaml does not list come from files under {} that the include loads (`mup gen --check` names those mup did not make)",
+                tree.layout.conf_dir().display()
+            )
+        };
         bail!(
-            "supervisord for cluster {} has not loaded the programs in meta.yaml (missing: {missing:?}, unexpected: {extra:?}); if the tree was regenerated, run `mup ctl reload`, else see {}",
+            "supervisord for cluster {} has not loaded the programs in meta.yaml (missing: {missing:?}, unexpected: {extra:?}); if the tree was regenerated, run `mup ctl reload`, else see {}{foreign}",
             tree.name(),
             tree.layout.supervisor_log().display()
         );

@@ -1,9 +1,10 @@
 //! `mup monitor metrics --dir TREE`: the Prometheus exporter supervisord runs for a cluster
 //! (`[program:mup-metrics]` in the group `monitoring`), on 127.0.0.1 at meta.yaml's
 //! `metrics_port`. It reads the daemon's credentials from the tree, and sends them only to the
-//! daemon proven to be this tree's (the one that started it). A scrape is one multicall
-//! (`getState` + `getAllProcessInfo`), a /proc read per running node, and the lines added to
-//! events.log since the last scrape.
+//! daemon proven to be this tree's (the one that started it). A scrape is one
+//! `getAllProcessInfo`, one /proc read per running program, and the lines added to events.log
+//! since the last scrape. The daemon's state needs no `getState`: supervisord answers calls
+//! only while RUNNING, and a SHUTDOWN_STATE fault otherwise (docs/monitoring.md).
 //!
 //! Series: node_exporter's supervisord collector names (`node_supervisord_up`, `_state`,
 //! `_exit_status`, `_start_time_seconds`, labels `name` and `group`) with the labels
@@ -13,7 +14,7 @@
 
 use crate::ctl::{owner, Tree};
 use crate::naming::Service;
-use crate::supervisor::{state, Client, ProcessInfo};
+use crate::supervisor::{fault, state, Client, ProcessInfo};
 use anyhow::Context;
 use prometheus_client::encoding::EncodeLabelSet;
 use prometheus_client::metrics::counter::Counter;
@@ -55,6 +56,11 @@ impl Format {
         }
     }
 }
+
+/// supervisord's state codes (`getState`): it answers only while RUNNING...
+const DAEMON_RUNNING: i32 = 1;
+/// ...and with a SHUTDOWN_STATE fault while it shuts down (or restarts).
+const DAEMON_SHUTDOWN: i32 = -1;
 
 /// The labels of every per-program series.
 #[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
@@ -171,9 +177,12 @@ impl Exporter {
 
     /// The exposition text of one scrape.
     fn scrape(&mut self, format: Format) -> String {
-        let answer = self.client().map(Client::state_and_processes);
+        let answer = self.client().map(Client::get_all_process_info);
         let (daemon_state, infos) = match answer {
-            Some(Ok((st, infos))) => (Some(st.0), infos),
+            Some(Ok(infos)) => (Some(DAEMON_RUNNING), infos),
+            Some(Err(e)) if e.fault_code() == Some(fault::SHUTDOWN_STATE) => {
+                (Some(DAEMON_SHUTDOWN), Vec::new())
+            }
             Some(Err(e)) => {
                 eprintln!("mup-metrics: supervisord did not answer: {e}");
                 self.proven = None;
@@ -195,7 +204,7 @@ impl Exporter {
         );
         registry.register(
             "mup_supervisord_state",
-            "supervisord's getState code (1 RUNNING, 2 RESTARTING, 0 SHUTDOWN, -1 FATAL)",
+            "supervisord's state code: 1 RUNNING, -1 shutting down (or restarting)",
             d_state.clone(),
         );
         d_up.get_or_create(&daemon)
@@ -314,11 +323,12 @@ impl Exporter {
     }
 }
 
-/// CPU seconds and resident bytes of a running program's process, from /proc.
+/// CPU seconds and resident bytes of a running program's process, from /proc/PID/stat (one
+/// read).
 fn usage(p: &ProcessInfo, ticks: f64) -> Option<(f64, u64)> {
-    use procfs::WithCurrentSystemInfo;
-    let pid = i32::try_from(p.pid).ok().filter(|pid| *pid > 0)?;
-    let stat = procfs::process::Process::new(pid).ok()?.stat().ok()?;
+    use procfs::{FromRead, WithCurrentSystemInfo};
+    let pid = Some(p.pid).filter(|pid| *pid > 0)?;
+    let stat = procfs::process::Stat::from_file(format!("/proc/{pid}/stat")).ok()?;
     Some((
         (stat.utime + stat.stime) as f64 / ticks,
         stat.rss_bytes().get(),

@@ -87,7 +87,7 @@ fn exit_status(supervisor_log: &Path, program: &str) -> Option<i32> {
             .ok();
     }
     let signal = detail.strip_prefix("terminated by ")?;
-    let name = signal.split(|c: char| c == ';' || c == ' ').next()?;
+    let name = signal.split([';', ' ']).next()?;
     super::signal_number(name).map(|n| -n)
 }
 
