@@ -300,17 +300,17 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             bytes,
             follow,
         } => {
-            let m = tree.member(&program)?;
-            logs::tail(&tree, &ctl::connect(&tree)?, &m, bytes, follow)?;
+            let p = tree.program(&program)?;
+            logs::tail(&tree, &ctl::connect(&tree)?, p.as_ref(), bytes, follow)?;
         }
         V::Signal { signal, targets } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            logs::signal(&tree, &ctl::connect(&tree)?, &members.nodes, &signal)?;
+            logs::signal(&tree, &ctl::connect(&tree)?, &members.programs(), &signal)?;
         }
         V::Events(e) => monitor::show::run(&tree, events_opts(&e))?,
         V::Pid { program } => {
-            let m = program.as_deref().map(|p| tree.member(p)).transpose()?;
-            outln!("{}", logs::pid(&tree, &ctl::connect(&tree)?, m.as_ref())?)?;
+            let p = program.as_deref().map(|p| tree.program(p)).transpose()?;
+            outln!("{}", logs::pid(&tree, &ctl::connect(&tree)?, p.as_deref())?)?;
         }
     }
     Ok(Outcome::Success)

@@ -254,8 +254,29 @@ impl Client {
         offset: i64,
         length: i64,
     ) -> Result<(String, i64, bool)> {
+        self.tail_log("tailProcessStdoutLog", name, offset, length)
+    }
+
+    /// The stderr log of a program that keeps one (an event listener: its stdout is the
+    /// protocol).
+    pub fn tail_process_stderr_log(
+        &self,
+        name: &str,
+        offset: i64,
+        length: i64,
+    ) -> Result<(String, i64, bool)> {
+        self.tail_log("tailProcessStderrLog", name, offset, length)
+    }
+
+    fn tail_log(
+        &self,
+        method: &'static str,
+        name: &str,
+        offset: i64,
+        length: i64,
+    ) -> Result<(String, i64, bool)> {
         let v = self.sup(
-            "tailProcessStdoutLog",
+            method,
             vec![
                 s(name),
                 Value::Integer(clamp(offset)),
@@ -265,7 +286,7 @@ impl Client {
         let a = as_array(&v)?;
         match a.as_slice() {
             [text, off, overflow] => Ok((as_string(text)?, as_int(off)?, as_bool(overflow)?)),
-            _ => Err(shape("tailProcessStdoutLog")),
+            _ => Err(shape(method)),
         }
     }
 

@@ -222,6 +222,13 @@ fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
         log.contains("\"exit 7\"") && log.contains("failed"),
         "{log}"
     );
+    // `ctl tail` reads the listener's log (its stderr: its stdout is the protocol).
+    let tail = c.ok(&["tail", "mup-events"]);
+    assert!(
+        tail.contains("\"exit 7\"") && tail.contains("failed"),
+        "{tail}"
+    );
+    assert!(pid_of(&c, "mup-metrics") > 0);
     assert_eq!(
         c.status()["programs"].as_array().map(|p| p
             .iter()
@@ -585,4 +592,44 @@ fn gen_check_notices_a_moved_mup_binary() {
         text.contains(&copy.display().to_string()),
         "the diff shows the new path:\n{text}"
     );
+
+    // A tree written by the copy, which is then deleted: the nodes start, monitoring does not,
+    // and the start says so without failing; `gen` with this binary and `reload` repair it.
+    let gen = std::process::Command::new(&copy)
+        .args([
+            "gen",
+            "topology.yaml",
+            "--meta",
+            "meta.yaml",
+            "--out",
+            "tree",
+        ])
+        .current_dir(c.tmp.path())
+        .env("MUP_HOME", c.tmp.path().join("mup-home"))
+        .output()
+        .expect("gen with the copy");
+    assert!(
+        gen.status.success(),
+        "{}",
+        String::from_utf8_lossy(&gen.stderr)
+    );
+    std::fs::remove_file(&copy).expect("rm the copy");
+    c.ok(&["up"]);
+    let (code, out, err) = c.ctl(&["start"]);
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(
+        err.contains("monitoring is not running (the nodes are not affected)"),
+        "{err}"
+    );
+    assert_eq!(
+        c.pids().values().filter(|p| **p > 0).count(),
+        1,
+        "the node runs"
+    );
+    c.gen();
+    c.ok(&["reload"]);
+    let st = c.status();
+    for p in st["programs"].as_array().expect("programs") {
+        assert_eq!(p["state"], "RUNNING", "{p}");
+    }
 }

@@ -1,6 +1,6 @@
 //! `mup ctl tail`, `signal` and `pid`.
 
-use super::{Member, Tree};
+use super::{Program, Tree};
 use crate::supervisor::Client;
 use anyhow::bail;
 use std::io::Write;
@@ -10,13 +10,12 @@ use std::time::Duration;
 pub(crate) fn tail(
     tree: &Tree,
     client: &Client,
-    member: &Member,
+    program: &dyn Program,
     bytes: i64,
     follow: bool,
 ) -> anyhow::Result<()> {
-    let name = member.qualified();
-    let (text, mut offset, _) = client
-        .tail_process_stdout_log(&name, 0, bytes)
+    let (text, mut offset, _) = program
+        .tail(client, 0, bytes)
         .map_err(|e| tree.explain(e))?;
     let mut out = std::io::stdout().lock();
     out.write_all(text.as_bytes())?;
@@ -26,8 +25,8 @@ pub(crate) fn tail(
     }
     loop {
         std::thread::sleep(Duration::from_millis(200));
-        let (more, next, _) = client
-            .tail_process_stdout_log(&name, offset, 65_536)
+        let (more, next, _) = program
+            .tail(client, offset, 65_536)
             .map_err(|e| tree.explain(e))?;
         if next < offset {
             offset = 0; // rotated: read the new file from its start
@@ -43,18 +42,14 @@ pub(crate) fn tail(
 pub(crate) fn signal(
     tree: &Tree,
     client: &Client,
-    members: &[Member],
+    programs: &[&dyn Program],
     signal: &str,
 ) -> anyhow::Result<()> {
     let mut errors = Vec::new();
-    for m in members {
+    for m in programs {
         match client.signal_process(&m.qualified(), signal) {
-            Ok(_) => outln!(
-                "{}: sent SIG{}",
-                m.program,
-                signal.trim_start_matches("SIG")
-            )?,
-            Err(e) => errors.push(format!("{}: {}", m.program, tree.explain(e))),
+            Ok(_) => outln!("{}: sent SIG{}", m.name(), signal.trim_start_matches("SIG"))?,
+            Err(e) => errors.push(format!("{}: {}", m.name(), tree.explain(e))),
         }
     }
     if !errors.is_empty() {
@@ -64,7 +59,11 @@ pub(crate) fn signal(
 }
 
 /// The daemon's pid, or a program's (0 when it is not running).
-pub(crate) fn pid(tree: &Tree, client: &Client, member: Option<&Member>) -> anyhow::Result<u32> {
+pub(crate) fn pid(
+    tree: &Tree,
+    client: &Client,
+    member: Option<&dyn Program>,
+) -> anyhow::Result<u32> {
     match member {
         None => client.get_pid().map_err(|e| tree.explain(e)),
         Some(m) => Ok(client

@@ -92,6 +92,23 @@ pub(crate) trait Program {
     /// Stop order: routers (0), mongods (1), config servers (2), then the rest (3), so that
     /// monitoring sees every node stop. A group mup does not know is never taken for a node's.
     fn stop_rank(&self) -> usize;
+    /// Its log is its stderr (the event listener, whose stdout is the protocol).
+    fn log_on_stderr(&self) -> bool {
+        false
+    }
+    /// Tails `length` bytes of its log from `offset`.
+    fn tail(
+        &self,
+        client: &Client,
+        offset: i64,
+        length: i64,
+    ) -> supervisor::Result<(String, i64, bool)> {
+        if self.log_on_stderr() {
+            client.tail_process_stderr_log(&self.qualified(), offset, length)
+        } else {
+            client.tail_process_stdout_log(&self.qualified(), offset, length)
+        }
+    }
 }
 
 fn role_rank(role: Role) -> usize {
@@ -136,6 +153,9 @@ impl Program for Monitor {
     }
     fn stop_rank(&self) -> usize {
         LAST_RANK
+    }
+    fn log_on_stderr(&self) -> bool {
+        self.service == Service::Events
     }
 }
 
@@ -475,6 +495,18 @@ impl Tree {
             })
     }
 
+    /// The node or monitoring program a name (bare or qualified) refers to.
+    pub(crate) fn program(&self, name: &str) -> anyhow::Result<Box<dyn Program>> {
+        if let Some(m) = self
+            .services
+            .iter()
+            .find(|m| m.program() == name || m.qualified() == name)
+        {
+            return Ok(Box::new(m.clone()));
+        }
+        Ok(Box::new(self.member(name)?))
+    }
+
     /// A supervisor error as a sentence the user can act on.
     pub fn explain(&self, err: supervisor::Error) -> anyhow::Error {
         match err {
@@ -523,10 +555,10 @@ pub(crate) fn connect(tree: &Tree) -> anyhow::Result<Client> {
     )))
 }
 
-/// The last `lines` lines of a program's log, from the daemon (or from its file, for the
-/// event listener, whose log is its stderr).
+/// The last `lines` lines of a program's log, from the daemon (or from its file when the
+/// daemon cannot tell).
 pub(crate) fn log_tail(client: &Client, program: &dyn Program, lines: usize) -> String {
-    let text = match client.tail_process_stdout_log(&program.qualified(), 0, 4096) {
+    let text = match program.tail(client, 0, 4096) {
         Ok((text, _, _)) => text,
         Err(e) => match std::fs::read(program.log_file()) {
             Ok(bytes) => {

@@ -248,18 +248,14 @@ pub(crate) fn start(
     bar.set_message("waiting for RUNNING (startsecs)");
     bar.set_position(0);
     let monitors: Vec<&Monitor> = selection.monitors.iter().collect();
-    let mut failures = wait_tier(tree, client, &monitors, &bar, START_LIMIT, |p, _| {
+    let monitoring = wait_tier(tree, client, &monitors, &bar, START_LIMIT, |p, _| {
         p.state == state::RUNNING
     })?;
-    failures.extend(wait_tier(
-        tree,
-        client,
-        &started,
-        &bar,
-        START_LIMIT,
-        |p, _| p.state == state::RUNNING,
-    )?);
+    let failures = wait_tier(tree, client, &started, &bar, START_LIMIT, |p, _| {
+        p.state == state::RUNNING
+    })?;
     bar.finish_and_clear();
+    warn_monitoring(tree, &monitoring);
     if !failures.is_empty() {
         bail!(
             "cluster {}: failed to start:\n{}",
@@ -276,7 +272,7 @@ pub(crate) fn start(
 }
 
 /// Starts the monitoring programs that are not running, without waiting (they are waited for
-/// with the nodes, at the end).
+/// at the end). One that cannot start is a warning, not a failure of the start.
 fn start_monitors(tree: &Tree, client: &Client, monitors: &[Monitor]) -> anyhow::Result<()> {
     if monitors.is_empty() {
         return Ok(());
@@ -290,6 +286,7 @@ fn start_monitors(tree: &Tree, client: &Client, monitors: &[Monitor]) -> anyhow:
         })
         .map(|m| m as &dyn Program)
         .collect();
+    let mut failures = Vec::new();
     for (m, r) in idle
         .iter()
         .zip(call_each(tree, client, "supervisor.startProcess", &idle)?)
@@ -297,13 +294,24 @@ fn start_monitors(tree: &Tree, client: &Client, monitors: &[Monitor]) -> anyhow:
         match r {
             Ok(()) => {}
             Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
-            Err(e) => bail!(
-                "{}",
-                failure(client, *m, &format!("could not be started ({e})"))
-            ),
+            Err(e) => failures.push(failure(client, *m, &format!("could not be started ({e})"))),
         }
     }
+    warn_monitoring(tree, &failures);
     Ok(())
+}
+
+/// A monitoring program that does not run is said, and the start goes on: the nodes do not
+/// depend on it.
+fn warn_monitoring(tree: &Tree, failures: &[String]) {
+    if failures.is_empty() {
+        return;
+    }
+    eprintln!(
+        "warning: cluster {}: monitoring is not running (the nodes are not affected):\n{}\n(`mup gen --check` tells whether the tree names another mup binary; `mup gen` then `mup ctl reload` fixes that)",
+        tree.name(),
+        failures.join("\n")
+    );
 }
 
 /// The initiation step after `role`'s tier accepts connections: its replica sets initiated
