@@ -143,8 +143,9 @@ fn deploy_display_stop_start_restart_destroy() {
     // destroy: tree gone, every port free.
     let out = h.ok(&["cluster", "destroy", "life", "--yes"]);
     assert!(out.contains("cluster life destroyed"), "{out}");
+    assert!(out.contains(&format!(", {metrics_port})")), "{out}");
     assert!(!tree.exists());
-    for p in &h.ports {
+    for p in h.ports.iter().chain([&(metrics_port as u16)]) {
         assert!(!port_answers(*p), "port {p} free");
     }
     let (code, _, _) = h.run(&["cluster", "display", "life"]);

@@ -76,6 +76,12 @@ pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<
 fn ports_list(tree: &Tree) -> String {
     let mut p: Vec<String> = tree.members.iter().map(|m| m.port.to_string()).collect();
     p.push(tree.port.to_string());
+    p.extend(
+        tree.services
+            .iter()
+            .filter_map(|s| s.port)
+            .map(|p| p.to_string()),
+    );
     p.join(", ")
 }
 
@@ -92,8 +98,23 @@ fn leftovers(tree: &Tree) -> Vec<String> {
         }
         owner::Daemon::Absent | owner::Daemon::Foreign(_) => {}
     }
+    // The monitoring programs leave by themselves within a second of the daemon.
+    let start = std::time::Instant::now();
+    let mut monitors = owner::running_monitors(tree);
+    while !monitors.is_empty() && start.elapsed() < MONITORS_LEAVE {
+        std::thread::sleep(std::time::Duration::from_millis(50));
+        monitors = owner::running_monitors(tree);
+    }
+    alive.extend(
+        monitors
+            .into_iter()
+            .map(|(program, pid)| format!("{program} ({})", procs::describe(pid))),
+    );
     alive
 }
+
+/// How long destroy waits for the monitoring programs to leave after the daemon.
+const MONITORS_LEAVE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Removals and kept paths, with the reason each path is kept.
 #[derive(Debug, Default, PartialEq, Eq)]

@@ -11,6 +11,7 @@
 //! each signal (a pid can be reused while mup waits).
 
 use super::{procs, Member, Tree};
+use crate::naming::Service;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -113,6 +114,23 @@ pub(crate) fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
         .iter()
         .zip(by_member)
         .filter_map(|(m, pid)| pid.map(|p| (m.clone(), p)))
+        .collect()
+}
+
+/// The monitoring processes of this tree alive now — `mup monitor MODE --dir <this tree>`,
+/// by their arguments — as (program, pid). They leave by themselves once the daemon is gone.
+pub(crate) fn running_monitors(tree: &Tree) -> Vec<(&'static str, u32)> {
+    let root = tree.layout.root();
+    procs::all_pids()
+        .into_iter()
+        .filter_map(|pid| {
+            let args = procs::args(pid)?;
+            let at = args.iter().position(|a| a == "monitor")?;
+            let service = Service::from_meta_type(args.get(at + 1)?)?;
+            let dir = option_value(&args, "--dir", "--dir")?;
+            (names_file(pid, Path::new(dir), root) && procs::alive(pid))
+                .then_some((service.program(), pid))
+        })
         .collect()
 }
 
