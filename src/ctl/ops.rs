@@ -1,7 +1,8 @@
-//! Ordered start and stop. Start goes config servers → mongods → routers: within a tier every
-//! process is started at once (one multicall of `startProcess(name, false)`), and the next tier
-//! begins as soon as the previous tier's ports accept TCP connections; the command returns
-//! when every target is RUNNING. Stop goes the other way, each tier at once.
+//! Ordered start and stop. Start goes monitoring → config servers → mongods → routers: within a
+//! tier every process is started at once (one multicall of `startProcess(name, false)`), and
+//! the next tier begins as soon as the previous tier's ports accept TCP connections; the
+//! command returns when every target is RUNNING. Stop goes the other way, each tier at once,
+//! the monitoring programs last.
 
 use super::{log_tail, owner, procs, Member, Monitor, Program, Selection, Tree, LAST_RANK};
 use crate::init;
@@ -160,8 +161,7 @@ pub(crate) fn start(
         let idle: Vec<&Member> = tier
             .iter()
             .copied()
-            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING | state::BACKOFF))
-            .chain(tier.iter().copied().filter(|m| st(m) == state::BACKOFF))
+            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING))
             .collect();
         // Something else on a node's port would make the start fail with exit 48 and look
         // ready to the port check below.
