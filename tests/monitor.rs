@@ -170,10 +170,39 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
         matches!((stopping, stopped), (Some(a), Some(b)) if a < b),
         "STOPPING then STOPPED for {other}: {after:#?}"
     );
+    // A whole stop: every node's STOPPED is recorded, then the exporter's (monitoring stops
+    // last, the listener after everything it records); a whole start begins with monitoring.
+    c.ok(&["stop"]);
+    let log = events_log(&c.tree);
+    let index = |program: &str, to: &str| {
+        log.iter()
+            .rposition(|e| e["program"] == program && e["to"] == to)
+            .unwrap_or_else(|| panic!("{program} {to} in {log:#?}"))
+    };
+    let exporter_stopped = index("mup-metrics", "STOPPED");
+    assert!(index(&program, "STOPPED") < exporter_stopped);
+    assert!(
+        !log.iter().any(|e| e["program"] == "mup-events"),
+        "no own events"
+    );
+    let before = log.len();
+    c.ok(&["start"]);
+    let log = events_log(&c.tree);
+    let starting: Vec<&str> = log[before..]
+        .iter()
+        .filter(|e| e["to"] == "STARTING")
+        .map(|e| e["program"].as_str().expect("program"))
+        .collect();
+    assert_eq!(starting.first(), Some(&"mup-metrics"), "{starting:?}");
+    assert!(starting.contains(&program.as_str()) && starting.contains(&other.as_str()));
+
     // --since leaves out what is older.
     std::thread::sleep(Duration::from_millis(1100));
     let recent = c.ok(&["events", "--since", "1s"]);
-    assert!(!recent.contains("EXITED"), "{recent}");
+    assert!(
+        !recent.contains("EXITED") && !recent.contains("STOPPING"),
+        "{recent}"
+    );
 }
 
 #[test]

@@ -89,8 +89,9 @@ pub(crate) trait Program {
     fn log_file(&self) -> &Path;
     /// `host:port` for messages, or empty.
     fn address(&self) -> String;
-    /// Stop order: routers (0), mongods (1), config servers (2), then the rest (3), so that
-    /// monitoring sees every node stop. A group mup does not know is never taken for a node's.
+    /// Stop order: routers (0), mongods (1), config servers (2), the other programs (3: the
+    /// exporter, programs mup did not make), the event listener last (4), so that it records
+    /// every other stop. A group mup does not know is never taken for a node's.
     fn stop_rank(&self) -> usize;
     /// Its log is its stderr (the event listener, whose stdout is the protocol).
     fn log_on_stderr(&self) -> bool {
@@ -115,8 +116,10 @@ fn role_rank(role: Role) -> usize {
     Role::TIERS.len() - 1 - Role::TIERS.iter().position(|r| *r == role).unwrap_or(0)
 }
 
-/// Rank of the programs that are not nodes.
-pub(crate) const LAST_RANK: usize = Role::TIERS.len();
+/// Stop rank of the programs that are neither nodes nor the event listener.
+pub(crate) const OTHER_RANK: usize = Role::TIERS.len();
+/// Stop rank of the event listener: the last.
+pub(crate) const LAST_RANK: usize = OTHER_RANK + 1;
 
 impl Program for Member {
     fn qualified(&self) -> String {
@@ -152,7 +155,10 @@ impl Program for Monitor {
             .unwrap_or_default()
     }
     fn stop_rank(&self) -> usize {
-        LAST_RANK
+        match self.service {
+            Service::Events => LAST_RANK,
+            Service::Metrics => OTHER_RANK,
+        }
     }
     fn log_on_stderr(&self) -> bool {
         self.service == Service::Events
@@ -176,7 +182,12 @@ impl Program for supervisor::ProcessInfo {
         // Only a node group with a node's program name is a node's.
         match Role::from_group(&self.group) {
             Some(role) if self.name.starts_with(role.program_prefix()) => role_rank(role),
-            _ => LAST_RANK,
+            _ if self.group == Service::Events.group()
+                && self.name == Service::Events.program() =>
+            {
+                LAST_RANK
+            }
+            _ => OTHER_RANK,
         }
     }
 }

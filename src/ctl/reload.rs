@@ -77,7 +77,7 @@ fn wanted(tree: &Tree) -> Vec<Wanted> {
 pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -> Vec<Step> {
     let cluster_running = before
         .iter()
-        .any(|p| is_live(p) && p.stop_rank() < super::LAST_RANK);
+        .any(|p| is_live(p) && p.stop_rank() < super::OTHER_RANK);
     let in_group =
         |g: &str| -> Vec<&ProcessInfo> { before.iter().filter(|p| p.group == g).collect() };
     let new_members =
@@ -350,7 +350,7 @@ mod tests {
         assert_eq!(added.start, vec!["mup-metrics"]);
         assert_eq!(
             before[1].stop_rank(),
-            super::super::LAST_RANK,
+            super::super::OTHER_RANK,
             "never taken for a node"
         );
     }
