@@ -203,6 +203,9 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
         !recent.contains("EXITED") && !recent.contains("STOPPING"),
         "{recent}"
     );
+    let (code, out, err) = c.ctl(&["events", "--since", "1ms"]);
+    assert_eq!((code, out.as_str()), (0, ""), "{err}");
+    assert!(err.starts_with("no events in the last 1ms in "), "{err}");
 }
 
 #[test]

@@ -29,10 +29,12 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
     }
     let log = tree.layout.events_log();
     let cutoff = opts.since.map(|d| SystemTime::now() - d);
+    let shown = std::cell::Cell::new(0usize);
     let show = |ev: &Event| -> std::io::Result<()> {
         if cutoff.is_some_and(|c| ev.at().is_some_and(|t| t < c)) {
             return Ok(());
         }
+        shown.set(shown.get() + 1);
         if opts.json {
             outln!("{}", serde_json::to_string(ev).unwrap_or_default())
         } else {
@@ -46,11 +48,20 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
             show(&ev)?;
         }
     }
-    let mut tail = Tail::new(log);
+    let mut tail = Tail::new(log.clone());
+    let mut first = true;
     loop {
         for ev in tail.read_new() {
             show(&ev)?;
         }
+        if first && shown.get() == 0 && !opts.json {
+            let when = opts
+                .since
+                .map(|d| format!(" in the last {}", humantime::format_duration(d)))
+                .unwrap_or_default();
+            eprintln!("no events{when} in {}", log.display());
+        }
+        first = false;
         if !opts.follow {
             return Ok(());
         }
