@@ -95,6 +95,10 @@ impl Layout {
     pub fn conf_dir(&self) -> PathBuf {
         self.root.join("conf")
     }
+    /// `conf/monitoring`: the monitoring programs' files (matched by the include).
+    pub fn monitoring_conf_dir(&self) -> PathBuf {
+        self.conf_dir().join("monitoring")
+    }
     /// `conf/<host>-<port>`
     pub fn node_conf_dir(&self, node_dir: &str) -> PathBuf {
         self.conf_dir().join(node_dir)

@@ -496,7 +496,7 @@ impl Cluster {
                 port: (service == Service::Metrics)
                     .then_some(decided.metrics_port)
                     .flatten(),
-                conf_dir: layout.conf_dir().join(crate::naming::MONITORING_DIR),
+                conf_dir: layout.monitoring_conf_dir(),
                 log_file: crate::layout::log_file(&global_logs, service.program()),
             })
             .collect();

@@ -88,8 +88,6 @@ pub enum Service {
 
 /// The group of the exporter (the Go mup's name for its monitoring group).
 pub(crate) const MONITORING_GROUP: &str = "monitoring";
-/// `conf/<this>/`: where the monitoring programs' files live (matched by the include).
-pub(crate) const MONITORING_DIR: &str = "monitoring";
 
 impl Service {
     pub const ALL: [Service; 2] = [Service::Events, Service::Metrics];
@@ -108,7 +106,8 @@ impl Service {
             Service::Metrics => MONITORING_GROUP,
         }
     }
-    /// `type` in meta.yaml's `services` list, and the word for tables.
+    /// `type` in meta.yaml's `services` list, the word for tables, and the argument of
+    /// `mup monitor` that runs it (`owner::running_monitors` reads it back).
     pub fn meta_type(self) -> &'static str {
         match self {
             Service::Events => "events",
@@ -118,10 +117,6 @@ impl Service {
     /// `conf/monitoring/<this>`
     pub fn ini_file(self) -> String {
         format!("supervisor-{}.ini", self.program())
-    }
-    /// The argument of `mup monitor` that runs it.
-    pub fn mode(self) -> &'static str {
-        self.meta_type()
     }
     pub fn from_meta_type(kind: &str) -> Option<Service> {
         Service::ALL.into_iter().find(|s| s.meta_type() == kind)

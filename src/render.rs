@@ -167,7 +167,7 @@ fn monitor_ini(env: &Environment, c: &Cluster, m: &Monitor) -> anyhow::Result<St
         command => ini::escape_command([
             path_str(&c.mup_binary).as_str(),
             "monitor",
-            m.service.mode(),
+            m.service.meta_type(),
             "--dir",
             root.as_str(),
         ]),

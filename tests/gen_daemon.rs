@@ -105,12 +105,18 @@ fn loads_in_daemon(name: &str) {
         "autostart=false: no node runs yet"
     );
     // The monitoring programs start with the daemon (autostart).
+    let monitoring = expected.iter().filter(|e| e.contains(":mup-")).count();
+    assert!(
+        monitoring > 0,
+        "every fixture keeps at least the event listener"
+    );
     assert!(wait_until(Duration::from_secs(10), || c
         .get_all_process_info()
         .expect("getAllProcessInfo")
         .iter()
-        .filter(|p| !is_node(p))
-        .all(|p| p.state == state::RUNNING)));
+        .filter(|p| !is_node(p) && p.state == state::RUNNING)
+        .count()
+        == monitoring));
 
     // Start the first node (a config server when sharded) and wait for RUNNING.
     let first = infos

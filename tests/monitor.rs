@@ -7,7 +7,11 @@ use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::{Duration, Instant};
 
-const ONE_NODE_SET: &str = "mongod_servers:
+/// One mongod (a standalone), its port `{p0}`.
+const STANDALONE: &str = "mongod_servers:\n  - host: localhost\n    port: {p0}\n";
+
+/// A two-member replica set `rs0`.
+const TWO_NODE_SET: &str = "mongod_servers:
   - host: localhost
     port: {p0}
     replica_set: rs0
@@ -102,7 +106,7 @@ fn value(body: &str, metric: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
-    let c = TestCluster::new("events", ONE_NODE_SET, 2);
+    let c = TestCluster::new("events", TWO_NODE_SET, 2);
     c.ok(&["up"]);
     c.ok(&["start"]);
     let program = format!("mongod-{}", c.ports[0]);
@@ -210,7 +214,7 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
 
 #[test]
 fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
-    let c = TestCluster::new("hooks", ONE_NODE_SET, 2);
+    let c = TestCluster::new("hooks", TWO_NODE_SET, 2);
     let out = c.tmp.path().join("hook-out");
     let meta = c.tmp.path().join("meta.yaml");
     let mut text = std::fs::read_to_string(&meta).expect("meta");
@@ -272,7 +276,7 @@ fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
 
 #[test]
 fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
-    let c = TestCluster::new("metrics", ONE_NODE_SET, 2);
+    let c = TestCluster::new("metrics", TWO_NODE_SET, 2);
     c.ok(&["up"]);
     c.ok(&["start"]);
     let port = metrics_port(&c.tree);
@@ -386,11 +390,7 @@ fn promtool_accepts(body: &str) {
 
 #[test]
 fn a_prometheus_server_scrapes_the_exporter() {
-    let c = TestCluster::new(
-        "scraped",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let c = TestCluster::new("scraped", STANDALONE, 1);
     c.ok(&["up"]);
     c.ok(&["start"]);
     let port = metrics_port(&c.tree);
@@ -451,11 +451,7 @@ fn a_prometheus_server_scrapes_the_exporter() {
 
 #[test]
 fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
-    let c = TestCluster::new(
-        "toggle",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let c = TestCluster::new("toggle", STANDALONE, 1);
     let meta = c.tmp.path().join("meta.yaml");
     let original = std::fs::read_to_string(&meta).expect("meta");
     std::fs::write(&meta, format!("{original}events: false\nmetrics: false\n")).expect("write");
@@ -515,11 +511,7 @@ fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
 
 #[test]
 fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
-    let c = TestCluster::new(
-        "handmade",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let c = TestCluster::new("handmade", STANDALONE, 1);
     c.ok(&["up"]);
     c.ok(&["start"]);
     let extra = c.tree.join("conf/extra/supervisor-crashmail.ini");
@@ -550,11 +542,7 @@ fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
 
 #[test]
 fn the_password_is_on_no_command_line() {
-    let c = TestCluster::new(
-        "secret",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let c = TestCluster::new("secret", STANDALONE, 1);
     c.ok(&["up"]);
     c.ok(&["start"]);
     let password = read_meta(&c.tree)["supervisor_password"]
@@ -581,11 +569,7 @@ fn the_password_is_on_no_command_line() {
 
 #[test]
 fn gen_check_notices_a_moved_mup_binary() {
-    let c = TestCluster::new(
-        "moved",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let c = TestCluster::new("moved", STANDALONE, 1);
     let elsewhere = c.tmp.path().join("bin");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     let copy = elsewhere.join("mup");

@@ -77,7 +77,7 @@ fn ports_list(tree: &Tree) -> String {
     let mut p: Vec<String> = tree.members.iter().map(|m| m.port.to_string()).collect();
     p.push(tree.port.to_string());
     p.extend(
-        tree.services
+        tree.monitors
             .iter()
             .filter_map(|s| s.port)
             .map(|p| p.to_string()),

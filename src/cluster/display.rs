@@ -6,7 +6,7 @@ use crate::ctl::{daemon, owner, status, Member, Tree};
 use crate::layout::{self};
 use crate::legacy;
 use crate::meta::{self};
-use crate::model::Role;
+use crate::model::{Role, Service};
 use crate::table;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -109,15 +109,12 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         })
         .collect();
     let metrics_url = tree
-        .services
-        .iter()
-        .find_map(|s| s.port)
+        .monitor(Service::Metrics)
+        .and_then(|s| s.port)
         .map(|port| format!("http://127.0.0.1:{port}/metrics"));
     let events_log = tree
-        .services
-        .iter()
-        .any(|s| s.service == crate::naming::Service::Events)
-        .then(|| tree.layout.events_log().display().to_string());
+        .monitor(Service::Events)
+        .map(|_| tree.layout.events_log().display().to_string());
     let d = Display {
         name: tree.name().to_string(),
         version: tree.meta.version.clone(),

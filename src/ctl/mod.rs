@@ -226,7 +226,7 @@ pub struct Tree {
     /// In tier order (config servers, mongods, routers), as gen wrote them.
     pub members: Vec<Member>,
     /// The monitoring programs that are on.
-    pub services: Vec<Monitor>,
+    pub monitors: Vec<Monitor>,
 }
 
 impl Tree {
@@ -287,7 +287,7 @@ impl Tree {
             });
         }
         members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
-        let mut services = Vec::new();
+        let mut monitors = Vec::new();
         for (i, s) in meta.services.iter().enumerate() {
             let service = Service::from_meta_type(&s.kind).ok_or_else(|| {
                 InputError::new(
@@ -296,7 +296,7 @@ impl Tree {
                     format!("{:?} is not events or metrics", s.kind),
                 )
             })?;
-            services.push(Monitor {
+            monitors.push(Monitor {
                 service,
                 port: s.port,
                 log_file: PathBuf::from(&s.log_file),
@@ -307,7 +307,7 @@ impl Tree {
             meta,
             port,
             members,
-            services,
+            monitors,
         })
     }
 
@@ -334,16 +334,21 @@ impl Tree {
         self.members
             .iter()
             .map(|m| m.program.as_str())
-            .chain(self.services.iter().map(|m| -> &str { m.program() }))
+            .chain(self.monitors.iter().map(|m| -> &str { m.program() }))
             .collect::<Vec<_>>()
             .join(", ")
+    }
+
+    /// The monitoring program `service`, when it is on.
+    pub fn monitor(&self, service: Service) -> Option<&Monitor> {
+        self.monitors.iter().find(|m| m.service == service)
     }
 
     /// Every program of the tree.
     pub fn all(&self) -> Selection {
         Selection {
             nodes: self.members.clone(),
-            monitors: self.services.clone(),
+            monitors: self.monitors.clone(),
         }
     }
 
@@ -361,7 +366,7 @@ impl Tree {
         let mut monitors: Vec<Monitor> = Vec::new();
         for t in targets {
             let named: Vec<&Monitor> = self
-                .services
+                .monitors
                 .iter()
                 .filter(|m| {
                     *t == m.program()
@@ -480,7 +485,7 @@ impl Tree {
             .members
             .iter()
             .map(Member::group)
-            .chain(self.services.iter().map(Monitor::group))
+            .chain(self.monitors.iter().map(Monitor::group))
             .collect();
         g.dedup();
         g
@@ -509,7 +514,7 @@ impl Tree {
     /// The node or monitoring program a name (bare or qualified) refers to.
     pub(crate) fn program(&self, name: &str) -> anyhow::Result<Box<dyn Program>> {
         if let Some(m) = self
-            .services
+            .monitors
             .iter()
             .find(|m| m.program() == name || m.qualified() == name)
         {

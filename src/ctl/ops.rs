@@ -462,7 +462,8 @@ pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> a
         if tier.is_empty() {
             continue;
         }
-        if rank == LAST_RANK && tier.iter().any(|p| is_listener(*p)) {
+        // The event listener's rank: let it record what stopped before it stops.
+        if rank == LAST_RANK {
             await_recorded(&mut events, &stopped);
         }
         send_stops(tree, client, &tier)?;
@@ -487,10 +488,6 @@ pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> a
         began.elapsed().as_secs_f64()
     )?;
     Ok(())
-}
-
-fn is_listener(p: &dyn Program) -> bool {
-    p.name() == crate::naming::Service::Events.program()
 }
 
 /// How long a stop waits for the event listener to record the stops before it stops it.

@@ -84,9 +84,7 @@ struct DaemonLabels {
 pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
     let tree = Tree::load(dir)?;
     let port = tree
-        .services
-        .iter()
-        .find(|s| s.service == Service::Metrics)
+        .monitor(Service::Metrics)
         .and_then(|s| s.port)
         .with_context(|| {
             format!(
@@ -314,7 +312,7 @@ impl Exporter {
             l.replica_set = m.replica_set.clone().unwrap_or_default();
             l.host = m.host.clone();
             l.port = m.port.to_string();
-        } else if let Some(s) = self.tree.services.iter().find(|s| s.program() == name) {
+        } else if let Some(s) = self.tree.monitors.iter().find(|s| s.program() == name) {
             l.role = s.service.meta_type().to_string();
             l.host = "127.0.0.1".into();
             l.port = s.port.map(|p| p.to_string()).unwrap_or_default();

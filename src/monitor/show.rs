@@ -20,7 +20,7 @@ pub(crate) struct Options {
 
 /// Prints the recorded events (oldest first), then, with `follow`, new ones as they come.
 pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
-    if !tree.services.iter().any(|s| s.service == Service::Events) {
+    if tree.monitor(Service::Events).is_none() {
         anyhow::bail!(
             "cluster {} records no events: {} says events: false (set it to true and run `mup gen` and `mup ctl reload`)",
             tree.name(),
