@@ -82,19 +82,8 @@ pub(crate) fn compile_inputs(
         meta_dir,
     };
     let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
-    // A data directory is mup's to delete (on destroy) only if mup created it: it does not
-    // exist yet, or the tree already recorded that mup created it.
-    let created_before: BTreeSet<PathBuf> = existing
-        .iter()
-        .flat_map(|m| &m.nodes)
-        .filter(|n| n.data_dir_created == Some(true))
-        .filter_map(|n| n.data_dir.as_ref().map(PathBuf::from))
-        .collect();
-    for n in &mut cluster.nodes {
-        if let Some(d) = &n.data_dir {
-            n.data_dir_created = created_before.contains(d) || !d.exists();
-        }
-    }
+    // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
+    crate::data_dirs::record(&mut cluster, existing.as_ref());
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,

@@ -22,6 +22,7 @@ macro_rules! out {
 pub mod cli;
 mod cluster;
 mod ctl;
+mod data_dirs;
 mod error;
 mod gen;
 mod ini;

@@ -92,7 +92,7 @@ pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
 }
 
 /// Who holds the flock on `file`, from /proc/locks: `pid N (command)`.
-fn holder(file: &File) -> String {
+pub(crate) fn holder(file: &File) -> String {
     let Ok(meta) = file.metadata() else {
         return "another process".into();
     };

@@ -101,6 +101,10 @@ pub struct NodeMeta {
     /// mup created the data directory, so `destroy` may remove it (never one it found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir_created: Option<bool>,
+    /// For a data directory outside the tree that mup created: the path it resolved to then,
+    /// every symlink followed. `destroy` removes it only while it still resolves there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir_resolved: Option<String>,
     pub log_file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<f64>,

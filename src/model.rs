@@ -126,6 +126,8 @@ pub(crate) struct Node {
     pub data_dir: Option<PathBuf>,
     /// mup creates (or created) the data directory: only then may destroy delete it.
     pub data_dir_created: bool,
+    /// Outside the tree, when mup creates it: the path it resolves to (see `data_dirs`).
+    pub data_dir_resolved: Option<PathBuf>,
     pub conf_dir: PathBuf,
     pub log_file: PathBuf,
     /// The complete mongod/mongos config document.
@@ -462,6 +464,7 @@ impl Cluster {
                 votes: d.votes,
                 data_dir,
                 data_dir_created: false,
+                data_dir_resolved: None,
                 conf_dir,
                 log_file,
                 conf: Mapping::new(),
@@ -599,6 +602,10 @@ impl Cluster {
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),
                     data_dir_created: n.data_dir_created.then_some(true),
+                    data_dir_resolved: n
+                        .data_dir_resolved
+                        .as_ref()
+                        .map(|d| d.display().to_string()),
                     log_file: n.log_file.display().to_string(),
                     priority: n.priority,
                     hidden: n.hidden,
