@@ -33,7 +33,10 @@ fn as_other_user(program: &str) -> Command {
         });
         c
     } else {
-        eprintln!("not root: the foreign process runs as this user, not another one");
+        skip(
+            "as_other_user",
+            "not root: the foreign process runs as this user, not another one",
+        );
         Command::new(program)
     }
 }
@@ -485,7 +488,10 @@ fn the_lock_is_private_and_waiting_for_it_is_bounded() {
             String::from_utf8_lossy(&o.stderr)
         );
     } else {
-        eprintln!("not root: skipping the other-user open of the lock file");
+        skip(
+            "the_lock_is_private_and_waiting_for_it_is_bounded",
+            "not root: another user's open of the lock file is not tried",
+        );
     }
 
     // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
@@ -547,7 +553,10 @@ impl Drop for Tmpfs {
 #[test]
 fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
     if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs to fill needs root");
+        skip(
+            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
+            "mounting a small tmpfs to fill needs root",
+        );
         return;
     }
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -559,7 +568,10 @@ fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
         .status()
         .expect("mount");
     if !status.success() {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip(
+            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
+            "cannot mount a tmpfs here",
+        );
         return;
     }
     let _mount = Tmpfs(mnt.clone());
