@@ -888,3 +888,45 @@ fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
     let (code, d) = h.display("lockalias");
     assert_eq!(code, 0, "{d}");
 }
+
+#[test]
+fn keep_data_keeps_data_that_resolves_into_the_tree() {
+    let mut h = Home::new(&["keepalias"]);
+    let q = h.scratch().join("q");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+        q.join("node").display()
+    );
+    let topo = h.topology("keepalias.yaml", &text, 1);
+    h.deploy("keepalias", &topo);
+    h.ok(&["cluster", "stop", "keepalias"]);
+    // The data moves into the tree's logs/ and its old place becomes a symlink to it; conf/
+    // becomes a symlink to a directory of the user's.
+    let root = h.cluster_dir("keepalias");
+    let moved = root.join("logs").join("q");
+    std::fs::rename(&q, &moved).expect("move the data");
+    std::os::unix::fs::symlink(&moved, &q).expect("symlink");
+    std::fs::write(moved.join("node").join("collection-0.wt"), "data").expect("data file");
+    let users = h.scratch().join("users-conf");
+    std::fs::create_dir_all(&users).expect("mkdir");
+    std::fs::write(users.join("notes.txt"), "mine").expect("notes");
+    std::fs::remove_dir_all(root.join("conf")).expect("rm conf");
+    std::os::unix::fs::symlink(&users, root.join("conf")).expect("symlink");
+
+    let out = h.ok(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(moved.join("node").join("collection-0.wt")).expect("kept"),
+        "data",
+        "{out}"
+    );
+    assert!(moved.join("node").join("mongod.lock").exists(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(users.join("notes.txt")).expect("kept"),
+        "mine"
+    );
+    assert!(
+        std::fs::symlink_metadata(root.join("conf")).is_err(),
+        "the symlink itself is mup's entry, removed as a link:\n{out}"
+    );
+    assert!(!root.join("meta.yaml").exists(), "{out}");
+}
