@@ -323,7 +323,7 @@ pub(crate) fn install(
     let file = tmp.path().join("archive.tgz");
     fetch::download(&url, &file, &archive.sha256)?;
     let unpacked = tmp.path().join("unpacked");
-    unpack::unpack(&file, &unpacked)?;
+    unpack::unpack(&file, &unpacked, &url)?;
     let root = unpack::package_root(&unpacked)
         .with_context(|| format!("{url} holds no bin/mongod: not a MongoDB server archive"))?;
     std::fs::rename(&root, dir.join(&version))

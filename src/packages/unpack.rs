@@ -50,9 +50,10 @@ impl<R: Read> Read for Counted<R> {
     }
 }
 
-/// Unpacks `archive` into `into` (which must not exist) under the bounds above.
-pub(crate) fn unpack(archive: &Path, into: &Path) -> anyhow::Result<()> {
-    let what = || format!("cannot unpack {}", archive.display());
+/// Unpacks `archive` into `into` (which must not exist) under the bounds above; `name` (its
+/// URL) names it in messages.
+pub(crate) fn unpack(archive: &Path, into: &Path, name: &str) -> anyhow::Result<()> {
+    let what = || format!("cannot unpack {name}");
     let len = std::fs::metadata(archive).with_context(what)?.len();
     let limit = limit(len);
     let f = std::fs::File::open(archive).with_context(what)?;
@@ -72,8 +73,8 @@ pub(crate) fn unpack(archive: &Path, into: &Path) -> anyhow::Result<()> {
     let mut total = 0u64;
     for (count, entry) in (1u64..).zip(tar.entries().with_context(what)?) {
         let mut entry = entry.with_context(what)?;
-        let name = entry.path().map(|p| p.display().to_string());
-        let name = name.unwrap_or_else(|_| "an entry".into());
+        let entry_name = entry.path().map(|p| p.display().to_string());
+        let entry_name = entry_name.unwrap_or_else(|_| "an entry".into());
         if count > MAX_ENTRIES {
             bail!("{}: more than {MAX_ENTRIES} entries", what());
         }
@@ -83,14 +84,14 @@ pub(crate) fn unpack(archive: &Path, into: &Path) -> anyhow::Result<()> {
         }
         if !(kind.is_file() || kind.is_dir()) {
             bail!(
-                "{}: {name} is a {kind:?} entry; a package holds only files and directories",
+                "{}: {entry_name} is a {kind:?} entry; a package holds only files and directories",
                 what()
             );
         }
         total = total.saturating_add(entry.size());
         if total > limit {
             bail!(
-                "{}: with {name} it would unpack to more than {} ({RATIO} times the archive's {} bytes, at least {}, at most {}): stopped",
+                "{}: with {entry_name} it would unpack to more than {} ({RATIO} times the archive's {} bytes, at least {}, at most {}): stopped",
                 what(),
                 size(limit),
                 len,
@@ -100,7 +101,7 @@ pub(crate) fn unpack(archive: &Path, into: &Path) -> anyhow::Result<()> {
         }
         entry
             .unpack_in(into)
-            .with_context(|| format!("{}: {name}", what()))?;
+            .with_context(|| format!("{}: {entry_name}", what()))?;
     }
     clamp_modes(into)
 }
@@ -151,6 +152,47 @@ pub(crate) fn package_root(unpacked: &Path) -> Option<PathBuf> {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// A .tgz in `dir` of `top/bin/mongod` (mode 04777), and a symlink `top/bin/evil` if `link`.
+    fn archive(dir: &Path, link: bool) -> PathBuf {
+        let path = dir.join(if link { "link.tgz" } else { "plain.tgz" });
+        let gz = flate2::write::GzEncoder::new(
+            std::fs::File::create(&path).expect("create"),
+            flate2::Compression::fast(),
+        );
+        let mut b = tar::Builder::new(gz);
+        let mut h = tar::Header::new_gnu();
+        h.set_size(3);
+        h.set_mode(0o4777);
+        h.set_cksum();
+        b.append_data(&mut h, "top/bin/mongod", &b"#!\n"[..])
+            .expect("file");
+        if link {
+            let mut h = tar::Header::new_gnu();
+            h.set_entry_type(tar::EntryType::Symlink);
+            h.set_size(0);
+            b.append_link(&mut h, "top/bin/evil", "/etc/passwd")
+                .expect("link");
+        }
+        b.into_inner().expect("tar").finish().expect("gz");
+        path
+    }
+
+    #[test]
+    fn modes_are_clamped_and_links_refused() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let into = dir.path().join("plain");
+        unpack(&archive(dir.path(), false), &into, "plain").expect("unpacks");
+        let mode = |p: &Path| std::fs::metadata(p).expect("stat").permissions().mode() & 0o7777;
+        assert_eq!(mode(&into.join("top/bin/mongod")), 0o755);
+        assert_eq!(mode(&into.join("top/bin")), 0o755);
+        let err = unpack(&archive(dir.path(), true), &dir.path().join("l"), "link")
+            .expect_err("a link is refused");
+        assert!(
+            format!("{err:#}").contains("top/bin/evil is a Symlink entry"),
+            "{err:#}"
+        );
+    }
 
     #[test]
     fn the_bound_follows_the_archive_between_floor_and_absolute() {
