@@ -438,12 +438,13 @@ fn a_killed_install_leaves_nothing_once_the_next_runs() {
     let m = hostile_mirror();
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    // An install that stalls mid-download, with the default (long) timeout.
+    // An install that stalls mid-download, with a timeout longer than this test.
     let mut stalled = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
         .env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", h.join("home"))
         .env("MUP_HOME", h)
+        .env("MUP_DOWNLOAD_TIMEOUT", "300")
         .args(["install", "6.0.21", "--mirror", &m.url])
         .stdout(std::process::Stdio::null())
         .stderr(std::process::Stdio::null())
