@@ -34,7 +34,7 @@ pub enum Command {
         version: String,
         #[command(flatten)]
         source: SourceOpts,
-        /// Do not ask for confirmation
+        /// Accepted for scripts: `mup install` never asks
         #[arg(short, long)]
         yes: bool,
     },

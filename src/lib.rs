@@ -130,10 +130,10 @@ fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         Command::Install {
             version,
             source,
-            yes,
+            yes: _, // `mup install` never asks
         } => {
             let src = packages::Source::new(source.mirror.as_deref());
-            let v = packages::install(&version, &src, yes)?;
+            let v = packages::install(&version, &src, &|_| Ok(()))?;
             outln!("{}", packages::bin_dir(&v).display())?;
             Ok(Outcome::Success)
         }

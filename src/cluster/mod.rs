@@ -40,7 +40,7 @@ pub(crate) fn binaries(
     let bin_path = match (bin_path, version) {
         (Some(p), _) => layout::absolute(p),
         (None, Some(v)) => {
-            let exact = crate::packages::install(v, source, yes)?;
+            let exact = crate::packages::install(v, source, &|q| confirm(q, yes))?;
             return Ok(Binaries {
                 bin_path: crate::packages::bin_dir(&exact),
                 version: exact,
