@@ -208,3 +208,29 @@ fn existing_tree_of_another_cluster_is_not_overwritten() {
         before
     );
 }
+
+/// What supervisord's `environment=` parser cannot carry is refused, naming the field and
+/// the value: a value that closes the quoting to add a variable (`LD_PRELOAD` would work the
+/// same way), one with both quotes, and a newline. (What it can carry reaches the programs
+/// verbatim: tests/gen_daemon.rs.)
+#[test]
+fn environment_values_supervisord_cannot_carry_are_refused() {
+    let meta = |field: &str, value: &str| format!("{META}{field}: {}\n", yaml_str(value));
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("user", "x\",MUPINJECT=/tmp/injected.so,Z=\"")),
+        "error: meta.yaml: user: \"x\\\",MUPINJECT=/tmp/injected.so,Z=\\\"\" starts or ends with a quote, which supervisord's environment= parser strips\n"
+    );
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("home", "/h/it's \"q\"x")),
+        "error: meta.yaml: home: \"/h/it's \\\"q\\\"x\" contains both ' and \", which supervisord's environment= parser cannot quote (it has no escape character)\n"
+    );
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("user", "a\nMUPINJECT=1")),
+        "error: meta.yaml: user: \"a\\nMUPINJECT=1\" contains the control character '\\n', which supervisord would read as a new line or section\n"
+    );
+}
+
+/// `value` as a YAML double-quoted scalar.
+fn yaml_str(value: &str) -> String {
+    serde_json::to_string(value).expect("a string serialises")
+}
