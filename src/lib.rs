@@ -262,16 +262,7 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         V::Down => daemon::down(&tree)?,
         V::Status { targets, json } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            let client = ctl::connect(&tree)?;
-            let st = status::collect(&tree, Some(&client), &members, json)?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&st)?)?;
-            } else {
-                out!("{}", status::table(&st))?;
-            }
-            if !st.programs.iter().all(status::Program::running) {
-                return Ok(Outcome::NotRunning);
-            }
+            return status::run(&tree, &members, json).map(Outcome::running);
         }
         V::Start { targets: t, init } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;

@@ -405,6 +405,36 @@ fn a_node_that_exits_at_once_fails_the_start_with_its_log() {
     );
 }
 
+/// A script reading `status --json` gets JSON with the daemon down too: the document with
+/// `"state": "DOWN"` and every program STOPPED, exit 1 and the sentence on stderr.
+#[test]
+fn status_json_with_the_daemon_down_is_a_document() {
+    let c = TestCluster::new("downjson", REPLICA_SET, 3);
+    let (code, out, err) = c.ctl(&["status", "--json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}\n{err}"));
+    assert_eq!(doc["cluster"], "downjson");
+    assert_eq!(doc["supervisord"]["state"], "DOWN", "{doc}");
+    assert_eq!(doc["supervisord"]["pid"], serde_json::Value::Null, "{doc}");
+    let programs = doc["programs"].as_array().expect("programs");
+    assert_eq!(
+        programs.len(),
+        3 + 2,
+        "3 nodes and the 2 monitoring programs: {doc}"
+    );
+    assert!(
+        programs
+            .iter()
+            .all(|p| p["state"] == "STOPPED" && p["pid"].is_null()),
+        "{doc}"
+    );
+    assert!(
+        err.contains("supervisord for cluster downjson is not running on 127.0.0.1:"),
+        "{err}"
+    );
+}
+
 #[test]
 fn wrong_credentials_and_a_stopped_daemon_get_sentences() {
     let c = TestCluster::new("sentences", REPLICA_SET, 3);

@@ -212,6 +212,23 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
     assert!(err.starts_with("no events in the last 1ms in "), "{err}");
 }
 
+/// A `--since` longer than the clock can go back is a clear usage error (exit 2), not a
+/// panic; the longest the clock can count still works.
+#[test]
+fn events_since_beyond_the_clock_is_a_usage_error() {
+    let c = TestCluster::new("longago", STANDALONE, 1);
+    let (code, out, err) = c.ctl(&["events", "--since", "18446744073709551615s"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("invalid value '18446744073709551615s' for '--since <DURATION>'")
+            && err.contains("reaches back further than the clock can count"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, _, err) = c.ctl(&["events", "--since", "100000years"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
     let c = TestCluster::new("hooks", TWO_NODE_SET, 2);
