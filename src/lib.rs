@@ -1,12 +1,12 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
 /// `writeln!` to stdout, returning the `io::Result`: a closed pipe (`mup ... | head`) comes
-/// back as an error that `main` recognises, instead of a panic.
+/// back as an error that `main` recognises ([`is_broken_pipe`]), instead of a panic.
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
     }};
 }
 
@@ -15,8 +15,31 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout(), $($arg)*)
+        write!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
     }};
+}
+
+/// What a broken pipe on stdout becomes, so that it is told apart from a broken pipe
+/// anywhere else (a socket, a child's stdin), which stays an error.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// An error writing stdout, with a broken pipe marked as [`StdoutClosed`].
+#[doc(hidden)]
+pub fn stdout_error(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
+    }
 }
 
 pub mod cli;
@@ -123,7 +146,7 @@ fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             // Rendered first, then written: a closed pipe is an error here, not a panic.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Opts::command(), "mup", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(stdout_error)?;
             Ok(Outcome::Success)
         }
         Command::Install {
@@ -338,12 +361,13 @@ fn roles(filters: &cli::Filters) -> Vec<model::Role> {
         .collect()
 }
 
-/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly,
-/// as a tool killed by SIGPIPE would.
+/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly
+/// with exit 0, as ripgrep does, so `set -o pipefail` pipelines do not fail.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<StdoutClosed>())
     })
 }
 

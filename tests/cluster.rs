@@ -483,3 +483,30 @@ fn playground_start_status_stop_destroy() {
         assert!(!port_answers(p));
     }
 }
+
+/// `mup … | head` under `set -o pipefail`: when the reader has closed the pipe, mup ends
+/// quietly with exit 0 (as ripgrep does), not 141 and not a panic.
+#[test]
+fn a_closed_stdout_ends_quietly_with_success() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for args in [&["cluster", "list", "--json"][..], &["completions", "bash"][..]] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // closed before mup writes a byte: every write fails with EPIPE
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", tmp.path())
+            .env("MUP_HOME", tmp.path().join("mup-home"))
+            .stdout(writer)
+            .output()
+            .expect("run mup");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mup {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "mup {args:?}");
+    }
+}
