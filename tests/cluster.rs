@@ -489,7 +489,10 @@ fn playground_start_status_stop_destroy() {
 #[test]
 fn a_closed_stdout_ends_quietly_with_success() {
     let tmp = tempfile::tempdir().expect("tempdir");
-    for args in [&["cluster", "list", "--json"][..], &["completions", "bash"][..]] {
+    for args in [
+        &["cluster", "list", "--json"][..],
+        &["completions", "bash"][..],
+    ] {
         let (reader, writer) = std::io::pipe().expect("pipe");
         drop(reader); // closed before mup writes a byte: every write fails with EPIPE
         let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
@@ -509,4 +512,49 @@ fn a_closed_stdout_ends_quietly_with_success() {
         );
         assert_eq!(String::from_utf8_lossy(&out.stderr), "", "mup {args:?}");
     }
+}
+
+/// deploy reads the version `mongod --version` starts its line with, even when the build
+/// prints more after it; a line without a version is refused naming the binary.
+#[test]
+fn deploy_reads_the_leading_version_of_mongod() {
+    let mut h = Home::new(&["buildver", "nover"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    let deploy = |name: &str, says: &str| {
+        let _ports = allocation_lock();
+        let out = mup(h.path())
+            .env("MUP_STANDIN_VERSION", says)
+            .args(["cluster", "deploy", name])
+            .arg(&topo)
+            .arg("--bin-path")
+            .arg(stand_in_bin())
+            .arg("--yes")
+            .output()
+            .expect("run mup");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = deploy("buildver", "7.0.14 (build)");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (_, d) = h.display("buildver");
+    assert_eq!(d["version"], "7.0.14", "{d}");
+    h.ok(&["cluster", "destroy", "buildver", "--yes"]);
+
+    let (code, out, err) = deploy("nover", "banana (build)");
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: --version: \"db version vbanana (build)\" does not start with a MongoDB version like 7.0.14: pass --version\n",
+            stand_in_bin().join("mongod").display()
+        )
+    );
+    assert!(!h.cluster_dir("nover").exists(), "nothing written");
 }
