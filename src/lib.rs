@@ -246,10 +246,12 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
             };
             cluster::playground_start(nodes, b, !init.no_init)?;
         }
-        P::Stop => cluster::stop(cluster::PLAYGROUND, &[], &[])?,
-        P::Status => return cluster::display(cluster::PLAYGROUND, false).map(Outcome::running),
-        P::Connect => cluster::connect(cluster::PLAYGROUND)?,
-        P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
+        P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
+        P::Status => {
+            return cluster::display(cluster::existing_playground()?, false).map(Outcome::running)
+        }
+        P::Connect => cluster::connect(cluster::existing_playground()?)?,
+        P::Destroy => cluster::destroy(cluster::existing_playground()?, false, true)?,
     }
     Ok(Outcome::Success)
 }

@@ -558,3 +558,26 @@ fn deploy_reads_the_leading_version_of_mongod() {
     );
     assert!(!h.cluster_dir("nover").exists(), "nothing written");
 }
+
+/// With no playground, every playground command says so in its own words: no `NAME` the
+/// user never typed.
+#[test]
+fn playground_commands_without_a_playground_say_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    for verb in ["connect", "status", "stop", "destroy"] {
+        let out = mup(&home)
+            .args(["playground", verb])
+            .output()
+            .expect("run mup");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: mup playground: there is no playground (under {}): `mup playground start` makes one\n",
+                home.join("storage/clusters").display()
+            ),
+            "playground {verb}"
+        );
+        assert_eq!(out.status.code(), Some(2), "playground {verb}");
+    }
+}

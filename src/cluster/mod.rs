@@ -9,7 +9,7 @@ mod playground;
 pub(crate) use destroy::destroy;
 pub(crate) use display::{display, list};
 pub(crate) use migrate::migrate;
-pub(crate) use playground::{playground_start, PLAYGROUND};
+pub(crate) use playground::{existing_playground, playground_start};
 
 use crate::ctl::{daemon, ops, procs, Member, Tree};
 use crate::error::InputError;
