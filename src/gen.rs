@@ -381,7 +381,12 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         Mode::DryRun => {
             outln!("would write to {}:", layout.root().display())?;
             for d in &cmp.missing_dirs {
-                outln!("  mkdir      {}/", rel(d))?;
+                let outside = if d.starts_with(layout.root()) {
+                    ""
+                } else {
+                    " (outside the tree)"
+                };
+                outln!("  mkdir      {}{outside}", shown_dir(layout, d))?;
             }
             let files = &compiled.files;
             for (i, s) in &cmp.changed {
@@ -405,6 +410,13 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         }
         Mode::Write => {
             tree::apply(&cmp, &compiled.files)?;
+            for d in cmp
+                .missing_dirs
+                .iter()
+                .filter(|d| !d.starts_with(layout.root()))
+            {
+                eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+            }
             for p in &cmp.extra {
                 outln!(
                     "removed {} (no longer in the tree; a node's data directory is kept)",
@@ -428,11 +440,21 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     }
 }
 
+/// A directory in gen's output: relative inside the tree, absolute for the tree itself and
+/// for what lies outside it (data and log directories set in the topology), with a final `/`.
+fn shown_dir(layout: &Layout, dir: &Path) -> String {
+    let shown = match layout.relative(dir) {
+        p if p.as_os_str().is_empty() => dir,
+        p => p,
+    };
+    format!("{}/", shown.display())
+}
+
 /// `--check` output: one line per difference, with a diff for files that are not secret.
 fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     for d in &cmp.missing_dirs {
-        outln!("missing: {}/", rel(d))?;
+        outln!("missing: {}", shown_dir(layout, d))?;
     }
     for (i, state) in &cmp.changed {
         let f = &files[*i];
