@@ -504,3 +504,24 @@ fn tail_pid_signal_and_a_held_supervisor_port() {
     assert_eq!(code, 2);
     assert!(err.contains(&format!("programs: {name}")), "{err}");
 }
+
+/// `ctl tail` prints the log's bytes as they are: the final newline (and any whitespace at
+/// either end of what supervisord sends) is kept.
+#[test]
+fn tail_keeps_the_logs_final_newline() {
+    let c = TestCluster::new("tailnl", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    let name = format!("mongod-{}", c.ports[0]);
+    c.ok(&["start", &name]);
+    let log = c.tree.join(format!("logs/supervisor-{name}.log"));
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Waiting for connections"))
+    }));
+    let out = c.ok(&["tail", &name, "-n", "100000"]);
+    let file = std::fs::read_to_string(&log).expect("log");
+    assert!(out.ends_with('\n'), "{out:?}");
+    assert!(
+        file.starts_with(&out),
+        "the whole log as it is:\n{out:?}\n{file:?}"
+    );
+}
