@@ -364,7 +364,7 @@ impl Cluster {
             ));
         }
         for (value, field) in [(&decided.home, "home"), (&decided.user, "user")] {
-            if let Some(why) = ini::check(value) {
+            if let Some(why) = ini::check_env(value) {
                 return Err(InputError::new(mf, field, why));
             }
         }

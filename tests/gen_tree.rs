@@ -128,3 +128,68 @@ fn removed_node_loses_its_files_not_its_data() {
         "{ini}"
     );
 }
+
+/// Directories gen creates outside `--out` (data and logs set in the topology) are named:
+/// `--dry-run` marks them, a write says it created them (stderr), and the tree's own root
+/// is shown by its path, never as `/`.
+#[test]
+fn directories_outside_the_tree_are_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let (data, logs) = (d.join("elsewhere/data"), d.join("elsewhere/logs"));
+    std::fs::write(
+        d.join("topology.yaml"),
+        format!(
+            "global:\n  data_dir: {}\n  log_dir: {}\n{}",
+            data.display(),
+            logs.display(),
+            topo(&[30000])
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("meta.yaml"),
+        "name: outside\nversion: \"7.0\"\nbin_path: bin\n",
+    )
+    .expect("write");
+    let node_data = format!("{}/", data.join("localhost-30000").display());
+    let logs = format!("{}/", logs.display());
+
+    let dry = gen(d, &["--dry-run"]);
+    assert!(dry.status.success());
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    let mkdirs: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mkdir"))
+        .map(str::trim)
+        .collect();
+    for want in [
+        format!("{node_data} (outside the tree)"),
+        format!("{logs} (outside the tree)"),
+        format!("{}/", d.join("tree").display()),
+        "conf/".to_string(),
+    ] {
+        assert!(mkdirs.contains(&want.as_str()), "{want:?} in\n{plan}");
+    }
+    assert!(!mkdirs.contains(&"/"), "{plan}");
+
+    let out = gen(d, &[]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let created: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("created "))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            format!("{node_data} (outside the tree)"),
+            format!("{logs} (outside the tree)")
+        ],
+        "{said}"
+    );
+    assert!(data.join("localhost-30000").is_dir() && d.join("elsewhere/logs").is_dir());
+    // Nothing is created the second time: nothing said.
+    let again = gen(d, &[]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("created "));
+}

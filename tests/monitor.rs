@@ -212,6 +212,23 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
     assert!(err.starts_with("no events in the last 1ms in "), "{err}");
 }
 
+/// A `--since` longer than the clock can go back is a clear usage error (exit 2), not a
+/// panic; the longest the clock can count still works.
+#[test]
+fn events_since_beyond_the_clock_is_a_usage_error() {
+    let c = TestCluster::new("longago", STANDALONE, 1);
+    let (code, out, err) = c.ctl(&["events", "--since", "18446744073709551615s"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("invalid value '18446744073709551615s' for '--since <DURATION>'")
+            && err.contains("reaches back further than the clock can count"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, _, err) = c.ctl(&["events", "--since", "100000years"]);
+    assert_eq!(code, 0, "{err}");
+}
+
 #[test]
 fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
     let c = TestCluster::new("hooks", TWO_NODE_SET, 2);
@@ -648,4 +665,114 @@ fn gen_check_notices_a_moved_mup_binary() {
     for p in st["programs"].as_array().expect("programs") {
         assert_eq!(p["state"], "RUNNING", "{p}");
     }
+}
+
+/// A named cluster `name` (one stand-in node, daemon down) generated under `mup_home` with
+/// this `metrics_port`.
+fn named_cluster(mup_home: &Path, name: &str, metrics_port: u16) {
+    let scratch = mup_home.join(format!("{name}-input"));
+    std::fs::create_dir_all(&scratch).expect("mkdir");
+    std::fs::write(
+        scratch.join("topology.yaml"),
+        STANDALONE.replace("{p0}", &free_port().to_string()),
+    )
+    .expect("write topology");
+    std::fs::write(
+        scratch.join("meta.yaml"),
+        format!(
+            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nmetrics_port: {metrics_port}\n",
+            stand_in_bin().display(),
+            free_port()
+        ),
+    )
+    .expect("write meta");
+    mup(mup_home)
+        .arg("gen")
+        .arg(scratch.join("topology.yaml"))
+        .arg("--meta")
+        .arg(scratch.join("meta.yaml"))
+        .arg("--out")
+        .arg(mup_home.join("storage/clusters").join(name))
+        .assert()
+        .success();
+}
+
+/// `mup cluster display NAME [ARGS]`: stdout (exit 3: the nodes are not running).
+fn display(mup_home: &Path, name: &str, args: &[&str]) -> String {
+    let out = mup(mup_home)
+        .args(["cluster", "display", name])
+        .args(args)
+        .output()
+        .expect("run mup");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The scrape config `cluster display` prints is a whole Prometheus configuration: saved as
+/// printed, `promtool check config` accepts it, and it scrapes the cluster's metrics port.
+#[test]
+fn display_prints_a_scrape_config_promtool_accepts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    let port = free_port();
+    named_cluster(&home, "scrapecfg", port);
+    let text = display(&home, "scrapecfg", &[]);
+    let start = text
+        .find("\nscrape_configs:\n")
+        .unwrap_or_else(|| panic!("no scrape_configs document in\n{text}"));
+    let doc: String = text[start + 1..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        doc.contains("job_name: mup-scrapecfg")
+            && doc.contains(&format!("targets: [\"127.0.0.1:{port}\"]")),
+        "{doc}"
+    );
+    let file = tmp.path().join("prometheus.yml");
+    std::fs::write(&file, &doc).expect("write");
+    let check = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    assert!(
+        check.status.success(),
+        "promtool check config: {}{}\n{doc}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// When another cluster's exporter holds this cluster's metrics port, display says so and
+/// advertises no URL or scrape config (those series are the other cluster's).
+#[test]
+fn display_does_not_advertise_another_clusters_exporter() {
+    let other = TestCluster::new("holder", STANDALONE, 1);
+    other.ok(&["up"]);
+    let port = metrics_port(&other.tree);
+    assert!(
+        wait_until(Duration::from_secs(10), || port_answers(port)),
+        "the other cluster's exporter listens on {port}"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    named_cluster(&home, "borrower", port);
+
+    let text = display(&home, "borrower", &[]);
+    let holder = format!("monitor metrics --dir {}", other.tree.display());
+    assert!(
+        text.contains("Metrics:     none: the exporter's port") && text.contains(&holder),
+        "{text}"
+    );
+    assert!(
+        !text.contains("scrape_configs:") && !text.contains(&format!("127.0.0.1:{port}/metrics")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&display(&home, "borrower", &["--json"])).expect("json");
+    assert_eq!(json["metrics_url"], serde_json::Value::Null, "{json}");
+    let held = json["metrics_port_held_by"].as_str().unwrap_or_default();
+    assert!(held.contains(&holder), "{json}");
 }

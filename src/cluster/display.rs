@@ -28,8 +28,12 @@ pub(crate) struct Display {
     pub running: usize,
     /// The event listener and the exporter, those that are on.
     pub monitoring: Vec<DisplayMonitor>,
-    /// The exporter's endpoint; `None` when metrics are off.
+    /// The exporter's endpoint; `None` when metrics are off, or when something else holds
+    /// its port (`metrics_port_held_by`).
     pub metrics_url: Option<String>,
+    /// What holds the exporter's port when it is not this cluster's exporter (another
+    /// cluster's exporter: its series are not this cluster's); `None` otherwise.
+    pub metrics_port_held_by: Option<String>,
     /// Where the event listener appends transitions; `None` when events are off.
     pub events_log: Option<String>,
 }
@@ -108,9 +112,10 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
             log_file: p.log_file.clone(),
         })
         .collect();
-    let metrics_url = tree
-        .monitor(Service::Metrics)
-        .and_then(|s| s.port)
+    let metrics_port = tree.monitor(Service::Metrics).and_then(|s| s.port);
+    let metrics_port_held_by = metrics_port.and_then(|port| owner::foreign_exporter(&tree, port));
+    let metrics_url = metrics_port
+        .filter(|_| metrics_port_held_by.is_none())
         .map(|port| format!("http://127.0.0.1:{port}/metrics"));
     let events_log = tree
         .monitor(Service::Events)
@@ -128,6 +133,7 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         nodes,
         monitoring,
         metrics_url,
+        metrics_port_held_by,
         events_log,
     };
     if json {
@@ -284,9 +290,16 @@ fn monitoring_text(d: &Display) -> String {
         let target = url
             .trim_start_matches("http://")
             .trim_end_matches("/metrics");
+        // A whole prometheus.yml (promtool check config accepts it as it is), flush left so
+        // that it can be saved as printed.
         out.push_str(&format!(
-            "Metrics:     {url}\n             Prometheus scrape config:\n               - job_name: mup-{}\n                 static_configs:\n                   - targets: [\"{target}\"]\n",
+            "Metrics:     {url}\n             Prometheus scrape config (a prometheus.yml as it is, or merge the job into yours):\n\nscrape_configs:\n  - job_name: mup-{}\n    static_configs:\n      - targets: [\"{target}\"]\n\n",
             d.name
+        ));
+    }
+    if let Some(who) = &d.metrics_port_held_by {
+        out.push_str(&format!(
+            "Metrics:     none: the exporter's port (metrics_port in meta.yaml) is held by {who}, not by this cluster's exporter, so what it serves is not this cluster's\n"
         ));
     }
     if let Some(log) = &d.events_log {
