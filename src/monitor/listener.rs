@@ -29,7 +29,8 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
     let on_signal = hooks.clone();
     std::thread::spawn(move || {
         if let Some(signal) = signals.forever().next() {
-            on_signal.stop(&format!("signal {signal}"));
+            let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
+            on_signal.stop(name);
             std::process::exit(0);
         }
     });
