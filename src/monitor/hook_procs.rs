@@ -40,11 +40,11 @@ impl Mark<'_> {
     }
 }
 
-/// The processes to find: the group `pgid` (when the hook's leader is known) and `mark`,
-/// among processes whose MUP_CLUSTER_DIR is `cluster_dir`.
+/// The processes to find: the members of `groups` (hooks' process groups) and those
+/// carrying `mark` with `cluster_dir` as their MUP_CLUSTER_DIR.
 #[derive(Debug, Clone, Copy)]
 pub(super) struct Target<'a> {
-    pub pgid: Option<u32>,
+    pub groups: &'a [u32],
     pub cluster_dir: &'a OsStr,
     pub mark: Mark<'a>,
 }
@@ -65,8 +65,9 @@ pub(super) fn find(target: Target) -> Vec<i32> {
         }
         links.push((stat.pid, stat.ppid));
         let in_group = target
-            .pgid
-            .is_some_and(|g| i64::from(stat.pgrp) == i64::from(g));
+            .groups
+            .iter()
+            .any(|g| i64::from(*g) == i64::from(stat.pgrp));
         let marked = || {
             p.uid().is_ok_and(|u| u == uid)
                 && p.environ().is_ok_and(|env| {
@@ -96,10 +97,10 @@ pub(super) fn find(target: Target) -> Vec<i32> {
     found.into_iter().collect()
 }
 
-/// SIGKILLs every process of `target` (the whole group at once on the first pass while
-/// `group_alive` says its leader is not reaped, so its number cannot have been reused), then
-/// looks again, up to [`KILL_ROUNDS`] times. Returns how many distinct processes it found.
-pub(super) fn kill(target: Target, group_alive: bool) -> usize {
+/// SIGKILLs every process of `target` (first each of `live_groups` at once: groups whose
+/// leader is not reaped yet, so their number cannot have been reused), then looks again, up
+/// to [`KILL_ROUNDS`] times. Returns how many distinct processes it found.
+pub(super) fn kill(target: Target, live_groups: &[u32]) -> usize {
     use rustix::process::{kill_process, kill_process_group, Pid, Signal};
     let mut signalled = BTreeSet::new();
     for round in 0..KILL_ROUNDS {
@@ -107,8 +108,8 @@ pub(super) fn kill(target: Target, group_alive: bool) -> usize {
             .into_iter()
             .filter(|p| !signalled.contains(p))
             .collect();
-        if round == 0 && group_alive {
-            if let Some(pgid) = target.pgid.and_then(|g| Pid::from_raw(g as i32)) {
+        if round == 0 {
+            for pgid in live_groups.iter().filter_map(|g| Pid::from_raw(*g as i32)) {
                 let _ = kill_process_group(pgid, Signal::KILL);
             }
         }
@@ -181,13 +182,13 @@ mod tests {
             .map(|l| l.parse().expect("a pid"))
             .collect();
         let target = Target {
-            pgid: Some(child.id()),
+            groups: &[child.id()],
             cluster_dir: dir.path().as_os_str(),
             mark: Mark::Hook("1.1"),
         };
         let other = Target {
             mark: Mark::Hook("1.2"),
-            pgid: None,
+            groups: &[],
             ..target
         };
         assert!(find(other).is_empty(), "another hook's mark finds nothing");
@@ -195,7 +196,7 @@ mod tests {
         for pid in &grandchildren {
             assert!(found.contains(pid), "{pid} in {found:?}");
         }
-        assert!(kill(target, true) >= 3);
+        assert!(kill(target, &[child.id()]) >= 3);
         child.wait().expect("reaped");
         for pid in grandchildren {
             let start = std::time::Instant::now();

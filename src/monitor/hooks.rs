@@ -35,6 +35,8 @@ const TICK: Duration = Duration::from_millis(50);
 const MAX_LINE: usize = 16 * 1024;
 /// How long a stopping listener waits for the last output of the killed hooks.
 const DRAIN_LIMIT: Duration = Duration::from_secs(1);
+/// How long the shells of killed hooks may take to exit (SIGKILL is asynchronous).
+const REAP_LIMIT: Duration = Duration::from_secs(1);
 
 /// The hooks running for one listener (a handle: clones share them).
 #[derive(Clone)]
@@ -62,6 +64,8 @@ struct State {
 struct Running {
     /// Its number in this listener's run (hooks.log names it so).
     n: u64,
+    /// The shell's pid, its process group.
+    pgid: u32,
     /// The `MUP_HOOK` value.
     id: String,
     label: String,
@@ -75,7 +79,7 @@ struct Running {
 impl Running {
     fn target<'a>(&'a self, cluster_dir: &'a OsString) -> Target<'a> {
         Target {
-            pgid: Some(self.child.id()),
+            groups: std::slice::from_ref(&self.pgid),
             cluster_dir,
             mark: Mark::Hook(&self.id),
         }
@@ -89,11 +93,11 @@ impl Hooks {
         let cluster_dir = cluster_dir.as_os_str().to_owned();
         let left = hook_procs::kill(
             Target {
-                pgid: None,
+                groups: &[],
                 cluster_dir: &cluster_dir,
                 mark: Mark::Any,
             },
-            false,
+            &[],
         );
         if left > 0 {
             eprintln!(
@@ -170,6 +174,7 @@ impl Hooks {
         let limit = hook.timeout.map_or(DEFAULT_TIMEOUT, Duration::from_secs);
         state.running.push(Running {
             n,
+            pgid: child.id(),
             id,
             label,
             child,
@@ -202,33 +207,43 @@ impl Hooks {
                     shared.finished(r, status);
                 }
             }
-            let unreaped = r.status.is_none();
-            let killed = hook_procs::kill(r.target(&shared.cluster_dir), unreaped);
-            if unreaped {
-                eprintln!(
-                    "mup-events: {} was still running {} s after {why}: killed",
-                    r.label,
-                    STOP_GRACE.as_secs()
-                );
-            }
-            if killed > 0 {
-                shared.log_line(
-                    r.n,
-                    &format!("killed at the listener's stop ({killed} process(es))"),
-                );
-            }
-            reap(&mut r.child);
         }
-        state.running.clear();
-        // Anything else of this listener's hooks (their lingering children, already dropped).
-        hook_procs::kill(
+        // One sweep over every hook of this listener: the groups of the shells still running
+        // at once, then whatever carries this listener's mark or descends from it.
+        let groups: Vec<u32> = state.running.iter().map(|r| r.pgid).collect();
+        let live: Vec<u32> = state
+            .running
+            .iter()
+            .filter(|r| r.status.is_none())
+            .map(|r| r.pgid)
+            .collect();
+        let killed = hook_procs::kill(
             Target {
-                pgid: None,
+                groups: &groups,
                 cluster_dir: &shared.cluster_dir,
                 mark: Mark::Listener(&shared.listener),
             },
-            false,
+            &live,
         );
+        for r in state.running.iter().filter(|r| r.status.is_none()) {
+            eprintln!(
+                "mup-events: {} was still running {} s after {why}: killed",
+                r.label,
+                STOP_GRACE.as_secs()
+            );
+        }
+        if killed > 0 {
+            let line = format!(
+                "{} listener stopping ({why}): killed {killed} process(es) of its hooks\n",
+                now()
+            );
+            shared.write_log(line.as_bytes());
+        }
+        let deadline = Instant::now() + REAP_LIMIT;
+        for r in &mut state.running {
+            reap(&mut r.child, deadline);
+        }
+        state.running.clear();
         drop(state);
         let start = Instant::now();
         while shared.readers.load(Ordering::SeqCst) > 0 && start.elapsed() < DRAIN_LIMIT {
@@ -262,8 +277,9 @@ impl Shared {
             let r = &mut state.running[i];
             if r.started.elapsed() >= r.limit {
                 let unreaped = r.status.is_none();
-                let killed = hook_procs::kill(r.target(&self.cluster_dir), unreaped);
-                reap(&mut r.child);
+                let live: &[u32] = if unreaped { &[r.pgid] } else { &[] };
+                let killed = hook_procs::kill(r.target(&self.cluster_dir), live);
+                reap(&mut r.child, Instant::now() + REAP_LIMIT);
                 let what = if unreaped {
                     "was killed"
                 } else {
@@ -328,11 +344,10 @@ impl Shared {
     }
 }
 
-/// Waits (at most 1 s) for a SIGKILLed hook's shell; one that does not go (a process in
+/// Waits (until `deadline`) for a SIGKILLed hook's shell; one that does not go (a process in
 /// uninterruptible sleep) stays a zombie until the listener exits.
-fn reap(child: &mut Child) {
-    let start = Instant::now();
-    while matches!(child.try_wait(), Ok(None)) && start.elapsed() < Duration::from_secs(1) {
+fn reap(child: &mut Child, deadline: Instant) {
+    while matches!(child.try_wait(), Ok(None)) && Instant::now() < deadline {
         std::thread::sleep(Duration::from_millis(5));
     }
 }
