@@ -117,20 +117,34 @@ fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
 #[test]
 fn down_kills_what_hooks_left_behind_even_in_another_session() {
     let c = TestCluster::new("hookdown", STANDALONE, 1);
-    let dir = c.tmp.path();
-    // The hook's shell exits at once; its children stay (its limit is the default 60 s).
-    let script = format!("{NODE_ONLY}{}exit 0\n", grandchildren(dir));
-    with_hooks(&c, &[("RUNNING", &script, None)]);
+    let (left, running) = (c.tmp.path().join("left"), c.tmp.path().join("running"));
+    for d in [&left, &running] {
+        std::fs::create_dir(d).expect("mkdir");
+    }
+    // One hook's shell exits at once, its children stay (its limit is the default 60 s); the
+    // other never ends: the stop waits for it (10 s), then kills it with its children.
+    let finished = format!("{NODE_ONLY}{}exit 0\n", grandchildren(&left));
+    let endless = format!("{NODE_ONLY}{}wait\n", grandchildren(&running));
+    with_hooks(
+        &c,
+        &[("RUNNING", &finished, None), ("RUNNING", &endless, None)],
+    );
     c.ok(&["up"]);
     c.ok(&["start"]);
-    let pids = grandchild_pids(dir);
+    let mut pids = grandchild_pids(&left);
+    pids.extend(grandchild_pids(&running));
     c.ok(&["down"]);
     assert!(
         wait_until(Duration::from_secs(2), || pids
             .iter()
             .all(|p| !pid_alive(*p))),
-        "the hook's children are gone after down: {:?}",
+        "the hooks' children are gone after down: {:?}",
         pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
+    );
+    let log = listener_log(&c);
+    assert!(
+        log.contains("was still running 10 s after SIGTERM: killed"),
+        "{log}"
     );
 }
 
