@@ -208,6 +208,9 @@ impl Hooks {
                 }
             }
         }
+        if state.started == 0 {
+            return; // no hook ran: nothing to look for
+        }
         // One sweep over every hook of this listener: the groups of the shells still running
         // at once, then whatever carries this listener's mark or descends from it.
         let groups: Vec<u32> = state.running.iter().map(|r| r.pgid).collect();
