@@ -68,6 +68,16 @@ fn grandchild_pids(dir: &Path) -> Vec<u32> {
         .collect()
 }
 
+/// Asserts that every one of `pids` has exited (or is a zombie) within `limit`.
+fn assert_gone(pids: &[u32], limit: Duration, when: &str) {
+    let alive = || -> Vec<u32> { pids.iter().copied().filter(|p| pid_alive(*p)).collect() };
+    assert!(
+        wait_until(limit, || alive().is_empty()),
+        "still running {when}: {:?}",
+        alive()
+    );
+}
+
 fn listener_log(c: &TestCluster) -> String {
     std::fs::read_to_string(c.tree.join("logs/supervisor-mup-events.log")).unwrap_or_default()
 }
@@ -88,13 +98,7 @@ fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
     c.ok(&["up"]);
     c.ok(&["start"]);
     let pids = grandchild_pids(dir);
-    assert!(
-        wait_until(Duration::from_secs(20), || pids
-            .iter()
-            .all(|p| !pid_alive(*p))),
-        "every process of the hook is gone after its timeout: {:?}",
-        pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
-    );
+    assert_gone(&pids, Duration::from_secs(20), "after the hook's timeout");
     // The listener says so once the kill is over.
     assert!(
         wait_until(Duration::from_secs(5), || listener_log(&c)
@@ -134,13 +138,7 @@ fn down_kills_what_hooks_left_behind_even_in_another_session() {
     let mut pids = grandchild_pids(&left);
     pids.extend(grandchild_pids(&running));
     c.ok(&["down"]);
-    assert!(
-        wait_until(Duration::from_secs(2), || pids
-            .iter()
-            .all(|p| !pid_alive(*p))),
-        "the hooks' children are gone after down: {:?}",
-        pids.iter().filter(|p| pid_alive(**p)).collect::<Vec<_>>()
-    );
+    assert_gone(&pids, Duration::from_secs(2), "after down");
     let log = listener_log(&c);
     assert!(
         log.contains("was still running 10 s after SIGTERM: killed"),
