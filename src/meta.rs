@@ -60,6 +60,9 @@ pub struct Hook {
     pub on: Vec<String>,
     /// Run with `/bin/sh -c` in the cluster directory, the event in `MUP_*` variables.
     pub command: String,
+    /// Seconds after which the hook and every process it started are killed (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 /// A monitoring program as recorded in the tree's meta.yaml.

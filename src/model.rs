@@ -312,6 +312,14 @@ fn check_hooks(hooks: &[Hook], events: bool, mf: &str) -> InputResult<()> {
                 ));
             }
         }
+        let max = crate::monitor::hooks::MAX_TIMEOUT_SECS;
+        if let Some(t) = h.timeout.filter(|t| !(1..=max).contains(t)) {
+            return Err(InputError::new(
+                mf,
+                format!("hooks[{i}].timeout"),
+                format!("{t} is not a number of seconds from 1 to {max}"),
+            ));
+        }
     }
     Ok(())
 }

@@ -7,6 +7,7 @@ mod errors;
 mod gen_daemon;
 mod gen_tree;
 mod golden;
+mod hooks;
 mod init;
 mod monitor;
 mod packages;
