@@ -12,3 +12,5 @@ mod monitor;
 mod packages;
 mod readme;
 mod safety;
+mod standin;
+mod standin_security;
