@@ -200,7 +200,7 @@ fn repl_set_reconfig_follows_the_version_and_voting_rules() {
 }
 
 #[test]
-fn remove_shard_drains_while_the_balancer_runs_then_completes() {
+fn through_mongos_fcv_reaches_every_shard_and_remove_shard_drains_with_the_balancer() {
     let tmp = tempfile::tempdir().expect("tempdir");
     let drain = [("MUP_STANDIN_DRAIN_SECS", "0.5")];
     let cfg = start_in(
@@ -232,6 +232,17 @@ fn remove_shard_drains_while_the_balancer_runs_then_completes() {
         let spec = format!("{name}/localhost:{}", shard.port);
         try_command(m, doc! {"addShard": spec, "name": *name}).expect("addShard");
     }
+    // setFeatureCompatibilityVersion through mongos reaches every shard.
+    assert_eq!(fcv(m), "7.0");
+    try_command(
+        m,
+        doc! {"setFeatureCompatibilityVersion": "6.0", "confirm": true},
+    )
+    .expect("setFCV through mongos");
+    assert_eq!(
+        (fcv(shards[1].port), fcv(cfg.port)),
+        ("6.0".into(), "6.0".into())
+    );
     let mode = |m| {
         try_command(m, doc! {"balancerStatus": 1})
             .expect("status")

@@ -169,6 +169,36 @@ fn pymongo_authenticates_with_scram_and_the_unauthenticated_get_13() {
         }
     }
     assert_eq!(out["wrong_password"], 18, "{out}");
+
+    // The Rust driver (the one mup uses) authenticates too: speculative SCRAM-SHA-256 in hello.
+    let rust = |password: &str| {
+        let mut o = direct_options(
+            "localhost",
+            nodes[0].port,
+            std::time::Duration::from_secs(5),
+        );
+        o.credential = Some(
+            mongodb::options::Credential::builder()
+                .username("mup".to_string())
+                .password(password.to_string())
+                .source("admin".to_string())
+                .build(),
+        );
+        let client = mongodb::sync::Client::with_options(o).expect("client");
+        client
+            .database("admin")
+            .run_command(doc! {"listDatabases": 1})
+            .run()
+    };
+    assert!(rust("s3cret").is_ok(), "{:?}", rust("s3cret"));
+    let wrong = rust("nope").expect_err("a wrong password");
+    assert!(
+        matches!(
+            *wrong.kind,
+            mongodb::error::ErrorKind::Authentication { .. }
+        ),
+        "{wrong}"
+    );
 }
 
 const CERTS: &str = r#"

@@ -135,6 +135,15 @@ pub(crate) fn try_command(port: u16, cmd: Document) -> Result<Document, (i32, St
 
 /// A client of the official driver on a direct connection to `host:port`.
 pub(crate) fn direct_client(host: &str, port: u16, timeout: Duration) -> mongodb::sync::Client {
+    mongodb::sync::Client::with_options(direct_options(host, port, timeout)).expect("client")
+}
+
+/// The options of [`direct_client`].
+pub(crate) fn direct_options(
+    host: &str,
+    port: u16,
+    timeout: Duration,
+) -> mongodb::options::ClientOptions {
     let mut o = mongodb::options::ClientOptions::default();
     o.hosts = vec![mongodb::options::ServerAddress::Tcp {
         host: host.into(),
@@ -142,7 +151,7 @@ pub(crate) fn direct_client(host: &str, port: u16, timeout: Duration) -> mongodb
     }];
     o.direct_connection = Some(true);
     o.server_selection_timeout = Some(timeout);
-    mongodb::sync::Client::with_options(o).expect("client")
+    o
 }
 
 /// The code of the server's error for `cmd`, which must fail.
