@@ -13,3 +13,5 @@ mod monitor;
 mod packages;
 mod readme;
 mod safety;
+mod standin;
+mod standin_security;

@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod python;
+mod standin;
+pub(crate) use python::*;
+pub(crate) use standin::*;
+
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -476,15 +481,7 @@ impl Drop for Home {
 /// One command on a direct connection with the official driver, as any client would send
 /// it: the tests' independent check of what mup set up.
 pub(crate) fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb::bson::Document {
-    let mut o = mongodb::options::ClientOptions::default();
-    o.hosts = vec![mongodb::options::ServerAddress::Tcp {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-    }];
-    o.direct_connection = Some(true);
-    o.server_selection_timeout = Some(Duration::from_secs(5));
-    mongodb::sync::Client::with_options(o)
-        .expect("client")
+    direct_client("127.0.0.1", port, Duration::from_secs(5))
         .database("admin")
         .run_command(cmd)
         .run()
