@@ -4,6 +4,8 @@
 //! `<cluster>/events.log`.
 
 pub(crate) mod exporter;
+mod http;
+mod link;
 pub(crate) mod listener;
 pub(crate) mod show;
 
