@@ -15,18 +15,13 @@
 //! own `mup_supervisord_up` / `mup_supervisord_state`.
 
 use super::link::Link;
+use super::series::{Format, Labels, Program, Snapshot};
 use crate::ctl::{owner, Tree};
 use crate::naming::Service;
-use crate::supervisor::{fault, state, ProcessInfo};
+use crate::supervisor::{fault, state, Error, ProcessInfo};
 use anyhow::Context;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -35,38 +30,10 @@ use std::time::Duration;
 /// instead of as a failed scrape.
 pub(super) const DAEMON_DEADLINE: Duration = Duration::from_secs(5);
 
-/// The two exposition formats, as the scraper asks (`Accept`), both encoded by the
-/// Prometheus client crate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-pub(super) enum Format {
-    /// OpenMetrics text, which a Prometheus server asks for first.
-    OpenMetrics,
-    /// Prometheus text 0.0.4, for every other client (curl, promtool).
-    Text,
-}
-
 /// supervisord's state codes (`getState`): it answers only while RUNNING...
 const DAEMON_RUNNING: i32 = 1;
 /// ...and with a SHUTDOWN_STATE fault while it shuts down (or restarts).
 const DAEMON_SHUTDOWN: i32 = -1;
-
-/// The labels of every per-program series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Labels {
-    name: String,
-    group: String,
-    cluster: String,
-    /// config | mongod | mongos | events | metrics; empty for a program mup did not make.
-    role: String,
-    replica_set: String,
-    host: String,
-    port: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DaemonLabels {
-    cluster: String,
-}
 
 /// Runs the exporter until its daemon goes away.
 pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
@@ -111,7 +78,10 @@ pub(super) struct Exporter {
     answered: Mutex<Option<bool>>,
     exits: Mutex<ExitCounter>,
     /// The label set of each program, made once.
-    labels: Mutex<HashMap<(String, String), Labels>>,
+    labels: Mutex<HashMap<String, Arc<Labels>>>,
+    /// The processes of the last answer's running programs, read again while the next call
+    /// waits for the daemon.
+    pids: Mutex<Vec<u32>>,
 }
 
 impl Exporter {
@@ -123,6 +93,7 @@ impl Exporter {
             answered: Mutex::new(None),
             exits: Mutex::new(exits),
             labels: Mutex::new(HashMap::new()),
+            pids: Mutex::new(Vec::new()),
         }
     }
 
@@ -154,11 +125,17 @@ impl Exporter {
         link.as_ref().map(|(_, l)| Arc::clone(l))
     }
 
-    /// The exposition text of one scrape.
+    /// The exposition text of one scrape. What does not depend on the daemon's answer (the
+    /// usage of the processes it reported last time, events.log) is read while it is awaited.
     pub(super) async fn scrape(&self, format: Format) -> String {
-        let answer = match self.link() {
-            Some(link) => Some(link.all_process_info(DAEMON_DEADLINE).await),
-            None => None,
+        let (answer, mut ahead) = match self.link() {
+            Some(link) => {
+                let (answer, ahead) = tokio::join!(link.all_process_info(DAEMON_DEADLINE), async {
+                    self.read_ahead()
+                });
+                (Some(answer), ahead)
+            }
+            None => (None, self.read_ahead()),
         };
         let (daemon_state, infos) = match answer {
             Some(Ok(infos)) => (Some(DAEMON_RUNNING), infos),
@@ -175,11 +152,55 @@ impl Exporter {
         if daemon_state.is_some() {
             self.note(None);
         }
-        self.exposition(daemon_state, &infos, format)
+        let ticks = procfs::ticks_per_second() as f64;
+        let programs: Vec<Program> = infos
+            .iter()
+            .map(|p| {
+                let running = matches!(p.state, state::STARTING | state::RUNNING | state::STOPPING);
+                Program {
+                    labels: self.labels(&p.name, &p.group),
+                    state: p.state,
+                    exit_status: p.exitstatus,
+                    running,
+                    start: p.start,
+                    usage: if running {
+                        ahead.remove(&p.pid).or_else(|| usage(p.pid, ticks))
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        *self.pids.lock().expect("never poisoned") = programs
+            .iter()
+            .zip(&infos)
+            .filter(|(p, _)| p.running)
+            .map(|(_, i)| i.pid)
+            .collect();
+        Snapshot {
+            cluster: self.tree.name().to_string(),
+            daemon_state,
+            exits: self.exit_counts(&infos),
+            programs,
+        }
+        .encode(format)
+    }
+
+    /// The usage of the processes the last answer reported running, and events.log's new lines.
+    fn read_ahead(&self) -> HashMap<u32, (f64, u64)> {
+        self.exits
+            .lock()
+            .expect("the exit counts are never poisoned")
+            .catch_up();
+        let ticks = procfs::ticks_per_second() as f64;
+        let pids = self.pids.lock().expect("never poisoned").clone();
+        pids.into_iter()
+            .filter_map(|pid| Some((pid, usage(pid, ticks)?)))
+            .collect()
     }
 
     /// Logs (to the exporter's log) that the daemon stopped or started answering.
-    fn note(&self, error: Option<&crate::supervisor::Error>) {
+    fn note(&self, error: Option<&Error>) {
         let mut answered = self.answered.lock().expect("never poisoned");
         let now = error.is_none();
         if *answered != Some(now) {
@@ -192,111 +213,13 @@ impl Exporter {
         }
     }
 
-    fn exposition(
-        &self,
-        daemon_state: Option<i32>,
-        infos: &[ProcessInfo],
-        format: Format,
-    ) -> String {
-        let mut registry = Registry::default();
-        let daemon = DaemonLabels {
-            cluster: self.tree.name().to_string(),
-        };
-        let d_up = Family::<DaemonLabels, Gauge>::default();
-        let d_state = Family::<DaemonLabels, Gauge>::default();
-        registry.register(
-            "mup_supervisord_up",
-            "Whether the cluster's supervisord answered this scrape",
-            d_up.clone(),
-        );
-        registry.register(
-            "mup_supervisord_state",
-            "supervisord's state code: 1 RUNNING, -1 shutting down (or restarting)",
-            d_state.clone(),
-        );
-        d_up.get_or_create(&daemon)
-            .set(i64::from(daemon_state.is_some()));
-        if let Some(code) = daemon_state {
-            d_state.get_or_create(&daemon).set(i64::from(code));
-        }
-        self.programs(&mut registry, infos);
-        self.unexpected_exits(&mut registry, infos);
-        let mut body = String::new();
-        let encoded = match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut body, &registry),
-            Format::Text => {
-                prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
-            }
-        };
-        if let Err(e) = encoded {
-            eprintln!("mup-metrics: cannot encode: {e}");
-        }
-        body
-    }
-
-    /// The per-program series of supervisord's answer and /proc.
-    fn programs(&self, registry: &mut Registry, infos: &[ProcessInfo]) {
-        let up = Family::<Labels, Gauge>::default();
-        let st = Family::<Labels, Gauge>::default();
-        let exit = Family::<Labels, Gauge>::default();
-        let started = Family::<Labels, Gauge>::default();
-        let cpu = Family::<Labels, Counter<f64, AtomicU64>>::default();
-        let rss = Family::<Labels, Gauge>::default();
-        registry.register("node_supervisord_up", "Process Up", up.clone());
-        registry.register("node_supervisord_state", "Process State", st.clone());
-        registry.register(
-            "node_supervisord_exit_status",
-            "Process Exit Status",
-            exit.clone(),
-        );
-        registry.register(
-            "node_supervisord_start_time_seconds",
-            "Process start time",
-            started.clone(),
-        );
-        registry.register(
-            "mup_process_cpu_seconds",
-            "CPU time (user and system) of the program's process",
-            cpu.clone(),
-        );
-        registry.register_with_unit(
-            "mup_process_resident_memory",
-            "Resident memory of the program's process",
-            Unit::Bytes,
-            rss.clone(),
-        );
-        let ticks = procfs::ticks_per_second() as f64;
-        for p in infos {
-            let labels = self.labels(&p.name, &p.group);
-            st.get_or_create(&labels).set(i64::from(p.state));
-            exit.get_or_create(&labels).set(p.exitstatus);
-            let running = matches!(p.state, state::STARTING | state::RUNNING | state::STOPPING);
-            up.get_or_create(&labels).set(i64::from(running));
-            if running {
-                started.get_or_create(&labels).set(p.start);
-                if let Some((seconds, bytes)) = usage(p, ticks) {
-                    cpu.get_or_create(&labels).inc_by(seconds);
-                    rss.get_or_create(&labels)
-                        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-                }
-            }
-        }
-    }
-
     /// Every known program has a count, zero included, so alerts on its increase work from the
     /// first scrape.
-    fn unexpected_exits(&self, registry: &mut Registry, infos: &[ProcessInfo]) {
-        let unexpected = Family::<Labels, Counter>::default();
-        registry.register(
-            "mup_process_unexpected_exits",
-            "Unexpected exits recorded in events.log",
-            unexpected.clone(),
-        );
-        let mut exits = self
+    fn exit_counts(&self, infos: &[ProcessInfo]) -> Vec<(Arc<Labels>, u64)> {
+        let exits = self
             .exits
             .lock()
             .expect("the exit counts are never poisoned");
-        exits.catch_up();
         let mut known: BTreeMap<&str, &str> = infos
             .iter()
             .map(|p| (p.name.as_str(), p.group.as_str()))
@@ -310,30 +233,28 @@ impl Exporter {
         for (name, group) in &exits.groups {
             known.entry(name).or_insert(group);
         }
-        for (name, group) in &known {
-            let n = exits.counts.get(*name).copied().unwrap_or(0);
-            unexpected
-                .get_or_create(&self.labels(name, group))
-                .inc_by(n);
-        }
+        known
+            .into_iter()
+            .map(|(name, group)| {
+                let n = exits.counts.get(name).copied().unwrap_or(0);
+                (self.labels(name, group), n)
+            })
+            .collect()
     }
 
-    fn labels(&self, name: &str, group: &str) -> Labels {
+    fn labels(&self, name: &str, group: &str) -> Arc<Labels> {
         let mut cache = self
             .labels
             .lock()
             .expect("the label cache is never poisoned");
-        if let Some(l) = cache.get(&(name.to_string(), group.to_string())) {
-            return l.clone();
+        if let Some(l) = cache.get(name).filter(|l| l.group == group) {
+            return Arc::clone(l);
         }
         let mut l = Labels {
             name: name.to_string(),
             group: group.to_string(),
             cluster: self.tree.name().to_string(),
-            role: String::new(),
-            replica_set: String::new(),
-            host: String::new(),
-            port: String::new(),
+            ..Labels::default()
         };
         if let Some(m) = self.tree.members.iter().find(|m| m.program == name) {
             l.role = m.role.meta_type().to_string();
@@ -345,16 +266,17 @@ impl Exporter {
             l.host = "127.0.0.1".into();
             l.port = s.port.map(|p| p.to_string()).unwrap_or_default();
         }
-        cache.insert((name.to_string(), group.to_string()), l.clone());
+        let l = Arc::new(l);
+        cache.insert(name.to_string(), Arc::clone(&l));
         l
     }
 }
 
 /// CPU seconds and resident bytes of a running program's process, from /proc/PID/stat (one
 /// read).
-fn usage(p: &ProcessInfo, ticks: f64) -> Option<(f64, u64)> {
+fn usage(pid: u32, ticks: f64) -> Option<(f64, u64)> {
     use procfs::{FromRead, WithCurrentSystemInfo};
-    let pid = Some(p.pid).filter(|pid| *pid > 0)?;
+    let pid = Some(pid).filter(|pid| *pid > 0)?;
     let stat = procfs::process::Stat::from_file(format!("/proc/{pid}/stat")).ok()?;
     Some((
         (stat.utime + stat.stime) as f64 / ticks,

@@ -5,7 +5,8 @@
 //! [`READ_TIMEOUT`] (idle keep-alive included), and an answer whose writing makes no progress
 //! for [`WRITE_TIMEOUT`] ends the connection (a client that sends requests and never reads).
 
-use super::exporter::{Exporter, Format};
+use super::exporter::Exporter;
+use super::series::Format;
 use bytes::Bytes;
 use http_body_util::Full;
 use hyper::header::{HeaderValue, ACCEPT, ALLOW, CONTENT_TYPE};

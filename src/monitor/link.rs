@@ -144,5 +144,9 @@ impl Exchange {
 }
 
 fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Value> + '_ {
-    move |(status, body)| supervisor::decode_answer(method, status, &String::from_utf8_lossy(&body))
+    move |(status, body)| {
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| Error::Transport(format!("answer to {method} is not UTF-8: {e}")))?;
+        supervisor::decode_answer(method, status, text)
+    }
 }

@@ -7,6 +7,7 @@ pub(crate) mod exporter;
 mod http;
 mod link;
 pub(crate) mod listener;
+mod series;
 pub(crate) mod show;
 
 use serde::{Deserialize, Serialize};
