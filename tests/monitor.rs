@@ -48,11 +48,15 @@ fn pid_of(c: &TestCluster, program: &str) -> u32 {
 }
 
 fn kill9(pid: u32) {
-    assert!(std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+    assert!(signal(pid, "-9"), "kill -9 {pid}");
+}
+
+/// `kill SIGNAL PID`; whether it was sent.
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
         .status()
-        .expect("kill")
-        .success());
+        .is_ok_and(|s| s.success())
 }
 
 fn metrics_port(tree: &Path) -> u16 {
@@ -763,9 +767,7 @@ struct Resume(u32);
 
 impl Drop for Resume {
     fn drop(&mut self) {
-        let _ = std::process::Command::new("kill")
-            .args(["-CONT", &self.0.to_string()])
-            .status();
+        signal(self.0, "-CONT");
     }
 }
 
@@ -782,11 +784,7 @@ fn a_stopped_daemon_is_reported_down_within_the_deadline() {
         .trim()
         .parse()
         .expect("a pid");
-    assert!(std::process::Command::new("kill")
-        .args(["-STOP", &daemon.to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(signal(daemon, "-STOP"), "kill -STOP {daemon}");
     let resume = Resume(daemon);
     // Two scrapes at once: each gets its answer within the exporter's 5 s deadline (+ 3 s),
     // inside Prometheus' default scrape timeout of 10 s.
