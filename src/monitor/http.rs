@@ -21,7 +21,8 @@ use tokio_io_timeout::TimeoutStream;
 
 /// Connections served at once: Prometheus servers, curl, a dashboard.
 const MAX_CONNECTIONS: usize = 32;
-/// The request line and the header fields: a scrape's are a few hundred bytes.
+/// The request line and the header fields: a scrape's are a few hundred bytes. Also the
+/// connection's read buffer (hyper's smallest allowed).
 const MAX_HEAD: usize = 8 * 1024;
 const MAX_HEADERS: usize = 32;
 /// Until a request head is complete, from the connection's start or its previous answer.
@@ -85,7 +86,7 @@ fn connection(stream: TcpStream, exporter: Arc<Exporter>, slot: OwnedSemaphorePe
             .header_read_timeout(READ_TIMEOUT)
             .max_header_size(MAX_HEAD)
             .max_headers(MAX_HEADERS)
-            .max_buf_size(MAX_HEAD.max(8192))
+            .max_buf_size(MAX_HEAD)
             .serve_connection(io, service)
             .await;
         // A client that goes away, or is timed out, is no news for the log.
@@ -96,7 +97,7 @@ fn connection(stream: TcpStream, exporter: Arc<Exporter>, slot: OwnedSemaphorePe
 
 async fn respond<B>(exporter: &Exporter, request: &Request<B>) -> Response<Full<Bytes>> {
     if request.method() != Method::GET && request.method() != Method::HEAD {
-        let mut answer = text(StatusCode::METHOD_NOT_ALLOWED, "only GET\n".into());
+        let mut answer = text(StatusCode::METHOD_NOT_ALLOWED, "only GET and HEAD\n".into());
         answer
             .headers_mut()
             .insert(ALLOW, HeaderValue::from_static("GET, HEAD"));

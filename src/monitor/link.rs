@@ -16,6 +16,9 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
+/// How long opening the spare connection may take.
+const SPARE_CONNECT: Duration = Duration::from_secs(1);
+
 /// The largest answer read: `getAllProcessInfo` is about 1.4 KB per program.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
@@ -80,11 +83,17 @@ impl Link {
             .and_then(decode(method))
     }
 
-    /// Keeps one connection open for the next call (nothing is sent on it until then).
+    /// Keeps one connection open for the next call (nothing is sent on it until then). A
+    /// loopback connect completes at once unless the daemon's accept queue is full (it has been
+    /// stopped a long time): then there is no spare.
     async fn open_spare(&self) {
         let mut spare = self.spare.lock().await;
         if spare.is_none() {
-            *spare = TcpStream::connect(("127.0.0.1", self.port)).await.ok();
+            let connect = TcpStream::connect(("127.0.0.1", self.port));
+            *spare = tokio::time::timeout(SPARE_CONNECT, connect)
+                .await
+                .ok()
+                .and_then(Result::ok);
         }
     }
 
