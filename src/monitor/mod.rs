@@ -6,7 +6,10 @@
 pub(crate) mod exporter;
 mod hook_procs;
 pub(crate) mod hooks;
+mod http;
+mod link;
 pub(crate) mod listener;
+mod series;
 pub(crate) mod show;
 
 use serde::{Deserialize, Serialize};
