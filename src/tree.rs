@@ -6,7 +6,7 @@ use crate::render::OutFile;
 use anyhow::Context;
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -44,18 +44,21 @@ impl Comparison {
 }
 
 fn state_of(file: &OutFile) -> State {
-    match fs::read(&file.path) {
-        Err(_) => State::Missing,
-        Ok(bytes) => {
-            let mode = fs::metadata(&file.path)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0);
-            if bytes == file.contents.as_bytes() && mode == file.mode {
-                State::Same
-            } else {
-                State::Differs
-            }
-        }
+    let Ok(mut on_disk) = fs::File::open(&file.path) else {
+        return State::Missing;
+    };
+    // One open and one stat: the mode and the size from the open file, then the bytes.
+    let Ok(meta) = on_disk.metadata() else {
+        return State::Differs;
+    };
+    let want = file.contents.as_bytes();
+    if meta.permissions().mode() & 0o777 != file.mode || meta.len() != want.len() as u64 {
+        return State::Differs;
+    }
+    let mut bytes = Vec::with_capacity(want.len());
+    match on_disk.read_to_end(&mut bytes) {
+        Ok(_) if bytes == want => State::Same,
+        _ => State::Differs,
     }
 }
 
