@@ -122,9 +122,9 @@ fn files_on_disk(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
 /// Writes `contents` to `path` atomically: a temp file in the same directory, synced, then
 /// renamed into place.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let tmp = stage(path, contents, mode)?;
-    fs::File::open(&tmp)
-        .and_then(|f| f.sync_all())
+    let tmp = written_beside(path, contents, mode)?;
+    tmp.as_file()
+        .sync_all()
         .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
@@ -244,6 +244,15 @@ fn create_dirs(dirs: &[PathBuf], created: &mut Vec<PathBuf>) -> anyhow::Result<(
 /// Writes a file's new contents to a temp file in its directory and closes it: not yet in
 /// place, not yet synced, and removed when the returned path is dropped.
 fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::TempPath> {
+    Ok(written_beside(path, contents, mode)?.into_temp_path())
+}
+
+/// A temp file in `path`'s directory holding `contents` with `mode`, still open.
+fn written_beside(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().context("a file path has a parent")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".mup-")
@@ -255,5 +264,5 @@ fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::Te
                 .set_permissions(fs::Permissions::from_mode(mode))
         })
         .with_context(|| format!("cannot write {}", path.display()))?;
-    Ok(tmp.into_temp_path())
+    Ok(tmp)
 }
