@@ -152,10 +152,12 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
                 ))
             })
             .collect::<anyhow::Result<Vec<_>>>()?;
-        sync_file_systems(staged.iter().map(|(_, path)| path.as_path()))?;
-        Ok(staged)
+        let paths = staged.iter().map(|(_, path)| path.as_path());
+        let file_systems = file_systems(paths.chain(cmp.extra.iter().map(PathBuf::as_path)));
+        sync(&file_systems)?;
+        Ok((staged, file_systems))
     });
-    let staged = match staged {
+    let (staged, file_systems) = match staged {
         Ok(s) => s,
         Err(e) => {
             // Staged temp files were dropped (deleted) with the error; undo the directories.
@@ -165,7 +167,6 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
             return Err(e.context("nothing was changed"));
         }
     };
-    let written: Vec<PathBuf> = staged.iter().map(|(_, p)| p.clone()).collect();
     for (tmp, path) in staged {
         tmp.persist(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
@@ -177,26 +178,37 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
             let _ = fs::remove_dir(dir);
         }
     }
-    sync_file_systems(written.iter().chain(&cmp.extra).map(PathBuf::as_path))
+    sync(&file_systems)
 }
 
-/// Flushes the file systems that hold `paths` (one `syncfs` each, whatever the number of
-/// files): cheaper than one fsync per file, and what makes staged files and renames durable.
-fn sync_file_systems<'a>(paths: impl Iterator<Item = &'a Path>) -> anyhow::Result<()> {
+/// One directory on each file system that holds `paths` (of files being written).
+fn file_systems<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
     use std::os::unix::fs::MetadataExt;
-    let mut dirs: BTreeSet<&Path> = BTreeSet::new();
-    dirs.extend(paths.filter_map(Path::parent));
-    let mut devices = BTreeSet::new();
-    for dir in dirs {
-        let Ok(meta) = fs::metadata(dir) else {
-            continue; // a conf directory removed with its last file
-        };
-        if devices.insert(meta.dev()) {
-            let handle =
-                fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
-            rustix::fs::syncfs(&handle)
-                .with_context(|| format!("cannot sync the file system of {}", dir.display()))?;
+    let mut devices = std::collections::HashSet::new();
+    let mut last: Option<&Path> = None;
+    let mut dirs = Vec::new();
+    for dir in paths.filter_map(Path::parent) {
+        if last == Some(dir) {
+            continue; // files come grouped by directory: each is looked at once
         }
+        last = Some(dir);
+        if let Ok(meta) = fs::metadata(dir) {
+            if devices.insert(meta.dev()) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+    dirs
+}
+
+/// Flushes each file system of `dirs` (one `syncfs` each, whatever the number of files):
+/// cheaper than one fsync per file, and what makes staged files and renames durable.
+fn sync(dirs: &[PathBuf]) -> anyhow::Result<()> {
+    for dir in dirs {
+        let handle =
+            fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        rustix::fs::syncfs(&handle)
+            .with_context(|| format!("cannot sync the file system of {}", dir.display()))?;
     }
     Ok(())
 }
@@ -226,17 +238,32 @@ pub(crate) fn remove_new(new: &[PathBuf], lock_file: &Path, lock: fs::File) {
 /// Creates `dirs` (mode 0700: logs and data are the owner's only), recording each directory
 /// it created, parents included, in `created`.
 fn create_dirs(dirs: &[PathBuf], created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     for d in dirs {
-        let mut missing: Vec<&Path> = d.ancestors().take_while(|a| !a.exists()).collect();
-        missing.reverse();
-        for m in missing {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(m)
-                .with_context(|| format!("cannot create {}", m.display()))?;
-            created.push(m.to_path_buf());
-        }
+        create_dir(d, created)?;
+    }
+    Ok(())
+}
+
+/// Creates `dir`, and first its missing parents when there are any (tried in that order: one
+/// system call for a directory whose parent exists).
+fn create_dir(dir: &Path, created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::DirBuilderExt;
+    let mkdir = || fs::DirBuilder::new().mode(0o700).create(dir);
+    let result = match mkdir() {
+        Err(e) if e.kind() == ErrorKind::NotFound => match dir.parent() {
+            Some(parent) => {
+                create_dir(parent, created)?;
+                mkdir()
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    match result {
+        Ok(()) => created.push(dir.to_path_buf()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
     }
     Ok(())
 }
