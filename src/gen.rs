@@ -343,8 +343,14 @@ pub(crate) fn run(
     // generated at once never get the same one.
     let _ports = crate::lock::ports()?;
     let compiled = compile(topology_path, meta_path, out)?;
-    let _lock = crate::lock::exclusive(&compiled.cluster.layout)?;
-    apply(&compiled, mode)
+    // A failed gen leaves no new directory behind (the lock creates the tree's root).
+    let new_dirs = tree::missing_dirs(compiled.cluster.layout.root());
+    let lock = crate::lock::exclusive(&compiled.cluster.layout)?;
+    let result = apply(&compiled, mode);
+    if result.is_err() {
+        tree::remove_new(&new_dirs, &compiled.cluster.layout.lock_file(), lock);
+    }
+    result
 }
 
 /// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.

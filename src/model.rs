@@ -442,22 +442,6 @@ impl Cluster {
                 if let Some(why) = foreign_data_dir(dd, &layout, home, decided) {
                     return Err(InputError::new(tf, field, why));
                 }
-                if let Some(other) = nodes.iter().find(|n: &&Node| {
-                    n.data_dir
-                        .as_deref()
-                        .is_some_and(|o| o.starts_with(dd) || dd.starts_with(o))
-                }) {
-                    return Err(InputError::new(
-                        tf,
-                        field,
-                        format!(
-                            "{} overlaps the data directory of {} ({}): every node needs its own",
-                            dd.display(),
-                            other.source,
-                            other.data_dir.as_deref().unwrap_or(dd).display()
-                        ),
-                    ));
-                }
                 dirs.insert(dd.clone());
             }
             let log_file = crate::layout::log_file(&logs, &program_name(d.role, port));
@@ -477,6 +461,24 @@ impl Cluster {
                 log_file,
                 conf: Mapping::new(),
             });
+        }
+        let with_data: Vec<(&Node, &Path)> = nodes
+            .iter()
+            .filter_map(|n| n.data_dir.as_deref().map(|d| (n, d)))
+            .collect();
+        let data_dirs: Vec<&Path> = with_data.iter().map(|(_, d)| *d).collect();
+        if let Some((first, then)) = crate::plan::first_overlap(&data_dirs) {
+            let ((other, od), (node, dd)) = (with_data[first], with_data[then]);
+            return Err(InputError::new(
+                tf,
+                format!("{}.data_dir", node.source),
+                format!(
+                    "{} overlaps the data directory of {} ({}): every node needs its own",
+                    dd.display(),
+                    other.source,
+                    od.display()
+                ),
+            ));
         }
         let mup_binary = ini_path(&decided.mup_binary, "mup", "binary")?;
         check_hooks(&meta.hooks, decided.events, mf)?;

@@ -1,12 +1,13 @@
 //! `mup cluster display` and `mup cluster list`: what the daemon and the servers say about
 //! each cluster, as a table or JSON.
 
+use super::servers::server_view;
 use super::{connection_strings, load};
-use crate::ctl::{daemon, owner, status, Member, Tree};
+use crate::ctl::{daemon, owner, status, Tree};
 use crate::layout::{self};
 use crate::legacy;
 use crate::meta::{self};
-use crate::model::{Role, Service};
+use crate::model::Service;
 use crate::table;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -65,7 +66,7 @@ pub(crate) struct DisplayNode {
     pub replica_set: Option<String>,
     pub program: String,
     pub state: String,
-    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as the node reports it;
+    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as its set reports it;
     /// `None` when it is down, or not a replica-set member.
     pub member_state: Option<String>,
     pub pid: Option<u32>,
@@ -142,46 +143,6 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         out!("{}", display_text(&d))?;
     }
     Ok(running == d.total)
-}
-
-/// Each running node's replica-set state and the shards the first answering router knows,
-/// asked of the servers in parallel (short timeouts: a node that does not answer shows `-`).
-fn server_view(members: &[Member], up: &[bool]) -> (Vec<Option<String>>, Vec<DisplayShard>) {
-    std::thread::scope(|s| {
-        let states: Vec<_> = members
-            .iter()
-            .zip(up)
-            .map(|(m, up)| {
-                s.spawn(move || {
-                    if !*up || m.role == Role::Mongos {
-                        return None;
-                    }
-                    crate::mongo::member_state(&m.host, m.port).ok().flatten()
-                })
-            })
-            .collect();
-        let shards = s.spawn(|| {
-            members
-                .iter()
-                .zip(up)
-                .filter(|(m, up)| m.role == Role::Mongos && **up)
-                .find_map(|(m, _)| crate::init::list_shards(m).ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|sh| DisplayShard {
-                    id: sh.id,
-                    host: sh.host,
-                })
-                .collect()
-        });
-        (
-            states
-                .into_iter()
-                .map(|h| h.join().unwrap_or(None))
-                .collect(),
-            shards.join().unwrap_or_default(),
-        )
-    })
 }
 
 fn display_text(d: &Display) -> String {

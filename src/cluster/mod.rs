@@ -5,6 +5,7 @@ mod destroy;
 mod display;
 mod migrate;
 mod playground;
+mod servers;
 
 pub(crate) use destroy::destroy;
 pub(crate) use display::{display, list};

@@ -67,8 +67,14 @@ pub(crate) fn listening(host: &str, port: u16) -> bool {
 pub(crate) const TCP4: &[&str] = &["/proc/net/tcp"];
 pub(crate) const TCP_ALL: &[&str] = &["/proc/net/tcp", "/proc/net/tcp6"];
 
-/// The socket inodes listening on TCP `port` (any address) in `tables`.
+/// The socket inodes listening on TCP `port` (any address) in `tables`, as /proc/PID/fd
+/// names them (`socket:[N]`): asked of the kernel for that port alone (netlink sock_diag),
+/// read from the tables only where netlink is refused.
 pub(crate) fn listening_inodes(port: u16, tables: &[&str]) -> BTreeSet<String> {
+    let v6 = tables.contains(&"/proc/net/tcp6");
+    if let Some(found) = super::sockdiag::listening_inodes(port, v6) {
+        return found.iter().map(|i| format!("socket:[{i}]")).collect();
+    }
     let mut inodes = BTreeSet::new();
     for table in tables {
         let Ok(text) = std::fs::read_to_string(table) else {
