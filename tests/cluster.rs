@@ -581,3 +581,53 @@ fn playground_commands_without_a_playground_say_so() {
         assert_eq!(out.status.code(), Some(2), "playground {verb}");
     }
 }
+
+/// `mup cluster deploy … --yes | head -1` (or `| grep -q`): a reader that stops reading must
+/// not stop the deploy half-way and have it report success. The output is dropped, the work
+/// is done, and the exit code is the command's own.
+#[test]
+fn a_closed_stdout_does_not_cut_a_deploy_short() {
+    let mut h = Home::new(&["pipedeploy"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
+        1,
+    );
+    let _ports = allocation_lock();
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader); // closed before mup writes a byte: every write fails with EPIPE
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", h.path().join("home"))
+        .env("MUP_HOME", h.path())
+        .env("MUP_SUPERVISORD", supervisord())
+        .args([
+            "cluster",
+            "deploy",
+            "pipedeploy",
+            topo.to_str().expect("utf8"),
+        ])
+        .args([
+            "--bin-path",
+            stand_in_bin().to_str().expect("utf8"),
+            "--yes",
+        ])
+        .stdout(writer)
+        .output()
+        .expect("run mup");
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, d) = h.display("pipedeploy");
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(d["supervisord"]["state"], "RUNNING", "{d}");
+    assert_eq!(
+        (d["total"].as_u64(), d["running"].as_u64()),
+        (Some(1), Some(1)),
+        "{d}"
+    );
+}
