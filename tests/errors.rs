@@ -273,3 +273,23 @@ fn a_port_out_of_range_in_the_trees_meta_is_refused_naming_that_file() {
         std::fs::write(&tree_meta, &meta_before).expect("restore");
     }
 }
+
+/// A topology or meta file is read with a bound: `mup gen /dev/zero` (or a huge file named
+/// by mistake) is refused naming the file, instead of being read into memory until the
+/// machine runs out of it.
+#[test]
+fn an_input_file_is_read_with_a_bound() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    // 64 MiB of zeros without the disk space: a sparse file.
+    let big = std::fs::File::create(tmp.path().join("topology.yaml")).expect("create");
+    big.set_len(64 << 20).expect("sparse");
+    let out = gen_in(tmp.path(), "out", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: topology.yaml: is larger than 16 MiB"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("out").exists(), "nothing may be written");
+}
