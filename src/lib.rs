@@ -1,12 +1,13 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
-/// `writeln!` to stdout, returning the `io::Result`: a closed pipe (`mup ... | head`) comes
-/// back as an error that `main` recognises ([`is_broken_pipe`]), instead of a panic.
+/// `writeln!` to stdout, returning the `io::Result`. A closed pipe (`mup ... | head`) is
+/// not an error: what is printed is dropped and the command still does all of its work (a
+/// deploy cut short by `| grep -q` must not report success); see [`stdout_result`].
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
+        $crate::stdout_result(writeln!(std::io::stdout(), $($arg)*))
     }};
 }
 
@@ -15,7 +16,7 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
+        $crate::stdout_result(write!(std::io::stdout(), $($arg)*))
     }};
 }
 
@@ -32,14 +33,35 @@ impl std::fmt::Display for StdoutClosed {
 
 impl std::error::Error for StdoutClosed {}
 
-/// An error writing stdout, with a broken pipe marked as [`StdoutClosed`].
+/// Set once a write to stdout found the pipe closed.
+static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
+
+/// An error writing stdout, with a broken pipe marked as [`StdoutClosed`] (for the writers
+/// that end at a closed pipe: `ctl tail --follow`, the completion script).
 #[doc(hidden)]
 pub fn stdout_error(e: std::io::Error) -> std::io::Error {
     if e.kind() == std::io::ErrorKind::BrokenPipe {
+        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
         std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
     } else {
         e
     }
+}
+
+/// The result of a write to stdout by [`outln!`]/[`out!`]: a broken pipe is remembered
+/// ([`stdout_closed`]) and dropped, so the command goes on and ends with its own exit code;
+/// any other error stays one.
+#[doc(hidden)]
+pub fn stdout_result(r: std::io::Result<()>) -> std::io::Result<()> {
+    match r.map_err(stdout_error) {
+        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
+        r => r,
+    }
+}
+
+/// True once stdout was found closed: a loop that only prints (`--follow`) ends.
+pub(crate) fn stdout_closed() -> bool {
+    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
 pub mod cli;
@@ -364,8 +386,8 @@ fn roles(filters: &cli::Filters) -> Vec<model::Role> {
         .collect()
 }
 
-/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly
-/// with exit 0, as ripgrep does, so `set -o pipefail` pipelines do not fail.
+/// True when the error is stdout closed early (`mup ctl tail -f | head`): the command ends
+/// quietly with exit 0, as ripgrep does, so `set -o pipefail` pipelines do not fail.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()

@@ -4,7 +4,7 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match mup::run(mup::cli::Opts::parse()) {
         Ok(code) => code,
-        // `mup ctl status | head` closed stdout: the reader has what it wanted. End quietly
+        // `mup ctl tail -f | head` closed stdout: the reader has what it wanted. End quietly
         // with success, as ripgrep does (141 would fail a `set -o pipefail` pipeline).
         Err(err) if mup::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {

@@ -17,10 +17,28 @@ pub(crate) fn load<T: serde::de::DeserializeOwned>(path: &Path, shown: &str) -> 
     parse(&read(path, shown)?, shown)
 }
 
-/// Reads a whole input file, mapping I/O errors to a message that names it.
+/// The largest input file mup reads: a topology of a thousand nodes is about 100 KiB.
+const MAX_INPUT: u64 = 16 << 20;
+
+/// Reads a whole input file (at most [`MAX_INPUT`] bytes: a path such as `/dev/zero` is
+/// refused, not read until memory runs out), mapping errors to a message that names it.
 pub(crate) fn read(path: &Path, shown: &str) -> InputResult<String> {
-    std::fs::read_to_string(path)
-        .map_err(|e| InputError::new(shown, "", format!("cannot read the file: {e}")))
+    use std::io::Read;
+    let cannot =
+        |e: std::io::Error| InputError::new(shown, "", format!("cannot read the file: {e}"));
+    let mut bytes = Vec::new();
+    std::fs::File::open(path)
+        .and_then(|f| f.take(MAX_INPUT + 1).read_to_end(&mut bytes))
+        .map_err(cannot)?;
+    if bytes.len() as u64 > MAX_INPUT {
+        return Err(InputError::new(
+            shown,
+            "",
+            format!("is larger than {} MiB: refused", MAX_INPUT >> 20),
+        ));
+    }
+    String::from_utf8(bytes)
+        .map_err(|e| cannot(std::io::Error::new(std::io::ErrorKind::InvalidData, e)))
 }
 
 /// Parses a YAML input; `shown` names it in messages.

@@ -484,6 +484,23 @@ fn playground_start_status_stop_destroy() {
     }
 }
 
+/// `mup ARGS` (under `mup_home`) with its stdout a pipe whose reader is closed before mup
+/// writes a byte: every write fails with EPIPE.
+fn with_closed_stdout(mup_home: &Path, args: &[&str]) -> std::process::Output {
+    let (reader, writer) = std::io::pipe().expect("pipe");
+    drop(reader);
+    std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+        .args(args)
+        .env_clear()
+        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+        .env("HOME", mup_home.join("home"))
+        .env("MUP_HOME", mup_home)
+        .env("MUP_SUPERVISORD", supervisord())
+        .stdout(writer)
+        .output()
+        .expect("run mup")
+}
+
 /// `mup … | head` under `set -o pipefail`: when the reader has closed the pipe, mup ends
 /// quietly with exit 0 (as ripgrep does), not 141 and not a panic.
 #[test]
@@ -493,17 +510,7 @@ fn a_closed_stdout_ends_quietly_with_success() {
         &["cluster", "list", "--json"][..],
         &["completions", "bash"][..],
     ] {
-        let (reader, writer) = std::io::pipe().expect("pipe");
-        drop(reader); // closed before mup writes a byte: every write fails with EPIPE
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
-            .args(args)
-            .env_clear()
-            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", tmp.path())
-            .env("MUP_HOME", tmp.path().join("mup-home"))
-            .stdout(writer)
-            .output()
-            .expect("run mup");
+        let out = with_closed_stdout(&tmp.path().join("mup-home"), args);
         assert_eq!(
             out.status.code(),
             Some(0),
@@ -580,4 +587,44 @@ fn playground_commands_without_a_playground_say_so() {
         );
         assert_eq!(out.status.code(), Some(2), "playground {verb}");
     }
+}
+
+/// `mup cluster deploy … --yes | head -1` (or `| grep -q`): a reader that stops reading must
+/// not stop the deploy half-way and have it report success. The output is dropped, the work
+/// is done, and the exit code is the command's own.
+#[test]
+fn a_closed_stdout_does_not_cut_a_deploy_short() {
+    let mut h = Home::new(&["pipedeploy"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
+        1,
+    );
+    let _ports = allocation_lock();
+    let bin = stand_in_bin();
+    let (topo, bin) = (topo.to_str().expect("utf8"), bin.to_str().expect("utf8"));
+    let args = [
+        "cluster",
+        "deploy",
+        "pipedeploy",
+        topo,
+        "--bin-path",
+        bin,
+        "--yes",
+    ];
+    let out = with_closed_stdout(h.path(), &args);
+    assert_eq!(
+        out.status.code(),
+        Some(0),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let (code, d) = h.display("pipedeploy");
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(d["supervisord"]["state"], "RUNNING", "{d}");
+    assert_eq!(
+        (d["total"].as_u64(), d["running"].as_u64()),
+        (Some(1), Some(1)),
+        "{d}"
+    );
 }

@@ -500,6 +500,12 @@ fn tail_pid_signal_and_a_held_supervisor_port() {
         .ok(&["tail", &name, "-n", "400"])
         .contains("received SIGUSR1")));
     assert_eq!(running_pids(&c), pids, "USR1 does not restart the node");
+    // A signal supervisord does not know is bad input: exit 2, naming the value.
+    let (code, _, err) = c.ctl(&["signal", "BOGUS", &name]);
+    assert_eq!(
+        (code, err.as_str()),
+        (2, "error: SIGNAL: \"BOGUS\" is not a signal name or number supervisord knows (HUP, USR1, 10, ...)\n")
+    );
     let (code, _, err) = c.ctl(&["tail", "mongod-1"]);
     assert_eq!(code, 2);
     assert!(err.contains(&format!("programs: {name}")), "{err}");

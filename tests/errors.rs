@@ -273,3 +273,67 @@ fn a_port_out_of_range_in_the_trees_meta_is_refused_naming_that_file() {
         std::fs::write(&tree_meta, &meta_before).expect("restore");
     }
 }
+
+/// A topology or meta file is read with a bound: `mup gen /dev/zero` (or a huge file named
+/// by mistake) is refused naming the file, instead of being read into memory until the
+/// machine runs out of it.
+#[test]
+fn an_input_file_is_read_with_a_bound() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    // 64 MiB of zeros without the disk space: a sparse file.
+    let big = std::fs::File::create(tmp.path().join("topology.yaml")).expect("create");
+    big.set_len(64 << 20).expect("sparse");
+    let out = gen_in(tmp.path(), "out", &[]);
+    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
+    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    assert!(
+        stderr.starts_with("error: topology.yaml: is larger than 16 MiB"),
+        "{stderr}"
+    );
+    assert!(!tmp.path().join("out").exists(), "nothing may be written");
+}
+
+/// The same hand-edit read by ctl: `supervisor_port: 70000` is named as not a port (not as
+/// "missing"), and `supervisor_port: 0` is refused before any daemon is started or asked.
+#[test]
+fn ctl_refuses_a_supervisor_port_out_of_range_in_the_trees_meta() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
+    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    assert!(gen_in(tmp.path(), "out", &[]).status.success());
+    let tree_meta = tmp.path().join("out/meta.yaml");
+    let meta_before = std::fs::read_to_string(&tree_meta).expect("meta");
+    let line = meta_before
+        .lines()
+        .find(|l| l.starts_with("supervisor_port: "))
+        .expect("supervisor_port recorded");
+    for bad in ["70000", "0"] {
+        std::fs::write(
+            &tree_meta,
+            meta_before.replace(line, &format!("supervisor_port: {bad}")),
+        )
+        .expect("edit");
+        for cmd in ["status", "up"] {
+            let out = mup(&tmp.path().join("mup-home"))
+                .args([
+                    "ctl",
+                    "--dir",
+                    tmp.path().join("out").to_str().expect("utf8"),
+                    cmd,
+                ])
+                .output()
+                .expect("run mup ctl");
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                format!(
+                    "error: {}: supervisor_port: {bad} is not a port: use 1..65535\n",
+                    tree_meta.display()
+                ),
+                "ctl {cmd}"
+            );
+            assert_eq!(out.status.code(), Some(2), "ctl {cmd}");
+            assert!(!tmp.path().join("out/supervisor.pid").exists(), "ctl {cmd}");
+        }
+    }
+}

@@ -421,6 +421,27 @@ fn a_stalled_mirror_fails_naming_the_url_and_releases_the_lock() {
     }
 }
 
+/// A mirror that sends a byte every 0.1 s is never silent for the timeout, yet would take
+/// hours: a download slower than the floor rate over a whole timeout period gives up.
+#[test]
+fn a_trickling_mirror_fails_naming_the_url() {
+    let m = hostile_mirror();
+    let home = tempfile::tempdir().expect("home");
+    let short = [("MUP_DOWNLOAD_TIMEOUT", "1"), ("MUP_LOCK_TIMEOUT", "0")];
+    let trickle = format!("{}/trickle", m.url);
+    let out = mup_bounded(
+        home.path(),
+        &short,
+        &["install", "7.0.9", "--mirror", &trickle],
+    );
+    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
+    assert!(
+        stderr(&out).contains(&format!("{trickle}/full.json sent only ")),
+        "{}",
+        stderr(&out)
+    );
+}
+
 /// `.download-*` directories under `home`'s package cache.
 fn downloads(home: &Path) -> Vec<PathBuf> {
     std::fs::read_dir(home.join("storage/packages"))

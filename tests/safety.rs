@@ -930,3 +930,37 @@ fn keep_data_keeps_data_that_resolves_into_the_tree() {
     );
     assert!(!root.join("meta.yaml").exists(), "{out}");
 }
+
+/// A cluster directory moved to another disk and replaced by a symlink: destroy removes the
+/// link, never anything through it, and says that the directory it points to is kept (not
+/// "destroyed" with the data silently left behind).
+#[test]
+fn destroy_of_a_symlinked_cluster_directory_removes_the_link_and_names_what_it_keeps() {
+    let mut h = Home::new(&["movedtree"]);
+    let topo = h.topology("movedtree.yaml", ONE_NODE, 1);
+    h.deploy("movedtree", &topo);
+    h.ok(&["cluster", "stop", "movedtree"]);
+    let link = h.cluster_dir("movedtree");
+    let moved = std::fs::canonicalize(h.scratch())
+        .expect("resolves")
+        .join("moved");
+    std::fs::rename(&link, &moved).expect("move the tree");
+    std::os::unix::fs::symlink(&moved, &link).expect("symlink");
+
+    let out = h.ok(&["cluster", "destroy", "movedtree", "--yes"]);
+    assert!(
+        out.contains(&format!(
+            "kept {} ({} is a symlink to it",
+            moved.display(),
+            link.display()
+        )),
+        "{out}"
+    );
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is gone"
+    );
+    for kept in ["meta.yaml", "supervisor.ini", "conf", "data"] {
+        assert!(moved.join(kept).exists(), "{kept} kept: {out}");
+    }
+}

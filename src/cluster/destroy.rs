@@ -162,6 +162,18 @@ pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
             Err(why) => p.keep.push((d.to_path_buf(), why)),
         }
     }
+    // A cluster directory that is a symlink (the tree moved to another disk): the link goes,
+    // nothing is removed through it, and what it points to is kept and named.
+    if std::fs::symlink_metadata(root).is_ok_and(|m| m.file_type().is_symlink()) {
+        let real = std::fs::canonicalize(root).unwrap_or_else(|_| root.to_path_buf());
+        let why = format!(
+            "{} is a symlink to it: only the link is removed",
+            root.display()
+        );
+        p.keep.push((real, why));
+        p.whole_root = true;
+        return p;
+    }
     // Paths as written and as resolved: a kept directory may lie in the tree only through a
     // symlink, and destroy never removes it that way either.
     let both = |x: &Path| {

@@ -1,7 +1,8 @@
 //! `mup ctl tail`, `signal` and `pid`.
 
 use super::{Program, Tree};
-use crate::supervisor::Client;
+use crate::error::InputError;
+use crate::supervisor::{fault, Client};
 use anyhow::bail;
 use std::io::Write;
 use std::time::Duration;
@@ -51,6 +52,14 @@ pub(crate) fn signal(
     for m in programs {
         match client.signal_process(&m.qualified(), signal) {
             Ok(_) => outln!("{}: sent SIG{}", m.name(), signal.trim_start_matches("SIG"))?,
+            Err(e) if e.fault_code() == Some(fault::BAD_SIGNAL) => {
+                return Err(InputError::new(
+                    "SIGNAL",
+                    "",
+                    format!("{signal:?} is not a signal name or number supervisord knows (HUP, USR1, 10, ...)"),
+                )
+                .into())
+            }
             Err(e) => errors.push(format!("{}: {}", m.name(), tree.explain(e))),
         }
     }

@@ -253,16 +253,14 @@ impl Tree {
             .into());
         }
         let meta = meta::load(&file, &shown)?;
-        let port = meta
-            .supervisor_port
-            .and_then(|p| u16::try_from(p).ok())
-            .ok_or_else(|| {
-                InputError::new(
-                    &shown,
-                    "supervisor_port",
-                    "missing: run `mup gen` on this tree again",
-                )
-            })?;
+        let port = match meta.supervisor_port {
+            None => Err("missing: run `mup gen` on this tree again".to_string()),
+            Some(p) => u16::try_from(p)
+                .ok()
+                .filter(|p| *p > 0)
+                .ok_or_else(|| format!("{p} is not a port: use 1..65535")),
+        }
+        .map_err(|why| InputError::new(&shown, "supervisor_port", why))?;
         let mut members = Vec::new();
         for (i, n) in meta.nodes.iter().enumerate() {
             let role = Role::from_meta_type(&n.kind).ok_or_else(|| {

@@ -62,7 +62,7 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
             eprintln!("no events{when} in {}", log.display());
         }
         first = false;
-        if !opts.follow {
+        if !opts.follow || crate::stdout_closed() {
             return Ok(());
         }
         std::thread::sleep(FOLLOW_POLL);

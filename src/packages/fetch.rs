@@ -1,5 +1,6 @@
 //! Everything mup reads from the network for packages, each read bounded: the connect and
-//! idle-read timeout (`MUP_DOWNLOAD_TIMEOUT` seconds, default [`DEFAULT_TIMEOUT`]), the size of
+//! idle-read timeout (`MUP_DOWNLOAD_TIMEOUT` seconds, default [`DEFAULT_TIMEOUT`]), a floor on
+//! the rate over each such period ([`MIN_RATE`], so a trickle ends too), the size of
 //! the release index ([`INDEX_MAX`]) and of an archive ([`ARCHIVE_MAX`]). The index is read
 //! (up to its bound) and then parsed; an archive is hashed as it streams to disk.
 
@@ -14,6 +15,10 @@ use std::time::Duration;
 /// The longest wait for a connection, for the response headers, and between two reads of
 /// the body, unless `MUP_DOWNLOAD_TIMEOUT` says otherwise.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(30);
+/// The slowest a body may arrive, averaged over each whole timeout period: a mirror that
+/// sends a byte now and then is never silent for the timeout, yet would never finish. At
+/// this floor the largest archive takes at most about 36 hours, the largest index 2.
+pub(crate) const MIN_RATE: u64 = 16 << 10;
 /// The largest release index mup reads.
 pub(crate) const INDEX_MAX: u64 = 128 << 20;
 /// The largest archive mup downloads.
@@ -46,6 +51,8 @@ pub(crate) struct Body {
     what: &'static str,
     read: u64,
     limit: u64,
+    /// The current timeout period: when it began, and the bytes read since.
+    window: (std::time::Instant, u64),
 }
 
 impl Body {
@@ -65,6 +72,20 @@ impl Read for Body {
             }
         })?;
         self.read += n as u64;
+        self.window.1 += n as u64;
+        let period = timeout();
+        if n > 0 && self.window.0.elapsed() >= period {
+            if self.window.1 < (MIN_RATE as f64 * period.as_secs_f64()) as u64 {
+                return Err(std::io::Error::other(format!(
+                    "{} sent only {} bytes in {} s, slower than {} KiB/s: gave up (MUP_DOWNLOAD_TIMEOUT sets the period in seconds)",
+                    self.url,
+                    self.window.1,
+                    period.as_secs_f64(),
+                    MIN_RATE >> 10
+                )));
+            }
+            self.window = (std::time::Instant::now(), 0);
+        }
         if self.read > self.limit {
             return Err(std::io::Error::other(format!(
                 "{} is larger than {}, the most mup reads for {}: refused",
@@ -127,6 +148,7 @@ fn get(url: &str, what: &'static str, limit: u64) -> anyhow::Result<Body> {
         what,
         read: 0,
         limit,
+        window: (std::time::Instant::now(), 0),
     })
 }
 
