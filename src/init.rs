@@ -1,7 +1,8 @@
 //! From started processes to a ready cluster: each replica set initiated and with a primary
 //! (the config servers' set first, with `configsvr: true`), and every shard added through a
 //! mongos. Every decision is read from the servers (`hello`, `listShards`), never from a flag
-//! in meta.yaml, so a rerun on a ready cluster does no initiation work. Every wait is bounded.
+//! in meta.yaml, so a rerun on a ready cluster does no initiation work. Every wait is bounded,
+//! and ends early after Ctrl-C ([`crate::interrupt`]).
 
 use crate::ctl::Member;
 use crate::model::Role;
@@ -137,6 +138,9 @@ fn reach(set: &Set) -> Result<Vec<Hello>, Failure> {
                     hellos.push(h);
                     break;
                 }
+                Err(_) if crate::interrupt::requested() => {
+                    return Err(fail(set, None, "interrupted (Ctrl-C)".into()))
+                }
                 Err(e) if start.elapsed() >= REACH_LIMIT => {
                     return Err(fail(
                         set,
@@ -206,6 +210,9 @@ fn wait_primary(set: &Set) -> Result<String, Failure> {
                     return Ok(m.address());
                 }
             }
+        }
+        if crate::interrupt::requested() {
+            return Err(fail(set, None, "interrupted (Ctrl-C)".into()));
         }
         if start.elapsed() >= PRIMARY_LIMIT {
             return Err(fail(

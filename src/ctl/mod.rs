@@ -7,6 +7,7 @@ pub(crate) mod ops;
 pub(crate) mod owner;
 pub(crate) mod procs;
 pub(crate) mod reload;
+mod starting;
 pub(crate) mod status;
 
 use crate::error::InputError;
