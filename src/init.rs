@@ -18,7 +18,7 @@ pub(crate) const PRIMARY_LIMIT: Duration = Duration::from_secs(120);
 /// How long a mongos may take to accept connections (it listens only once its config set
 /// has a primary).
 pub(crate) const MONGOS_LIMIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(25);
 
 /// One replica set of the tree, members in topology order.
 #[derive(Debug, Clone)]
