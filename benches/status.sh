@@ -1,8 +1,9 @@
 #!/usr/bin/env bash
-# Benchmark of `mup ctl status` on a live cluster of 10 and of 100 programs, beside
+# Benchmark of `mup ctl status` on a live cluster of 10, 100 and 500 programs, beside
 # `supervisorctl -c <tree>/supervisor.ini status` and the floor: one raw HTTP POST of
 # supervisor.getAllProcessInfo with curl (the daemon's own cost). The three commands run
-# alternately, RUNS times each (default 15); the medians are printed.
+# alternately, RUNS times each (default 15); the medians are printed, mup's as a ratio to
+# the floor.
 #   usage: benches/status.sh [RUNS]     (needs curl, python3 and a supervisord: `mup setup`)
 set -euo pipefail
 cd "$(dirname "$0")/.."
@@ -17,11 +18,11 @@ supervisorctl=$(dirname "$supervisord")/supervisorctl
 cleanup() { for t in "$work"/tree-*; do [ -d "$t" ] && "$mup" ctl --dir "$t" down > /dev/null 2>&1 || true; done; rm -rf "$work"; }
 trap cleanup EXIT
 
-for n in 10 100; do
+for n in 10 100 500; do
   tree=$work/tree-$n
   {
     echo "mongod_servers:"
-    for ((i = 0; i < n; i++)); do echo "  - {host: 127.0.0.1, port: $((21000 + n * 10 + i))}"; done
+    for ((i = 0; i < n; i++)); do echo "  - {host: 127.0.0.1, port: $((12000 + n + i))}"; done
   } > "$work/topology-$n.yaml"
   printf 'name: status%s\nversion: "7.0.14"\nbin_path: %s\n' "$n" "$PWD/fixtures/bin" > "$work/meta-$n.yaml"
   "$mup" gen "$work/topology-$n.yaml" --meta "$work/meta-$n.yaml" --out "$tree" > /dev/null

@@ -34,7 +34,7 @@ pub enum Command {
         version: String,
         #[command(flatten)]
         source: SourceOpts,
-        /// Do not ask for confirmation
+        /// Accepted for scripts: `mup install` never asks
         #[arg(short, long)]
         yes: bool,
     },
@@ -86,8 +86,20 @@ pub struct EventsOpts {
     #[arg(long)]
     pub json: bool,
     /// Only events younger than this: 90s, 10m, 2h, 1d
-    #[arg(long, value_name = "DURATION", value_parser = humantime::parse_duration)]
+    #[arg(long, value_name = "DURATION", value_parser = since)]
     pub since: Option<std::time::Duration>,
+}
+
+/// A `--since` duration: humantime's syntax, and no further back than the clock can count.
+fn since(text: &str) -> Result<std::time::Duration, String> {
+    let d = humantime::parse_duration(text).map_err(|e| e.to_string())?;
+    match std::time::SystemTime::now().checked_sub(d) {
+        Some(_) => Ok(d),
+        None => Err(
+            "reaches back further than the clock can count: use a shorter duration such as 30d"
+                .into(),
+        ),
+    }
 }
 
 #[derive(Debug, clap::Args)]

@@ -6,7 +6,7 @@ use crate::error::{InputError, InputResult};
 use crate::layout::{self, Layout};
 use crate::meta::{self, Meta};
 use crate::model::{self, Cluster, Decisions, Plan, Sources};
-use crate::ports;
+use crate::ports::{self, decide_port, PortChoice, PortValue};
 use crate::render::{self, OutFile};
 use crate::topology;
 use crate::tree::{self, Comparison, State};
@@ -82,19 +82,8 @@ pub(crate) fn compile_inputs(
         meta_dir,
     };
     let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
-    // A data directory is mup's to delete (on destroy) only if mup created it: it does not
-    // exist yet, or the tree already recorded that mup created it.
-    let created_before: BTreeSet<PathBuf> = existing
-        .iter()
-        .flat_map(|m| &m.nodes)
-        .filter(|n| n.data_dir_created == Some(true))
-        .filter_map(|n| n.data_dir.as_ref().map(PathBuf::from))
-        .collect();
-    for n in &mut cluster.nodes {
-        if let Some(d) = &n.data_dir {
-            n.data_dir_created = created_before.contains(d) || !d.exists();
-        }
-    }
+    // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
+    crate::data_dirs::record(&mut cluster, existing.as_ref());
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,
@@ -184,97 +173,9 @@ fn decide(
         })?,
     };
 
-    let others = ports::other_clusters(layout.root());
-    let reserved = ports::reserved(&others);
-    let owner_of = |port: u16| reserved.get(&port).copied();
-    for d in &plan.drafts {
-        if let Some(other) = d.port.and_then(owner_of) {
-            return Err(InputError::new(
-                tf,
-                format!("{}.port", d.source()),
-                format!(
-                    "{} is already recorded by cluster {other:?} (under {}): pick another port",
-                    d.port.unwrap_or_default(),
-                    layout::clusters_dir().display()
-                ),
-            ));
-        }
-    }
-    let others_ports: BTreeSet<u16> = reserved.keys().copied().collect();
-    let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
-    let supervisor_port = match (
-        given.supervisor_port,
-        existing.and_then(|m| m.supervisor_port),
-    ) {
-        (Some(p), _) => {
-            let port = u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-                InputError::new(
-                    mf,
-                    "supervisor_port",
-                    format!("{p} is not a port: use 1..65535"),
-                )
-            })?;
-            if let Some(other) = owner_of(port) {
-                return Err(InputError::new(
-                    mf,
-                    "supervisor_port",
-                    format!(
-                        "{port} is already recorded by cluster {other:?} (under {})",
-                        layout::clusters_dir().display()
-                    ),
-                ));
-            }
-            port
-        }
-        (None, Some(p)) => u16::try_from(p).unwrap_or(0),
-        (None, None) => {
-            let taken: BTreeSet<u16> = explicit.union(&others_ports).copied().collect();
-            ports::allocate(ports::SUPERVISOR_PORT_BASE, &taken).ok_or_else(|| {
-                InputError::new(mf, "supervisor_port", "no free port found: set one")
-            })?
-        }
-    };
-
-    // Ports of `port: 0` nodes: the one recorded for the same topology entry, else the first
-    // free one from 30000 (config servers, then mongods, then routers: the drafts' order).
-    let recorded: BTreeMap<&str, u16> = existing
-        .into_iter()
-        .chain(std::iter::once(given))
-        .flat_map(|m| m.nodes.iter().map(|n| (n.source.as_str(), n.port)))
-        .collect();
-    let mut taken: BTreeSet<u16> = explicit.clone();
-    taken.insert(supervisor_port);
-    let mut assigned = BTreeMap::new();
-    for d in &plan.drafts {
-        let source = d.source();
-        let port = match d.port {
-            Some(p) => p,
-            None => match recorded.get(source.as_str()) {
-                Some(p) if !taken.contains(p) => *p,
-                _ => {
-                    let avoid: BTreeSet<u16> = taken.union(&others_ports).copied().collect();
-                    ports::allocate(ports::NODE_PORT_BASE, &avoid).ok_or_else(|| {
-                        InputError::new(mf, format!("{source}.port"), "no free port found")
-                    })?
-                }
-            },
-        };
-        taken.insert(port);
-        assigned.insert(source, port);
-    }
     let events = prior_flag(given, existing, |m| m.events);
-    let metrics_port = if prior_flag(given, existing, |m| m.metrics) {
-        Some(decide_metrics_port(
-            given,
-            existing,
-            &taken,
-            &others_ports,
-            &owner_of,
-            mf,
-        )?)
-    } else {
-        None
-    };
+    let metrics = prior_flag(given, existing, |m| m.metrics);
+    let ports = decide_ports(plan, given, existing, layout, metrics, (mf, tf))?;
     let mup_binary = std::env::current_exe()
         .map(|p| layout::absolute(&p))
         .map_err(|e| {
@@ -285,67 +186,115 @@ fn decide(
             )
         })?;
     Ok(Decisions {
-        supervisor_port,
+        supervisor_port: ports.supervisor,
         supervisor_user,
         supervisor_password,
         home,
         user,
-        ports: assigned,
-        others,
+        ports: ports.nodes,
+        others: ports.others,
         mup_home: layout::mup_home(),
         events,
-        metrics_port,
+        metrics_port: ports.metrics,
         mup_binary,
+    })
+}
+
+/// Every port of the cluster, decided by [`decide_port`], and the other clusters they avoid.
+struct Ports {
+    supervisor: u16,
+    /// By `Draft::source()`.
+    nodes: BTreeMap<String, u16>,
+    /// `None` when metrics are off.
+    metrics: Option<u16>,
+    others: Vec<ports::Recorded>,
+}
+
+/// The daemon's port, then each node's (topology order), then the exporter's (when
+/// `metrics`); `mf`/`tf` name the given meta.yaml and the topology in messages.
+fn decide_ports(
+    plan: &Plan,
+    given: &Meta,
+    existing: Option<&Meta>,
+    layout: &Layout,
+    metrics: bool,
+    (mf, tf): (&str, &str),
+) -> InputResult<Ports> {
+    let others = ports::other_clusters(layout.root());
+    let reserved = ports::reserved(&others);
+    let tree_meta = layout.meta_file().display().to_string();
+    let tm = tree_meta.as_str();
+    let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
+    // The daemon's port as given, else as recorded: pinned (moving it would lose the daemon).
+    let supervisor_port = decide_port(
+        PortChoice {
+            pinned: PortValue::of(given.supervisor_port, mf)
+                .or_else(|| PortValue::of(existing.and_then(|m| m.supervisor_port), tm)),
+            recorded: None,
+            base: ports::SUPERVISOR_PORT_BASE,
+            file: mf,
+            field: "supervisor_port".into(),
+        },
+        &explicit,
+        &reserved,
+    )?;
+    // Ports of `port: 0` nodes: the one recorded for the same topology entry, else the first
+    // free one from 30000 (config servers, then mongods, then routers: the drafts' order).
+    let recorded: BTreeMap<&str, PortValue> = existing
+        .map(|m| (m, tm))
+        .into_iter()
+        .chain(std::iter::once((given, mf)))
+        .flat_map(|(m, file)| {
+            m.nodes
+                .iter()
+                .map(move |n| (n.source.as_str(), PortValue::new(n.port.into(), file)))
+        })
+        .collect();
+    let mut taken: BTreeSet<u16> = explicit.clone();
+    taken.insert(supervisor_port);
+    let mut assigned = BTreeMap::new();
+    for d in &plan.drafts {
+        let source = d.source();
+        let port = decide_port(
+            PortChoice {
+                pinned: PortValue::of(d.port.map(i64::from), tf),
+                recorded: recorded.get(source.as_str()).copied(),
+                base: ports::NODE_PORT_BASE,
+                file: tf,
+                field: format!("{source}.port"),
+            },
+            &taken,
+            &reserved,
+        )?;
+        taken.insert(port);
+        assigned.insert(source, port);
+    }
+    let metrics = metrics
+        .then(|| {
+            decide_port(
+                PortChoice {
+                    pinned: PortValue::of(given.metrics_port, mf),
+                    recorded: PortValue::of(existing.and_then(|m| m.metrics_port), tm),
+                    base: ports::METRICS_PORT_BASE,
+                    file: mf,
+                    field: "metrics_port".into(),
+                },
+                &taken,
+                &reserved,
+            )
+        })
+        .transpose()?;
+    Ok(Ports {
+        supervisor: supervisor_port,
+        nodes: assigned,
+        metrics,
+        others,
     })
 }
 
 /// An on/off switch of meta.yaml: the given file, else the tree's, else on.
 fn prior_flag(given: &Meta, existing: Option<&Meta>, f: fn(&Meta) -> Option<bool>) -> bool {
     f(given).or_else(|| existing.and_then(f)).unwrap_or(true)
-}
-
-/// The exporter's port: the given one (checked), else the recorded one, else the first free
-/// from the base that no node, daemon or other cluster uses.
-fn decide_metrics_port<'a>(
-    given: &Meta,
-    existing: Option<&Meta>,
-    taken: &BTreeSet<u16>,
-    others_ports: &BTreeSet<u16>,
-    owner_of: &dyn Fn(u16) -> Option<&'a str>,
-    mf: &str,
-) -> InputResult<u16> {
-    let check = |p: i64| -> InputResult<u16> {
-        u16::try_from(p).ok().filter(|p| *p > 0).ok_or_else(|| {
-            InputError::new(
-                mf,
-                "metrics_port",
-                format!("{p} is not a port: use 1..65535"),
-            )
-        })
-    };
-    if let Some(p) = given.metrics_port {
-        let port = check(p)?;
-        if let Some(other) = owner_of(port) {
-            return Err(InputError::new(
-                mf,
-                "metrics_port",
-                format!(
-                    "{port} is already recorded by cluster {other:?} (under {})",
-                    layout::clusters_dir().display()
-                ),
-            ));
-        }
-        return Ok(port);
-    }
-    if let Some(p) = existing.and_then(|m| m.metrics_port) {
-        let port = check(p)?;
-        if !taken.contains(&port) {
-            return Ok(port);
-        }
-    }
-    let avoid: BTreeSet<u16> = taken.union(others_ports).copied().collect();
-    ports::allocate(ports::METRICS_PORT_BASE, &avoid)
-        .ok_or_else(|| InputError::new(mf, "metrics_port", "no free port found: set one"))
 }
 
 fn caller_user() -> Option<String> {
@@ -394,8 +343,14 @@ pub(crate) fn run(
     // generated at once never get the same one.
     let _ports = crate::lock::ports()?;
     let compiled = compile(topology_path, meta_path, out)?;
-    let _lock = crate::lock::exclusive(&compiled.cluster.layout)?;
-    apply(&compiled, mode)
+    // A failed gen leaves no new directory behind (the lock creates the tree's root).
+    let new_dirs = tree::missing_dirs(compiled.cluster.layout.root());
+    let lock = crate::lock::exclusive(&compiled.cluster.layout)?;
+    let result = apply(&compiled, mode);
+    if result.is_err() {
+        tree::remove_new(&new_dirs, &compiled.cluster.layout.lock_file(), lock);
+    }
+    result
 }
 
 /// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.
@@ -421,7 +376,12 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         Mode::DryRun => {
             outln!("would write to {}:", layout.root().display())?;
             for d in &cmp.missing_dirs {
-                outln!("  mkdir      {}/", rel(d))?;
+                let outside = if d.starts_with(layout.root()) {
+                    ""
+                } else {
+                    " (outside the tree)"
+                };
+                outln!("  mkdir      {}{outside}", shown_dir(layout, d))?;
             }
             let files = &compiled.files;
             for (i, s) in &cmp.changed {
@@ -445,6 +405,13 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         }
         Mode::Write => {
             tree::apply(&cmp, &compiled.files)?;
+            for d in cmp
+                .missing_dirs
+                .iter()
+                .filter(|d| !d.starts_with(layout.root()))
+            {
+                eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+            }
             for p in &cmp.extra {
                 outln!(
                     "removed {} (no longer in the tree; a node's data directory is kept)",
@@ -468,11 +435,21 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     }
 }
 
+/// A directory in gen's output: relative inside the tree, absolute for the tree itself and
+/// for what lies outside it (data and log directories set in the topology), with a final `/`.
+fn shown_dir(layout: &Layout, dir: &Path) -> String {
+    let shown = match layout.relative(dir) {
+        p if p.as_os_str().is_empty() => dir,
+        p => p,
+    };
+    format!("{}/", shown.display())
+}
+
 /// `--check` output: one line per difference, with a diff for files that are not secret.
 fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     for d in &cmp.missing_dirs {
-        outln!("missing: {}/", rel(d))?;
+        outln!("missing: {}", shown_dir(layout, d))?;
     }
     for (i, state) in &cmp.changed {
         let f = &files[*i];

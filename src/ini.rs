@@ -63,10 +63,37 @@ pub(crate) fn escape_command<'a>(argv: impl IntoIterator<Item = &'a str>) -> Str
     escape(&quoted.join(" "))
 }
 
-/// One `KEY="value"` pair of `environment=` (parsed by shlex with `,` as separator).
-pub(crate) fn env_pair(key: &str, value: &str) -> String {
-    let inner = value.replace('\\', "\\\\").replace('"', "\\\"");
-    escape(&format!("{key}=\"{inner}\""))
+/// Why a value cannot be written into `environment=`, or `None` when it can: [`check`]'s
+/// rules, plus what supervisord's parser of that option cannot carry (docs/supervisord.md §2).
+pub(crate) fn check_env(value: &str) -> Option<String> {
+    check(value).or_else(|| env_token(value).err())
+}
+
+/// One `KEY=value` pair of `environment=`, %-escaped; an error (from [`check_env`]) when
+/// the value cannot be written.
+pub(crate) fn env_pair(key: &str, value: &str) -> Result<String, String> {
+    Ok(escape(&format!("{key}={}", env_token(value)?)))
+}
+
+/// `value` as one token of supervisord's `environment=` parser: `shlex.shlex` in non-POSIX
+/// mode, where a quoted token runs to the next identical quote with no escape character (a
+/// backslash is an ordinary character), then every `'` and `"` at either end of the token is
+/// stripped. So a value is wrapped in the quote it does not contain; one that contains both,
+/// or starts or ends with a quote, cannot be written.
+fn env_token(value: &str) -> Result<String, String> {
+    let quote = |q: char| format!("{q}{value}{q}");
+    if value.starts_with(['"', '\'']) || value.ends_with(['"', '\'']) {
+        return Err(format!(
+            "{value:?} starts or ends with a quote, which supervisord's environment= parser strips"
+        ));
+    }
+    match (value.contains('"'), value.contains('\'')) {
+        (false, _) => Ok(quote('"')),
+        (true, false) => Ok(quote('\'')),
+        (true, true) => Err(format!(
+            "{value:?} contains both ' and \", which supervisord's environment= parser cannot quote (it has no escape character)"
+        )),
+    }
 }
 
 /// POSIX single-quoting, only where the token needs it.
@@ -121,8 +148,26 @@ mod tests {
     }
 
     #[test]
-    fn environment_values_are_double_quoted() {
-        assert_eq!(env_pair("HOME", "/h/a\"b\\c%"), "HOME=\"/h/a\\\"b\\\\c%%\"");
+    fn environment_values_are_quoted_without_escapes() {
+        // Non-POSIX shlex: no escape character, so a backslash stays single and a value is
+        // wrapped in the quote it does not contain.
+        assert_eq!(
+            env_pair("HOME", "/h/a\\b,c=d 5%").as_deref(),
+            Ok("HOME=\"/h/a\\b,c=d 5%%\"")
+        );
+        assert_eq!(
+            env_pair("USER", "x\",INJECT=1,Z=\"y").as_deref(),
+            Ok("USER='x\",INJECT=1,Z=\"y'")
+        );
+        assert_eq!(env_pair("USER", "it's").as_deref(), Ok("USER=\"it's\""));
+        assert!(
+            check_env("x\",INJECT=1,Z=\"").is_some(),
+            "ends with a quote"
+        );
+        assert!(check_env("'x").is_some(), "starts with a quote");
+        assert!(check_env("a'b\"c").is_some(), "both quotes");
+        assert!(check_env("a\nb").is_some(), "control character");
+        assert!(check_env("/h/a'b").is_none());
     }
 
     #[test]

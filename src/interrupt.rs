@@ -3,9 +3,13 @@
 //! left running and how to go on before it exits 130 (instead of dying mid-step).
 
 use std::sync::atomic::{AtomicBool, Ordering};
-use std::sync::OnceLock;
+use std::sync::{Arc, OnceLock};
 
-static REQUESTED: AtomicBool = AtomicBool::new(false);
+/// Set by the SIGINT handler once [`catch`] installed it.
+fn flag() -> &'static Arc<AtomicBool> {
+    static REQUESTED: OnceLock<Arc<AtomicBool>> = OnceLock::new();
+    REQUESTED.get_or_init(|| Arc::new(AtomicBool::new(false)))
+}
 
 /// The command's exit code after Ctrl-C (128 + SIGINT, as a shell reports it).
 pub(crate) const EXIT_INTERRUPTED: u8 = 130;
@@ -13,13 +17,14 @@ pub(crate) const EXIT_INTERRUPTED: u8 = 130;
 /// From now on SIGINT sets the flag instead of ending the process. Idempotent.
 pub(crate) fn catch() {
     static INSTALLED: OnceLock<bool> = OnceLock::new();
-    INSTALLED
-        .get_or_init(|| ctrlc::set_handler(|| REQUESTED.store(true, Ordering::SeqCst)).is_ok());
+    INSTALLED.get_or_init(|| {
+        signal_hook::flag::register(signal_hook::consts::SIGINT, Arc::clone(flag())).is_ok()
+    });
 }
 
 /// True once Ctrl-C was pressed (after [`catch`]).
 pub(crate) fn requested() -> bool {
-    REQUESTED.load(Ordering::SeqCst)
+    flag().load(Ordering::SeqCst)
 }
 
 /// The error a command ends with after Ctrl-C: its message says what was left and how to go

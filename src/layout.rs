@@ -23,6 +23,11 @@ pub(crate) fn log_file(logs: &Path, program: &str) -> PathBuf {
     logs.join(format!("supervisor-{program}.log"))
 }
 
+/// `<logs>/hooks.log`: the output of the hooks the event listener runs (beside its own log).
+pub(crate) fn hooks_log(logs: &Path) -> PathBuf {
+    logs.join("hooks.log")
+}
+
 /// `$MUP_HOME/storage/.ports.lock`: held while ports are allocated and recorded.
 pub(crate) fn ports_lock_file() -> PathBuf {
     mup_home().join("storage").join(".ports.lock")

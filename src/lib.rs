@@ -1,12 +1,12 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
 /// `writeln!` to stdout, returning the `io::Result`: a closed pipe (`mup ... | head`) comes
-/// back as an error that `main` recognises, instead of a panic.
+/// back as an error that `main` recognises ([`is_broken_pipe`]), instead of a panic.
 #[macro_export]
 macro_rules! outln {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        writeln!(std::io::stdout(), $($arg)*)
+        writeln!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
     }};
 }
 
@@ -15,13 +15,37 @@ macro_rules! outln {
 macro_rules! out {
     ($($arg:tt)*) => {{
         use std::io::Write as _;
-        write!(std::io::stdout(), $($arg)*)
+        write!(std::io::stdout(), $($arg)*).map_err($crate::stdout_error)
     }};
+}
+
+/// What a broken pipe on stdout becomes, so that it is told apart from a broken pipe
+/// anywhere else (a socket, a child's stdin), which stays an error.
+#[derive(Debug)]
+pub struct StdoutClosed;
+
+impl std::fmt::Display for StdoutClosed {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str("stdout was closed")
+    }
+}
+
+impl std::error::Error for StdoutClosed {}
+
+/// An error writing stdout, with a broken pipe marked as [`StdoutClosed`].
+#[doc(hidden)]
+pub fn stdout_error(e: std::io::Error) -> std::io::Error {
+    if e.kind() == std::io::ErrorKind::BrokenPipe {
+        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
+    } else {
+        e
+    }
 }
 
 pub mod cli;
 mod cluster;
 mod ctl;
+mod data_dirs;
 mod error;
 mod gen;
 mod ini;
@@ -124,16 +148,16 @@ fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             // Rendered first, then written: a closed pipe is an error here, not a panic.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Opts::command(), "mup", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script)?;
+            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(stdout_error)?;
             Ok(Outcome::Success)
         }
         Command::Install {
             version,
             source,
-            yes,
+            yes: _, // `mup install` never asks
         } => {
             let src = packages::Source::new(source.mirror.as_deref());
-            let v = packages::install(&version, &src, yes)?;
+            let v = packages::install(&version, &src, &|_| Ok(()))?;
             outln!("{}", packages::bin_dir(&v).display())?;
             Ok(Outcome::Success)
         }
@@ -224,10 +248,12 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
             };
             cluster::playground_start(nodes, b, !init.no_init)?;
         }
-        P::Stop => cluster::stop(cluster::PLAYGROUND, &[], &[])?,
-        P::Status => return cluster::display(cluster::PLAYGROUND, false).map(Outcome::running),
-        P::Connect => cluster::connect(cluster::PLAYGROUND)?,
-        P::Destroy => cluster::destroy(cluster::PLAYGROUND, false, true)?,
+        P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
+        P::Status => {
+            return cluster::display(cluster::existing_playground()?, false).map(Outcome::running)
+        }
+        P::Connect => cluster::connect(cluster::existing_playground()?)?,
+        P::Destroy => cluster::destroy(cluster::existing_playground()?, false, true)?,
     }
     Ok(Outcome::Success)
 }
@@ -263,16 +289,7 @@ fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         V::Down => daemon::down(&tree)?,
         V::Status { targets, json } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            let client = ctl::connect(&tree)?;
-            let st = status::collect(&tree, Some(&client), &members, json)?;
-            if json {
-                outln!("{}", serde_json::to_string_pretty(&st)?)?;
-            } else {
-                out!("{}", status::table(&st))?;
-            }
-            if !st.programs.iter().all(status::Program::running) {
-                return Ok(Outcome::NotRunning);
-            }
+            return status::run(&tree, &members, json).map(Outcome::running);
         }
         V::Start { targets: t, init } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
@@ -348,12 +365,13 @@ fn roles(filters: &cli::Filters) -> Vec<model::Role> {
         .collect()
 }
 
-/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly,
-/// as a tool killed by SIGPIPE would.
+/// True when the error is stdout closed early (`mup ... | head`): the command ends quietly
+/// with exit 0, as ripgrep does, so `set -o pipefail` pipelines do not fail.
 pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
-            .is_some_and(|e| e.kind() == std::io::ErrorKind::BrokenPipe)
+            .and_then(std::io::Error::get_ref)
+            .is_some_and(|inner| inner.is::<StdoutClosed>())
     })
 }
 

@@ -45,8 +45,8 @@ pub(crate) fn ports() -> anyhow::Result<File> {
     hold(&path, "the port allocation of every cluster")
 }
 
-/// Holds the lock file `path` (created 0600) until dropped; `what` names it in messages.
-pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
+/// Opens (creates) the lock file `path`, private to its owner; locking it is the caller's.
+pub(crate) fn open(path: &Path) -> anyhow::Result<File> {
     let file = OpenOptions::new()
         .create(true)
         .truncate(false)
@@ -60,6 +60,12 @@ pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
         file.set_permissions(std::fs::Permissions::from_mode(0o600))
             .with_context(|| format!("cannot make {} private", path.display()))?;
     }
+    Ok(file)
+}
+
+/// Holds the lock file `path` (created 0600) until dropped; `what` names it in messages.
+pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
+    let file = open(path)?;
     let limit = wait_limit();
     let start = Instant::now();
     let mut said = false;
@@ -92,7 +98,7 @@ pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
 }
 
 /// Who holds the flock on `file`, from /proc/locks: `pid N (command)`.
-fn holder(file: &File) -> String {
+pub(crate) fn holder(file: &File) -> String {
     let Ok(meta) = file.metadata() else {
         return "another process".into();
     };

@@ -4,8 +4,9 @@ use std::process::ExitCode;
 fn main() -> ExitCode {
     match mup::run(mup::cli::Opts::parse()) {
         Ok(code) => code,
-        // `mup ctl status | head` closed stdout: end quietly, as a SIGPIPE'd tool would.
-        Err(err) if mup::is_broken_pipe(&err) => ExitCode::from(141),
+        // `mup ctl status | head` closed stdout: the reader has what it wanted. End quietly
+        // with success, as ripgrep does (141 would fail a `set -o pipefail` pipeline).
+        Err(err) if mup::is_broken_pipe(&err) => ExitCode::SUCCESS,
         Err(err) => {
             eprintln!("error: {err:#}");
             ExitCode::from(mup::exit_code_for(&err))

@@ -60,6 +60,9 @@ pub struct Hook {
     pub on: Vec<String>,
     /// Run with `/bin/sh -c` in the cluster directory, the event in `MUP_*` variables.
     pub command: String,
+    /// Seconds after which the hook and every process it started are killed (default 60).
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub timeout: Option<u64>,
 }
 
 /// A monitoring program as recorded in the tree's meta.yaml.
@@ -101,6 +104,10 @@ pub struct NodeMeta {
     /// mup created the data directory, so `destroy` may remove it (never one it found).
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub data_dir_created: Option<bool>,
+    /// For a data directory outside the tree that mup created: the path it resolved to then,
+    /// every symlink followed. `destroy` removes it only while it still resolves there.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub data_dir_resolved: Option<String>,
     pub log_file: String,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub priority: Option<f64>,

@@ -126,6 +126,8 @@ pub(crate) struct Node {
     pub data_dir: Option<PathBuf>,
     /// mup creates (or created) the data directory: only then may destroy delete it.
     pub data_dir_created: bool,
+    /// Outside the tree, when mup creates it: the path it resolves to (see `data_dirs`).
+    pub data_dir_resolved: Option<PathBuf>,
     pub conf_dir: PathBuf,
     pub log_file: PathBuf,
     /// The complete mongod/mongos config document.
@@ -310,6 +312,14 @@ fn check_hooks(hooks: &[Hook], events: bool, mf: &str) -> InputResult<()> {
                 ));
             }
         }
+        let max = crate::monitor::hooks::MAX_TIMEOUT_SECS;
+        if let Some(t) = h.timeout.filter(|t| !(1..=max).contains(t)) {
+            return Err(InputError::new(
+                mf,
+                format!("hooks[{i}].timeout"),
+                format!("{t} is not a number of seconds from 1 to {max}"),
+            ));
+        }
     }
     Ok(())
 }
@@ -362,7 +372,7 @@ impl Cluster {
             ));
         }
         for (value, field) in [(&decided.home, "home"), (&decided.user, "user")] {
-            if let Some(why) = ini::check(value) {
+            if let Some(why) = ini::check_env(value) {
                 return Err(InputError::new(mf, field, why));
             }
         }
@@ -432,22 +442,6 @@ impl Cluster {
                 if let Some(why) = foreign_data_dir(dd, &layout, home, decided) {
                     return Err(InputError::new(tf, field, why));
                 }
-                if let Some(other) = nodes.iter().find(|n: &&Node| {
-                    n.data_dir
-                        .as_deref()
-                        .is_some_and(|o| o.starts_with(dd) || dd.starts_with(o))
-                }) {
-                    return Err(InputError::new(
-                        tf,
-                        field,
-                        format!(
-                            "{} overlaps the data directory of {} ({}): every node needs its own",
-                            dd.display(),
-                            other.source,
-                            other.data_dir.as_deref().unwrap_or(dd).display()
-                        ),
-                    ));
-                }
                 dirs.insert(dd.clone());
             }
             let log_file = crate::layout::log_file(&logs, &program_name(d.role, port));
@@ -462,10 +456,29 @@ impl Cluster {
                 votes: d.votes,
                 data_dir,
                 data_dir_created: false,
+                data_dir_resolved: None,
                 conf_dir,
                 log_file,
                 conf: Mapping::new(),
             });
+        }
+        let with_data: Vec<(&Node, &Path)> = nodes
+            .iter()
+            .filter_map(|n| n.data_dir.as_deref().map(|d| (n, d)))
+            .collect();
+        let data_dirs: Vec<&Path> = with_data.iter().map(|(_, d)| *d).collect();
+        if let Some((first, then)) = crate::plan::first_overlap(&data_dirs) {
+            let ((other, od), (node, dd)) = (with_data[first], with_data[then]);
+            return Err(InputError::new(
+                tf,
+                format!("{}.data_dir", node.source),
+                format!(
+                    "{} overlaps the data directory of {} ({}): every node needs its own",
+                    dd.display(),
+                    other.source,
+                    od.display()
+                ),
+            ));
         }
         let mup_binary = ini_path(&decided.mup_binary, "mup", "binary")?;
         check_hooks(&meta.hooks, decided.events, mf)?;
@@ -599,6 +612,10 @@ impl Cluster {
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),
                     data_dir_created: n.data_dir_created.then_some(true),
+                    data_dir_resolved: n
+                        .data_dir_resolved
+                        .as_ref()
+                        .map(|d| d.display().to_string()),
                     log_file: n.log_file.display().to_string(),
                     priority: n.priority,
                     hidden: n.hidden,

@@ -125,22 +125,53 @@ pub(crate) fn hello(host: &str, port: u16) -> Result<Hello, Error> {
     })
 }
 
-/// The replica-set state name of the member at `host:port` (`PRIMARY`, `SECONDARY`, ...),
-/// `STARTUP` before initiation, `None` when it is not a replica-set member.
-pub(crate) fn member_state(host: &str, port: u16) -> Result<Option<String>, Error> {
-    match command(host, port, doc! { "replSetGetStatus": 1 }) {
-        Ok(d) => {
-            let state = d
-                .get_i32("myState")
-                .map(i64::from)
-                .or_else(|_| d.get_i64("myState"))
-                .unwrap_or(-1);
-            Ok(Some(state_name(state).to_string()))
+/// What one member's `replSetGetStatus` says about its set.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct SetStatus {
+    /// The answering member's own state (`STARTUP` before initiation).
+    pub own: String,
+    /// Every member of the set's config as the answering member sees it: (port, state name).
+    pub members: Vec<(u16, String)>,
+}
+
+/// `replSetGetStatus` on `host:port`: the state of every member of its set in one answer;
+/// `None` when it is not a replica-set member.
+pub(crate) fn set_status(host: &str, port: u16) -> Result<Option<SetStatus>, Error> {
+    let d = match command(host, port, doc! { "replSetGetStatus": 1 }) {
+        Ok(d) => d,
+        Err(e) if e.code() == Some(code::NOT_YET_INITIALIZED) => {
+            return Ok(Some(SetStatus {
+                own: "STARTUP".into(),
+                members: Vec::new(),
+            }))
         }
-        Err(e) if e.code() == Some(code::NOT_YET_INITIALIZED) => Ok(Some("STARTUP".into())),
-        Err(Error::Command { .. }) => Ok(None),
-        Err(e) => Err(e),
-    }
+        Err(Error::Command { .. }) => return Ok(None),
+        Err(e) => return Err(e),
+    };
+    let number = |d: &Document, key: &str| {
+        d.get_i32(key)
+            .map(i64::from)
+            .or_else(|_| d.get_i64(key))
+            .or_else(|_| d.get_f64(key).map(|f| f as i64))
+            .unwrap_or(-1)
+    };
+    let members = d
+        .get_array("members")
+        .map(|a| {
+            a.iter()
+                .filter_map(|m| m.as_document())
+                .filter_map(|m| {
+                    let name = m.get_str("name").ok()?;
+                    let port = name.rsplit(':').next()?.parse().ok()?;
+                    Some((port, state_name(number(m, "state")).to_string()))
+                })
+                .collect()
+        })
+        .unwrap_or_default();
+    Ok(Some(SetStatus {
+        own: state_name(number(&d, "myState")).to_string(),
+        members,
+    }))
 }
 
 /// Replica-set member state names by number (the server's MemberState).

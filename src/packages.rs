@@ -7,16 +7,21 @@
 //! or `MUP_MIRROR`: `URL/full.json` and `URL/<archive file name>`). An archive is verified
 //! against its published sha256 before anything is unpacked, unpacked into a temporary
 //! directory and renamed into place, so an interrupted or corrupt download never leaves half
-//! a package; installs of one version hold a lock.
+//! a package; installs of one version hold a lock. Every network read is bounded
+//! ([`fetch`]), an archive is unpacked as hostile input ([`unpack`]), and the temporary
+//! directories of killed installs are cleaned up ([`staging`]). A version is a path here
+//! (`packages/<version>`), so every version — typed or read from the index — is checked by
+//! [`is_exact`] before it is used as one.
+
+mod fetch;
+mod staging;
+mod unpack;
 
 use crate::error::InputError;
 use crate::layout;
 use crate::model::Version;
 use anyhow::{bail, Context};
-use indicatif::{ProgressBar, ProgressStyle};
 use serde::Deserialize;
-use sha2::{Digest, Sha256};
-use std::io::{IsTerminal, Read, Write};
 use std::path::{Path, PathBuf};
 
 /// MongoDB's release index.
@@ -88,46 +93,71 @@ impl Source {
         }
     }
 
-    fn archive_url(&self, archive: &Archive) -> String {
-        match &self.mirror {
-            Some(m) => format!(
-                "{m}/{}",
-                archive.url.rsplit('/').next().unwrap_or(&archive.url)
-            ),
-            None => archive.url.clone(),
+    /// Where to download `archive` from: its URL, or on a mirror its file name (which must be
+    /// a plain file name: the index is network input).
+    fn archive_url(&self, archive: &Archive) -> anyhow::Result<String> {
+        let Some(m) = &self.mirror else {
+            return Ok(archive.url.clone());
+        };
+        let name = archive.url.rsplit('/').next().unwrap_or_default();
+        let plain = !name.starts_with('.')
+            && name
+                .bytes()
+                .all(|b| b.is_ascii_alphanumeric() || matches!(b, b'.' | b'-' | b'_' | b'+'));
+        if name.is_empty() || !plain {
+            bail!(
+                "the index names the archive {:?}, which has no plain file name to fetch from the mirror",
+                archive.url
+            );
         }
+        Ok(format!("{m}/{name}"))
     }
 }
 
-fn http() -> anyhow::Result<reqwest::blocking::Client> {
-    reqwest::blocking::Client::builder()
-        .connect_timeout(std::time::Duration::from_secs(15))
-        .timeout(None)
-        .build()
-        .context("cannot set up the HTTP client")
-}
-
-fn get(url: &str) -> anyhow::Result<reqwest::blocking::Response> {
-    if url.starts_with("http://") {
-        eprintln!("warning: {url} is plain HTTP: the download is checked against the index's sha256, but the index itself is not protected");
-    }
-    let resp = http()?
-        .get(url)
-        .send()
-        .with_context(|| format!("cannot download {url}"))?;
-    if !resp.status().is_success() {
-        bail!("cannot download {url}: HTTP {}", resp.status());
-    }
-    Ok(resp)
-}
-
-/// Reads the release index.
+/// Reads the release index (bounded, see [`fetch`]); releases whose version is not
+/// [`is_exact`] are dropped: their version would be used as a directory name.
 pub(crate) fn index(source: &Source) -> anyhow::Result<Index> {
-    let url = source.index_url();
-    let text = get(&url)?
-        .text()
-        .with_context(|| format!("cannot read {url}"))?;
-    serde_json::from_str(&text).with_context(|| format!("{url} is not a MongoDB release index"))
+    let mut index = fetch::index(&source.index_url())?;
+    index.versions.retain(|r| is_exact(&r.version));
+    Ok(index)
+}
+
+/// `N.N.N` with an optional `-suffix` of letters and digits, in parts separated by `-` or `.`
+/// (`7.0.14`, `8.0.0-rc1`): the one check of a version before it names a directory.
+pub(crate) fn is_exact(text: &str) -> bool {
+    let (core, suffix) = match text.split_once('-') {
+        Some((c, s)) => (c, Some(s)),
+        None => (text, None),
+    };
+    let numbers = core.split('.').collect::<Vec<_>>();
+    numbers.len() == 3
+        && numbers.iter().all(|n| is_number(n))
+        && suffix.is_none_or(|s| {
+            s.split(['-', '.'])
+                .all(|p| !p.is_empty() && p.bytes().all(|b| b.is_ascii_alphanumeric()))
+        })
+}
+
+/// One part of a version number: 1 to 9 digits.
+fn is_number(n: &str) -> bool {
+    (1..=9).contains(&n.len()) && n.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// What a user may type as a version: `latest`, a series (`7.0`) or an exact version; anything
+/// else is refused (exit 2) naming the value.
+fn check_spec(spec: &str) -> anyhow::Result<()> {
+    let series = spec
+        .split_once('.')
+        .is_some_and(|(a, b)| is_number(a) && is_number(b));
+    if spec == "latest" || series || is_exact(spec) {
+        return Ok(());
+    }
+    Err(InputError::new(
+        "VERSION",
+        "",
+        format!("{spec:?} is not a MongoDB version: give one such as 7.0.14 or 8.0.0-rc1, a series such as 7.0, or latest"),
+    )
+    .into())
 }
 
 /// The release a user's `spec` names: an exact version (`7.0.14`), a series (`7.0`, its newest
@@ -246,6 +276,7 @@ pub(crate) fn installed() -> Vec<String> {
             d.flatten()
                 .filter(|e| e.path().join("bin").join("mongod").is_file())
                 .filter_map(|e| e.file_name().to_str().map(String::from))
+                .filter(|v| is_exact(v))
                 .collect()
         })
         .unwrap_or_default();
@@ -254,9 +285,16 @@ pub(crate) fn installed() -> Vec<String> {
 }
 
 /// `mup install`: the package of `spec` in the cache (downloaded, verified, unpacked); returns
-/// the exact version. Asks first on a terminal unless `yes`; already installed is a no-op.
-pub(crate) fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<String> {
-    if Version::parse(spec).is_some() && bin_dir(spec).join("mongod").is_file() {
+/// the exact version. Already installed is a no-op. `confirm` is asked (with the version and
+/// URL) before anything is downloaded: `mup install` itself never asks, an implicit install
+/// by deploy, playground or migrate does.
+pub(crate) fn install(
+    spec: &str,
+    source: &Source,
+    confirm: &dyn Fn(&str) -> anyhow::Result<()>,
+) -> anyhow::Result<String> {
+    check_spec(spec)?;
+    if is_exact(spec) && bin_dir(spec).join("mongod").is_file() {
         return Ok(spec.to_string());
     }
     let index = index(source)?;
@@ -266,10 +304,10 @@ pub(crate) fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<
         return Ok(version);
     }
     let archive = choose(release)?;
-    let url = source.archive_url(archive);
-    crate::cluster::confirm(&format!("Download MongoDB {version} from {url}?"), yes)?;
+    let url = source.archive_url(archive)?;
+    confirm(&format!("Download MongoDB {version} from {url}?"))?;
     let dir = packages_dir();
-    std::fs::create_dir_all(&dir).with_context(|| format!("cannot create {}", dir.display()))?;
+    create_private(&dir)?;
     let _lock = crate::lock::hold(
         &dir.join(format!(".{version}.lock")),
         &format!("MongoDB {version}"),
@@ -277,15 +315,16 @@ pub(crate) fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<
     if bin_dir(&version).join("mongod").is_file() {
         return Ok(version); // another install finished while we waited
     }
+    let _staging = staging::enter(&dir)?;
     let tmp = tempfile::Builder::new()
-        .prefix(".download-")
+        .prefix(staging::PREFIX)
         .tempdir_in(&dir)
         .context("cannot create a temporary directory")?;
     let file = tmp.path().join("archive.tgz");
-    download(&url, &file, &archive.sha256)?;
+    fetch::download(&url, &file, &archive.sha256)?;
     let unpacked = tmp.path().join("unpacked");
-    unpack(&file, &unpacked)?;
-    let root = package_root(&unpacked)
+    unpack::unpack(&file, &unpacked, &url)?;
+    let root = unpack::package_root(&unpacked)
         .with_context(|| format!("{url} holds no bin/mongod: not a MongoDB server archive"))?;
     std::fs::rename(&root, dir.join(&version))
         .with_context(|| format!("cannot move the package into {}", dir.display()))?;
@@ -296,84 +335,39 @@ pub(crate) fn install(spec: &str, source: &Source, yes: bool) -> anyhow::Result<
     Ok(version)
 }
 
-/// Streams `url` into `file`, hashing as it goes; fails (and keeps nothing) unless the whole
-/// body arrived and its sha256 is `sha256`.
-fn download(url: &str, file: &Path, sha256: &str) -> anyhow::Result<()> {
-    if sha256.is_empty() {
-        bail!("the index publishes no sha256 for {url}: refusing to install an unverified archive");
+/// Creates `dir` (and its parents) 0700 like every directory mup creates, or makes an
+/// existing one (from an older mup) private.
+fn create_private(dir: &Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::{DirBuilderExt, PermissionsExt};
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))?;
+    let mode = std::fs::metadata(dir)
+        .with_context(|| format!("cannot read {}", dir.display()))?
+        .permissions()
+        .mode();
+    if mode & 0o077 != 0 {
+        std::fs::set_permissions(dir, std::fs::Permissions::from_mode(mode & 0o700))
+            .with_context(|| format!("cannot make {} private", dir.display()))?;
     }
-    let mut resp = get(url)?;
-    let expected = resp.content_length();
-    let bar = match expected {
-        Some(len) if std::io::stderr().is_terminal() => {
-            let b = ProgressBar::new(len);
-            b.set_style(
-                ProgressStyle::with_template("{bar:40} {bytes}/{total_bytes} {bytes_per_sec}")
-                    .expect("static template parses"),
-            );
-            b
-        }
-        _ => ProgressBar::hidden(),
-    };
-    let mut out = std::fs::File::create(file)?;
-    let mut hasher = Sha256::new();
-    let mut buf = vec![0u8; 64 * 1024];
-    let mut total = 0u64;
-    loop {
-        let n = resp
-            .read(&mut buf)
-            .with_context(|| format!("the download of {url} broke off"))?;
-        if n == 0 {
-            break;
-        }
-        hasher.update(&buf[..n]);
-        out.write_all(&buf[..n])?;
-        total += n as u64;
-        bar.set_position(total);
-    }
-    bar.finish_and_clear();
-    if let Some(len) = expected {
-        if total != len {
-            bail!("the download of {url} broke off after {total} of {len} bytes");
-        }
-    }
-    let got = hex(&hasher.finalize());
-    if !got.eq_ignore_ascii_case(sha256) {
-        bail!("{url}: sha256 {got} does not match the published {sha256}; nothing was installed");
-    }
-    out.sync_all()?;
     Ok(())
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02x}")).collect()
-}
-
-fn unpack(archive: &Path, into: &Path) -> anyhow::Result<()> {
-    let f = std::fs::File::open(archive)?;
-    let mut tar = tar::Archive::new(flate2::read::GzDecoder::new(f));
-    tar.set_preserve_permissions(true);
-    // `unpack` refuses entries that would land outside `into` (`..`, absolute paths).
-    tar.unpack(into)
-        .with_context(|| format!("cannot unpack {}", archive.display()))
-}
-
-/// The directory of an unpacked archive that holds `bin/mongod` (the archive's top directory).
-fn package_root(unpacked: &Path) -> Option<PathBuf> {
-    if unpacked.join("bin").join("mongod").is_file() {
-        return Some(unpacked.to_path_buf());
-    }
-    std::fs::read_dir(unpacked)
-        .ok()?
-        .flatten()
-        .map(|e| e.path())
-        .find(|p| p.join("bin").join("mongod").is_file())
-}
-
-/// `mup uninstall`: refused while a cluster under `MUP_HOME` uses the version.
+/// `mup uninstall`: refused while a cluster under `MUP_HOME` uses the version, its
+/// `bin_path` compared with the package after both are resolved (every symlink followed).
 pub(crate) fn uninstall(version: &str) -> anyhow::Result<()> {
+    if !is_exact(version) {
+        return Err(InputError::new(
+            "VERSION",
+            "",
+            format!("{version:?} is not an exact MongoDB version such as 7.0.14"),
+        )
+        .into());
+    }
     let dir = packages_dir().join(version);
-    if Version::parse(version).is_none() || !dir.join("bin").join("mongod").is_file() {
+    if !dir.join("bin").join("mongod").is_file() {
         return Err(InputError::new(
             "VERSION",
             "",
@@ -384,9 +378,15 @@ pub(crate) fn uninstall(version: &str) -> anyhow::Result<()> {
         )
         .into());
     }
+    let resolved = |p: &Path| std::fs::canonicalize(p).unwrap_or_else(|_| layout::normalize(p));
+    let package = resolved(&dir);
     let users: Vec<String> = crate::ports::other_clusters(Path::new("/"))
         .into_iter()
-        .filter(|c| c.bin_path.as_deref().is_some_and(|b| b.starts_with(&dir)))
+        .filter(|c| {
+            c.bin_path
+                .as_deref()
+                .is_some_and(|b| resolved(b).starts_with(&package))
+        })
         .map(|c| c.name)
         .collect();
     if !users.is_empty() {
@@ -442,6 +442,35 @@ mod tests {
             "rhel90"
         );
         assert_eq!(targets_for("plan9", "4", ""), vec!["linux".to_string()]);
+    }
+
+    #[test]
+    fn exact_versions_are_numbers_and_a_plain_suffix() {
+        for ok in [
+            "7.0.14",
+            "8.0.0-rc1",
+            "7.3.0-alpha-1026-g3c44f80",
+            "4.4.0-rc13.1",
+        ] {
+            assert!(is_exact(ok), "{ok}");
+        }
+        for bad in [
+            "./../../x",
+            "../../escape",
+            "7.0",
+            "7.0.14/..",
+            "7.0.14-",
+            "7.0.14-a/b",
+            "7..1",
+            "7.0.14-..",
+            "7.0.1 ",
+            "",
+            "1234567890.0.0",
+        ] {
+            assert!(!is_exact(bad), "{bad}");
+        }
+        assert!(check_spec("7.0").is_ok() && check_spec("latest").is_ok());
+        assert!(check_spec("7").is_err() && check_spec("7.0.x").is_err());
     }
 
     #[test]

@@ -1,8 +1,9 @@
-//! Ports: allocation for `port: 0` nodes and the supervisord HTTP port, and what every other
-//! cluster under `MUP_HOME` has recorded (running or not), so no two clusters share a port or
-//! a data directory. Allocation and recording happen under the MUP_HOME-wide port lock
+//! Ports: the one decision of every port a cluster uses (the daemon's, the exporter's, each
+//! node's: given, recorded or allocated), and what every other cluster under `MUP_HOME` has
+//! recorded (running or not), so no two clusters share a port or a data directory. Allocation and recording happen under the MUP_HOME-wide port lock
 //! ([`crate::lock::ports`]).
 
+use crate::error::{InputError, InputResult};
 use crate::layout;
 use crate::meta;
 use std::collections::{BTreeMap, BTreeSet};
@@ -81,6 +82,86 @@ pub(crate) fn reserved(others: &[Recorded]) -> BTreeMap<u16, &str> {
 /// The first port from `base` upward that is not in `taken` and is free on this machine.
 pub(crate) fn allocate(base: u16, taken: &BTreeSet<u16>) -> Option<u16> {
     (base..=u16::MAX).find(|p| !taken.contains(p) && is_free(*p))
+}
+
+/// A port as a file gives it (any integer: checked when used), and that file for messages.
+#[derive(Debug, Clone, Copy)]
+pub(crate) struct PortValue<'a> {
+    port: i64,
+    file: &'a str,
+}
+
+impl<'a> PortValue<'a> {
+    pub(crate) fn new(port: i64, file: &'a str) -> Self {
+        PortValue { port, file }
+    }
+
+    pub(crate) fn of(port: Option<i64>, file: &'a str) -> Option<Self> {
+        port.map(|p| PortValue::new(p, file))
+    }
+}
+
+/// One port to decide: the daemon's, the exporter's or a node's.
+pub(crate) struct PortChoice<'a> {
+    /// The value the input fixes: used as it is, or refused.
+    pub pinned: Option<PortValue<'a>>,
+    /// The value the tree recorded: kept unless taken by now.
+    pub recorded: Option<PortValue<'a>>,
+    /// Where a fresh choice starts.
+    pub base: u16,
+    /// How messages name the field (and the file, when no port is free).
+    pub file: &'a str,
+    pub field: String,
+}
+
+/// The one port decision. A pinned value must be a port (1..65535) that no other cluster under
+/// MUP_HOME records; a recorded one must be a port, and is kept unless `taken` holds it; else
+/// the first free port from the base that neither `taken` nor another cluster uses. Errors name
+/// the file the value came from, the field and the value.
+pub(crate) fn decide_port(
+    choice: PortChoice,
+    taken: &BTreeSet<u16>,
+    reserved: &BTreeMap<u16, &str>,
+) -> InputResult<u16> {
+    let field = choice.field.as_str();
+    let checked = |v: PortValue| -> InputResult<u16> {
+        u16::try_from(v.port)
+            .ok()
+            .filter(|p| *p > 0)
+            .ok_or_else(|| {
+                InputError::new(
+                    v.file,
+                    field,
+                    format!("{} is not a port: use 1..65535", v.port),
+                )
+            })
+    };
+    if let Some(v) = choice.pinned {
+        let port = checked(v)?;
+        return match reserved.get(&port) {
+            Some(other) => Err(InputError::new(
+                v.file,
+                field,
+                format!(
+                    "{port} is already recorded by cluster {other:?} (under {}): pick another port",
+                    layout::clusters_dir().display()
+                ),
+            )),
+            None => Ok(port),
+        };
+    }
+    if let Some(v) = choice.recorded {
+        let port = checked(v)?;
+        if !taken.contains(&port) {
+            return Ok(port);
+        }
+    }
+    let avoid: BTreeSet<u16> = taken
+        .union(&reserved.keys().copied().collect())
+        .copied()
+        .collect();
+    allocate(choice.base, &avoid)
+        .ok_or_else(|| InputError::new(choice.file, field, "no free port found: set one"))
 }
 
 #[cfg(test)]

@@ -138,8 +138,20 @@ fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<Strin
         command => ini::escape_command([path_str(&binary).as_str(), "--config", path_str(&conf).as_str()]),
         directory => ini::escape(&path_str(n.directory())),
         logfile => ini::escape_logfile(&path_str(&n.log_file)),
-        environment => format!("{},{}", ini::env_pair("HOME", &c.home), ini::env_pair("USER", &c.user)),
+        environment => program_environment(c)?,
     })?)
+}
+
+/// The `environment=` of every program: HOME and USER (checked when the model was built).
+fn program_environment(c: &Cluster) -> anyhow::Result<String> {
+    let pair = |key: &str, value: &str| {
+        ini::env_pair(key, value).map_err(|why| anyhow::anyhow!("environment {key}: {why}"))
+    };
+    Ok(format!(
+        "{},{}",
+        pair("HOME", &c.home)?,
+        pair("USER", &c.user)?
+    ))
 }
 
 /// supervisord's priority of the monitoring group: below the nodes' groups (999), so it starts
@@ -163,6 +175,7 @@ fn monitor_ini(env: &Environment, c: &Cluster, m: &Monitor) -> anyhow::Result<St
         description => description,
         cluster => c.name,
         listener => m.service == Service::Events,
+        listener_stopwaitsecs => crate::monitor::hooks::LISTENER_STOP_WAIT_SECS,
         program => m.service.program(),
         command => ini::escape_command([
             path_str(&c.mup_binary).as_str(),
@@ -173,7 +186,7 @@ fn monitor_ini(env: &Environment, c: &Cluster, m: &Monitor) -> anyhow::Result<St
         ]),
         directory => ini::escape(&root),
         logfile => ini::escape_logfile(&path_str(&m.log_file)),
-        environment => format!("{},{}", ini::env_pair("HOME", &c.home), ini::env_pair("USER", &c.user)),
+        environment => program_environment(c)?,
     })?)
 }
 

@@ -160,12 +160,7 @@ impl Client {
 
     /// Calls `method` with `params` and returns the raw value.
     pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value> {
-        let body = MethodCall {
-            name: method.into(),
-            params,
-        }
-        .to_xml()
-        .map_err(|e| Error::Transport(e.to_string()))?;
+        let body = encode_call(method, params)?;
         let resp = self
             .http
             .post(&self.url)
@@ -180,24 +175,9 @@ impl Client {
                     Error::Transport(e.to_string())
                 }
             })?;
-        match resp.status().as_u16() {
-            200 => {}
-            401 => return Err(Error::Unauthorized),
-            code => return Err(Error::Transport(format!("HTTP {code} from {}", self.url))),
-        }
+        let status = resp.status().as_u16();
         let text = resp.text().map_err(|e| Error::Transport(e.to_string()))?;
-        match MethodResponse::from_xml(&text) {
-            Ok(r) => Ok(r.value),
-            Err(_) => match FaultResponse::from_xml(&text) {
-                Ok(f) => Err(Error::Fault {
-                    code: f.fault.code(),
-                    message: f.fault.string().to_string(),
-                }),
-                Err(e) => Err(Error::Transport(format!(
-                    "unreadable answer to {method}: {e}"
-                ))),
-            },
-        }
+        decode_answer(method, status, &text)
     }
 
     fn sup(&self, method: &str, params: Vec<Value>) -> Result<Value> {
@@ -352,6 +332,37 @@ impl Client {
                 other => Ok(other.clone()),
             })
             .collect())
+    }
+}
+
+/// The XML body of a call of `method` with `params`.
+pub(crate) fn encode_call(method: &str, params: Vec<Value>) -> Result<String> {
+    MethodCall {
+        name: method.into(),
+        params,
+    }
+    .to_xml()
+    .map_err(|e| Error::Transport(e.to_string()))
+}
+
+/// The value of the daemon's answer to `method`: HTTP `status` and its body `text`.
+pub(crate) fn decode_answer(method: &str, status: u16, text: &str) -> Result<Value> {
+    match status {
+        200 => {}
+        401 => return Err(Error::Unauthorized),
+        code => return Err(Error::Transport(format!("HTTP {code} from supervisord"))),
+    }
+    match MethodResponse::from_xml(text) {
+        Ok(r) => Ok(r.value),
+        Err(_) => match FaultResponse::from_xml(text) {
+            Ok(f) => Err(Error::Fault {
+                code: f.fault.code(),
+                message: f.fault.string().to_string(),
+            }),
+            Err(e) => Err(Error::Transport(format!(
+                "unreadable answer to {method}: {e}"
+            ))),
+        },
     }
 }
 

@@ -6,7 +6,7 @@ use crate::render::OutFile;
 use anyhow::Context;
 use std::collections::BTreeSet;
 use std::fs;
-use std::io::Write;
+use std::io::{Read, Write};
 use std::os::unix::fs::PermissionsExt;
 use std::path::{Path, PathBuf};
 
@@ -44,18 +44,21 @@ impl Comparison {
 }
 
 fn state_of(file: &OutFile) -> State {
-    match fs::read(&file.path) {
-        Err(_) => State::Missing,
-        Ok(bytes) => {
-            let mode = fs::metadata(&file.path)
-                .map(|m| m.permissions().mode() & 0o777)
-                .unwrap_or(0);
-            if bytes == file.contents.as_bytes() && mode == file.mode {
-                State::Same
-            } else {
-                State::Differs
-            }
-        }
+    let Ok(mut on_disk) = fs::File::open(&file.path) else {
+        return State::Missing;
+    };
+    // One open and one stat: the mode and the size from the open file, then the bytes.
+    let Ok(meta) = on_disk.metadata() else {
+        return State::Differs;
+    };
+    let want = file.contents.as_bytes();
+    if meta.permissions().mode() & 0o777 != file.mode || meta.len() != want.len() as u64 {
+        return State::Differs;
+    }
+    let mut bytes = Vec::with_capacity(want.len());
+    match on_disk.read_to_end(&mut bytes) {
+        Ok(_) if bytes == want => State::Same,
+        _ => State::Differs,
     }
 }
 
@@ -116,23 +119,30 @@ fn files_on_disk(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
     (generated, foreign)
 }
 
-/// Writes `contents` to `path` atomically: a temp file in the same directory, then rename.
+/// Writes `contents` to `path` atomically: a temp file in the same directory, synced, then
+/// renamed into place.
 pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<()> {
-    let tmp = stage(path, contents, mode)?;
+    let tmp = written_beside(path, contents, mode)?;
+    tmp.as_file()
+        .sync_all()
+        .with_context(|| format!("cannot write {}", path.display()))?;
     tmp.persist(path)
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(())
 }
 
 /// Applies a comparison as one step: every new file is first written beside its target
-/// (staged), and only when all are staged are they renamed into place (meta.yaml last, as
-/// rendered). If anything fails before that, the staged files and the directories this call
-/// created are removed, and the tree is exactly as it was. Then the files of vanished nodes
-/// are removed (and their conf directory when it is left empty).
+/// (staged) and closed — no descriptor is held, whatever the number of files — and only when
+/// all are staged and on disk (one `syncfs` per file system) are they renamed into place
+/// (meta.yaml last, as rendered), and the renames made durable by a final `syncfs`. If
+/// anything fails before the renames, the staged files and the directories this call created
+/// are removed, and the tree is exactly as it was. Then the files of vanished nodes are
+/// removed (and their conf directory when it is left empty).
 pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
     let mut created: Vec<PathBuf> = Vec::new();
     let staged = create_dirs(&cmp.missing_dirs, &mut created).and_then(|()| {
-        cmp.changed
+        let staged = cmp
+            .changed
             .iter()
             .map(|(i, _)| {
                 let f = &files[*i];
@@ -141,9 +151,13 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
                     f.path.clone(),
                 ))
             })
-            .collect::<anyhow::Result<Vec<_>>>()
+            .collect::<anyhow::Result<Vec<_>>>()?;
+        let paths = staged.iter().map(|(_, path)| path.as_path());
+        let file_systems = file_systems(paths.chain(cmp.extra.iter().map(PathBuf::as_path)));
+        sync(&file_systems)?;
+        Ok((staged, file_systems))
     });
-    let staged = match staged {
+    let (staged, file_systems) = match staged {
         Ok(s) => s,
         Err(e) => {
             // Staged temp files were dropped (deleted) with the error; undo the directories.
@@ -164,29 +178,108 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
             let _ = fs::remove_dir(dir);
         }
     }
+    sync(&file_systems)
+}
+
+/// One directory on each file system that holds `paths` (of files being written).
+fn file_systems<'a>(paths: impl Iterator<Item = &'a Path>) -> Vec<PathBuf> {
+    use std::os::unix::fs::MetadataExt;
+    let mut devices = std::collections::HashSet::new();
+    let mut last: Option<&Path> = None;
+    let mut dirs = Vec::new();
+    for dir in paths.filter_map(Path::parent) {
+        if last == Some(dir) {
+            continue; // files come grouped by directory: each is looked at once
+        }
+        last = Some(dir);
+        if let Ok(meta) = fs::metadata(dir) {
+            if devices.insert(meta.dev()) {
+                dirs.push(dir.to_path_buf());
+            }
+        }
+    }
+    dirs
+}
+
+/// Flushes each file system of `dirs` (one `syncfs` each, whatever the number of files):
+/// cheaper than one fsync per file, and what makes staged files and renames durable.
+fn sync(dirs: &[PathBuf]) -> anyhow::Result<()> {
+    for dir in dirs {
+        let handle =
+            fs::File::open(dir).with_context(|| format!("cannot open {}", dir.display()))?;
+        rustix::fs::syncfs(&handle)
+            .with_context(|| format!("cannot sync the file system of {}", dir.display()))?;
+    }
     Ok(())
+}
+
+/// `dir` and its parents that do not exist yet, deepest first.
+pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
+    dir.ancestors()
+        .take_while(|d| !d.exists())
+        .map(Path::to_path_buf)
+        .collect()
+}
+
+/// After a failed first write of a tree: removes its lock file (then releases `lock`) and
+/// the directories `new` ([`missing_dirs`] before the lock created them), each only when
+/// empty.
+pub(crate) fn remove_new(new: &[PathBuf], lock_file: &Path, lock: fs::File) {
+    if new.is_empty() {
+        return;
+    }
+    let _ = fs::remove_file(lock_file);
+    drop(lock);
+    for d in new {
+        let _ = fs::remove_dir(d);
+    }
 }
 
 /// Creates `dirs` (mode 0700: logs and data are the owner's only), recording each directory
 /// it created, parents included, in `created`.
 fn create_dirs(dirs: &[PathBuf], created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
-    use std::os::unix::fs::DirBuilderExt;
     for d in dirs {
-        let mut missing: Vec<&Path> = d.ancestors().take_while(|a| !a.exists()).collect();
-        missing.reverse();
-        for m in missing {
-            fs::DirBuilder::new()
-                .mode(0o700)
-                .create(m)
-                .with_context(|| format!("cannot create {}", m.display()))?;
-            created.push(m.to_path_buf());
-        }
+        create_dir(d, created)?;
     }
     Ok(())
 }
 
-/// Writes a file's new contents to a temp file in its directory, synced, not yet in place.
-fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::NamedTempFile> {
+/// Creates `dir`, and first its missing parents when there are any (tried in that order: one
+/// system call for a directory whose parent exists).
+fn create_dir(dir: &Path, created: &mut Vec<PathBuf>) -> anyhow::Result<()> {
+    use std::io::ErrorKind;
+    use std::os::unix::fs::DirBuilderExt;
+    let mkdir = || fs::DirBuilder::new().mode(0o700).create(dir);
+    let result = match mkdir() {
+        Err(e) if e.kind() == ErrorKind::NotFound => match dir.parent() {
+            Some(parent) => {
+                create_dir(parent, created)?;
+                mkdir()
+            }
+            None => Err(e),
+        },
+        other => other,
+    };
+    match result {
+        Ok(()) => created.push(dir.to_path_buf()),
+        Err(e) if e.kind() == ErrorKind::AlreadyExists && dir.is_dir() => {}
+        Err(e) => return Err(e).with_context(|| format!("cannot create {}", dir.display())),
+    }
+    Ok(())
+}
+
+/// Writes a file's new contents to a temp file in its directory and closes it: not yet in
+/// place, not yet synced, and removed when the returned path is dropped.
+fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::TempPath> {
+    Ok(written_beside(path, contents, mode)?.into_temp_path())
+}
+
+/// A temp file in `path`'s directory holding `contents` with `mode`, still open.
+fn written_beside(
+    path: &Path,
+    contents: &[u8],
+    mode: u32,
+) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().context("a file path has a parent")?;
     let mut tmp = tempfile::Builder::new()
         .prefix(".mup-")
@@ -197,7 +290,6 @@ fn stage(path: &Path, contents: &[u8], mode: u32) -> anyhow::Result<tempfile::Na
             tmp.as_file()
                 .set_permissions(fs::Permissions::from_mode(mode))
         })
-        .and_then(|()| tmp.as_file().sync_all())
         .with_context(|| format!("cannot write {}", path.display()))?;
     Ok(tmp)
 }

@@ -675,3 +675,101 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
     assert!(after[&mongos] > 0);
     h.ok(&["cluster", "destroy", "unfinished", "--yes"]);
 }
+
+/// `mup … | head` under `set -o pipefail`: when the reader has closed the pipe, mup ends
+/// quietly with exit 0 (as ripgrep does), not 141 and not a panic.
+#[test]
+fn a_closed_stdout_ends_quietly_with_success() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    for args in [
+        &["cluster", "list", "--json"][..],
+        &["completions", "bash"][..],
+    ] {
+        let (reader, writer) = std::io::pipe().expect("pipe");
+        drop(reader); // closed before mup writes a byte: every write fails with EPIPE
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+            .args(args)
+            .env_clear()
+            .env("PATH", std::env::var_os("PATH").unwrap_or_default())
+            .env("HOME", tmp.path())
+            .env("MUP_HOME", tmp.path().join("mup-home"))
+            .stdout(writer)
+            .output()
+            .expect("run mup");
+        assert_eq!(
+            out.status.code(),
+            Some(0),
+            "mup {args:?}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        assert_eq!(String::from_utf8_lossy(&out.stderr), "", "mup {args:?}");
+    }
+}
+
+/// deploy reads the version `mongod --version` starts its line with, even when the build
+/// prints more after it; a line without a version is refused naming the binary.
+#[test]
+fn deploy_reads_the_leading_version_of_mongod() {
+    let mut h = Home::new(&["buildver", "nover"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    let deploy = |name: &str, says: &str| {
+        let _ports = allocation_lock();
+        let out = mup(h.path())
+            .env("MUP_STANDIN_VERSION", says)
+            .args(["cluster", "deploy", name])
+            .arg(&topo)
+            .arg("--bin-path")
+            .arg(stand_in_bin())
+            .arg("--yes")
+            .output()
+            .expect("run mup");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stdout).into_owned(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let (code, out, err) = deploy("buildver", "7.0.14 (build)");
+    assert_eq!(code, Some(0), "{out}\n{err}");
+    let (_, d) = h.display("buildver");
+    assert_eq!(d["version"], "7.0.14", "{d}");
+    h.ok(&["cluster", "destroy", "buildver", "--yes"]);
+
+    let (code, out, err) = deploy("nover", "banana (build)");
+    assert_eq!(code, Some(2), "{out}\n{err}");
+    assert_eq!(
+        err,
+        format!(
+            "error: {}: --version: \"db version vbanana (build)\" does not start with a MongoDB version like 7.0.14: pass --version\n",
+            stand_in_bin().join("mongod").display()
+        )
+    );
+    assert!(!h.cluster_dir("nover").exists(), "nothing written");
+}
+
+/// With no playground, every playground command says so in its own words: no `NAME` the
+/// user never typed.
+#[test]
+fn playground_commands_without_a_playground_say_so() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    for verb in ["connect", "status", "stop", "destroy"] {
+        let out = mup(&home)
+            .args(["playground", verb])
+            .output()
+            .expect("run mup");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stderr),
+            format!(
+                "error: mup playground: there is no playground (under {}): `mup playground start` makes one\n",
+                home.join("storage/clusters").display()
+            ),
+            "playground {verb}"
+        );
+        assert_eq!(out.status.code(), Some(2), "playground {verb}");
+    }
+}

@@ -406,6 +406,36 @@ fn a_node_that_exits_at_once_fails_the_start_with_its_log() {
     );
 }
 
+/// A script reading `status --json` gets JSON with the daemon down too: the document with
+/// `"state": "DOWN"` and every program STOPPED, exit 1 and the sentence on stderr.
+#[test]
+fn status_json_with_the_daemon_down_is_a_document() {
+    let c = TestCluster::new("downjson", REPLICA_SET, 3);
+    let (code, out, err) = c.ctl(&["status", "--json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}\n{err}"));
+    assert_eq!(doc["cluster"], "downjson");
+    assert_eq!(doc["supervisord"]["state"], "DOWN", "{doc}");
+    assert_eq!(doc["supervisord"]["pid"], serde_json::Value::Null, "{doc}");
+    let programs = doc["programs"].as_array().expect("programs");
+    assert_eq!(
+        programs.len(),
+        3 + 2,
+        "3 nodes and the 2 monitoring programs: {doc}"
+    );
+    assert!(
+        programs
+            .iter()
+            .all(|p| p["state"] == "STOPPED" && p["pid"].is_null()),
+        "{doc}"
+    );
+    assert!(
+        err.contains("supervisord for cluster downjson is not running on 127.0.0.1:"),
+        "{err}"
+    );
+}
+
 #[test]
 fn wrong_credentials_and_a_stopped_daemon_get_sentences() {
     let c = TestCluster::new("sentences", REPLICA_SET, 3);
@@ -474,4 +504,25 @@ fn tail_pid_signal_and_a_held_supervisor_port() {
     let (code, _, err) = c.ctl(&["tail", "mongod-1"]);
     assert_eq!(code, 2);
     assert!(err.contains(&format!("programs: {name}")), "{err}");
+}
+
+/// `ctl tail` prints the log's bytes as they are: the final newline (and any whitespace at
+/// either end of what supervisord sends) is kept.
+#[test]
+fn tail_keeps_the_logs_final_newline() {
+    let c = TestCluster::new("tailnl", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    let name = format!("mongod-{}", c.ports[0]);
+    c.ok(&["start", &name]);
+    let log = c.tree.join(format!("logs/supervisor-{name}.log"));
+    assert!(wait_until(Duration::from_secs(10), || {
+        std::fs::read_to_string(&log).is_ok_and(|t| t.contains("Waiting for connections"))
+    }));
+    let out = c.ok(&["tail", &name, "-n", "100000"]);
+    let file = std::fs::read_to_string(&log).expect("log");
+    assert!(out.ends_with('\n'), "{out:?}");
+    assert!(
+        file.starts_with(&out),
+        "the whole log as it is:\n{out:?}\n{file:?}"
+    );
 }

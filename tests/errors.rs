@@ -208,3 +208,68 @@ fn existing_tree_of_another_cluster_is_not_overwritten() {
         before
     );
 }
+
+/// What supervisord's `environment=` parser cannot carry is refused, naming the field and
+/// the value: a value that closes the quoting to add a variable (`LD_PRELOAD` would work the
+/// same way), one with both quotes, and a newline. (What it can carry reaches the programs
+/// verbatim: tests/gen_daemon.rs.)
+#[test]
+fn environment_values_supervisord_cannot_carry_are_refused() {
+    let meta = |field: &str, value: &str| format!("{META}{field}: {}\n", yaml_str(value));
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("user", "x\",MUPINJECT=/tmp/injected.so,Z=\"")),
+        "error: meta.yaml: user: \"x\\\",MUPINJECT=/tmp/injected.so,Z=\\\"\" starts or ends with a quote, which supervisord's environment= parser strips\n"
+    );
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("home", "/h/it's \"q\"x")),
+        "error: meta.yaml: home: \"/h/it's \\\"q\\\"x\" contains both ' and \", which supervisord's environment= parser cannot quote (it has no escape character)\n"
+    );
+    assert_eq!(
+        refused(&rs(&["30000"]), &meta("user", "a\nMUPINJECT=1")),
+        "error: meta.yaml: user: \"a\\nMUPINJECT=1\" contains the control character '\\n', which supervisord would read as a new line or section\n"
+    );
+}
+
+/// `value` as a YAML double-quoted scalar.
+fn yaml_str(value: &str) -> String {
+    serde_json::to_string(value).expect("a string serialises")
+}
+
+/// A port out of range hand-edited into the tree's own meta.yaml is refused by gen and by
+/// `gen --check` (never written as port 0, never "up to date"), naming that file.
+#[test]
+fn a_port_out_of_range_in_the_trees_meta_is_refused_naming_that_file() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
+    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    assert!(gen_in(tmp.path(), "out", &[]).status.success());
+    let tree_meta = tmp.path().join("out/meta.yaml");
+    let ini = tmp.path().join("out/supervisor.ini");
+    let (meta_before, ini_before) = (
+        std::fs::read_to_string(&tree_meta).expect("meta"),
+        std::fs::read(&ini).expect("ini"),
+    );
+    for field in ["supervisor_port", "metrics_port"] {
+        let line = meta_before
+            .lines()
+            .find(|l| l.starts_with(&format!("{field}: ")))
+            .unwrap_or_else(|| panic!("{field} recorded in\n{meta_before}"));
+        let edited = meta_before.replace(line, &format!("{field}: 70000"));
+        std::fs::write(&tree_meta, &edited).expect("edit");
+        for extra in [&[][..], &["--check"][..], &["--dry-run"][..]] {
+            let out = gen_in(tmp.path(), "out", extra);
+            assert_eq!(
+                String::from_utf8_lossy(&out.stderr),
+                format!(
+                    "error: {}: {field}: 70000 is not a port: use 1..65535\n",
+                    tree_meta.display()
+                ),
+                "gen {extra:?}"
+            );
+            assert_eq!(out.status.code(), Some(2), "gen {extra:?}");
+            assert_eq!(std::fs::read_to_string(&tree_meta).expect("meta"), edited);
+            assert_eq!(std::fs::read(&ini).expect("ini"), ini_before);
+        }
+        std::fs::write(&tree_meta, &meta_before).expect("restore");
+    }
+}

@@ -207,3 +207,100 @@ fn daemon_loads_go_style() {
 fn daemon_loads_spaces_and_percent() {
     loads_in_daemon("spaces-percent");
 }
+
+/// A running process's environment, from /proc.
+fn environ(pid: u32) -> std::collections::BTreeMap<String, String> {
+    let raw = std::fs::read(format!("/proc/{pid}/environ")).expect("read environ");
+    String::from_utf8_lossy(&raw)
+        .split('\0')
+        .filter_map(|kv| kv.split_once('='))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+/// HOME and USER reach a running node and the event listener exactly as meta.yaml gives
+/// them, through stock supervisord's `environment=` parser: each character it treats
+/// specially (`"`, `'`, `\`, `,`, `=`, `%`, space) arrives as written, and a value built to
+/// close the quoting and add a variable adds nothing. (The values it cannot carry are refused
+/// by gen: tests/errors.rs.)
+#[test]
+fn environment_values_reach_the_processes_verbatim() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let base = tmp.path().display().to_string();
+    let cases = [
+        (
+            format!("{base}/a \"b\\c,d=e%f"),
+            "it's x,MUPINJECT=/tmp/injected.so,Z='y".to_string(),
+        ),
+        (
+            format!("{base}/it's\\x y"),
+            "x\",MUPINJECT=/tmp/injected.so,Z=\"y".to_string(),
+        ),
+    ];
+    for (i, (home, user)) in cases.iter().enumerate() {
+        let dir = tmp.path().join(format!("case{i}"));
+        std::fs::create_dir(&dir).expect("mkdir");
+        let port = free_port();
+        std::fs::write(
+            dir.join("topology.yaml"),
+            format!("mongod_servers:\n  - host: localhost\n    port: {port}\n"),
+        )
+        .expect("write topology");
+        let mut meta = serde_yaml::Mapping::new();
+        for (k, v) in [
+            ("name", Value::from(format!("env{i}"))),
+            ("version", Value::from("7.0.14")),
+            (
+                "bin_path",
+                Value::from(stand_in_bin().display().to_string()),
+            ),
+            ("supervisor_port", Value::from(free_port())),
+            ("metrics", Value::from(false)),
+            ("home", Value::from(home.as_str())),
+            ("user", Value::from(user.as_str())),
+        ] {
+            meta.insert(Value::from(k), v);
+        }
+        std::fs::write(
+            dir.join("meta.yaml"),
+            serde_yaml::to_string(&meta).expect("yaml"),
+        )
+        .expect("write meta");
+        let out = gen_in(&dir, "tree", &[]);
+        assert!(
+            out.status.success(),
+            "gen: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let daemon = Daemon::start(&dir.join("tree"));
+        let c = &daemon.client;
+        let node = format!("mongod-servers:mongod-{port}");
+        c.start_process(&node, false).expect("startProcess");
+        let mut pids = Vec::new();
+        // The pid is known from the fork; its environment is the program's once it has
+        // exec'd its command (until then it is supervisord's own).
+        for (program, runs) in [
+            (node.as_str(), "--config"),
+            ("mup-events:mup-events", "monitor"),
+        ] {
+            let mut pid = 0;
+            assert!(
+                wait_until(Duration::from_secs(10), || {
+                    pid = c.get_process_info(program).map(|p| p.pid).unwrap_or(0);
+                    pid > 0
+                        && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
+                            .is_ok_and(|cmd| cmd.contains(runs))
+                }),
+                "{program} runs"
+            );
+            pids.push((program, pid));
+        }
+        for (program, pid) in pids {
+            let env = environ(pid);
+            assert_eq!(env.get("HOME"), Some(home), "{program}: HOME");
+            assert_eq!(env.get("USER"), Some(user), "{program}: USER");
+            assert!(!env.contains_key("MUPINJECT"), "{program}: {env:?}");
+            assert!(!env.contains_key("Z"), "{program}: {env:?}");
+        }
+    }
+}

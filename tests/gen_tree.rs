@@ -128,3 +128,129 @@ fn removed_node_loses_its_files_not_its_data() {
         "{ini}"
     );
 }
+
+/// Directories gen creates outside `--out` (data and logs set in the topology) are named:
+/// `--dry-run` marks them, a write says it created them (stderr), and the tree's own root
+/// is shown by its path, never as `/`.
+#[test]
+fn directories_outside_the_tree_are_named() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let (data, logs) = (d.join("elsewhere/data"), d.join("elsewhere/logs"));
+    std::fs::write(
+        d.join("topology.yaml"),
+        format!(
+            "global:\n  data_dir: {}\n  log_dir: {}\n{}",
+            data.display(),
+            logs.display(),
+            topo(&[30000])
+        ),
+    )
+    .expect("write");
+    std::fs::write(
+        d.join("meta.yaml"),
+        "name: outside\nversion: \"7.0\"\nbin_path: bin\n",
+    )
+    .expect("write");
+    let node_data = format!("{}/", data.join("localhost-30000").display());
+    let logs = format!("{}/", logs.display());
+
+    let dry = gen(d, &["--dry-run"]);
+    assert!(dry.status.success());
+    let plan = String::from_utf8_lossy(&dry.stdout);
+    let mkdirs: Vec<&str> = plan
+        .lines()
+        .filter_map(|l| l.trim().strip_prefix("mkdir"))
+        .map(str::trim)
+        .collect();
+    for want in [
+        format!("{node_data} (outside the tree)"),
+        format!("{logs} (outside the tree)"),
+        format!("{}/", d.join("tree").display()),
+        "conf/".to_string(),
+    ] {
+        assert!(mkdirs.contains(&want.as_str()), "{want:?} in\n{plan}");
+    }
+    assert!(!mkdirs.contains(&"/"), "{plan}");
+
+    let out = gen(d, &[]);
+    assert!(out.status.success());
+    let said = String::from_utf8_lossy(&out.stderr);
+    let created: Vec<&str> = said
+        .lines()
+        .filter_map(|l| l.strip_prefix("created "))
+        .collect();
+    assert_eq!(
+        created,
+        [
+            format!("{node_data} (outside the tree)"),
+            format!("{logs} (outside the tree)")
+        ],
+        "{said}"
+    );
+    assert!(data.join("localhost-30000").is_dir() && d.join("elsewhere/logs").is_dir());
+    // Nothing is created the second time: nothing said.
+    let again = gen(d, &[]);
+    assert!(!String::from_utf8_lossy(&again.stderr).contains("created "));
+}
+
+#[test]
+fn two_thousand_nodes_are_written_with_256_descriptors() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    let ports: Vec<u16> = (0..2000).map(|i| 30000 + i).collect();
+    std::fs::write(d.join("topology.yaml"), topo(&ports)).expect("write");
+    std::fs::write(d.join("meta.yaml"), "name: big\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9011\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    // Every file is staged and closed before the renames: the 4,000 files of 2,000 nodes
+    // never need more than a handful of descriptors at once.
+    let out = std::process::Command::new("sh")
+        .arg("-c")
+        .arg(r#"ulimit -n 256 && exec "$0" gen topology.yaml --meta meta.yaml --out tree"#)
+        .arg(assert_cmd::cargo::cargo_bin("mup"))
+        .current_dir(d)
+        .env("MUP_HOME", d.join("mup-home"))
+        .env("USER", "tester")
+        .output()
+        .expect("run mup gen");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    for p in [30000, 31999] {
+        let conf = d.join(format!("tree/conf/localhost-{p}/mongod.conf"));
+        let text = std::fs::read_to_string(&conf).expect("written");
+        assert!(text.contains(&format!("port: {p}")), "{text}");
+    }
+    let staged: Vec<_> = std::fs::read_dir(d.join("tree/conf/localhost-30000"))
+        .expect("conf dir")
+        .flatten()
+        .filter(|e| e.file_name().to_string_lossy().starts_with(".mup-"))
+        .collect();
+    assert!(staged.is_empty(), "no staged file is left: {staged:?}");
+    assert!(gen(d, &["--check"]).status.success());
+}
+
+#[test]
+fn a_failed_gen_leaves_no_new_directory_behind() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    // The logs directory cannot be created (its parent is a file): gen fails while writing.
+    std::fs::write(d.join("a-file"), "").expect("write");
+    let topology = format!(
+        "global:\n  log_dir: {}\n{}",
+        d.join("a-file/logs").display(),
+        topo(&[30000])
+    );
+    std::fs::write(d.join("topology.yaml"), topology).expect("write");
+    std::fs::write(d.join("meta.yaml"), "name: failed\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9012\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    let out = gen_in(d, "new/tree", &[]);
+    assert_eq!(out.status.code(), Some(1), "{out:?}");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert!(err.contains("a-file/logs"), "{err}");
+    assert!(
+        !d.join("new").exists(),
+        "gen left {}",
+        d.join("new").display()
+    );
+}

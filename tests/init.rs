@@ -271,15 +271,13 @@ fn connect_runs_the_shell_with_the_connection_string() {
 
 /// With `MUP_TEST_MONGODB_BIN` naming a directory of real MongoDB binaries (mongod, mongos),
 /// deploys a standalone, a replica set and a sharded cluster with them and checks them with
-/// the driver. Skipped, saying so, otherwise.
+/// the driver. Ignored unless asked for (`--ignored`), then it needs the variable.
 #[test]
+#[ignore = "needs real MongoDB binaries: MUP_TEST_MONGODB_BIN=DIR cargo test real_binaries -- --ignored"]
 fn real_binaries_deploy_standalone_replica_set_and_sharded() {
-    let Some(bin) = std::env::var_os("MUP_TEST_MONGODB_BIN").map(PathBuf::from) else {
-        eprintln!(
-            "skipped: set MUP_TEST_MONGODB_BIN to a directory holding real mongod and mongos"
-        );
-        return;
-    };
+    let bin = std::env::var_os("MUP_TEST_MONGODB_BIN")
+        .map(PathBuf::from)
+        .expect("MUP_TEST_MONGODB_BIN names a directory holding real mongod and mongos");
     let mut h = Home::new(&["real-standalone", "real-rs", "real-sharded"]);
     let cases = [
         (

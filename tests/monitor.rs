@@ -48,11 +48,15 @@ fn pid_of(c: &TestCluster, program: &str) -> u32 {
 }
 
 fn kill9(pid: u32) {
-    assert!(std::process::Command::new("kill")
-        .args(["-9", &pid.to_string()])
+    assert!(signal(pid, "-9"), "kill -9 {pid}");
+}
+
+/// `kill SIGNAL PID`; whether it was sent.
+fn signal(pid: u32, signal: &str) -> bool {
+    std::process::Command::new("kill")
+        .args([signal, &pid.to_string()])
         .status()
-        .expect("kill")
-        .success());
+        .is_ok_and(|s| s.success())
 }
 
 fn metrics_port(tree: &Path) -> u16 {
@@ -211,6 +215,23 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
     let (code, out, err) = c.ctl(&["events", "--since", "1ms"]);
     assert_eq!((code, out.as_str()), (0, ""), "{err}");
     assert!(err.starts_with("no events in the last 1ms in "), "{err}");
+}
+
+/// A `--since` longer than the clock can go back is a clear usage error (exit 2), not a
+/// panic; the longest the clock can count still works.
+#[test]
+fn events_since_beyond_the_clock_is_a_usage_error() {
+    let c = TestCluster::new("longago", STANDALONE, 1);
+    let (code, out, err) = c.ctl(&["events", "--since", "18446744073709551615s"]);
+    assert_eq!(code, 2, "{out}\n{err}");
+    assert!(
+        err.contains("invalid value '18446744073709551615s' for '--since <DURATION>'")
+            && err.contains("reaches back further than the clock can count"),
+        "{err}"
+    );
+    assert!(!err.contains("panicked"), "{err}");
+    let (code, _, err) = c.ctl(&["events", "--since", "100000years"]);
+    assert_eq!(code, 0, "{err}");
 }
 
 #[test]
@@ -651,4 +672,264 @@ fn gen_check_notices_a_moved_mup_binary() {
     for p in st["programs"].as_array().expect("programs") {
         assert_eq!(p["state"], "RUNNING", "{p}");
     }
+}
+
+/// A named cluster `name` (one stand-in node, daemon down) generated under `mup_home` with
+/// this `metrics_port`.
+fn named_cluster(mup_home: &Path, name: &str, metrics_port: u16) {
+    let scratch = mup_home.join(format!("{name}-input"));
+    std::fs::create_dir_all(&scratch).expect("mkdir");
+    std::fs::write(
+        scratch.join("topology.yaml"),
+        STANDALONE.replace("{p0}", &free_port().to_string()),
+    )
+    .expect("write topology");
+    std::fs::write(
+        scratch.join("meta.yaml"),
+        format!(
+            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nmetrics_port: {metrics_port}\n",
+            stand_in_bin().display(),
+            free_port()
+        ),
+    )
+    .expect("write meta");
+    mup(mup_home)
+        .arg("gen")
+        .arg(scratch.join("topology.yaml"))
+        .arg("--meta")
+        .arg(scratch.join("meta.yaml"))
+        .arg("--out")
+        .arg(mup_home.join("storage/clusters").join(name))
+        .assert()
+        .success();
+}
+
+/// `mup cluster display NAME [ARGS]`: stdout (exit 3: the nodes are not running).
+fn display(mup_home: &Path, name: &str, args: &[&str]) -> String {
+    let out = mup(mup_home)
+        .args(["cluster", "display", name])
+        .args(args)
+        .output()
+        .expect("run mup");
+    assert_eq!(out.status.code(), Some(3), "{out:?}");
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The scrape config `cluster display` prints is a whole Prometheus configuration: saved as
+/// printed, `promtool check config` accepts it, and it scrapes the cluster's metrics port.
+#[test]
+fn display_prints_a_scrape_config_promtool_accepts() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    let port = free_port();
+    named_cluster(&home, "scrapecfg", port);
+    let text = display(&home, "scrapecfg", &[]);
+    let start = text
+        .find("\nscrape_configs:\n")
+        .unwrap_or_else(|| panic!("no scrape_configs document in\n{text}"));
+    let doc: String = text[start + 1..]
+        .lines()
+        .take_while(|l| !l.is_empty())
+        .map(|l| format!("{l}\n"))
+        .collect();
+    assert!(
+        doc.contains("job_name: mup-scrapecfg")
+            && doc.contains(&format!("targets: [\"127.0.0.1:{port}\"]")),
+        "{doc}"
+    );
+    let file = tmp.path().join("prometheus.yml");
+    std::fs::write(&file, &doc).expect("write");
+    let check = std::process::Command::new("promtool")
+        .args(["check", "config"])
+        .arg(&file)
+        .output()
+        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
+    assert!(
+        check.status.success(),
+        "promtool check config: {}{}\n{doc}",
+        String::from_utf8_lossy(&check.stdout),
+        String::from_utf8_lossy(&check.stderr)
+    );
+}
+
+/// When another cluster's exporter holds this cluster's metrics port, display says so and
+/// advertises no URL or scrape config (those series are the other cluster's).
+#[test]
+fn display_does_not_advertise_another_clusters_exporter() {
+    let other = TestCluster::new("holder", STANDALONE, 1);
+    other.ok(&["up"]);
+    let port = metrics_port(&other.tree);
+    assert!(
+        wait_until(Duration::from_secs(10), || port_answers(port)),
+        "the other cluster's exporter listens on {port}"
+    );
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let home = tmp.path().join("mup-home");
+    named_cluster(&home, "borrower", port);
+
+    let text = display(&home, "borrower", &[]);
+    let holder = format!("monitor metrics --dir {}", other.tree.display());
+    assert!(
+        text.contains("Metrics:     none: the exporter's port") && text.contains(&holder),
+        "{text}"
+    );
+    assert!(
+        !text.contains("scrape_configs:") && !text.contains(&format!("127.0.0.1:{port}/metrics")),
+        "{text}"
+    );
+    let json: serde_json::Value =
+        serde_json::from_str(&display(&home, "borrower", &["--json"])).expect("json");
+    assert_eq!(json["metrics_url"], serde_json::Value::Null, "{json}");
+    let held = json["metrics_port_held_by"].as_str().unwrap_or_default();
+    assert!(held.contains(&holder), "{json}");
+}
+
+/// One scrape that must answer within `limit` (a liveness bound, not a speed measure): the
+/// answer's status line and body, or why there was none.
+fn scrape_within(port: u16, limit: Duration) -> Result<String, String> {
+    use std::io::{Read, Write};
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).map_err(|e| e.to_string())?;
+    s.set_read_timeout(Some(limit)).map_err(|e| e.to_string())?;
+    s.set_write_timeout(Some(limit))
+        .map_err(|e| e.to_string())?;
+    s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
+        .map_err(|e| e.to_string())?;
+    let mut text = String::new();
+    s.read_to_string(&mut text)
+        .map_err(|e| format!("no answer within {limit:?}: {e}"))?;
+    let (head, body) = text
+        .split_once("\r\n\r\n")
+        .ok_or(format!("not HTTP: {text}"))?;
+    if !head.contains(" 200 ") {
+        return Err(head.to_string());
+    }
+    Ok(body.to_string())
+}
+
+/// The peak resident memory of a process (`VmHWM`, bytes).
+fn peak_rss(pid: u32) -> u64 {
+    let status = std::fs::read_to_string(format!("/proc/{pid}/status")).expect("status");
+    status
+        .lines()
+        .find_map(|l| l.strip_prefix("VmHWM:"))
+        .and_then(|v| v.trim().trim_end_matches("kB").trim().parse::<u64>().ok())
+        .expect("VmHWM")
+        * 1024
+}
+
+#[test]
+fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
+    let c = TestCluster::new("pipeline", STANDALONE, 1);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    // 1,000 scrapes in one write, and not one answer read while it stays connected.
+    let mut hostile = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    hostile
+        .set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let writer = std::thread::spawn(move || {
+        use std::io::Write;
+        let requests = "GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n\r\n".repeat(1000);
+        let _ = hostile.write_all(requests.as_bytes());
+        hostile
+    });
+    std::thread::sleep(Duration::from_millis(500));
+    for _ in 0..3 {
+        let body = scrape_within(port, Duration::from_secs(3))
+            .unwrap_or_else(|e| panic!("a scrape beside the pipelining client: {e}"));
+        assert!(
+            body.contains("mup_supervisord_up{cluster=\"pipeline\"} 1"),
+            "{body}"
+        );
+    }
+    let hostile = writer.join().expect("the writer");
+    drop(hostile);
+}
+
+#[test]
+fn a_huge_request_head_is_refused_without_memory_growth() {
+    use std::io::{Read, Write};
+    let c = TestCluster::new("bighead", STANDALONE, 1);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
+    let exporter = pid_of(&c, "mup-metrics");
+    let before = peak_rss(exporter);
+    // 16 MB of header fields, written while the answer is read.
+    let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
+    s.set_read_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    s.set_write_timeout(Some(Duration::from_secs(10)))
+        .expect("timeout");
+    let mut w = s.try_clone().expect("clone");
+    let writer = std::thread::spawn(move || {
+        let field = format!("X-Filler: {}\r\n", "a".repeat(1000));
+        let mut head = String::from("GET /metrics HTTP/1.1\r\nHost: 127.0.0.1\r\n");
+        while head.len() < 16 * 1024 * 1024 {
+            head.push_str(&field);
+        }
+        head.push_str("\r\n");
+        // The exporter stops reading (and closes) long before the end.
+        let _ = w.write_all(head.as_bytes());
+    });
+    let mut answer = Vec::new();
+    let _ = s.read_to_end(&mut answer);
+    writer.join().expect("the writer");
+    let text = String::from_utf8_lossy(&answer);
+    let status = text.lines().next().unwrap_or_default();
+    assert!(
+        status.starts_with("HTTP/1.1 431 "),
+        "answer to a 16 MB head: {status:?}"
+    );
+    let after = peak_rss(exporter);
+    assert!(
+        after < before + 4 * 1024 * 1024,
+        "the exporter's peak memory grew from {before} to {after} bytes"
+    );
+    // It still serves.
+    assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
+}
+
+/// Sends SIGCONT to the daemon when dropped (a failed assertion included).
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        signal(self.0, "-CONT");
+    }
+}
+
+#[test]
+fn a_stopped_daemon_is_reported_down_within_the_deadline() {
+    let c = TestCluster::new("sigstop", STANDALONE, 1);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    let up = "mup_supervisord_up{cluster=\"sigstop\"} ";
+    assert!(scrape(port).contains(&format!("{up}1")));
+    let daemon: u32 = std::fs::read_to_string(c.tree.join("supervisor.pid"))
+        .expect("supervisor.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(signal(daemon, "-STOP"), "kill -STOP {daemon}");
+    let resume = Resume(daemon);
+    // Two scrapes at once: each gets its answer within the exporter's 5 s deadline (+ 3 s),
+    // inside Prometheus' default scrape timeout of 10 s.
+    let scrapes: Vec<_> = (0..2)
+        .map(|_| std::thread::spawn(move || scrape_within(port, Duration::from_secs(8))))
+        .collect();
+    for s in scrapes {
+        let body = s
+            .join()
+            .expect("scrape thread")
+            .unwrap_or_else(|e| panic!("a scrape while supervisord is stopped: {e}"));
+        assert!(body.contains(&format!("{up}0")), "{body}");
+        assert!(!body.contains("node_supervisord_state{"), "{body}");
+    }
+    drop(resume);
+    assert!(wait_until(Duration::from_secs(10), || scrape(port)
+        .contains(&format!("{up}1"))));
 }

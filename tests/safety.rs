@@ -33,7 +33,10 @@ fn as_other_user(program: &str) -> Command {
         });
         c
     } else {
-        eprintln!("not root: the foreign process runs as this user, not another one");
+        skip(
+            "as_other_user",
+            "not root: the foreign process runs as this user, not another one",
+        );
         Command::new(program)
     }
 }
@@ -485,7 +488,10 @@ fn the_lock_is_private_and_waiting_for_it_is_bounded() {
             String::from_utf8_lossy(&o.stderr)
         );
     } else {
-        eprintln!("not root: skipping the other-user open of the lock file");
+        skip(
+            "the_lock_is_private_and_waiting_for_it_is_bounded",
+            "not root: another user's open of the lock file is not tried",
+        );
     }
 
     // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
@@ -547,7 +553,10 @@ impl Drop for Tmpfs {
 #[test]
 fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
     if !is_root() {
-        eprintln!("skipped: mounting a small tmpfs to fill needs root");
+        skip(
+            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
+            "mounting a small tmpfs to fill needs root",
+        );
         return;
     }
     let scratch = tempfile::tempdir().expect("tempdir");
@@ -559,7 +568,10 @@ fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
         .status()
         .expect("mount");
     if !status.success() {
-        eprintln!("skipped: cannot mount a tmpfs here");
+        skip(
+            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
+            "cannot mount a tmpfs here",
+        );
         return;
     }
     let _mount = Tmpfs(mnt.clone());
@@ -743,4 +755,178 @@ fn smaller_input_and_listing_faults() {
         err.contains(&broken.join("meta.yaml").display().to_string()),
         "{err}"
     );
+}
+
+/// True when a process other than ours holds a flock on `lock` (probed with flock(1)).
+fn flock_held(lock: &Path) -> bool {
+    let status = Command::new("flock")
+        .args(["--nonblock", "--conflict-exit-code", "99"])
+        .arg(lock)
+        .arg("true")
+        .status()
+        .expect("run flock(1)");
+    status.code() == Some(99)
+}
+
+/// Moves `dir` aside and puts a symlink to `target` in its place.
+fn swap_for_symlink(dir: &Path, target: &Path) {
+    let aside = dir.with_extension("aside");
+    std::fs::rename(dir, &aside).expect("move the directory aside");
+    std::os::unix::fs::symlink(target, dir).expect("symlink");
+}
+
+#[test]
+fn destroy_never_deletes_through_a_symlinked_parent() {
+    let mut h = Home::new(&["symvictim", "symstale"]);
+    // B runs under the real supervisord; its node flock-holds its mongod.lock.
+    let topo = h.topology("symvictim.yaml", ONE_NODE, 1);
+    h.deploy("symvictim", &topo);
+    let victim_port = h.ports[0];
+    let victim_data = h.cluster_dir("symvictim").join("data");
+    let victim_node = victim_data.join(format!("localhost-{victim_port}"));
+    assert!(
+        flock_held(&victim_node.join("mongod.lock")),
+        "B's node holds its lock"
+    );
+    let (_, d) = h.display("symvictim");
+    let victim_pid = node_pid(&d, 0);
+
+    // A: two data directories mup creates outside its tree, named like B's node directory
+    // and like a directory of the user's.
+    let q = h.scratch().join("q");
+    let u = h.scratch().join("u");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
+        q.join(format!("localhost-{victim_port}")).display(),
+        u.join("mine").display()
+    );
+    let topo = h.topology("symstale.yaml", &text, 2);
+    h.deploy("symstale", &topo);
+    h.ok(&["cluster", "stop", "symstale"]);
+    let recorded = read_meta(&h.cluster_dir("symstale"))["nodes"][0]["data_dir_resolved"].clone();
+    let created = std::fs::canonicalize(q.join(format!("localhost-{victim_port}")))
+        .expect("resolves")
+        .display()
+        .to_string();
+
+    // The parents become symlinks: one to B's data/, one to the user's own directory.
+    swap_for_symlink(&q, &victim_data);
+    let users = h.scratch().join("users-own");
+    std::fs::create_dir_all(users.join("mine")).expect("mkdir");
+    std::fs::write(users.join("mine").join("notes.txt"), "mine").expect("notes");
+    swap_for_symlink(&u, &users);
+
+    let out = h.ok(&["cluster", "destroy", "symstale", "--yes"]);
+    assert!(
+        victim_node.join("mongod.lock").exists() && flock_held(&victim_node.join("mongod.lock")),
+        "B's data directory is intact and still locked by its node:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(users.join("mine").join("notes.txt")).expect("kept"),
+        "mine",
+        "{out}"
+    );
+    for kept in [q.join(format!("localhost-{victim_port}")), u.join("mine")] {
+        assert!(
+            out.contains(&format!("kept {} (it now resolves to", kept.display())),
+            "{out}"
+        );
+    }
+    assert!(std::fs::symlink_metadata(&q).is_ok_and(|m| m.is_symlink()));
+    assert!(!h.cluster_dir("symstale").exists(), "A's own tree is gone");
+    assert!(pid_alive(victim_pid), "B's node was not touched");
+    assert_eq!(
+        recorded.as_str(),
+        Some(created.as_str()),
+        "gen recorded where the directory resolved"
+    );
+    let (code, d) = h.display("symvictim");
+    assert_eq!(code, 0, "{d}");
+    assert_eq!(node_pid(&d, 0), victim_pid);
+}
+
+#[test]
+fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
+    let mut h = Home::new(&["lockowner", "lockalias"]);
+    // A: a data directory mup created outside the tree; A is stopped.
+    let real = h.scratch().join("real").join("node");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+        real.display()
+    );
+    let topo = h.topology("lockowner.yaml", &text, 1);
+    h.deploy("lockowner", &topo);
+    h.ok(&["cluster", "stop", "lockowner"]);
+
+    // B reaches the same directory through a symlinked alias and runs in it.
+    let alias = h.scratch().join("alias");
+    std::os::unix::fs::symlink(h.scratch().join("real"), &alias).expect("symlink");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+        alias.join("node").display()
+    );
+    let topo = h.topology("lockalias.yaml", &text, 1);
+    h.deploy("lockalias", &topo);
+    assert!(
+        flock_held(&real.join("mongod.lock")),
+        "B's node holds the lock"
+    );
+
+    let out = h.ok(&["cluster", "destroy", "lockowner", "--yes"]);
+    assert!(
+        out.contains(&format!(
+            "kept {} (its mongod.lock is locked by a running process",
+            real.display()
+        )),
+        "{out}"
+    );
+    assert!(real.join("mongod.lock").exists(), "{out}");
+    assert!(
+        flock_held(&real.join("mongod.lock")),
+        "B's node still runs in it"
+    );
+    let (code, d) = h.display("lockalias");
+    assert_eq!(code, 0, "{d}");
+}
+
+#[test]
+fn keep_data_keeps_data_that_resolves_into_the_tree() {
+    let mut h = Home::new(&["keepalias"]);
+    let q = h.scratch().join("q");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+        q.join("node").display()
+    );
+    let topo = h.topology("keepalias.yaml", &text, 1);
+    h.deploy("keepalias", &topo);
+    h.ok(&["cluster", "stop", "keepalias"]);
+    // The data moves into the tree's logs/ and its old place becomes a symlink to it; conf/
+    // becomes a symlink to a directory of the user's.
+    let root = h.cluster_dir("keepalias");
+    let moved = root.join("logs").join("q");
+    std::fs::rename(&q, &moved).expect("move the data");
+    std::os::unix::fs::symlink(&moved, &q).expect("symlink");
+    std::fs::write(moved.join("node").join("collection-0.wt"), "data").expect("data file");
+    let users = h.scratch().join("users-conf");
+    std::fs::create_dir_all(&users).expect("mkdir");
+    std::fs::write(users.join("notes.txt"), "mine").expect("notes");
+    std::fs::remove_dir_all(root.join("conf")).expect("rm conf");
+    std::os::unix::fs::symlink(&users, root.join("conf")).expect("symlink");
+
+    let out = h.ok(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"]);
+    assert_eq!(
+        std::fs::read_to_string(moved.join("node").join("collection-0.wt")).expect("kept"),
+        "data",
+        "{out}"
+    );
+    assert!(moved.join("node").join("mongod.lock").exists(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(users.join("notes.txt")).expect("kept"),
+        "mine"
+    );
+    assert!(
+        std::fs::symlink_metadata(root.join("conf")).is_err(),
+        "the symlink itself is mup's entry, removed as a link:\n{out}"
+    );
+    assert!(!root.join("meta.yaml").exists(), "{out}");
 }

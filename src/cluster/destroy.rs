@@ -1,13 +1,14 @@
 //! `mup cluster destroy`: the cluster stopped, checked dead, and what mup owns removed. mup
 //! deletes only what it can prove is its own: the cluster directory, and a data directory
-//! outside it only when mup created it (recorded in meta.yaml) and it holds nothing but that
-//! node's files. Everything else is kept and listed. The plan is decided before anything is
-//! stopped or removed.
+//! outside it only as the proof in [`crate::data_dirs`] allows (created by mup, still resolving
+//! where it did then, through no symlink, not locked by a live mongod, not another cluster's,
+//! holding nothing but that node's files). Everything else is kept and listed. The plan is
+//! decided after the cluster is stopped and before anything is removed.
 
 use super::{confirm, load};
 use crate::ctl::{daemon, owner, procs, Tree};
+use crate::data_dirs;
 use anyhow::{bail, Context};
-use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 
 /// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
@@ -127,37 +128,59 @@ pub(super) struct Plan {
     pub keep: Vec<(PathBuf, String)>,
 }
 
-/// Decides what destroy removes. Reads the file system (ownership, contents), changes nothing.
+/// Decides what destroy removes. Reads the file system (ownership, contents, locks, other
+/// clusters' records), changes nothing. Paths are compared resolved (every symlink followed).
 pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
     let root = tree.layout.root();
+    let others = crate::ports::other_clusters(root);
     let mut p = Plan::default();
     for m in &tree.members {
         let Some(d) = m.data_dir.as_deref() else {
             continue;
         };
-        let why = if keep_data {
-            Some("--keep-data".to_string())
+        let decision = if keep_data {
+            Err("--keep-data".to_string())
         } else if root.starts_with(d) {
-            Some("it contains the cluster directory".to_string())
+            Err("it contains the cluster directory".to_string())
         } else if d.starts_with(root) {
-            None // removed with the cluster directory
-        } else if !m.data_dir_created {
-            Some("mup did not create it".to_string())
+            // Removed with the cluster directory (whose removal follows no symlink in it),
+            // unless it is another's now.
+            data_dirs::in_use(d, &others).map_or(Ok(None), Err)
         } else {
-            foreign_content(d)
+            let recorded = tree
+                .meta
+                .nodes
+                .iter()
+                .find(|n| n.supervisor_name == m.program)
+                .and_then(|n| n.data_dir_resolved.as_deref())
+                .map(Path::new);
+            data_dirs::removable(d, m.data_dir_created, recorded, &others)
         };
-        match why {
-            Some(why) => p.keep.push((d.to_path_buf(), why)),
-            None if d.starts_with(root) => {}
-            None if d.exists() => p.remove.push(d.to_path_buf()),
-            None => {}
+        match decision {
+            Ok(Some(real)) => p.remove.push(real),
+            Ok(None) => {}
+            Err(why) => p.keep.push((d.to_path_buf(), why)),
         }
     }
-    if !p
-        .keep
-        .iter()
-        .any(|(k, _)| k.starts_with(root) || root.starts_with(k))
-    {
+    // Paths as written and as resolved: a kept directory may lie in the tree only through a
+    // symlink, and destroy never removes it that way either.
+    let both = |x: &Path| {
+        let mut v = vec![x.to_path_buf()];
+        v.extend(std::fs::canonicalize(x).ok());
+        v
+    };
+    let kept: Vec<PathBuf> = p.keep.iter().flat_map(|(k, _)| both(k)).collect();
+    let holds_kept = |x: &Path| {
+        both(x)
+            .iter()
+            .any(|x| kept.iter().any(|k| k.starts_with(x)))
+    };
+    let in_kept = |x: &Path| {
+        both(x)
+            .iter()
+            .any(|x| kept.iter().any(|k| x.starts_with(k)))
+    };
+    if !holds_kept(root) && !in_kept(root) {
         p.whole_root = true;
         return p;
     }
@@ -173,7 +196,6 @@ pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
     }
     // An own entry goes unless it is, or contains, something kept (mup's files inside a data
     // directory that is the tree itself are still mup's).
-    let holds_kept = |x: &Path| p.keep.iter().any(|(k, _)| k.starts_with(x));
     let removable: Vec<PathBuf> = own
         .into_iter()
         .filter(|e| e.symlink_metadata().is_ok() && !holds_kept(e))
@@ -182,52 +204,20 @@ pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
     p
 }
 
-/// Why `dir` holds more than one node's files, or `None`. Looks for what a mongod data
-/// directory never contains: a mount point, a file of another user, a cluster tree, or a
-/// second node's data (a `mongod.lock` below the top level). Symlinks are not followed.
-pub(super) fn foreign_content(dir: &Path) -> Option<String> {
-    let top = std::fs::symlink_metadata(dir).ok()?;
-    if !top.is_dir() {
-        return Some(format!("{} is not a directory", dir.display()));
-    }
-    let mut stack = vec![(dir.to_path_buf(), 0usize)];
-    while let Some((d, depth)) = stack.pop() {
-        let Ok(entries) = std::fs::read_dir(&d) else {
-            return Some(format!("{} cannot be read", d.display()));
-        };
-        for e in entries.flatten() {
-            let path = e.path();
-            let Ok(meta) = std::fs::symlink_metadata(&path) else {
-                continue;
-            };
-            if meta.dev() != top.dev() {
-                return Some(format!("{} is another file system", path.display()));
-            }
-            if meta.uid() != top.uid() {
-                return Some(format!("{} belongs to another user", path.display()));
-            }
-            let name = e.file_name();
-            let name = name.to_string_lossy();
-            if matches!(name.as_ref(), "meta.yaml" | "supervisor.ini" | ".mup.lock") {
-                return Some(format!(
-                    "{} looks like a cluster directory's file",
-                    path.display()
-                ));
-            }
-            if name == "mongod.lock" && depth > 0 {
-                return Some(format!("{} is another node's lock", path.display()));
-            }
-            if meta.is_dir() {
-                stack.push((path, depth + 1));
-            }
-        }
-    }
-    None
-}
-
 /// Carries out a plan.
 pub(super) fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
     for p in &plan.remove {
+        // Checked again right before: a directory outside the tree is removed only where it
+        // resolved when the plan was made, through no symlink.
+        if !p.starts_with(root) {
+            if let Some(link) = data_dirs::symlink_in(p) {
+                bail!(
+                    "{} changed while destroy ran ({} is a symlink now): it is kept, and nothing more is removed",
+                    p.display(),
+                    link.display()
+                );
+            }
+        }
         let meta = std::fs::symlink_metadata(p);
         let result = match meta {
             Ok(m) if m.is_dir() => std::fs::remove_dir_all(p),

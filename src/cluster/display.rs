@@ -1,12 +1,13 @@
 //! `mup cluster display` and `mup cluster list`: what the daemon and the servers say about
 //! each cluster, as a table or JSON.
 
+use super::servers::server_view;
 use super::{connection_strings, load};
-use crate::ctl::{daemon, owner, status, Member, Tree};
+use crate::ctl::{daemon, owner, status, Tree};
 use crate::layout::{self};
 use crate::legacy;
 use crate::meta::{self};
-use crate::model::{Role, Service};
+use crate::model::Service;
 use crate::table;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
@@ -28,8 +29,12 @@ pub(crate) struct Display {
     pub running: usize,
     /// The event listener and the exporter, those that are on.
     pub monitoring: Vec<DisplayMonitor>,
-    /// The exporter's endpoint; `None` when metrics are off.
+    /// The exporter's endpoint; `None` when metrics are off, or when something else holds
+    /// its port (`metrics_port_held_by`).
     pub metrics_url: Option<String>,
+    /// What holds the exporter's port when it is not this cluster's exporter (another
+    /// cluster's exporter: its series are not this cluster's); `None` otherwise.
+    pub metrics_port_held_by: Option<String>,
     /// Where the event listener appends transitions; `None` when events are off.
     pub events_log: Option<String>,
 }
@@ -61,7 +66,7 @@ pub(crate) struct DisplayNode {
     pub replica_set: Option<String>,
     pub program: String,
     pub state: String,
-    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as the node reports it;
+    /// Replica-set member state (PRIMARY, SECONDARY, STARTUP, ...) as its set reports it;
     /// `None` when it is down, or not a replica-set member.
     pub member_state: Option<String>,
     pub pid: Option<u32>,
@@ -108,9 +113,10 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
             log_file: p.log_file.clone(),
         })
         .collect();
-    let metrics_url = tree
-        .monitor(Service::Metrics)
-        .and_then(|s| s.port)
+    let metrics_port = tree.monitor(Service::Metrics).and_then(|s| s.port);
+    let metrics_port_held_by = metrics_port.and_then(|port| owner::foreign_exporter(&tree, port));
+    let metrics_url = metrics_port
+        .filter(|_| metrics_port_held_by.is_none())
         .map(|port| format!("http://127.0.0.1:{port}/metrics"));
     let events_log = tree
         .monitor(Service::Events)
@@ -128,6 +134,7 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         nodes,
         monitoring,
         metrics_url,
+        metrics_port_held_by,
         events_log,
     };
     if json {
@@ -136,46 +143,6 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         out!("{}", display_text(&d))?;
     }
     Ok(running == d.total)
-}
-
-/// Each running node's replica-set state and the shards the first answering router knows,
-/// asked of the servers in parallel (short timeouts: a node that does not answer shows `-`).
-fn server_view(members: &[Member], up: &[bool]) -> (Vec<Option<String>>, Vec<DisplayShard>) {
-    std::thread::scope(|s| {
-        let states: Vec<_> = members
-            .iter()
-            .zip(up)
-            .map(|(m, up)| {
-                s.spawn(move || {
-                    if !*up || m.role == Role::Mongos {
-                        return None;
-                    }
-                    crate::mongo::member_state(&m.host, m.port).ok().flatten()
-                })
-            })
-            .collect();
-        let shards = s.spawn(|| {
-            members
-                .iter()
-                .zip(up)
-                .filter(|(m, up)| m.role == Role::Mongos && **up)
-                .find_map(|(m, _)| crate::init::list_shards(m).ok())
-                .unwrap_or_default()
-                .into_iter()
-                .map(|sh| DisplayShard {
-                    id: sh.id,
-                    host: sh.host,
-                })
-                .collect()
-        });
-        (
-            states
-                .into_iter()
-                .map(|h| h.join().unwrap_or(None))
-                .collect(),
-            shards.join().unwrap_or_default(),
-        )
-    })
 }
 
 fn display_text(d: &Display) -> String {
@@ -284,9 +251,16 @@ fn monitoring_text(d: &Display) -> String {
         let target = url
             .trim_start_matches("http://")
             .trim_end_matches("/metrics");
+        // A whole prometheus.yml (promtool check config accepts it as it is), flush left so
+        // that it can be saved as printed.
         out.push_str(&format!(
-            "Metrics:     {url}\n             Prometheus scrape config:\n               - job_name: mup-{}\n                 static_configs:\n                   - targets: [\"{target}\"]\n",
+            "Metrics:     {url}\n             Prometheus scrape config (a prometheus.yml as it is, or merge the job into yours):\n\nscrape_configs:\n  - job_name: mup-{}\n    static_configs:\n      - targets: [\"{target}\"]\n\n",
             d.name
+        ));
+    }
+    if let Some(who) = &d.metrics_port_held_by {
+        out.push_str(&format!(
+            "Metrics:     none: the exporter's port (metrics_port in meta.yaml) is held by {who}, not by this cluster's exporter, so what it serves is not this cluster's\n"
         ));
     }
     if let Some(log) = &d.events_log {

@@ -6,13 +6,14 @@ mod destroy;
 mod display;
 mod migrate;
 mod playground;
+mod servers;
 
 pub(crate) use deploy::deploy;
 use deploy::deploy_topology;
 pub(crate) use destroy::destroy;
 pub(crate) use display::{display, list};
 pub(crate) use migrate::migrate;
-pub(crate) use playground::{playground_start, PLAYGROUND};
+pub(crate) use playground::{existing_playground, playground_start};
 
 use crate::ctl::{daemon, ops, Member, Tree};
 use crate::error::InputError;
@@ -40,7 +41,7 @@ pub(crate) fn binaries(
     let bin_path = match (bin_path, version) {
         (Some(p), _) => layout::absolute(p),
         (None, Some(v)) => {
-            let exact = crate::packages::install(v, source, yes)?;
+            let exact = crate::packages::install(v, source, &|q| confirm(q, yes))?;
             return Ok(Binaries {
                 bin_path: crate::packages::bin_dir(&exact),
                 version: exact,
@@ -69,22 +70,35 @@ pub(crate) fn binaries(
     Ok(Binaries { bin_path, version })
 }
 
-/// Parses `db version v7.0.14` from `mongod --version`.
+/// The version `mongod --version` starts its `db version v7.0.14 ...` line with (builds may
+/// add text after it); a line without one is refused naming the binary.
 fn detect_version(mongod: &Path) -> anyhow::Result<String> {
     let out = std::process::Command::new(mongod)
         .arg("--version")
         .output()
         .with_context(|| format!("cannot run {} --version", mongod.display()))?;
     let text = String::from_utf8_lossy(&out.stdout);
-    text.lines()
-        .find_map(|l| l.trim().strip_prefix("db version v"))
-        .map(|v| v.trim().to_string())
-        .ok_or_else(|| {
-            anyhow::anyhow!(
-                "cannot read the version from `{} --version`; pass --version",
-                mongod.display()
-            )
-        })
+    let line = text
+        .lines()
+        .find_map(|l| l.trim().strip_prefix("db version v"));
+    let version = line
+        .and_then(|l| l.split_whitespace().next())
+        .filter(|v| model::Version::parse(v).is_some());
+    match version {
+        Some(v) => Ok(v.to_string()),
+        None => Err(InputError::new(
+            mongod.display().to_string(),
+            "--version",
+            match line {
+                Some(l) => format!(
+                    "{:?} does not start with a MongoDB version like 7.0.14: pass --version",
+                    format!("db version v{l}")
+                ),
+                None => "prints no \"db version v...\" line: pass --version".to_string(),
+            },
+        )
+        .into()),
+    }
 }
 
 /// Asks on a terminal; without one, `--yes` is required.

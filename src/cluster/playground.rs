@@ -8,6 +8,23 @@ use crate::topology::{NodeSpec, Topology};
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
 pub(crate) const PLAYGROUND: &str = "playground";
 
+/// The playground's name, for the commands that act on an existing one (stop, status,
+/// connect, destroy); when there is none, an error that says so and how to make one.
+pub(crate) fn existing_playground() -> anyhow::Result<&'static str> {
+    if Layout::for_cluster(PLAYGROUND).meta_file().is_file() {
+        return Ok(PLAYGROUND);
+    }
+    Err(InputError::new(
+        "mup playground",
+        "",
+        format!(
+            "there is no playground (under {}): `mup playground start` makes one",
+            crate::layout::clusters_dir().display()
+        ),
+    )
+    .into())
+}
+
 /// `mup playground start`: deploys the playground, or starts it if it exists.
 pub(crate) fn playground_start(
     nodes: usize,

@@ -18,8 +18,9 @@ pub(crate) fn tail(
         .tail(client, 0, bytes)
         .map_err(|e| tree.explain(e))?;
     let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())?;
-    out.flush()?;
+    out.write_all(text.as_bytes())
+        .and_then(|()| out.flush())
+        .map_err(crate::stdout_error)?;
     if !follow {
         return Ok(());
     }
@@ -32,8 +33,9 @@ pub(crate) fn tail(
             offset = 0; // rotated: read the new file from its start
             continue;
         }
-        out.write_all(more.as_bytes())?;
-        out.flush()?;
+        out.write_all(more.as_bytes())
+            .and_then(|()| out.flush())
+            .map_err(crate::stdout_error)?;
         offset = next;
     }
 }

@@ -7,6 +7,7 @@ pub(crate) mod ops;
 pub(crate) mod owner;
 pub(crate) mod procs;
 pub(crate) mod reload;
+mod sockdiag;
 mod starting;
 pub(crate) mod status;
 
@@ -552,24 +553,30 @@ impl Tree {
 /// The client of this tree's daemon, proven ours (see [`daemon::running`]). When it is not
 /// running, the error says so, and names the node processes that run without it.
 pub(crate) fn connect(tree: &Tree) -> anyhow::Result<Client> {
-    if let Some(client) = daemon::running(tree)? {
-        return Ok(client);
+    match daemon::running(tree)? {
+        Some(client) => Ok(client),
+        None => Err(not_running(tree)),
     }
+}
+
+/// The error for this tree's daemon not running, naming the node processes that run
+/// without it.
+pub(crate) fn not_running(tree: &Tree) -> anyhow::Error {
     let err = tree.explain(supervisor::Error::NotRunning);
     let loose = owner::running_nodes(&tree.members);
     if loose.is_empty() {
-        return Err(err);
+        return err;
     }
     let list: Vec<String> = loose
         .iter()
         .map(|(m, pid)| format!("{} (pid {pid})", m.program))
         .collect();
-    Err(err.context(format!(
+    err.context(format!(
         "node processes of this tree run without supervisord: {}; `mup ctl --dir {} down` stops them, `mup ctl --dir {} up --adopt` hands them back to a new daemon",
         list.join(", "),
         tree.layout.root().display(),
         tree.layout.root().display()
-    )))
+    ))
 }
 
 /// The last `lines` lines of a program's log, from the daemon (or from its file when the

@@ -120,18 +120,37 @@ pub(crate) fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
 /// The monitoring processes of this tree alive now — `mup monitor MODE --dir <this tree>`,
 /// by their arguments — as (program, pid). They leave by themselves once the daemon is gone.
 pub(crate) fn running_monitors(tree: &Tree) -> Vec<(&'static str, u32)> {
-    let root = tree.layout.root();
     procs::all_pids()
         .into_iter()
         .filter_map(|pid| {
-            let args = procs::args(pid)?;
-            let at = args.iter().position(|a| a == "monitor")?;
-            let service = Service::from_meta_type(args.get(at + 1)?)?;
-            let dir = option_value(&args, "--dir", "--dir")?;
-            (names_file(pid, Path::new(dir), root) && procs::alive(pid))
-                .then_some((service.program(), pid))
+            let service = monitor_of(tree, pid)?;
+            procs::alive(pid).then_some((service.program(), pid))
         })
         .collect()
+}
+
+/// Which of this tree's monitoring programs `pid` is, by its arguments
+/// (`mup monitor MODE --dir <this tree>`).
+fn monitor_of(tree: &Tree, pid: u32) -> Option<Service> {
+    let args = procs::args(pid)?;
+    let at = args.iter().position(|a| a == "monitor")?;
+    let service = Service::from_meta_type(args.get(at + 1)?)?;
+    let dir = option_value(&args, "--dir", "--dir")?;
+    names_file(pid, Path::new(dir), tree.layout.root()).then_some(service)
+}
+
+/// What holds the exporter's port when it is not this tree's exporter (another cluster's
+/// exporter, anything else: described); `None` when nothing listens there, or this tree's
+/// exporter does. Nothing is sent to the port.
+pub(crate) fn foreign_exporter(tree: &Tree, port: u16) -> Option<String> {
+    if procs::listening_inodes(port, procs::TCP_ALL).is_empty() {
+        return None;
+    }
+    match procs::listener_pid(port) {
+        Some(pid) if monitor_of(tree, pid) == Some(Service::Metrics) => None,
+        Some(pid) => Some(procs::describe(pid)),
+        None => Some("a process of another user (its pid is not visible)".into()),
+    }
 }
 
 /// Who holds a node's TCP port.

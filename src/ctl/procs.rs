@@ -67,7 +67,7 @@ pub(crate) fn listening(host: &str, port: u16) -> bool {
     addrs.any(
         |a| match TcpStream::connect_timeout(&a, Duration::from_millis(200)) {
             Ok(stream) if stream.local_addr().ok() == Some(a) => {
-                let _ = socket2::SockRef::from(&stream).set_linger(Some(Duration::ZERO));
+                let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO));
                 false
             }
             Ok(_) => true,
@@ -81,8 +81,14 @@ pub(crate) fn listening(host: &str, port: u16) -> bool {
 pub(crate) const TCP4: &[&str] = &["/proc/net/tcp"];
 pub(crate) const TCP_ALL: &[&str] = &["/proc/net/tcp", "/proc/net/tcp6"];
 
-/// The socket inodes listening on TCP `port` (any address) in `tables`.
+/// The socket inodes listening on TCP `port` (any address) in `tables`, as /proc/PID/fd
+/// names them (`socket:[N]`): asked of the kernel for that port alone (netlink sock_diag),
+/// read from the tables only where netlink is refused.
 pub(crate) fn listening_inodes(port: u16, tables: &[&str]) -> BTreeSet<String> {
+    let v6 = tables.contains(&"/proc/net/tcp6");
+    if let Some(found) = super::sockdiag::listening_inodes(port, v6) {
+        return found.iter().map(|i| format!("socket:[{i}]")).collect();
+    }
     let mut inodes = BTreeSet::new();
     for table in tables {
         let Ok(text) = std::fs::read_to_string(table) else {

@@ -49,6 +49,23 @@ impl Program {
     }
 }
 
+/// `mup ctl status`: the table, or the JSON document; returns whether every listed program
+/// is RUNNING. With the daemon down it fails saying so (exit 1), and `--json` first prints the
+/// document anyway (`"state": "DOWN"`), so a script always gets JSON to read.
+pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
+    let client = super::daemon::running(tree)?;
+    let st = collect(tree, client.as_ref(), selection, json)?;
+    if json {
+        outln!("{}", serde_json::to_string_pretty(&st)?)?;
+    } else if client.is_some() {
+        out!("{}", table(&st))?;
+    }
+    if client.is_none() {
+        return Err(super::not_running(tree));
+    }
+    Ok(st.programs.iter().all(Program::running))
+}
+
 /// Collects the status of `selection` (nodes first, then the monitoring programs); with the
 /// daemon down, every program shows STOPPED.
 pub(crate) fn collect(

@@ -2,9 +2,11 @@
 //! (`[program:mup-metrics]` in the group `monitoring`), on 127.0.0.1 at meta.yaml's
 //! `metrics_port`. It reads the daemon's credentials from the tree, and sends them only to the
 //! daemon proven to be this tree's (the one that started it). A scrape is one
-//! `getAllProcessInfo`, one /proc read per running program, and the lines added to events.log
-//! since the last scrape. The daemon's state needs no `getState`: supervisord answers calls
-//! only while RUNNING, and a SHUTDOWN_STATE fault otherwise (docs/monitoring.md).
+//! `getAllProcessInfo` (given up after [`DAEMON_DEADLINE`]: the scrape then reports the daemon
+//! down), one /proc read per running program, and the lines added to events.log since the last
+//! scrape. The daemon's state needs no `getState`: supervisord answers calls only while
+//! RUNNING, and a SHUTDOWN_STATE fault otherwise (docs/monitoring.md). The HTTP side is
+//! [`super::http`], the calls to the daemon [`super::link`].
 //!
 //! Series: node_exporter's supervisord collector names (`node_supervisord_up`, `_state`,
 //! `_exit_status`, `_start_time_seconds`, labels `name` and `group`) with the labels
@@ -12,73 +14,26 @@
 //! `mup_process_resident_memory_bytes`, `mup_process_unexpected_exits_total`, and the daemon's
 //! own `mup_supervisord_up` / `mup_supervisord_state`.
 
+use super::link::Link;
+use super::series::{Format, Labels, Program, Snapshot};
 use crate::ctl::{owner, Tree};
 use crate::naming::Service;
-use crate::supervisor::{fault, state, Client, ProcessInfo};
+use crate::supervisor::{fault, state, Error, ProcessInfo};
 use anyhow::Context;
-use prometheus_client::encoding::EncodeLabelSet;
-use prometheus_client::metrics::counter::Counter;
-use prometheus_client::metrics::family::Family;
-use prometheus_client::metrics::gauge::Gauge;
-use prometheus_client::registry::{Registry, Unit};
-use std::collections::BTreeMap;
+use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
-use std::sync::atomic::AtomicU64;
+use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
-/// OpenMetrics text, which a Prometheus server asks for first.
-const OPENMETRICS: &str = "application/openmetrics-text; version=1.0.0; charset=utf-8";
-
-/// The two exposition formats, as the scraper asks (`Accept`), both encoded by the
-/// Prometheus client crate.
-#[derive(Debug, Clone, Copy, PartialEq, Eq)]
-enum Format {
-    OpenMetrics,
-    /// Prometheus text 0.0.4, for every other client (curl, promtool).
-    Text,
-}
-
-impl Format {
-    fn of(request: &tiny_http::Request) -> Format {
-        let wants_openmetrics = request.headers().iter().any(|h| {
-            h.field.equiv("Accept") && h.value.as_str().contains("application/openmetrics-text")
-        });
-        if wants_openmetrics {
-            Format::OpenMetrics
-        } else {
-            Format::Text
-        }
-    }
-    fn content_type(self) -> &'static str {
-        match self {
-            Format::OpenMetrics => OPENMETRICS,
-            Format::Text => prometheus_client::encoding::prometheus_text::CONTENT_TYPE,
-        }
-    }
-}
+/// How long a scrape waits for the daemon's answer before it reports `mup_supervisord_up 0`:
+/// well below Prometheus' default scrape timeout (10 s), so a stopped daemon shows as such
+/// instead of as a failed scrape.
+pub(super) const DAEMON_DEADLINE: Duration = Duration::from_secs(5);
 
 /// supervisord's state codes (`getState`): it answers only while RUNNING...
 const DAEMON_RUNNING: i32 = 1;
 /// ...and with a SHUTDOWN_STATE fault while it shuts down (or restarts).
 const DAEMON_SHUTDOWN: i32 = -1;
-
-/// The labels of every per-program series.
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct Labels {
-    name: String,
-    group: String,
-    cluster: String,
-    /// config | mongod | mongos | events | metrics; empty for a program mup did not make.
-    role: String,
-    replica_set: String,
-    host: String,
-    port: String,
-}
-
-#[derive(Clone, Debug, Hash, PartialEq, Eq, EncodeLabelSet)]
-struct DaemonLabels {
-    cluster: String,
-}
 
 /// Runs the exporter until its daemon goes away.
 pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
@@ -93,7 +48,7 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
                 tree.name()
             )
         })?;
-    let server = tiny_http::Server::http(("127.0.0.1", port)).map_err(|e| {
+    let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
         let holder = crate::ctl::procs::listener_pid(port)
             .map(|pid| format!(" (held by {})", crate::ctl::procs::describe(pid)))
             .unwrap_or_default();
@@ -106,24 +61,27 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
         "mup-metrics: serving http://127.0.0.1:{port}/metrics for cluster {}",
         tree.name()
     );
-    let parent = std::os::unix::process::parent_id();
-    let mut exporter = Exporter::new(tree);
-    loop {
-        if let Some(request) = server.recv_timeout(Duration::from_secs(1))? {
-            exporter.respond(request);
-        }
-        // Started by the daemon: once it is gone (the exporter was reparented), so is the job.
-        if std::os::unix::process::parent_id() != parent {
-            return Ok(());
-        }
-    }
+    // One thread: every wait (a client, the daemon) is a task's, none holds up another.
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+        .context("cannot start the exporter's runtime")?;
+    runtime.block_on(super::http::serve(listener, Arc::new(Exporter::new(tree))))
 }
 
-struct Exporter {
+/// What scrapes share: the tree, the link to its proven daemon, the exit counts.
+pub(super) struct Exporter {
     tree: Tree,
-    /// The daemon proven this tree's, and its client (kept while it stays the parent).
-    proven: Option<(u32, Client)>,
-    exits: ExitCounter,
+    /// The daemon proven this tree's, and the link to it (kept while it stays the parent).
+    link: Mutex<Option<(u32, Arc<Link>)>>,
+    /// Whether the last call answered: a change is logged once, not every scrape.
+    answered: Mutex<Option<bool>>,
+    exits: Mutex<ExitCounter>,
+    /// The label set of each program, made once.
+    labels: Mutex<HashMap<String, Arc<Labels>>>,
+    /// The processes of the last answer's running programs, read again while the next call
+    /// waits for the daemon.
+    pids: Mutex<Vec<u32>>,
 }
 
 impl Exporter {
@@ -131,181 +89,172 @@ impl Exporter {
         let exits = ExitCounter::new(tree.layout.events_log());
         Exporter {
             tree,
-            proven: None,
-            exits,
+            link: Mutex::new(None),
+            answered: Mutex::new(None),
+            exits: Mutex::new(exits),
+            labels: Mutex::new(HashMap::new()),
+            pids: Mutex::new(Vec::new()),
         }
     }
 
-    fn respond(&mut self, request: tiny_http::Request) {
-        let path = request.url().split('?').next().unwrap_or_default();
-        let response = match path {
-            "/metrics" => {
-                let format = Format::of(&request);
-                let body = self.scrape(format);
-                let header = tiny_http::Header::from_bytes("Content-Type", format.content_type())
-                    .expect("a static header is valid");
-                tiny_http::Response::from_string(body).with_header(header)
-            }
-            "/" => tiny_http::Response::from_string(format!(
-                "mup exporter of cluster {}: see /metrics\n",
-                self.tree.name()
-            )),
-            _ => tiny_http::Response::from_string("not found\n").with_status_code(404),
-        };
-        if let Err(e) = request.respond(response) {
-            eprintln!("mup-metrics: cannot answer a scrape: {e}");
-        }
+    pub(super) fn cluster(&self) -> &str {
+        self.tree.name()
     }
 
-    /// The client of this tree's daemon, proven first; `None` when it is not (or not ours).
-    fn client(&mut self) -> Option<&Client> {
+    /// The link to this tree's daemon, proven first; `None` when it is not (or not ours).
+    fn link(&self) -> Option<Arc<Link>> {
         let parent = std::os::unix::process::parent_id();
-        if self.proven.as_ref().is_some_and(|(pid, _)| *pid == parent) {
-            return self.proven.as_ref().map(|(_, c)| c);
+        let mut link = self.link.lock().expect("the link lock is never poisoned");
+        if let Some((_, l)) = link.as_ref().filter(|(pid, _)| *pid == parent) {
+            return Some(Arc::clone(l));
         }
-        self.proven = None;
-        match owner::daemon(&self.tree) {
+        *link = match owner::daemon(&self.tree) {
             owner::Daemon::Serving(pid) => {
-                self.proven = Some((pid, self.tree.client()));
-                self.proven.as_ref().map(|(_, c)| c)
+                let meta = &self.tree.meta;
+                Some((
+                    pid,
+                    Arc::new(Link::new(
+                        self.tree.port,
+                        meta.supervisor_user.as_deref().unwrap_or_default(),
+                        meta.supervisor_password.as_deref().unwrap_or_default(),
+                    )),
+                ))
             }
             _ => None,
-        }
+        };
+        link.as_ref().map(|(_, l)| Arc::clone(l))
     }
 
-    /// The exposition text of one scrape.
-    fn scrape(&mut self, format: Format) -> String {
-        let answer = self.client().map(Client::get_all_process_info);
+    /// The exposition text of one scrape. What does not depend on the daemon's answer (the
+    /// usage of the processes it reported last time, events.log) is read while it is awaited.
+    pub(super) async fn scrape(&self, format: Format) -> String {
+        let (answer, mut ahead) = match self.link() {
+            Some(link) => {
+                let (answer, ahead) = tokio::join!(link.all_process_info(DAEMON_DEADLINE), async {
+                    self.read_ahead()
+                });
+                (Some(answer), ahead)
+            }
+            None => (None, self.read_ahead()),
+        };
         let (daemon_state, infos) = match answer {
             Some(Ok(infos)) => (Some(DAEMON_RUNNING), infos),
             Some(Err(e)) if e.fault_code() == Some(fault::SHUTDOWN_STATE) => {
                 (Some(DAEMON_SHUTDOWN), Vec::new())
             }
             Some(Err(e)) => {
-                eprintln!("mup-metrics: supervisord did not answer: {e}");
-                self.proven = None;
+                self.note(Some(&e));
+                *self.link.lock().expect("the link lock is never poisoned") = None;
                 (None, Vec::new())
             }
             None => (None, Vec::new()),
         };
-        self.exits.catch_up();
-        let mut registry = Registry::default();
-        let daemon = DaemonLabels {
-            cluster: self.tree.name().to_string(),
-        };
-        let d_up = Family::<DaemonLabels, Gauge>::default();
-        let d_state = Family::<DaemonLabels, Gauge>::default();
-        registry.register(
-            "mup_supervisord_up",
-            "Whether the cluster's supervisord answered this scrape",
-            d_up.clone(),
-        );
-        registry.register(
-            "mup_supervisord_state",
-            "supervisord's state code: 1 RUNNING, -1 shutting down (or restarting)",
-            d_state.clone(),
-        );
-        d_up.get_or_create(&daemon)
-            .set(i64::from(daemon_state.is_some()));
-        if let Some(code) = daemon_state {
-            d_state.get_or_create(&daemon).set(i64::from(code));
+        if daemon_state.is_some() {
+            self.note(None);
         }
-
-        let up = Family::<Labels, Gauge>::default();
-        let st = Family::<Labels, Gauge>::default();
-        let exit = Family::<Labels, Gauge>::default();
-        let started = Family::<Labels, Gauge>::default();
-        let cpu = Family::<Labels, Counter<f64, AtomicU64>>::default();
-        let rss = Family::<Labels, Gauge>::default();
-        let unexpected = Family::<Labels, Counter>::default();
-        registry.register("node_supervisord_up", "Process Up", up.clone());
-        registry.register("node_supervisord_state", "Process State", st.clone());
-        registry.register(
-            "node_supervisord_exit_status",
-            "Process Exit Status",
-            exit.clone(),
-        );
-        registry.register(
-            "node_supervisord_start_time_seconds",
-            "Process start time",
-            started.clone(),
-        );
-        registry.register(
-            "mup_process_cpu_seconds",
-            "CPU time (user and system) of the program's process",
-            cpu.clone(),
-        );
-        registry.register_with_unit(
-            "mup_process_resident_memory",
-            "Resident memory of the program's process",
-            Unit::Bytes,
-            rss.clone(),
-        );
-        registry.register(
-            "mup_process_unexpected_exits",
-            "Unexpected exits recorded in events.log",
-            unexpected.clone(),
-        );
-
         let ticks = procfs::ticks_per_second() as f64;
-        for p in &infos {
-            let labels = self.labels(&p.name, &p.group);
-            st.get_or_create(&labels).set(i64::from(p.state));
-            exit.get_or_create(&labels).set(p.exitstatus);
-            let running = matches!(p.state, state::STARTING | state::RUNNING | state::STOPPING);
-            up.get_or_create(&labels).set(i64::from(running));
-            if running {
-                started.get_or_create(&labels).set(p.start);
-                if let Some((seconds, bytes)) = usage(p, ticks) {
-                    cpu.get_or_create(&labels).inc_by(seconds);
-                    rss.get_or_create(&labels)
-                        .set(i64::try_from(bytes).unwrap_or(i64::MAX));
-                }
-            }
-        }
-        // Every known program has a count, zero included, so alerts on its increase work
-        // from the first scrape.
-        let mut known: BTreeMap<String, String> = infos
+        let programs: Vec<Program> = infos
             .iter()
-            .map(|p| (p.name.clone(), p.group.clone()))
+            .map(|p| {
+                let running = matches!(p.state, state::STARTING | state::RUNNING | state::STOPPING);
+                Program {
+                    labels: self.labels(&p.name, &p.group),
+                    state: p.state,
+                    exit_status: p.exitstatus,
+                    running,
+                    start: p.start,
+                    usage: if running {
+                        ahead.remove(&p.pid).or_else(|| usage(p.pid, ticks))
+                    } else {
+                        None
+                    },
+                }
+            })
+            .collect();
+        *self.pids.lock().expect("never poisoned") = programs
+            .iter()
+            .zip(&infos)
+            .filter(|(p, _)| p.running)
+            .map(|(_, i)| i.pid)
+            .collect();
+        Snapshot {
+            cluster: self.tree.name().to_string(),
+            daemon_state,
+            exits: self.exit_counts(&infos),
+            programs,
+        }
+        .encode(format)
+    }
+
+    /// The usage of the processes the last answer reported running, and events.log's new lines.
+    fn read_ahead(&self) -> HashMap<u32, (f64, u64)> {
+        self.exits
+            .lock()
+            .expect("the exit counts are never poisoned")
+            .catch_up();
+        let ticks = procfs::ticks_per_second() as f64;
+        let pids = self.pids.lock().expect("never poisoned").clone();
+        pids.into_iter()
+            .filter_map(|pid| Some((pid, usage(pid, ticks)?)))
+            .collect()
+    }
+
+    /// Logs (to the exporter's log) that the daemon stopped or started answering.
+    fn note(&self, error: Option<&Error>) {
+        let mut answered = self.answered.lock().expect("never poisoned");
+        let now = error.is_none();
+        if *answered != Some(now) {
+            match error {
+                Some(e) => eprintln!("mup-metrics: supervisord did not answer: {e}"),
+                None if answered.is_some() => eprintln!("mup-metrics: supervisord answers again"),
+                None => {}
+            }
+            *answered = Some(now);
+        }
+    }
+
+    /// Every known program has a count, zero included, so alerts on its increase work from the
+    /// first scrape.
+    fn exit_counts(&self, infos: &[ProcessInfo]) -> Vec<(Arc<Labels>, u64)> {
+        let exits = self
+            .exits
+            .lock()
+            .expect("the exit counts are never poisoned");
+        let mut known: BTreeMap<&str, &str> = infos
+            .iter()
+            .map(|p| (p.name.as_str(), p.group.as_str()))
             .collect();
         known.extend(
             self.tree
                 .members
                 .iter()
-                .map(|m| (m.program.clone(), m.group().to_string())),
+                .map(|m| (m.program.as_str(), m.group())),
         );
-        for (name, group) in &self.exits.groups {
-            known.entry(name.clone()).or_insert_with(|| group.clone());
+        for (name, group) in &exits.groups {
+            known.entry(name).or_insert(group);
         }
-        for (name, group) in &known {
-            let n = self.exits.counts.get(name).copied().unwrap_or(0);
-            unexpected
-                .get_or_create(&self.labels(name, group))
-                .inc_by(n);
-        }
-        let mut body = String::new();
-        let encoded = match format {
-            Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut body, &registry),
-            Format::Text => {
-                prometheus_client::encoding::prometheus_text::encode(&mut body, &registry)
-            }
-        };
-        if let Err(e) = encoded {
-            eprintln!("mup-metrics: cannot encode: {e}");
-        }
-        body
+        known
+            .into_iter()
+            .map(|(name, group)| {
+                let n = exits.counts.get(name).copied().unwrap_or(0);
+                (self.labels(name, group), n)
+            })
+            .collect()
     }
 
-    fn labels(&self, name: &str, group: &str) -> Labels {
+    fn labels(&self, name: &str, group: &str) -> Arc<Labels> {
+        let mut cache = self
+            .labels
+            .lock()
+            .expect("the label cache is never poisoned");
+        if let Some(l) = cache.get(name).filter(|l| l.group == group) {
+            return Arc::clone(l);
+        }
         let mut l = Labels {
             name: name.to_string(),
             group: group.to_string(),
             cluster: self.tree.name().to_string(),
-            role: String::new(),
-            replica_set: String::new(),
-            host: String::new(),
-            port: String::new(),
+            ..Labels::default()
         };
         if let Some(m) = self.tree.members.iter().find(|m| m.program == name) {
             l.role = m.role.meta_type().to_string();
@@ -317,15 +266,17 @@ impl Exporter {
             l.host = "127.0.0.1".into();
             l.port = s.port.map(|p| p.to_string()).unwrap_or_default();
         }
+        let l = Arc::new(l);
+        cache.insert(name.to_string(), Arc::clone(&l));
         l
     }
 }
 
 /// CPU seconds and resident bytes of a running program's process, from /proc/PID/stat (one
 /// read).
-fn usage(p: &ProcessInfo, ticks: f64) -> Option<(f64, u64)> {
+fn usage(pid: u32, ticks: f64) -> Option<(f64, u64)> {
     use procfs::{FromRead, WithCurrentSystemInfo};
-    let pid = Some(p.pid).filter(|pid| *pid > 0)?;
+    let pid = Some(pid).filter(|pid| *pid > 0)?;
     let stat = procfs::process::Stat::from_file(format!("/proc/{pid}/stat")).ok()?;
     Some((
         (stat.utime + stat.stime) as f64 / ticks,

@@ -1,26 +1,46 @@
 //! `mup monitor events --dir TREE`: the event listener supervisord runs for a cluster
 //! (`[eventlistener:mup-events]`, subscribed to PROCESS_STATE). It speaks supervisord's
 //! listener protocol on stdin/stdout, appends one JSON line per transition to events.log and
-//! runs the hooks of meta.yaml. Every event is acknowledged, whatever fails: a listener that
-//! stops answering would make the daemon buffer (and drop) every later event. Its own
-//! messages go to stderr, which supervisord writes to its log file.
+//! runs the hooks of meta.yaml ([`super::hooks`]). Every event is acknowledged, whatever
+//! fails: a listener that stops answering would make the daemon buffer (and drop) every later
+//! event. Its own messages go to stderr, which supervisord writes to its log file. On SIGTERM
+//! (supervisord's stop), SIGINT, SIGHUP or the end of stdin (the daemon is gone) it lets
+//! running hooks finish, bounded, kills what is left of them, and exits.
 
-use super::{Event, LOG_BACKUPS, LOG_MAX_BYTES};
+use super::hooks::Hooks;
+use super::{Event, LOG_MAX_BYTES};
 use crate::ctl::Tree;
 use crate::meta::Hook;
 use crate::naming::Service;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
-use std::time::{Duration, SystemTime};
+use std::time::SystemTime;
 
-/// A hook still running after this long is killed (and that is logged).
-const HOOK_LIMIT: Duration = Duration::from_secs(60);
-
-/// Runs the listener until supervisord closes its stdin.
+/// Runs the listener until supervisord stops it or closes its stdin.
 pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
     let mut state = Listener::new(dir)?;
+    let hooks = state.hooks.clone();
+    let mut signals = signal_hook::iterator::Signals::new([
+        signal_hook::consts::SIGTERM,
+        signal_hook::consts::SIGINT,
+        signal_hook::consts::SIGHUP,
+    ])?;
+    let on_signal = hooks.clone();
+    std::thread::spawn(move || {
+        if let Some(signal) = signals.forever().next() {
+            let name = signal_hook::low_level::signal_name(signal).unwrap_or("a signal");
+            on_signal.stop(name);
+            std::process::exit(0);
+        }
+    });
+    let served = serve(&mut state);
+    hooks.stop("the end of the listener's input");
+    served
+}
+
+/// The listener protocol, until the daemon closes stdin.
+fn serve(state: &mut Listener) -> anyhow::Result<()> {
     let stdin = std::io::stdin();
     let mut input = stdin.lock();
     let mut output = std::io::stdout().lock();
@@ -95,6 +115,7 @@ struct Listener {
     tree: Tree,
     events_log: PathBuf,
     meta_stamp: Option<SystemTime>,
+    hooks: Hooks,
 }
 
 impl Listener {
@@ -102,14 +123,22 @@ impl Listener {
         let tree = Tree::load(dir)?;
         let events_log = tree.layout.events_log();
         let meta_stamp = modified(&tree.layout.meta_file());
+        let logs = tree
+            .monitor(Service::Events)
+            .and_then(|m| m.log_file.parent().map(Path::to_path_buf))
+            .unwrap_or_else(|| tree.layout.default_logs_dir());
+        let hooks_log = crate::layout::hooks_log(&logs);
+        let hooks = Hooks::start(tree.layout.root(), hooks_log);
         Ok(Listener {
             tree,
             events_log,
             meta_stamp,
+            hooks,
         })
     }
 
-    /// Records one event and runs its hooks; every failure is reported on stderr only.
+    /// Starts the event's hooks, then records it (a stop that has seen the line knows its
+    /// hooks are running); every failure is reported on stderr only.
     fn handle(&mut self, to: &str, payload: &str) {
         let Some(mut ev) = event(to, payload, SystemTime::now()) else {
             eprintln!("mup-events: unreadable PROCESS_STATE_{to} payload: {payload:?}");
@@ -122,16 +151,17 @@ impl Listener {
         if matches!(ev.to.as_str(), "EXITED" | "BACKOFF") {
             ev.exit_status = exit_status(&self.tree.layout.supervisor_log(), &ev.program);
         }
+        self.refresh();
+        for hook in self.tree.meta.hooks.iter().filter(|h| fires(h, &ev)) {
+            let label = format!("{:?} for {} {}", hook.command, ev.program, ev.to);
+            self.hooks.run(hook, hook_env(&self.tree, &ev), label);
+        }
         if let Err(e) = append(&self.events_log, &ev) {
             eprintln!(
                 "mup-events: cannot write {}: {e}; event: {}",
                 self.events_log.display(),
                 serde_json::to_string(&ev).unwrap_or_default()
             );
-        }
-        self.refresh();
-        for hook in self.tree.meta.hooks.iter().filter(|h| fires(h, &ev)) {
-            run_hook(&self.tree, hook, &ev);
         }
     }
 
@@ -161,13 +191,7 @@ fn append(events_log: &Path, ev: &Event) -> std::io::Result<()> {
     line.push('\n');
     let size = std::fs::metadata(events_log).map(|m| m.len()).unwrap_or(0);
     if size > 0 && size + line.len() as u64 > LOG_MAX_BYTES {
-        for i in (1..LOG_BACKUPS).rev() {
-            let from = super::backup(events_log, i);
-            if from.exists() {
-                std::fs::rename(&from, super::backup(events_log, i + 1))?;
-            }
-        }
-        std::fs::rename(events_log, super::backup(events_log, 1))?;
+        super::rotate(events_log)?;
     }
     let mut f = std::fs::OpenOptions::new()
         .create(true)
@@ -214,70 +238,10 @@ fn hook_env(tree: &Tree, ev: &Event) -> Vec<(&'static str, String)> {
     env
 }
 
-/// Starts a hook and returns at once; a thread waits for it and logs a failure. Its output
-/// goes to the listener's stderr (stdout is the protocol channel).
-fn run_hook(tree: &Tree, hook: &Hook, ev: &Event) {
-    let label = format!("hook {:?} for {} {}", hook.command, ev.program, ev.to);
-    let err = || {
-        use std::os::fd::AsFd;
-        std::io::stderr()
-            .as_fd()
-            .try_clone_to_owned()
-            .map(Stdio::from)
-    };
-    let (out, errout) = match (err(), err()) {
-        (Ok(a), Ok(b)) => (a, b),
-        _ => (Stdio::null(), Stdio::null()),
-    };
-    let child = Command::new("/bin/sh")
-        .arg("-c")
-        .arg(&hook.command)
-        .current_dir(tree.layout.root())
-        .envs(hook_env(tree, ev))
-        .stdin(Stdio::null())
-        .stdout(out)
-        .stderr(errout)
-        .spawn();
-    let mut child = match child {
-        Ok(c) => c,
-        Err(e) => {
-            eprintln!("mup-events: {label} could not start: {e}");
-            return;
-        }
-    };
-    std::thread::spawn(move || {
-        let start = std::time::Instant::now();
-        loop {
-            match child.try_wait() {
-                Ok(Some(status)) if status.success() => return,
-                Ok(Some(status)) => {
-                    eprintln!("mup-events: {label} failed ({status})");
-                    return;
-                }
-                Ok(None) if start.elapsed() < HOOK_LIMIT => {
-                    std::thread::sleep(Duration::from_millis(50));
-                }
-                Ok(None) => {
-                    let _ = child.kill();
-                    let _ = child.wait();
-                    eprintln!(
-                        "mup-events: {label} was killed after {} s",
-                        HOOK_LIMIT.as_secs()
-                    );
-                    return;
-                }
-                Err(e) => {
-                    eprintln!("mup-events: {label}: {e}");
-                    return;
-                }
-            }
-        }
-    });
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
+    use std::time::Duration;
 
     #[test]
     fn reads_an_exited_payload() {
@@ -298,6 +262,7 @@ mod tests {
         let hook = Hook {
             on: vec!["EXITED_UNEXPECTED".into()],
             command: "true".into(),
+            ..Hook::default()
         };
         assert!(fires(&hook, &ev));
         let starting = event(

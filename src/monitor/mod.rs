@@ -4,7 +4,12 @@
 //! `<cluster>/events.log`.
 
 pub(crate) mod exporter;
+mod hook_procs;
+pub(crate) mod hooks;
+mod http;
+mod link;
 pub(crate) mod listener;
+mod series;
 pub(crate) mod show;
 
 use serde::{Deserialize, Serialize};
@@ -25,7 +30,7 @@ pub(crate) const HOOK_STATES: [&str; 8] = [
     "FATAL",
 ];
 
-/// events.log is rotated when it would grow past this size...
+/// events.log and hooks.log are rotated when they would grow past this size...
 pub(crate) const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
 /// ...keeping this many older files (events.log.1 is the newest).
 pub(crate) const LOG_BACKUPS: u32 = 3;
@@ -72,6 +77,18 @@ pub(crate) fn backup(events_log: &Path, i: u32) -> PathBuf {
     let mut name = events_log.as_os_str().to_owned();
     name.push(format!(".{i}"));
     PathBuf::from(name)
+}
+
+/// Shifts `path` to `path.1`, `.1` to `.2`, ... keeping [`LOG_BACKUPS`] older files (the
+/// oldest is overwritten): the one rotation of events.log and hooks.log.
+pub(crate) fn rotate(path: &Path) -> std::io::Result<()> {
+    for i in (1..LOG_BACKUPS).rev() {
+        let from = backup(path, i);
+        if from.exists() {
+            std::fs::rename(&from, backup(path, i + 1))?;
+        }
+    }
+    std::fs::rename(path, backup(path, 1))
 }
 
 /// The events in `text`, one per JSON line; lines that do not parse are skipped.

@@ -28,7 +28,7 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
         );
     }
     let log = tree.layout.events_log();
-    let cutoff = opts.since.map(|d| SystemTime::now() - d);
+    let cutoff = opts.since.and_then(|d| SystemTime::now().checked_sub(d));
     let shown = std::cell::Cell::new(0usize);
     let show = |ev: &Event| -> std::io::Result<()> {
         if cutoff.is_some_and(|c| ev.at().is_some_and(|t| t < c)) {

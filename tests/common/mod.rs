@@ -11,6 +11,11 @@ use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod python;
+mod standin;
+pub(crate) use python::*;
+pub(crate) use standin::*;
+
 pub(crate) fn repo() -> PathBuf {
     PathBuf::from(env!("CARGO_MANIFEST_DIR"))
 }
@@ -53,37 +58,52 @@ pub(crate) fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Out
 }
 
 /// Stock supervisord 4.3.0: `$MUP_SUPERVISORD`, else installed once with `mup setup`
-/// under target/. A test never skips for want of it: installing is part of the test run.
+/// under target/. A test never skips for want of it: installing is part of the test run. If
+/// that fails, the reason is kept and every test that needs the daemon fails with it (a panic:
+/// libtest shows it without `--nocapture`, and each test's guards still stop what it started);
+/// the install is tried only once.
 pub(crate) fn supervisord() -> PathBuf {
-    static PATH: OnceLock<PathBuf> = OnceLock::new();
-    PATH.get_or_init(|| {
-        if let Some(p) = std::env::var_os("MUP_SUPERVISORD").filter(|p| !p.is_empty()) {
-            let p = PathBuf::from(p);
-            assert!(
-                p.is_file(),
-                "MUP_SUPERVISORD={} does not exist",
-                p.display()
-            );
-            return p;
+    static PATH: OnceLock<Result<PathBuf, String>> = OnceLock::new();
+    match PATH.get_or_init(install_supervisord) {
+        Ok(p) => p.clone(),
+        Err(why) => {
+            panic!("stock supervisord is required by this test and is not available: {why}")
         }
-        let tools = repo().join("target").join("test-tools");
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
-            .arg("setup")
-            .env("MUP_HOME", &tools)
-            .output()
-            .expect("run mup setup");
-        if !out.status.success() {
-            // Said once, and the whole suite stops: every test needs the real daemon, and
-            // retrying the install in each one only takes minutes to fail the same way.
-            eprintln!(
-                "mup setup failed; stock supervisord is required by the tests, so the suite stops here:\n{}",
-                String::from_utf8_lossy(&out.stderr)
-            );
-            std::process::exit(101);
-        }
-        tools.join("tools/supervisor/bin/supervisord")
-    })
-    .clone()
+    }
+}
+
+fn install_supervisord() -> Result<PathBuf, String> {
+    if let Some(p) = std::env::var_os("MUP_SUPERVISORD").filter(|p| !p.is_empty()) {
+        let p = PathBuf::from(p);
+        return if p.is_file() {
+            Ok(p)
+        } else {
+            Err(format!("MUP_SUPERVISORD={} does not exist", p.display()))
+        };
+    }
+    let tools = repo().join("target").join("test-tools");
+    let out = std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+        .arg("setup")
+        .env("MUP_HOME", &tools)
+        .output()
+        .map_err(|e| format!("cannot run mup setup: {e}"))?;
+    if !out.status.success() {
+        return Err(format!(
+            "`MUP_HOME={} mup setup` failed ({}):\n{}",
+            tools.display(),
+            out.status,
+            String::from_utf8_lossy(&out.stderr).trim()
+        ));
+    }
+    Ok(tools.join("tools/supervisor/bin/supervisord"))
+}
+
+/// Says on the real stderr that a test skips all or part of what it checks, and why, so that
+/// a skip never passes as a silent "ok": libtest captures only the print macros, not direct
+/// writes to the stream.
+pub(crate) fn skip(test: &str, why: &str) {
+    use std::io::Write;
+    let _ = writeln!(std::io::stderr(), "SKIPPED ({test}): {why}");
 }
 
 pub(crate) fn supervisorctl() -> PathBuf {
@@ -481,15 +501,7 @@ impl Drop for Home {
 /// One command on a direct connection with the official driver, as any client would send
 /// it: the tests' independent check of what mup set up.
 pub(crate) fn mongo_command(port: u16, cmd: mongodb::bson::Document) -> mongodb::bson::Document {
-    let mut o = mongodb::options::ClientOptions::default();
-    o.hosts = vec![mongodb::options::ServerAddress::Tcp {
-        host: "127.0.0.1".into(),
-        port: Some(port),
-    }];
-    o.direct_connection = Some(true);
-    o.server_selection_timeout = Some(Duration::from_secs(5));
-    mongodb::sync::Client::with_options(o)
-        .expect("client")
+    direct_client("127.0.0.1", port, Duration::from_secs(5))
         .database("admin")
         .run_command(cmd)
         .run()

@@ -1,0 +1,161 @@
+//! The exporter's calls to its daemon: `getAllProcessInfo` within a deadline, one at a time,
+//! over one connection per call (docs/supervisord.md §8) that is opened ahead, while the
+//! exporter waits for the next scrape. A call on a fresh connection waits for one turn of
+//! supervisord's main loop to accept it first; on the connection opened ahead that turn is
+//! already taken (docs/monitoring.md, "Cost of a scrape").
+
+use crate::supervisor::{self, Error, ProcessInfo};
+use base64::Engine;
+use bytes::Bytes;
+use dxr::Value;
+use http_body_util::{BodyExt, Full, Limited};
+use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
+use hyper_util::rt::TokioIo;
+use std::sync::Arc;
+use std::time::Duration;
+use tokio::net::TcpStream;
+use tokio::sync::Mutex;
+
+/// How long opening the spare connection may take.
+const SPARE_CONNECT: Duration = Duration::from_secs(1);
+
+/// The largest answer read: `getAllProcessInfo` is about 1.4 KB per program.
+const MAX_ANSWER: usize = 64 * 1024 * 1024;
+
+/// The client side of this tree's daemon, proven before it was made (`Exporter::link`).
+pub(super) struct Link {
+    port: u16,
+    authorization: HeaderValue,
+    /// The connection for the next call; held while a call runs, so calls go one at a time.
+    spare: Mutex<Option<TcpStream>>,
+}
+
+impl Link {
+    pub(super) fn new(port: u16, user: &str, password: &str) -> Link {
+        let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
+        let mut authorization = HeaderValue::from_str(&format!("Basic {token}"))
+            .expect("base64 is a valid header value");
+        authorization.set_sensitive(true);
+        Link {
+            port,
+            authorization,
+            spare: Mutex::new(None),
+        }
+    }
+
+    /// `supervisor.getAllProcessInfo`, answered within `deadline` (waiting for a call still
+    /// running included) or given up as a transport error.
+    pub(super) async fn all_process_info(
+        self: &Arc<Self>,
+        deadline: Duration,
+    ) -> supervisor::Result<Vec<ProcessInfo>> {
+        let method = "supervisor.getAllProcessInfo";
+        let answer = tokio::time::timeout(deadline, self.call(method)).await;
+        // Whatever happened, the next call gets a connection opened now.
+        let link = Arc::clone(self);
+        tokio::spawn(async move { link.open_spare().await });
+        let value = answer.unwrap_or_else(|_| {
+            Err(Error::Transport(format!(
+                "no answer to {method} within {} s",
+                deadline.as_secs()
+            )))
+        })?;
+        supervisor::process_infos(&value)
+    }
+
+    async fn call(&self, method: &str) -> supervisor::Result<Value> {
+        let body = Bytes::from(supervisor::encode_call(method, Vec::new())?);
+        let mut spare = self.spare.lock().await;
+        if let Some(stream) = spare.take() {
+            match self.exchange(stream, body.clone()).await {
+                // A connection the daemon closed meanwhile (a reload): once more on a new one.
+                Err(Exchange::Unsent(_)) => {}
+                other => return other.map_err(Exchange::into_error).and_then(decode(method)),
+            }
+        }
+        let stream = TcpStream::connect(("127.0.0.1", self.port))
+            .await
+            .map_err(|_| Error::NotRunning)?;
+        let answer = self.exchange(stream, body).await;
+        drop(spare);
+        answer
+            .map_err(Exchange::into_error)
+            .and_then(decode(method))
+    }
+
+    /// Keeps one connection open for the next call (nothing is sent on it until then). A
+    /// loopback connect completes at once unless the daemon's accept queue is full (it has been
+    /// stopped a long time): then there is no spare.
+    async fn open_spare(&self) {
+        let mut spare = self.spare.lock().await;
+        if spare.is_none() {
+            let connect = TcpStream::connect(("127.0.0.1", self.port));
+            *spare = tokio::time::timeout(SPARE_CONNECT, connect)
+                .await
+                .ok()
+                .and_then(Result::ok);
+        }
+    }
+
+    /// One POST on `stream`, then the connection is closed: the HTTP status and the body.
+    async fn exchange(&self, stream: TcpStream, body: Bytes) -> Result<(u16, Bytes), Exchange> {
+        stream.set_nodelay(true).map_err(Exchange::Unsent)?;
+        let (mut sender, mut connection) =
+            hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
+                .await
+                .map_err(|e| Exchange::Unsent(std::io::Error::other(e)))?;
+        let request = hyper::Request::post("/RPC2")
+            .header(HOST, "127.0.0.1")
+            .header(CONTENT_TYPE, "text/xml")
+            .header(AUTHORIZATION, self.authorization.clone())
+            .header(CONNECTION, "close")
+            .body(Full::new(body))
+            .expect("a static request is valid");
+        let exchange = async {
+            let response = sender.send_request(request).await.map_err(|e| {
+                if e.is_canceled() || e.is_incomplete_message() {
+                    Exchange::Unsent(std::io::Error::other(e))
+                } else {
+                    Exchange::Failed(e.to_string())
+                }
+            })?;
+            let status = response.status().as_u16();
+            let body = Limited::new(response.into_body(), MAX_ANSWER)
+                .collect()
+                .await
+                .map_err(|e| Exchange::Failed(e.to_string()))?
+                .to_bytes();
+            Ok((status, body))
+        };
+        tokio::pin!(exchange);
+        // The connection is driven until the answer is read, then dropped (closed).
+        tokio::select! {
+            answer = &mut exchange => answer,
+            _ = &mut connection => exchange.await,
+        }
+    }
+}
+
+/// How an exchange failed: before the daemon answered anything (worth one more try on a new
+/// connection: the call only reads), or after.
+enum Exchange {
+    Unsent(std::io::Error),
+    Failed(String),
+}
+
+impl Exchange {
+    fn into_error(self) -> Error {
+        match self {
+            Exchange::Unsent(e) => Error::Transport(e.to_string()),
+            Exchange::Failed(m) => Error::Transport(m),
+        }
+    }
+}
+
+fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Value> + '_ {
+    move |(status, body)| {
+        let text = std::str::from_utf8(&body)
+            .map_err(|e| Error::Transport(format!("answer to {method} is not UTF-8: {e}")))?;
+        supervisor::decode_answer(method, status, text)
+    }
+}
