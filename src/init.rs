@@ -1,7 +1,8 @@
 //! From started processes to a ready cluster: each replica set initiated and with a primary
 //! (the config servers' set first, with `configsvr: true`), and every shard added through a
 //! mongos. Every decision is read from the servers (`hello`, `listShards`), never from a flag
-//! in meta.yaml, so a rerun on a ready cluster does no initiation work. Every wait is bounded.
+//! in meta.yaml, so a rerun on a ready cluster does no initiation work. Every wait is bounded,
+//! and ends early after Ctrl-C ([`crate::interrupt`]).
 
 use crate::ctl::Member;
 use crate::model::Role;
@@ -17,7 +18,7 @@ pub(crate) const PRIMARY_LIMIT: Duration = Duration::from_secs(120);
 /// How long a mongos may take to accept connections (it listens only once its config set
 /// has a primary).
 pub(crate) const MONGOS_LIMIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(100);
+const POLL: Duration = Duration::from_millis(25);
 
 /// One replica set of the tree, members in topology order.
 #[derive(Debug, Clone)]
@@ -137,6 +138,9 @@ fn reach(set: &Set) -> Result<Vec<Hello>, Failure> {
                     hellos.push(h);
                     break;
                 }
+                Err(_) if crate::interrupt::requested() => {
+                    return Err(fail(set, None, "interrupted (Ctrl-C)".into()))
+                }
                 Err(e) if start.elapsed() >= REACH_LIMIT => {
                     return Err(fail(
                         set,
@@ -206,6 +210,9 @@ fn wait_primary(set: &Set) -> Result<String, Failure> {
                     return Ok(m.address());
                 }
             }
+        }
+        if crate::interrupt::requested() {
+            return Err(fail(set, None, "interrupted (Ctrl-C)".into()));
         }
         if start.elapsed() >= PRIMARY_LIMIT {
             return Err(fail(

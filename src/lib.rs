@@ -72,6 +72,7 @@ mod error;
 mod gen;
 mod ini;
 mod init;
+mod interrupt;
 mod layout;
 mod legacy;
 mod lock;
@@ -396,9 +397,11 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     })
 }
 
-/// The exit code for an error: 2 when the cause is bad input, 1 otherwise.
+/// The exit code for an error: 130 after Ctrl-C, 2 when the cause is bad input, 1 otherwise.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.is::<error::InputError>()) {
+    if err.chain().any(|c| c.is::<interrupt::Interrupted>()) {
+        interrupt::EXIT_INTERRUPTED
+    } else if err.chain().any(|c| c.is::<error::InputError>()) {
         EXIT_BAD_INPUT
     } else {
         EXIT_FAILURE

@@ -163,3 +163,29 @@ pub(crate) fn decide_port(
     allocate(choice.base, &avoid)
         .ok_or_else(|| InputError::new(choice.file, field, "no free port found: set one"))
 }
+
+#[cfg(test)]
+mod tests {
+    use crate::ctl::procs;
+    use std::net::TcpListener;
+
+    /// The kernel's ephemeral range (32768–60999 by default): with nothing listening on such a
+    /// port, repeated probes sweep their source ports across it and one of them is the port
+    /// itself (the first pass uses ports of the range's parity, so an even port is hit within
+    /// some 30,000 probes here). The probe must never take that self-connection for a listener.
+    #[test]
+    fn a_port_in_the_ephemeral_range_is_not_taken_for_listening() {
+        let port = (40_000..60_000u16)
+            .step_by(2)
+            .find(|p| TcpListener::bind(("127.0.0.1", *p)).is_ok())
+            .expect("a free even port in the ephemeral range");
+        for attempt in 0..60_000 {
+            assert!(
+                !procs::listening("127.0.0.1", port),
+                "probe {attempt} of 127.0.0.1:{port}, where nothing listens, said it listens"
+            );
+        }
+        // Nothing was left holding the port (a closed self-connection in TIME_WAIT would).
+        assert!(TcpListener::bind(("127.0.0.1", port)).is_ok());
+    }
+}

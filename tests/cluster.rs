@@ -32,8 +32,27 @@ fn deploy_display_stop_start_restart_destroy() {
         "fixtures/bin",
         "--yes",
     ]);
-    assert_eq!(code, 2, "an existing name is refused");
-    assert!(err.contains("already exists"), "{err}");
+    assert_eq!(
+        code, 0,
+        "the same deploy again continues (here: finds it done)\n{err}"
+    );
+    let other = h.scratch().join("other.yaml");
+    std::fs::write(
+        &other,
+        std::fs::read_to_string(&topo)
+            .expect("topology")
+            .replace(&h.ports[3].to_string(), &free_port().to_string()),
+    )
+    .expect("write topology");
+    let (code, _, err) = h.try_deploy("life", &other, &stand_in_bin());
+    assert_eq!(
+        code, 2,
+        "another topology under an existing name is refused"
+    );
+    assert!(
+        err.contains("already exists") && err.contains("`mup cluster start life`"),
+        "{err}"
+    );
 
     // display: every node RUNNING, with the pids the daemon reports.
     let (code, d) = h.display("life");
@@ -239,6 +258,7 @@ fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
     // A consistent end: start converges, then every node has exactly one stand-in, the one
     // supervisord reports, holding its lock.
     h.ok(&["cluster", "start", "storm"]);
+    wait_started(&tree);
     let (code, d) = h.display("storm");
     assert_eq!(code, 0, "{d}");
     for n in d["nodes"].as_array().expect("nodes") {
@@ -380,6 +400,7 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
         h.ok(&["cluster", "migrate", "legacy"])
     };
     assert!(out.contains("cluster legacy migrated"), "{out}");
+    wait_started(&cluster);
     let (code, d) = h.display("legacy");
     assert_eq!(code, 0, "{d}");
     for (kind, port, old_pid, data, _) in &legacy {
@@ -438,6 +459,7 @@ fn playground_start_status_stop_destroy() {
         uri.ends_with("/?replicaSet=rs0") && uri.matches("localhost:").count() == 3,
         "{uri}"
     );
+    wait_started(&h.cluster_dir("playground"));
     let (_, d) = h.display("playground");
     let mut ports: Vec<u16> = d["nodes"]
         .as_array()
@@ -476,6 +498,7 @@ fn playground_start_status_stop_destroy() {
     let (code, _, _) = h.run(&["playground", "status"]);
     assert_eq!(code, 3);
     h.ok(&["playground", "start"]);
+    wait_started(&h.cluster_dir("playground"));
     assert_eq!(h.display("playground").1["running"].as_u64(), Some(3));
     h.ok(&["playground", "destroy"]);
     assert!(!h.cluster_dir("playground").exists());
@@ -499,6 +522,175 @@ fn with_closed_stdout(mup_home: &Path, args: &[&str]) -> std::process::Output {
         .stdout(writer)
         .output()
         .expect("run mup")
+}
+
+/// A `--bin-path` holding the stand-in `mongod` (a link) and, when given, `mongos` as a script.
+fn bin_dir(dir: &Path, mongos: Option<&str>) -> PathBuf {
+    use std::os::unix::fs::PermissionsExt;
+    let bin = dir.join("bin");
+    std::fs::create_dir_all(&bin).expect("mkdir bin");
+    std::os::unix::fs::symlink(stand_in_bin().join("mongod"), bin.join("mongod")).expect("link");
+    if let Some(script) = mongos {
+        std::fs::write(bin.join("mongos"), script).expect("write mongos");
+        std::fs::set_permissions(bin.join("mongos"), std::fs::Permissions::from_mode(0o755))
+            .expect("chmod");
+    }
+    bin
+}
+
+#[test]
+fn deploy_checks_supervisord_and_every_binary_before_writing_anything() {
+    let mut h = Home::new(&["nodaemon", "nomongos"]);
+    let topo = h.topology("prereq.yaml", SMALL_SHARDED, 4);
+    let topo = topo.to_str().expect("utf8");
+    // No supervisord where mup looks: MUP_SUPERVISORD empty, none on PATH, no `mup setup` copy.
+    let empty = h.scratch().join("empty-path");
+    std::fs::create_dir(&empty).expect("mkdir");
+    let bins = stand_in_bin();
+    let out = mup(h.path())
+        .env("MUP_SUPERVISORD", "")
+        .env("PATH", &empty)
+        .args(["cluster", "deploy", "nodaemon", topo, "--version", "7.0.14"])
+        .args(["--bin-path", bins.to_str().expect("utf8"), "--yes"])
+        .output()
+        .expect("run mup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_ne!(out.status.code(), Some(0), "{err}");
+    assert!(
+        err.contains("supervisord not found") && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(!h.cluster_dir("nodaemon").exists(), "nothing was written");
+
+    // mongod but no mongos: named before anything is written or started.
+    let bin = bin_dir(h.scratch(), None);
+    let (code, _, err) = h.try_deploy("nomongos", Path::new(topo), &bin);
+    assert_eq!(code, 2, "{err}");
+    assert!(
+        err.contains(&format!(
+            "has no executable mongos (needed by mongos-{})",
+            h.ports[3]
+        )) && err.contains("nothing was written"),
+        "{err}"
+    );
+    assert!(!h.cluster_dir("nomongos").exists(), "nothing was written");
+    for p in &h.ports {
+        assert!(!port_answers(*p), "nothing was started on {p}");
+    }
+}
+
+/// The `[done/total]` counts of `-v` progress lines.
+fn progress_counts(out: &str) -> Vec<(usize, usize)> {
+    out.lines()
+        .filter_map(|l| {
+            let (count, _) = l.strip_prefix('[')?.split_once(']')?;
+            let (done, total) = count.split_once('/')?;
+            Some((done.parse().ok()?, total.parse().ok()?))
+        })
+        .collect()
+}
+
+#[test]
+fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it() {
+    let mut h = Home::new(&["unfinished"]);
+    let topo = h.topology("unfinished.yaml", SMALL_SHARDED, 4);
+    let topo_arg = topo.to_str().expect("utf8");
+    // Routers that cannot start: every attempt exits 3 at once.
+    let bin = bin_dir(
+        h.scratch(),
+        Some("#!/bin/sh\necho 'no router here'\nexit 3\n"),
+    );
+    let bin_arg = bin.to_str().expect("utf8");
+    let deploy = [
+        "cluster",
+        "deploy",
+        "unfinished",
+        topo_arg,
+        "--bin-path",
+        bin_arg,
+    ];
+    let mongos = format!("mongos-{}", h.ports[3]);
+    let _ports = allocation_lock();
+
+    // 1. Ctrl-C once the shards answer: exit 130, saying what is left and how to go on.
+    let mut child = mup_process(h.path())
+        .arg("-v")
+        .args(deploy)
+        .arg("--yes")
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mup");
+    let stdout = child.stdout.take().expect("stdout");
+    let seen = std::io::BufRead::lines(std::io::BufReader::new(stdout))
+        .map_while(Result::ok)
+        .find(|l| l.starts_with("mongod answer:"));
+    assert!(seen.is_some(), "the shards answered");
+    let interrupted = std::process::Command::new("kill")
+        .args(["-INT", &child.id().to_string()])
+        .status()
+        .expect("kill -INT");
+    assert!(interrupted.success());
+    assert!(
+        wait_until(Duration::from_secs(30), || child
+            .try_wait()
+            .is_ok_and(|s| s.is_some())),
+        "mup ended after Ctrl-C"
+    );
+    let out = child.wait_with_output().expect("output");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(130), "{err}");
+    for want in [
+        "interrupted (Ctrl-C) while deploying cluster unfinished",
+        "supervisord (pid ",
+        "of 4 node(s) are left running",
+        "run the same `mup cluster deploy` again",
+    ] {
+        assert!(err.contains(want), "{want:?} in:\n{err}");
+    }
+
+    // 2. The same deploy continues, and fails naming the router that does not run.
+    let (code, _, err) = h.run(&[&deploy[..], &["--yes"]].concat());
+    assert_eq!(code, 1, "{err}");
+    for want in [
+        format!("{mongos} (localhost:{}) went FATAL", h.ports[3]),
+        "no router here".to_string(),
+        "deploy of cluster unfinished did not finish".to_string(),
+        "3 of 4 node(s) are left running".to_string(),
+        "run the same `mup cluster deploy` again".to_string(),
+    ] {
+        assert!(err.contains(&want), "{want:?} in:\n{err}");
+    }
+    let before = h.pids("unfinished");
+    assert_eq!(before[&mongos], 0, "{before:?}");
+
+    // 3. With a router that works, the same deploy finishes: the running nodes are kept, the
+    //    sets are not initiated again, and the progress only counts up, to the end.
+    std::fs::remove_file(bin.join("mongos")).expect("rm mongos");
+    std::os::unix::fs::symlink(stand_in_bin().join("mongod"), bin.join("mongos")).expect("link");
+    let (code, out, err) = h.run(&[&["-v"][..], &deploy[..], &["--yes"]].concat());
+    assert_eq!(code, 0, "{out}{err}");
+    assert!(out.contains("cfg: already initiated"), "{out}");
+    assert!(out.contains("shard shard1 added"), "{out}");
+    let counts = progress_counts(&out);
+    assert!(!counts.is_empty(), "progress lines in:\n{out}");
+    assert!(
+        counts.windows(2).all(|w| w[0].0 <= w[1].0),
+        "the count never goes back: {counts:?}"
+    );
+    assert_eq!(
+        counts.last(),
+        Some(&(6, 6)),
+        "4 nodes and 2 monitoring programs"
+    );
+    let after = h.pids("unfinished");
+    for (name, pid) in &before {
+        if *name != mongos {
+            assert_eq!(after[name], *pid, "{name} kept running");
+        }
+    }
+    assert!(after[&mongos] > 0);
+    h.ok(&["cluster", "destroy", "unfinished", "--yes"]);
 }
 
 /// `mup … | head` under `set -o pipefail`: when the reader has closed the pipe, mup ends

@@ -67,6 +67,7 @@ fn first_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
 }
 
 fn running_pids(c: &TestCluster) -> BTreeMap<String, u32> {
+    wait_started(&c.tree);
     let st = c.status();
     st["programs"]
         .as_array()

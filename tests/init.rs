@@ -140,6 +140,7 @@ fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
     assert!(out.contains("cfg: already initiated"), "{out}");
     assert!(out.contains("shard shard1: already added"), "{out}");
     h.ok(&["cluster", "start", "ready"]);
+    wait_started(&h.cluster_dir("ready"));
     check(&h);
     assert_eq!((initiations(), added()), (3, 2));
     h.ok(&["cluster", "destroy", "ready", "--yes"]);

@@ -113,6 +113,7 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
     let c = TestCluster::new("events", TWO_NODE_SET, 2);
     c.ok(&["up"]);
     c.ok(&["start"]);
+    wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let program = format!("mongod-{}", c.ports[0]);
     let old = pid_of(&c, &program);
     let killed = Instant::now();
@@ -247,6 +248,7 @@ fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
     c.gen();
     c.ok(&["up"]);
     c.ok(&["start"]);
+    wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let program = format!("mongod-{}", c.ports[0]);
     let old = pid_of(&c, &program);
     kill9(old);
@@ -300,6 +302,7 @@ fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
     let c = TestCluster::new("metrics", TWO_NODE_SET, 2);
     c.ok(&["up"]);
     c.ok(&["start"]);
+    wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let port = metrics_port(&c.tree);
     let (a, b) = (
         format!("mongod-{}", c.ports[0]),

@@ -317,6 +317,7 @@ fn playground_with_a_version_installs_and_runs_it() {
         meta["bin_path"].as_str(),
         h.join("storage/packages/7.0.14/bin").to_str()
     );
+    wait_started(&tree); // display exits 0 once supervisord calls the node RUNNING
     let d = mup(h)
         .args(["cluster", "display", "playground", "--json"])
         .output()

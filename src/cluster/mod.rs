@@ -1,24 +1,24 @@
 //! `mup cluster` and `mup playground`: named clusters under `$MUP_HOME/storage/clusters`,
 //! composed from gen (the tree) and ctl (the daemon) — no second way to start a process.
 
+mod deploy;
 mod destroy;
 mod display;
 mod migrate;
 mod playground;
 mod servers;
 
+pub(crate) use deploy::deploy;
+use deploy::deploy_topology;
 pub(crate) use destroy::destroy;
 pub(crate) use display::{display, list};
 pub(crate) use migrate::migrate;
 pub(crate) use playground::{existing_playground, playground_start};
 
-use crate::ctl::{daemon, ops, procs, Member, Tree};
+use crate::ctl::{daemon, ops, Member, Tree};
 use crate::error::InputError;
-use crate::gen::{self, Inputs, Mode};
-use crate::layout::{self, Layout};
-use crate::meta::Meta;
+use crate::layout;
 use crate::model::{self, Role};
-use crate::topology::Topology;
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
@@ -132,122 +132,7 @@ pub(crate) fn load(name: &str) -> anyhow::Result<Tree> {
     Tree::load(&crate::ctl::named_cluster_dir(name, "NAME")?)
 }
 
-/// `mup cluster deploy`.
-pub(crate) fn deploy(
-    name: &str,
-    topology_path: &Path,
-    bins: &Binaries,
-    init: bool,
-    yes: bool,
-) -> anyhow::Result<()> {
-    let tf = topology_path.display().to_string();
-    let topology = crate::topology::load(topology_path, &tf)?;
-    deploy_topology(name, topology, tf, bins, init, yes)
-}
-
-fn deploy_topology(
-    name: &str,
-    topology: Topology,
-    label: String,
-    bins: &Binaries,
-    init: bool,
-    yes: bool,
-) -> anyhow::Result<()> {
-    model::check_name(name, "NAME")?;
-    let layout = Layout::for_cluster(name);
-    refuse_existing(&layout, name)?;
-    let inputs = || Inputs {
-        topology: topology.clone(),
-        topology_label: label.clone(),
-        meta: Meta {
-            name: name.to_string(),
-            version: bins.version.clone(),
-            bin_path: bins.bin_path.display().to_string(),
-            ..Meta::default()
-        },
-        meta_label: "meta".into(),
-        meta_dir: PathBuf::from("/"),
-    };
-    // A first compile, to check and to show what will be deployed before asking.
-    let draft = gen::compile_inputs(inputs(), layout.clone(), false)?;
-    check_ports_free(name, &draft.cluster)?;
-    confirm(
-        &format!(
-            "Deploy cluster {name} ({} node(s), MongoDB {}) into {}?",
-            draft.cluster.nodes.len(),
-            draft.cluster.version_text,
-            layout.root().display()
-        ),
-        yes,
-    )?;
-    // The real one: ports decided and recorded under the MUP_HOME-wide lock, so a deploy
-    // running at the same time sees them and picks others.
-    let ports = crate::lock::ports()?;
-    let compiled = gen::compile_inputs(inputs(), layout.clone(), false)?;
-    let _lock = crate::lock::exclusive(&layout)?;
-    refuse_existing(&layout, name)?; // another deploy may have won the race
-    check_ports_free(name, &compiled.cluster)?;
-    gen::apply(&compiled, Mode::Write)?;
-    drop(ports); // recorded in meta.yaml: other clusters now see them
-    let tree = Tree::load(layout.root())?;
-    let client = daemon::up(&tree, false)?;
-    ops::start(&tree, &client, &tree.all(), init)?;
-    outln!("cluster {name} is running")?;
-    for uri in connection_strings(&tree) {
-        outln!("  connect: {uri}")?;
-    }
-    outln!(
-        "  logs:    {}/supervisor-<program>.log",
-        log_dir(&tree).display()
-    )?;
-    outln!("  manage:  mup cluster display {name}")?;
-    Ok(())
-}
-
-/// Every node port, the daemon's and the exporter's must be free before anything is written
-/// or started.
-fn check_ports_free(name: &str, c: &model::Cluster) -> anyhow::Result<()> {
-    let mut held: Vec<String> = c
-        .nodes
-        .iter()
-        .filter(|n| procs::listening(&n.host, n.port))
-        .map(|n| format!("{} ({})", n.address(), n.source))
-        .collect();
-    if procs::listening("127.0.0.1", c.supervisor_port) {
-        held.push(format!("127.0.0.1:{} (supervisord)", c.supervisor_port));
-    }
-    if let Some(port) = c
-        .monitor(model::Service::Metrics)
-        .and_then(|m| m.port)
-        .filter(|p| procs::listening("127.0.0.1", *p))
-    {
-        held.push(format!("127.0.0.1:{port} (metrics exporter)"));
-    }
-    if !held.is_empty() {
-        bail!(
-            "cannot deploy {name}: ports already in use: {}",
-            held.join(", ")
-        );
-    }
-    Ok(())
-}
-
-fn refuse_existing(layout: &Layout, name: &str) -> anyhow::Result<()> {
-    if layout.meta_file().exists() {
-        return Err(InputError::new(
-            "NAME",
-            "",
-            format!(
-                "cluster {name:?} already exists in {} (destroy it first, or pick another name)",
-                layout.root().display()
-            ),
-        )
-        .into());
-    }
-    Ok(())
-}
-
-fn log_dir(tree: &Tree) -> PathBuf {
+pub(super) fn log_dir(tree: &Tree) -> PathBuf {
     tree.members
         .first()
         .and_then(|m| m.log_file.parent().map(Path::to_path_buf))

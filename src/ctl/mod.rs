@@ -8,6 +8,7 @@ pub(crate) mod owner;
 pub(crate) mod procs;
 pub(crate) mod reload;
 mod sockdiag;
+mod starting;
 pub(crate) mod status;
 
 use crate::error::InputError;

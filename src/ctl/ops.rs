@@ -1,18 +1,19 @@
 //! Ordered start and stop. Start goes monitoring → config servers → mongods → routers: within a
 //! tier every process is started at once (one multicall of `startProcess(name, false)`), and
-//! the next tier begins as soon as the previous tier's ports accept TCP connections; the
-//! command returns when every target is RUNNING. Stop goes the other way, each tier at once,
-//! the monitoring programs last.
+//! the next tier begins as soon as each of the previous tier's nodes answers `hello` from the
+//! process supervisord started for it ([`super::starting`]); the command returns once the
+//! last tier answers. Stop goes the other way, each tier at once, the monitoring programs
+//! last.
 
-use super::{log_tail, owner, procs, Member, Monitor, Program, Selection, Tree, LAST_RANK};
+use super::starting::{self, Progress};
+use super::{log_tail, owner, procs, Member, Program, Selection, Tree, LAST_RANK};
 use crate::init;
+use crate::interrupt;
 use crate::model::Role;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use anyhow::bail;
 use dxr::Value;
-use indicatif::{ProgressBar, ProgressStyle};
 use std::collections::BTreeMap;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// How long a tier may take to accept connections / reach RUNNING (mongod may recover a
@@ -20,28 +21,13 @@ use std::time::{Duration, Instant};
 const START_LIMIT: Duration = Duration::from_secs(300);
 /// stopwaitsecs (30 s, then SIGKILL) plus the daemon's tick.
 const STOP_LIMIT: Duration = Duration::from_secs(45);
-const POLL: Duration = Duration::from_millis(50);
 /// Stopping is bounded by how fast processes exit (tens of ms), so poll closely: each
 /// getAllProcessInfo costs the daemon ~1 ms for a dozen programs and wakes its main loop.
 const STOP_POLL: Duration = Duration::from_millis(5);
 /// Waiting for a pid to exit is a local /proc read: poll it closely.
 const EXIT_POLL: Duration = Duration::from_millis(1);
 
-/// A progress line on a terminal; nothing when stdout is piped.
-fn progress(len: usize) -> ProgressBar {
-    if !std::io::stdout().is_terminal() {
-        return ProgressBar::hidden();
-    }
-    let bar = ProgressBar::new(len as u64);
-    bar.set_style(
-        ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-            .expect("static template parses"),
-    );
-    bar.enable_steady_tick(Duration::from_millis(100));
-    bar
-}
-
-fn infos(tree: &Tree, client: &Client) -> anyhow::Result<BTreeMap<String, ProcessInfo>> {
+pub(super) fn infos(tree: &Tree, client: &Client) -> anyhow::Result<BTreeMap<String, ProcessInfo>> {
     Ok(client
         .get_all_process_info()
         .map_err(|e| tree.explain(e))?
@@ -50,7 +36,7 @@ fn infos(tree: &Tree, client: &Client) -> anyhow::Result<BTreeMap<String, Proces
         .collect())
 }
 
-fn tier_name(role: Role) -> &'static str {
+pub(super) fn tier_name(role: Role) -> &'static str {
     match role {
         Role::ConfigServer => "config servers",
         Role::Mongod => "mongod",
@@ -60,7 +46,7 @@ fn tier_name(role: Role) -> &'static str {
 
 /// One `system.multicall` of `method(name, false)` for each program (never a waiting call
 /// after another: those run one by one, docs/supervisord.md §5).
-fn call_each(
+pub(super) fn call_each(
     tree: &Tree,
     client: &Client,
     method: &str,
@@ -86,7 +72,7 @@ fn call_each(
         .collect())
 }
 
-fn failure(client: &Client, m: &dyn Program, why: &str) -> String {
+pub(super) fn failure(client: &Client, m: &dyn Program, why: &str) -> String {
     let address = m.address();
     let at = if address.is_empty() {
         String::new()
@@ -101,342 +87,160 @@ fn failure(client: &Client, m: &dyn Program, why: &str) -> String {
     )
 }
 
-fn indent(text: &str) -> String {
+pub(super) fn indent(text: &str) -> String {
     text.lines()
         .map(|l| format!("    {l}"))
         .collect::<Vec<_>>()
         .join("\n")
 }
 
-/// Prints a progress line: on a terminal above the progress bar, when piped only with
-/// `--verbose`.
-fn say(bar: &ProgressBar, line: String) {
-    if std::io::stdout().is_terminal() {
-        bar.println(line);
-    } else if crate::verbose() {
-        // A progress line: a closed pipe is noticed by the command's next real output.
-        let _ = outln!("{line}");
-    }
-}
-
 /// Starts `selection` in order: the monitoring programs first (so that the event listener
-/// sees every node start), then the nodes tier by tier; returns when all are RUNNING, or
-/// fails naming each process that could not start, with the end of its log. With `init` (a
+/// sees every node start), then the nodes tier by tier. A tier is ready when each of its
+/// nodes answers `hello` from the process supervisord started for it; the next tier starts
+/// then, and the command returns once the last tier is ready — without sitting out
+/// supervisord's startsecs (status shows STARTING until supervisord calls it RUNNING). It
+/// fails naming each node that could not start, never answered, or whose port another
+/// process answers, with the end of its log; and, at the last look before returning, each
+/// node that answered but is no longer the process supervisord runs. With `init` (a
 /// whole-cluster start), the cluster is made ready between tiers: the config servers' set is
 /// initiated and has a primary before the shards start, every set has a primary before the
 /// routers start (a mongos listens only then), and every shard is added once a router
-/// listens.
+/// answers.
 pub(crate) fn start(
     tree: &Tree,
     client: &Client,
     selection: &Selection,
     init: bool,
 ) -> anyhow::Result<()> {
+    let progress = Progress::new(selection.len());
+    let result = start_tiers(tree, client, selection, init, &progress);
+    progress.finish();
+    let answered = result?;
+    outln!(
+        "{} node(s) answer, {} monitoring program(s) RUNNING ({:.1} s)",
+        answered.len(),
+        selection.monitors.len(),
+        progress.elapsed()
+    )?;
+    Ok(())
+}
+
+fn start_tiers<'a>(
+    tree: &Tree,
+    client: &Client,
+    selection: &'a Selection,
+    init: bool,
+    progress: &Progress,
+) -> anyhow::Result<Vec<(&'a Member, u32)>> {
     let members = &selection.nodes;
-    let bar = progress(selection.len());
-    let began = Instant::now();
-    start_monitors(tree, client, &selection.monitors)?;
-    let mut started: Vec<&Member> = Vec::new();
+    starting::start_monitors(tree, client, &selection.monitors)?;
+    let mut answered = Vec::new();
     for role in Role::TIERS {
         let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
         if tier.is_empty() {
             continue;
         }
-        bar.set_message(format!("starting {}", tier_name(role)));
-        let now = infos(tree, client)?;
-        let st = |m: &Member| {
-            now.get(&m.qualified())
-                .map(|p| p.state)
-                .unwrap_or(state::STOPPED)
+        interrupt::check()?;
+        progress.message(format!("starting {}", tier_name(role)));
+        start_tier(tree, client, role, &tier)?;
+        let limit = if role == Role::Mongos {
+            init::MONGOS_LIMIT
+        } else {
+            START_LIMIT
         };
-        // A BACKOFF process answers ALREADY_STARTED: stop it first (docs/supervisord.md §5).
-        let backoff: Vec<&dyn Program> = tier
-            .iter()
-            .filter(|m| st(m) == state::BACKOFF)
-            .map(|m| *m as &dyn Program)
-            .collect();
-        if !backoff.is_empty() {
-            stop_tier(tree, client, &backoff)?;
-        }
-        let idle: Vec<&Member> = tier
-            .iter()
-            .copied()
-            .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING))
-            .collect();
-        // Something else on a node's port would make the start fail with exit 48 and look
-        // ready to the port check below.
-        let held: Vec<String> = idle
-            .iter()
-            .filter_map(|m| match owner::port_holder(m) {
-                owner::Holder::Free => None,
-                owner::Holder::Node(pid) => Some(format!(
-                    "{} (port {}): its own process, pid {pid}, runs without supervisord; `mup ctl --dir {} up --adopt` stops it",
-                    m.program,
-                    m.port,
-                    tree.layout.root().display()
-                )),
-                owner::Holder::Foreign(who) => Some(format!(
-                    "{} (port {}): held by {who}, which is not this cluster's node; stop it yourself",
-                    m.program, m.port
-                )),
-            })
-            .collect();
-        if !held.is_empty() {
-            bail!(
-                "cluster {}: node ports are already in use:\n  {}",
-                tree.name(),
-                held.join("\n  ")
-            );
-        }
-        let idle_programs: Vec<&dyn Program> = idle.iter().map(|m| *m as &dyn Program).collect();
-        let mut failures = Vec::new();
-        for (m, r) in idle_programs.iter().zip(call_each(
-            tree,
-            client,
-            "supervisor.startProcess",
-            &idle_programs,
-        )?) {
-            match r {
-                Ok(()) => {}
-                Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
-                Err(e) if e.fault_code() == Some(fault::BAD_NAME) => return Err(tree.explain(e)),
-                Err(e) => {
-                    failures.push(failure(client, *m, &format!("could not be started ({e})")))
-                }
-            }
-        }
-        if failures.is_empty() {
-            let limit = if role == Role::Mongos {
-                init::MONGOS_LIMIT
-            } else {
-                START_LIMIT
-            };
-            failures = wait_tier(tree, client, &tier, &bar, limit, |p, m| {
-                procs::listening(&m.host, m.port)
-                    && matches!(p.state, state::STARTING | state::RUNNING)
-            })?;
-        }
-        if !failures.is_empty() {
-            bar.finish_and_clear();
-            bail!(
-                "cluster {}: {} failed to start:\n{}",
-                tree.name(),
-                tier_name(role),
-                failures.join("\n")
-            );
-        }
-        say(
-            &bar,
-            format!(
-                "{} accept connections: {} ({:.1} s)",
-                tier_name(role),
-                tier.iter()
-                    .map(|m| m.program.as_str())
-                    .collect::<Vec<_>>()
-                    .join(" "),
-                began.elapsed().as_secs_f64()
-            ),
-        );
+        answered.extend(starting::wait_answering(
+            tree, client, &tier, progress, limit,
+        )?);
+        progress.say(format!(
+            "{} answer: {} ({:.1} s)",
+            tier_name(role),
+            tier.iter()
+                .map(|m| m.program.as_str())
+                .collect::<Vec<_>>()
+                .join(" "),
+            progress.elapsed()
+        ));
         if init {
-            if let Err(e) = make_ready(tree, client, members, role, &tier, &bar) {
-                bar.finish_and_clear();
-                return Err(e);
-            }
+            starting::make_ready(tree, client, members, role, &tier, progress)?;
         }
-        started.extend(tier);
     }
-    bar.set_message("waiting for RUNNING (startsecs)");
-    bar.set_position(0);
-    let monitors: Vec<&Monitor> = selection.monitors.iter().collect();
-    let monitoring = wait_tier(tree, client, &monitors, &bar, START_LIMIT, |p, _| {
-        p.state == state::RUNNING
-    })?;
-    let failures = wait_tier(tree, client, &started, &bar, START_LIMIT, |p, _| {
-        p.state == state::RUNNING
-    })?;
-    bar.finish_and_clear();
-    warn_monitoring(tree, &monitoring);
-    if !failures.is_empty() {
-        bail!(
-            "cluster {}: failed to start:\n{}",
-            tree.name(),
-            failures.join("\n")
-        );
-    }
-    outln!(
-        "{} program(s) RUNNING ({:.1} s)",
-        selection.len(),
-        began.elapsed().as_secs_f64()
-    )?;
-    Ok(())
+    progress.message("monitoring programs".into());
+    starting::wait_monitors(tree, client, &selection.monitors, progress, START_LIMIT)?;
+    starting::still_up(tree, client, &answered)?;
+    Ok(answered)
 }
 
-/// Starts the monitoring programs that are not running, without waiting (they are waited for
-/// at the end). One that cannot start is a warning, not a failure of the start.
-fn start_monitors(tree: &Tree, client: &Client, monitors: &[Monitor]) -> anyhow::Result<()> {
-    if monitors.is_empty() {
-        return Ok(());
-    }
+/// Starts the nodes of one tier that are not running, at once (a BACKOFF one is stopped
+/// first); refuses when something else holds a node's port.
+fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Member]) -> anyhow::Result<()> {
     let now = infos(tree, client)?;
-    let idle: Vec<&dyn Program> = monitors
+    let st = |m: &Member| {
+        now.get(&m.qualified())
+            .map(|p| p.state)
+            .unwrap_or(state::STOPPED)
+    };
+    // A BACKOFF process answers ALREADY_STARTED: stop it first (docs/supervisord.md §5).
+    let backoff: Vec<&dyn Program> = tier
         .iter()
-        .filter(|m| {
-            !now.get(&m.qualified())
-                .is_some_and(|p| matches!(p.state, state::RUNNING | state::STARTING))
-        })
-        .map(|m| m as &dyn Program)
+        .filter(|m| st(m) == state::BACKOFF)
+        .map(|m| *m as &dyn Program)
         .collect();
-    let mut failures = Vec::new();
-    for (m, r) in idle
+    if !backoff.is_empty() {
+        stop_tier(tree, client, &backoff)?;
+    }
+    let idle: Vec<&Member> = tier
         .iter()
-        .zip(call_each(tree, client, "supervisor.startProcess", &idle)?)
-    {
+        .copied()
+        .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING))
+        .collect();
+    // Something else on a node's port would make the start fail with exit 48.
+    let held: Vec<String> = idle
+        .iter()
+        .filter_map(|m| match owner::port_holder(m) {
+            owner::Holder::Free => None,
+            owner::Holder::Node(pid) => Some(format!(
+                "{} (port {}): its own process, pid {pid}, runs without supervisord; `mup ctl --dir {} up --adopt` stops it",
+                m.program,
+                m.port,
+                tree.layout.root().display()
+            )),
+            owner::Holder::Foreign(who) => Some(format!(
+                "{} (port {}): held by {who}, which is not this cluster's node; stop it yourself",
+                m.program, m.port
+            )),
+        })
+        .collect();
+    if !held.is_empty() {
+        bail!(
+            "cluster {}: node ports are already in use:\n  {}",
+            tree.name(),
+            held.join("\n  ")
+        );
+    }
+    let idle_programs: Vec<&dyn Program> = idle.iter().map(|m| *m as &dyn Program).collect();
+    let mut failures = Vec::new();
+    for (m, r) in idle_programs.iter().zip(call_each(
+        tree,
+        client,
+        "supervisor.startProcess",
+        &idle_programs,
+    )?) {
         match r {
             Ok(()) => {}
             Err(e) if e.fault_code() == Some(fault::ALREADY_STARTED) => {}
+            Err(e) if e.fault_code() == Some(fault::BAD_NAME) => return Err(tree.explain(e)),
             Err(e) => failures.push(failure(client, *m, &format!("could not be started ({e})"))),
         }
     }
-    warn_monitoring(tree, &failures);
-    Ok(())
-}
-
-/// A monitoring program that does not run is said, and the start goes on: the nodes do not
-/// depend on it.
-fn warn_monitoring(tree: &Tree, failures: &[String]) {
-    if failures.is_empty() {
-        return;
-    }
-    eprintln!(
-        "warning: cluster {}: monitoring is not running (the nodes are not affected):\n{}\n(`mup gen --check` tells whether the tree names another mup binary; `mup gen` then `mup ctl reload` fixes that)",
-        tree.name(),
-        failures.join("\n")
-    );
-}
-
-/// The initiation step after `role`'s tier accepts connections: its replica sets initiated
-/// with a primary (config servers, shards), or every shard added (routers).
-fn make_ready(
-    tree: &Tree,
-    client: &Client,
-    members: &[Member],
-    role: Role,
-    tier: &[&Member],
-    bar: &ProgressBar,
-) -> anyhow::Result<()> {
-    let explain = |f: init::Failure| -> anyhow::Error {
-        match &f.member {
-            Some(m) => anyhow::anyhow!(
-                "cluster {}: {f}; last lines of {}:\n{}",
-                tree.name(),
-                m.log_file.display(),
-                indent(&log_tail(client, m.as_ref(), 10))
-            ),
-            None => anyhow::anyhow!("cluster {}: {f}", tree.name()),
-        }
-    };
-    if role == Role::Mongos {
-        let shards = init::sets(
-            &members
-                .iter()
-                .filter(|m| m.role == Role::Mongod)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        let Some(router) = tier.first() else {
-            return Ok(());
-        };
-        for (name, added) in init::add_shards(router, &shards).map_err(explain)? {
-            let line = if added {
-                format!("shard {name} added")
-            } else {
-                format!("shard {name}: already added")
-            };
-            say(bar, line);
-        }
-        return Ok(());
-    }
-    let owned: Vec<Member> = tier.iter().map(|m| (*m).clone()).collect();
-    bar.set_message(format!("initiating the {} replica sets", tier_name(role)));
-    let mut failures = Vec::new();
-    for (set, result, took) in init::initiate_all(&init::sets(&owned)) {
-        match result {
-            Ok(init::Outcome::Initiated { primary }) => say(
-                bar,
-                format!(
-                    "{}: initiated, primary {primary} ({:.1} s)",
-                    set.name,
-                    took.as_secs_f64()
-                ),
-            ),
-            Ok(init::Outcome::AlreadyInitiated { primary }) => say(
-                bar,
-                format!("{}: already initiated, primary {primary}", set.name),
-            ),
-            Err(f) => failures.push(explain(f).to_string()),
-        }
-    }
     if !failures.is_empty() {
-        bail!("{}", failures.join("\n"));
+        bail!(
+            "cluster {}: {} failed to start:\n{}",
+            tree.name(),
+            tier_name(role),
+            failures.join("\n")
+        );
     }
     Ok(())
-}
-
-/// Polls until every member satisfies `ready`, or has failed for good (FATAL, EXITED, or
-/// STOPPED behind our back). BACKOFF is waited out: supervisord retries startretries times.
-fn wait_tier<P: Program>(
-    tree: &Tree,
-    client: &Client,
-    tier: &[&P],
-    bar: &ProgressBar,
-    limit: Duration,
-    ready: impl Fn(&ProcessInfo, &P) -> bool,
-) -> anyhow::Result<Vec<String>> {
-    let start = Instant::now();
-    let mut pending: Vec<&P> = tier.to_vec();
-    let mut failures = Vec::new();
-    while !pending.is_empty() {
-        let now = infos(tree, client)?;
-        let mut still = Vec::new();
-        for m in pending {
-            let Some(p) = now.get(&m.qualified()) else {
-                failures.push(format!("{} is no longer known to supervisord", m.name()));
-                continue;
-            };
-            if ready(p, m) {
-                bar.inc(1);
-            } else if matches!(p.state, state::FATAL | state::EXITED | state::STOPPED) {
-                let why = if p.spawnerr.is_empty() {
-                    p.statename.clone()
-                } else {
-                    format!("{}: {}", p.statename, p.spawnerr)
-                };
-                failures.push(failure(client, m, &format!("went {why}")));
-            } else {
-                still.push(m);
-            }
-        }
-        pending = still;
-        if !pending.is_empty() {
-            if start.elapsed() > limit {
-                for m in &pending {
-                    let why = if m.qualified().starts_with(Role::Mongos.group()) {
-                        " (a mongos accepts connections only once its config servers' replica set has a primary)"
-                    } else {
-                        ""
-                    };
-                    failures.push(failure(
-                        client,
-                        *m,
-                        &format!("was not ready after {} s{why}", limit.as_secs()),
-                    ));
-                }
-                break;
-            }
-            std::thread::sleep(POLL);
-        }
-    }
-    Ok(failures)
 }
 
 /// Stops `programs` in order: routers, mongods, config servers, then everything else (the

@@ -54,12 +54,26 @@ pub(crate) fn all_pids() -> Vec<u32> {
         .unwrap_or_default()
 }
 
-/// True when something accepts TCP connections on `host:port`.
+/// True when something accepts TCP connections on `host:port`. With nothing listening on a
+/// port of the kernel's ephemeral range, the probe's own source port can be that port, and
+/// TCP's simultaneous open then connects the socket to itself: such a connection (local
+/// address = remote address) is no listener. It is closed at once and abortively (SO_LINGER
+/// 0, no TIME_WAIT): a closed self-connection otherwise stays in TIME_WAIT for a minute, and
+/// that blocks the node's own bind even with SO_REUSEADDR (the node exits 48).
 pub(crate) fn listening(host: &str, port: u16) -> bool {
     let Ok(mut addrs) = (host, port).to_socket_addrs() else {
         return false;
     };
-    addrs.any(|a| TcpStream::connect_timeout(&a, Duration::from_millis(200)).is_ok())
+    addrs.any(
+        |a| match TcpStream::connect_timeout(&a, Duration::from_millis(200)) {
+            Ok(stream) if stream.local_addr().ok() == Some(a) => {
+                let _ = rustix::net::sockopt::set_socket_linger(&stream, Some(Duration::ZERO));
+                false
+            }
+            Ok(_) => true,
+            Err(_) => false,
+        },
+    )
 }
 
 /// The kernel's TCP socket tables. Each read costs a few ms whatever the number of sockets

@@ -30,7 +30,12 @@ pub(crate) fn stand_in_bin() -> PathBuf {
 
 /// The mup binary with an environment that cannot leak the developer's settings.
 pub(crate) fn mup(mup_home: &Path) -> Command {
-    let mut cmd = Command::cargo_bin("mup").expect("the mup binary is built");
+    Command::from_std(mup_process(mup_home))
+}
+
+/// [`mup`] as a plain process, for a test that reads its output while it runs or signals it.
+pub(crate) fn mup_process(mup_home: &Path) -> std::process::Command {
+    let mut cmd = std::process::Command::new(env!("CARGO_BIN_EXE_mup"));
     cmd.env_clear()
         .env("PATH", std::env::var_os("PATH").unwrap_or_default())
         .env("HOME", mup_home.join("home"))
@@ -177,6 +182,19 @@ pub(crate) fn client_for(tree: &Path) -> Client {
         m["supervisor_user"].as_str().expect("user"),
         m["supervisor_password"].as_str().expect("password"),
     )
+}
+
+/// Waits (up to 20 s) until supervisord reports no program of `tree` STARTING: a start
+/// returns once every node answers, before supervisord's startsecs (5 s) makes it RUNNING.
+pub(crate) fn wait_started(tree: &Path) {
+    let client = client_for(tree);
+    assert!(
+        wait_until(Duration::from_secs(20), || client
+            .get_all_process_info()
+            .is_ok_and(|ps| ps.iter().all(|p| p.statename != "STARTING"))),
+        "programs of {} still STARTING after 20 s",
+        tree.display()
+    );
 }
 
 /// A supervisord started directly on a tree; shut down (and reaped) when dropped.
@@ -440,11 +458,13 @@ impl Home {
             "--yes",
         ])
     }
-    /// Deploys with the stand-ins and asserts success; returns stdout.
+    /// Deploys with the stand-ins, asserts success and waits out supervisord's startsecs
+    /// ([`wait_started`]); returns stdout.
     pub(crate) fn deploy(&self, name: &str, topology: &Path) -> String {
         let _ports = allocation_lock();
         let (code, out, err) = self.try_deploy(name, topology, &stand_in_bin());
         assert_eq!(code, 0, "deploy {name}:\n{out}\n{err}");
+        wait_started(&self.cluster_dir(name));
         out
     }
     pub(crate) fn display(&self, name: &str) -> (i32, serde_json::Value) {
