@@ -811,6 +811,8 @@ fn a_closed_stdout_does_not_cut_a_deploy_short() {
         "{}",
         String::from_utf8_lossy(&out.stderr)
     );
+    // The deploy returns once the node answers; RUNNING comes after supervisord's startsecs.
+    wait_started(&h.cluster_dir("pipedeploy"));
     let (code, d) = h.display("pipedeploy");
     assert_eq!(code, 0, "{d}");
     assert_eq!(d["supervisord"]["state"], "RUNNING", "{d}");
