@@ -111,6 +111,20 @@ fn holds_any(pid: u32, inodes: &BTreeSet<String>) -> bool {
     })
 }
 
+/// True when `pid` holds every one of `inodes` open (only readable for one's own processes).
+pub(crate) fn holds_all(pid: u32, inodes: &BTreeSet<String>) -> bool {
+    let Ok(fds) = std::fs::read_dir(format!("/proc/{pid}/fd")) else {
+        return false;
+    };
+    let held: BTreeSet<String> = fds
+        .flatten()
+        .filter_map(|fd| std::fs::read_link(fd.path()).ok())
+        .filter_map(|t| t.to_str().map(String::from))
+        .filter(|t| inodes.contains(t))
+        .collect();
+    held.len() == inodes.len()
+}
+
 /// True when `pid` itself holds the socket listening on IPv4 TCP `port`.
 pub(crate) fn owns_listener4(pid: u32, port: u16) -> bool {
     let inodes = listening_inodes(port, TCP4);
