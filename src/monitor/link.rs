@@ -10,7 +10,6 @@ use crate::ctl::owner;
 use crate::supervisor::{self, Error, ProcessInfo};
 use base64::Engine;
 use bytes::Bytes;
-use dxr::Value;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
@@ -60,16 +59,15 @@ impl Link {
         // Whatever happened, the next call gets a connection opened now.
         let link = Arc::clone(self);
         tokio::spawn(async move { link.open_spare().await });
-        let value = answer.unwrap_or_else(|_| {
+        answer.unwrap_or_else(|_| {
             Err(Error::Transport(format!(
                 "no answer to {method} within {} s",
                 deadline.as_secs()
             )))
-        })?;
-        supervisor::process_infos(&value)
+        })
     }
 
-    async fn call(&self, method: &str) -> supervisor::Result<Value> {
+    async fn call(&self, method: &str) -> supervisor::Result<Vec<ProcessInfo>> {
         let body = Bytes::from(supervisor::encode_call(method, Vec::new())?);
         let mut spare = self.spare.lock().await;
         if let Some(stream) = spare.take() {
@@ -168,11 +166,11 @@ impl Exchange {
     }
 }
 
-fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Value> + '_ {
+fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Vec<ProcessInfo>> + '_ {
     move |(status, body)| {
         let text = std::str::from_utf8(&body)
             .map_err(|e| Error::Transport(format!("answer to {method} is not UTF-8: {e}")))?;
-        supervisor::decode_answer(method, status, text)
+        supervisor::all_process_info(method, status, text)
     }
 }
 
