@@ -77,22 +77,7 @@ pub(crate) fn collect(
     with_pid: bool,
 ) -> anyhow::Result<Status> {
     let members = &selection.nodes;
-    let mut daemon = Daemon {
-        url: tree.url(),
-        state: "DOWN".into(),
-        pid: None,
-    };
-    let mut infos: BTreeMap<String, ProcessInfo> = BTreeMap::new();
-    if let Some((c, pid)) = client {
-        let (ident, all) = c.identification_and_infos().map_err(|e| tree.explain(e))?;
-        super::daemon::identified(tree, &ident)?;
-        for p in all {
-            infos.insert(p.qualified(), p);
-        }
-        daemon.state = "RUNNING".into();
-        // The pid proven to hold the daemon's port is the one getPID would answer.
-        daemon.pid = with_pid.then_some(*pid);
-    }
+    let (daemon, infos) = ask(tree, client, with_pid)?;
     // With the daemon down, a node process may still run (the daemon died): say so.
     let loose: BTreeMap<String, u32> = if client.is_none() {
         super::owner::running_nodes(members)
@@ -156,6 +141,30 @@ pub(crate) fn collect(
         supervisord: daemon,
         programs,
     })
+}
+
+/// The daemon's row and its programs' infos by qualified name, in one request: its
+/// identification (checked) and getAllProcessInfo.
+fn ask(
+    tree: &Tree,
+    client: Option<&(Client, u32)>,
+    with_pid: bool,
+) -> anyhow::Result<(Daemon, BTreeMap<String, ProcessInfo>)> {
+    let mut daemon = Daemon {
+        url: tree.url(),
+        state: "DOWN".into(),
+        pid: None,
+    };
+    let mut infos = BTreeMap::new();
+    if let Some((c, pid)) = client {
+        let (ident, all) = c.identification_and_infos().map_err(|e| tree.explain(e))?;
+        super::daemon::identified(tree, &ident)?;
+        infos.extend(all.into_iter().map(|p| (p.qualified(), p)));
+        daemon.state = "RUNNING".into();
+        // The pid proven to hold the daemon's port is the one getPID would answer.
+        daemon.pid = with_pid.then_some(*pid);
+    }
+    Ok((daemon, infos))
 }
 
 /// The table `mup ctl status` prints.

@@ -30,6 +30,9 @@ pub(super) struct Link {
     /// The daemon's pid: every connection is proven to reach its listening socket.
     daemon: u32,
     authorization: HeaderValue,
+    /// The daemon's descriptors last found holding its listening socket (the proof reads them
+    /// first).
+    listener_fds: std::sync::Mutex<Vec<u32>>,
     /// The connection for the next call; held while a call runs, so calls go one at a time.
     spare: Mutex<Option<TcpStream>>,
 }
@@ -43,6 +46,7 @@ impl Link {
         Link {
             port,
             daemon,
+            listener_fds: std::sync::Mutex::new(Vec::new()),
             authorization,
             spare: Mutex::new(None),
         }
@@ -99,16 +103,27 @@ impl Link {
     /// /proc and asks the kernel, off the thread that serves scrapes).
     async fn connect(&self) -> supervisor::Result<TcpStream> {
         let (daemon, port) = (self.daemon, self.port);
-        let proven = tokio::task::spawn_blocking(move || {
-            let stream = owner::connect_daemon(daemon, port, CONNECT_WAIT)?;
-            stream
-                .set_nonblocking(true)
-                .map_err(|e| Error::Transport(e.to_string()))?;
-            Ok::<_, Error>(stream)
+        let mut fds = self.listener_fds().clone();
+        let (proven, fds) = tokio::task::spawn_blocking(move || {
+            let stream =
+                owner::connect_daemon(daemon, port, CONNECT_WAIT, &mut fds).and_then(|stream| {
+                    stream
+                        .set_nonblocking(true)
+                        .map_err(|e| Error::Transport(e.to_string()))?;
+                    Ok(stream)
+                });
+            (stream, fds)
         })
         .await
         .map_err(|e| Error::Transport(e.to_string()))?;
+        *self.listener_fds() = fds;
         TcpStream::from_std(proven?).map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    fn listener_fds(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.listener_fds
+            .lock()
+            .expect("the descriptor list lock is never poisoned")
     }
 
     /// One POST on `stream`, then the connection is closed: the HTTP status and the body.

@@ -280,7 +280,7 @@ mod tests {
     #[test]
     fn decodes_as_the_generic_values_do() {
         let items = process("a&amp;b &lt;c&gt;", 12, "pid 12, uptime 0:00:42")
-            + &process("mongod-2", 0, "Not started &#233;");
+            + &process("mongod-2", 0, " Not started &#233;\n");
         let text = answer(&array(&items));
         let generic = crate::supervisor::process_infos(
             &decode_answer("m", 200, &text).expect("the generic decoder reads it"),
@@ -288,6 +288,7 @@ mod tests {
         .expect("process infos");
         assert_eq!(generic.len(), 2);
         assert_eq!(generic[0].name, "a&b <c>");
+        assert_eq!(generic[1].description, " Not started é\n");
         assert_eq!(process_infos(&text), Some(generic));
         assert_eq!(process_infos(&answer(&array(""))), Some(Vec::new()));
         // Both answers of the status multicall.
