@@ -6,6 +6,8 @@ use std::collections::BTreeMap;
 use std::fmt;
 use std::time::Duration;
 
+mod infos;
+
 /// Process states (docs/supervisord.md §5).
 pub mod state {
     pub const STOPPED: i32 = 0;
@@ -160,6 +162,12 @@ impl Client {
 
     /// Calls `method` with `params` and returns the raw value.
     pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value> {
+        let (status, text) = self.post(method, params)?;
+        decode_answer(method, status, &text)
+    }
+
+    /// One POST of a call of `method`: the HTTP status and the answer's text.
+    fn post(&self, method: &str, params: Vec<Value>) -> Result<(u16, String)> {
         let body = encode_call(method, params)?;
         let resp = self
             .http
@@ -177,7 +185,7 @@ impl Client {
             })?;
         let status = resp.status().as_u16();
         let text = resp.text().map_err(|e| Error::Transport(e.to_string()))?;
-        decode_answer(method, status, &text)
+        Ok((status, text))
     }
 
     fn sup(&self, method: &str, params: Vec<Value>) -> Result<Value> {
@@ -199,7 +207,9 @@ impl Client {
     }
 
     pub fn get_all_process_info(&self) -> Result<Vec<ProcessInfo>> {
-        process_infos(&self.sup("getAllProcessInfo", vec![])?)
+        let method = "supervisor.getAllProcessInfo";
+        let (status, text) = self.post(method, vec![])?;
+        all_process_info(method, status, &text)
     }
 
     pub fn get_process_info(&self, name: &str) -> Result<ProcessInfo> {
@@ -317,22 +327,39 @@ impl Client {
                 Value::Struct(st)
             })
             .collect();
-        let v = self.call("system.multicall", vec![Value::Array(list)])?;
-        Ok(as_array(&v)?
-            .iter()
-            .map(|item| match item {
-                Value::Struct(st) if st.contains_key("faultCode") => Err(Error::Fault {
-                    code: st.get("faultCode").map(as_int).transpose()?.unwrap_or(0) as i32,
-                    message: st
-                        .get("faultString")
-                        .map(as_string)
-                        .transpose()?
-                        .unwrap_or_default(),
-                }),
-                other => Ok(other.clone()),
-            })
-            .collect())
+        multicall_results(&self.call("system.multicall", vec![Value::Array(list)])?)
     }
+}
+
+/// The results of a `system.multicall` answer, each a value or a fault.
+fn multicall_results(v: &Value) -> Result<Vec<Result<Value>>> {
+    Ok(as_array(v)?
+        .iter()
+        .map(|item| match item {
+            Value::Struct(st) if st.contains_key("faultCode") => Err(Error::Fault {
+                code: st.get("faultCode").map(as_int).transpose()?.unwrap_or(0) as i32,
+                message: st
+                    .get("faultString")
+                    .map(as_string)
+                    .transpose()?
+                    .unwrap_or_default(),
+            }),
+            other => Ok(other.clone()),
+        })
+        .collect())
+}
+
+/// The process infos of the daemon's answer to `getAllProcessInfo` (`method`): HTTP `status`
+/// and its body `text`, decoded directly, or through the generic values when it is not a
+/// plain array of them (a fault: that path names it).
+pub(crate) fn all_process_info(method: &str, status: u16, text: &str) -> Result<Vec<ProcessInfo>> {
+    if let Some(infos) = (status == 200)
+        .then(|| infos::process_infos(text))
+        .flatten()
+    {
+        return Ok(infos);
+    }
+    process_infos(&decode_answer(method, status, text)?)
 }
 
 /// The XML body of a call of `method` with `params`.

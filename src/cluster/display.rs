@@ -78,7 +78,7 @@ pub(crate) struct DisplayNode {
 /// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down.
 pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
-    let client = daemon::running(&tree)?;
+    let client = daemon::proven(&tree)?;
     let st = status::collect(&tree, client.as_ref(), &tree.all(), true)?;
     let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
     let (roles, shards) = server_view(&tree.members, &up);

@@ -23,19 +23,35 @@ pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SEC
 /// included — is sent to it. `None` when it is not running. A foreign listener on its port,
 /// or this tree's daemon listening elsewhere, is an error that names it.
 pub(crate) fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
+    let Some((client, _)) = proven(tree)? else {
+        return Ok(None);
+    };
+    identified(
+        tree,
+        &client.get_identification().map_err(|e| tree.explain(e))?,
+    )?;
+    Ok(Some(client))
+}
+
+/// Checks the identification this tree's daemon answered (`getIdentification`): a daemon
+/// running this tree's supervisor.ini calls itself by the cluster's name.
+pub(crate) fn identified(tree: &Tree, ident: &str) -> anyhow::Result<()> {
+    let want = crate::naming::identifier(tree.name());
+    if ident != want {
+        bail!(
+            "the supervisord on 127.0.0.1:{} runs this tree's supervisor.ini but calls itself {ident:?}, not {want:?}: was supervisor.ini edited by hand?",
+            tree.port
+        );
+    }
+    Ok(())
+}
+
+/// This tree's daemon proven ours by its process ([`owner::daemon`]), not asked anything
+/// yet: its client and its pid. The caller checks its identification ([`identified`]) with
+/// its first call. `None` when it is not running; errors as [`running`].
+pub(crate) fn proven(tree: &Tree) -> anyhow::Result<Option<(Client, u32)>> {
     match owner::daemon(tree) {
-        owner::Daemon::Serving(_) => {
-            let client = tree.client();
-            let ident = client.get_identification().map_err(|e| tree.explain(e))?;
-            let want = crate::naming::identifier(tree.name());
-            if ident != want {
-                bail!(
-                    "the supervisord on 127.0.0.1:{} runs this tree's supervisor.ini but calls itself {ident:?}, not {want:?}: was supervisor.ini edited by hand?",
-                    tree.port
-                );
-            }
-            Ok(Some(client))
-        }
+        owner::Daemon::Serving(pid) => Ok(Some((tree.client(), pid))),
         owner::Daemon::Absent => Ok(None),
         owner::Daemon::Astray(pid) => bail!(
             "supervisord of cluster {} ({}) runs with {} but does not listen on 127.0.0.1:{}, the port meta.yaml records (was supervisor_port changed by `mup gen` while it ran?); `mup ctl --dir {} down` stops it and its nodes",

@@ -216,6 +216,45 @@ pub(crate) fn daemon(tree: &Tree) -> Daemon {
     }
 }
 
+/// A connection to the daemon `pid` (proven this tree's by [`daemon`]) on 127.0.0.1:`port`,
+/// itself proven to reach that daemon before anything is sent on it: the sockets listening on
+/// the port, asked of the kernel just before and just after the connect, are the same ones,
+/// and `pid` holds all of them. While a listening socket lives no other user can bind its
+/// port, and a loopback connect is queued on the listener before it returns; so the
+/// connection is the daemon's, not one taken by a listener bound while the daemon briefly
+/// dropped its port (a reload closes and reopens it). `fds`: the daemon's descriptors found
+/// holding the listener last time (read first), updated.
+pub(crate) fn connect_daemon(
+    pid: u32,
+    port: u16,
+    timeout: Duration,
+    fds: &mut Vec<u32>,
+) -> Result<std::net::TcpStream, crate::supervisor::Error> {
+    use crate::supervisor::Error;
+    let before = procs::listening_inodes(port, procs::TCP4);
+    if before.is_empty() {
+        return Err(Error::NotRunning);
+    }
+    let address = std::net::SocketAddr::from((std::net::Ipv4Addr::LOCALHOST, port));
+    let stream = std::net::TcpStream::connect_timeout(&address, timeout).map_err(|e| {
+        if e.kind() == std::io::ErrorKind::ConnectionRefused {
+            Error::NotRunning
+        } else {
+            Error::Transport(format!("cannot connect to 127.0.0.1:{port}: {e}"))
+        }
+    })?;
+    let after = procs::listening_inodes(port, procs::TCP4);
+    match procs::holding_fds(pid, &after, fds).filter(|_| before == after) {
+        Some(holding) => *fds = holding,
+        None => {
+            return Err(Error::Transport(format!(
+                "127.0.0.1:{port} is not (or not only) held by supervisord (pid {pid}) any more"
+            )))
+        }
+    }
+    Ok(stream)
+}
+
 /// A process proven ours, to stop.
 #[derive(Debug, Clone)]
 pub(crate) struct Owned {
@@ -324,6 +363,41 @@ mod tests {
             Path::new("Cargo.lock"),
             &cwd.join("Cargo.toml")
         ));
+    }
+
+    #[test]
+    fn a_daemon_connection_is_made_only_to_the_daemon_listener() {
+        use std::os::fd::AsRawFd;
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        let wait = Duration::from_secs(1);
+        // This process holds the listener: proven when it is the daemon named.
+        let me = std::process::id();
+        let mut fds = Vec::new();
+        assert!(connect_daemon(me, port, wait, &mut fds).is_ok());
+        // The descriptor found holding the listener is read first next time; a stale one is
+        // not trusted (all are read again).
+        assert_eq!(fds, vec![listener.as_raw_fd() as u32]);
+        let mut stale = vec![0];
+        assert!(connect_daemon(me, port, wait, &mut stale).is_ok());
+        assert_eq!(stale, fds);
+        // Another process named as the daemon (a child that holds no socket): refused.
+        let mut other = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("sleep");
+        let refused = connect_daemon(other.id(), port, wait, &mut Vec::new());
+        let _ = other.kill();
+        let _ = other.wait();
+        assert!(matches!(
+            refused,
+            Err(crate::supervisor::Error::Transport(_))
+        ));
+        drop(listener);
+        assert_eq!(
+            connect_daemon(me, port, wait, &mut Vec::new()).err(),
+            Some(crate::supervisor::Error::NotRunning)
+        );
     }
 
     #[test]

@@ -125,6 +125,36 @@ fn holds_any(pid: u32, inodes: &BTreeSet<String>) -> bool {
     })
 }
 
+/// The descriptors of `pid` that hold `inodes`, when it holds every one of them open (only
+/// readable for one's own processes). Those in `hint` (found by an earlier call) are read
+/// first; all of them only when those no longer do (a daemon holds thousands).
+pub(crate) fn holding_fds(pid: u32, inodes: &BTreeSet<String>, hint: &[u32]) -> Option<Vec<u32>> {
+    let holds = |fd: &u32| {
+        std::fs::read_link(format!("/proc/{pid}/fd/{fd}"))
+            .ok()
+            .is_some_and(|t| t.to_str().is_some_and(|t| inodes.contains(t)))
+    };
+    let all = |fds: &[u32]| {
+        let held: BTreeSet<String> = fds
+            .iter()
+            .filter_map(|fd| std::fs::read_link(format!("/proc/{pid}/fd/{fd}")).ok())
+            .filter_map(|t| t.to_str().map(String::from))
+            .filter(|t| inodes.contains(t))
+            .collect();
+        !inodes.is_empty() && held.len() == inodes.len()
+    };
+    if !hint.is_empty() && all(hint) {
+        return Some(hint.to_vec());
+    }
+    let holding: Vec<u32> = std::fs::read_dir(format!("/proc/{pid}/fd"))
+        .ok()?
+        .flatten()
+        .filter_map(|fd| fd.file_name().to_str()?.parse().ok())
+        .filter(holds)
+        .collect();
+    all(&holding).then_some(holding)
+}
+
 /// True when `pid` itself holds the socket listening on IPv4 TCP `port`.
 pub(crate) fn owns_listener4(pid: u32, port: u16) -> bool {
     let inodes = listening_inodes(port, TCP4);

@@ -1,4 +1,5 @@
-//! `mup ctl status`: one row per program from one getAllProcessInfo, as a table or as JSON.
+//! `mup ctl status`: one row per program from one request (the daemon's identification and
+//! getAllProcessInfo in one multicall), as a table or as JSON.
 
 use super::{Selection, Tree};
 use crate::supervisor::{state, Client, ProcessInfo};
@@ -53,7 +54,7 @@ impl Program {
 /// is RUNNING. With the daemon down it fails saying so (exit 1), and `--json` first prints the
 /// document anyway (`"state": "DOWN"`), so a script always gets JSON to read.
 pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
-    let client = super::daemon::running(tree)?;
+    let client = super::daemon::proven(tree)?;
     let st = collect(tree, client.as_ref(), selection, json)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&st)?)?;
@@ -66,30 +67,17 @@ pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Res
     Ok(st.programs.iter().all(Program::running))
 }
 
-/// Collects the status of `selection` (nodes first, then the monitoring programs); with the
-/// daemon down, every program shows STOPPED.
+/// Collects the status of `selection` (nodes first, then the monitoring programs) from the
+/// daemon proven ours ([`super::daemon::proven`]: its client and pid), checking its
+/// identification on the way; with the daemon down, every program shows STOPPED.
 pub(crate) fn collect(
     tree: &Tree,
-    client: Option<&Client>,
+    client: Option<&(Client, u32)>,
     selection: &Selection,
     with_pid: bool,
 ) -> anyhow::Result<Status> {
     let members = &selection.nodes;
-    let mut daemon = Daemon {
-        url: tree.url(),
-        state: "DOWN".into(),
-        pid: None,
-    };
-    let mut infos: BTreeMap<String, ProcessInfo> = BTreeMap::new();
-    if let Some(c) = client {
-        for p in c.get_all_process_info().map_err(|e| tree.explain(e))? {
-            infos.insert(p.qualified(), p);
-        }
-        daemon.state = "RUNNING".into();
-        if with_pid {
-            daemon.pid = Some(c.get_pid().map_err(|e| tree.explain(e))?);
-        }
-    }
+    let (daemon, infos) = ask(tree, client, with_pid)?;
     // With the daemon down, a node process may still run (the daemon died): say so.
     let loose: BTreeMap<String, u32> = if client.is_none() {
         super::owner::running_nodes(members)
@@ -153,6 +141,30 @@ pub(crate) fn collect(
         supervisord: daemon,
         programs,
     })
+}
+
+/// The daemon's row and its programs' infos by qualified name, in one request: its
+/// identification (checked) and getAllProcessInfo.
+fn ask(
+    tree: &Tree,
+    client: Option<&(Client, u32)>,
+    with_pid: bool,
+) -> anyhow::Result<(Daemon, BTreeMap<String, ProcessInfo>)> {
+    let mut daemon = Daemon {
+        url: tree.url(),
+        state: "DOWN".into(),
+        pid: None,
+    };
+    let mut infos = BTreeMap::new();
+    if let Some((c, pid)) = client {
+        let (ident, all) = c.identification_and_infos().map_err(|e| tree.explain(e))?;
+        super::daemon::identified(tree, &ident)?;
+        infos.extend(all.into_iter().map(|p| (p.qualified(), p)));
+        daemon.state = "RUNNING".into();
+        // The pid proven to hold the daemon's port is the one getPID would answer.
+        daemon.pid = with_pid.then_some(*pid);
+    }
+    Ok((daemon, infos))
 }
 
 /// The table `mup ctl status` prints.

@@ -115,6 +115,7 @@ impl Exporter {
                     pid,
                     Arc::new(Link::new(
                         self.tree.port,
+                        pid,
                         meta.supervisor_user.as_deref().unwrap_or_default(),
                         meta.supervisor_password.as_deref().unwrap_or_default(),
                     )),

@@ -2,12 +2,14 @@
 //! over one connection per call (docs/supervisord.md §8) that is opened ahead, while the
 //! exporter waits for the next scrape. A call on a fresh connection waits for one turn of
 //! supervisord's main loop to accept it first; on the connection opened ahead that turn is
-//! already taken (docs/monitoring.md, "Cost of a scrape").
+//! already taken (docs/monitoring.md, "Cost of a scrape"). Each connection is proven to reach
+//! the daemon's own listening socket before the credentials are sent on it
+//! ([`owner::connect_daemon`]): the daemon drops its port for a moment on a reload.
 
+use crate::ctl::owner;
 use crate::supervisor::{self, Error, ProcessInfo};
 use base64::Engine;
 use bytes::Bytes;
-use dxr::Value;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
@@ -16,8 +18,8 @@ use std::time::Duration;
 use tokio::net::TcpStream;
 use tokio::sync::Mutex;
 
-/// How long opening the spare connection may take.
-const SPARE_CONNECT: Duration = Duration::from_secs(1);
+/// How long opening a connection may take.
+const CONNECT_WAIT: Duration = Duration::from_secs(1);
 
 /// The largest answer read: `getAllProcessInfo` is about 1.4 KB per program.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
@@ -25,19 +27,26 @@ const MAX_ANSWER: usize = 64 * 1024 * 1024;
 /// The client side of this tree's daemon, proven before it was made (`Exporter::link`).
 pub(super) struct Link {
     port: u16,
+    /// The daemon's pid: every connection is proven to reach its listening socket.
+    daemon: u32,
     authorization: HeaderValue,
+    /// The daemon's descriptors last found holding its listening socket (the proof reads them
+    /// first).
+    listener_fds: std::sync::Mutex<Vec<u32>>,
     /// The connection for the next call; held while a call runs, so calls go one at a time.
     spare: Mutex<Option<TcpStream>>,
 }
 
 impl Link {
-    pub(super) fn new(port: u16, user: &str, password: &str) -> Link {
+    pub(super) fn new(port: u16, daemon: u32, user: &str, password: &str) -> Link {
         let token = base64::engine::general_purpose::STANDARD.encode(format!("{user}:{password}"));
         let mut authorization = HeaderValue::from_str(&format!("Basic {token}"))
             .expect("base64 is a valid header value");
         authorization.set_sensitive(true);
         Link {
             port,
+            daemon,
+            listener_fds: std::sync::Mutex::new(Vec::new()),
             authorization,
             spare: Mutex::new(None),
         }
@@ -54,16 +63,15 @@ impl Link {
         // Whatever happened, the next call gets a connection opened now.
         let link = Arc::clone(self);
         tokio::spawn(async move { link.open_spare().await });
-        let value = answer.unwrap_or_else(|_| {
+        answer.unwrap_or_else(|_| {
             Err(Error::Transport(format!(
                 "no answer to {method} within {} s",
                 deadline.as_secs()
             )))
-        })?;
-        supervisor::process_infos(&value)
+        })
     }
 
-    async fn call(&self, method: &str) -> supervisor::Result<Value> {
+    async fn call(&self, method: &str) -> supervisor::Result<Vec<ProcessInfo>> {
         let body = Bytes::from(supervisor::encode_call(method, Vec::new())?);
         let mut spare = self.spare.lock().await;
         if let Some(stream) = spare.take() {
@@ -73,9 +81,7 @@ impl Link {
                 other => return other.map_err(Exchange::into_error).and_then(decode(method)),
             }
         }
-        let stream = TcpStream::connect(("127.0.0.1", self.port))
-            .await
-            .map_err(|_| Error::NotRunning)?;
+        let stream = self.connect().await?;
         let answer = self.exchange(stream, body).await;
         drop(spare);
         answer
@@ -85,16 +91,39 @@ impl Link {
 
     /// Keeps one connection open for the next call (nothing is sent on it until then). A
     /// loopback connect completes at once unless the daemon's accept queue is full (it has been
-    /// stopped a long time): then there is no spare.
+    /// stopped a long time): then there is no spare, nor when it is not proven the daemon's.
     async fn open_spare(&self) {
         let mut spare = self.spare.lock().await;
         if spare.is_none() {
-            let connect = TcpStream::connect(("127.0.0.1", self.port));
-            *spare = tokio::time::timeout(SPARE_CONNECT, connect)
-                .await
-                .ok()
-                .and_then(Result::ok);
+            *spare = self.connect().await.ok();
         }
+    }
+
+    /// A new connection, proven to reach the daemon (on the blocking pool: the proof reads
+    /// /proc and asks the kernel, off the thread that serves scrapes).
+    async fn connect(&self) -> supervisor::Result<TcpStream> {
+        let (daemon, port) = (self.daemon, self.port);
+        let mut fds = self.listener_fds().clone();
+        let (proven, fds) = tokio::task::spawn_blocking(move || {
+            let stream =
+                owner::connect_daemon(daemon, port, CONNECT_WAIT, &mut fds).and_then(|stream| {
+                    stream
+                        .set_nonblocking(true)
+                        .map_err(|e| Error::Transport(e.to_string()))?;
+                    Ok(stream)
+                });
+            (stream, fds)
+        })
+        .await
+        .map_err(|e| Error::Transport(e.to_string()))?;
+        *self.listener_fds() = fds;
+        TcpStream::from_std(proven?).map_err(|e| Error::Transport(e.to_string()))
+    }
+
+    fn listener_fds(&self) -> std::sync::MutexGuard<'_, Vec<u32>> {
+        self.listener_fds
+            .lock()
+            .expect("the descriptor list lock is never poisoned")
     }
 
     /// One POST on `stream`, then the connection is closed: the HTTP status and the body.
@@ -152,10 +181,58 @@ impl Exchange {
     }
 }
 
-fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Value> + '_ {
+fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Vec<ProcessInfo>> + '_ {
     move |(status, body)| {
         let text = std::str::from_utf8(&body)
             .map_err(|e| Error::Transport(format!("answer to {method} is not UTF-8: {e}")))?;
-        supervisor::decode_answer(method, status, text)
+        supervisor::all_process_info(method, status, text)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::io::Read;
+
+    /// A listener on the daemon's port that is not the daemon's gets no request: not even a
+    /// byte, let alone the credentials.
+    #[test]
+    fn a_listener_not_the_daemons_gets_nothing() {
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").expect("bind");
+        let port = listener.local_addr().expect("addr").port();
+        // The daemon named is a process that holds no socket; this test holds the listener.
+        let mut daemon = std::process::Command::new("sleep")
+            .arg("10")
+            .spawn()
+            .expect("sleep");
+        let link = Arc::new(Link::new(port, daemon.id(), "user", "secret"));
+        let runtime = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .expect("runtime");
+        let answer = runtime.block_on(async {
+            let answer = link.all_process_info(Duration::from_secs(2)).await;
+            // Let the spare connection be tried too.
+            tokio::time::sleep(Duration::from_millis(300)).await;
+            answer
+        });
+        let _ = daemon.kill();
+        let _ = daemon.wait();
+        assert!(answer.is_err(), "{answer:?}");
+        drop(runtime);
+        listener.set_nonblocking(true).expect("nonblocking");
+        let mut connections = 0;
+        while let Ok((mut connection, _)) = listener.accept() {
+            connections += 1;
+            connection.set_nonblocking(false).expect("blocking");
+            connection
+                .set_read_timeout(Some(Duration::from_secs(2)))
+                .expect("timeout");
+            let mut received = Vec::new();
+            let _ = connection.read_to_end(&mut received);
+            assert_eq!(String::from_utf8_lossy(&received), "");
+        }
+        // The proof connects, then finds the listener is not the daemon's.
+        assert!(connections > 0);
     }
 }
