@@ -6,8 +6,9 @@
 //! decided after the cluster is stopped and before anything is removed.
 
 use super::{confirm, load};
-use crate::ctl::{daemon, owner, procs, Tree};
+use crate::ctl::{daemon, owner, procs, Member, Tree};
 use crate::data_dirs;
+use crate::ports::Recorded;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
@@ -138,24 +139,7 @@ pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
         let Some(d) = m.data_dir.as_deref() else {
             continue;
         };
-        let decision = if keep_data {
-            Err("--keep-data".to_string())
-        } else if root.starts_with(d) {
-            Err("it contains the cluster directory".to_string())
-        } else if d.starts_with(root) {
-            // Removed with the cluster directory (whose removal follows no symlink in it),
-            // unless it is another's now.
-            data_dirs::in_use(d, &others).map_or(Ok(None), Err)
-        } else {
-            let recorded = tree
-                .meta
-                .nodes
-                .iter()
-                .find(|n| n.supervisor_name == m.program)
-                .and_then(|n| n.data_dir_resolved.as_deref())
-                .map(Path::new);
-            data_dirs::removable(d, m.data_dir_created, recorded, &others)
-        };
+        let decision = data_dir_decision(tree, m, d, keep_data, &others);
         match decision {
             Ok(Some(real)) => p.remove.push(real),
             Ok(None) => {}
@@ -214,6 +198,36 @@ pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
         .collect();
     p.remove.extend(removable);
     p
+}
+
+/// What destroy does with one node's data directory `d`: remove it (by the resolved path
+/// returned), leave it to the tree's removal (`None`), or keep it with the reason.
+fn data_dir_decision(
+    tree: &Tree,
+    m: &Member,
+    d: &Path,
+    keep_data: bool,
+    others: &[Recorded],
+) -> Result<Option<PathBuf>, String> {
+    let root = tree.layout.root();
+    if keep_data {
+        Err("--keep-data".to_string())
+    } else if root.starts_with(d) {
+        Err("it contains the cluster directory".to_string())
+    } else if d.starts_with(root) {
+        // Removed with the cluster directory (whose removal follows no symlink in it),
+        // unless it is another's now.
+        data_dirs::in_use(d, others).map_or(Ok(None), Err)
+    } else {
+        let recorded = tree
+            .meta
+            .nodes
+            .iter()
+            .find(|n| n.supervisor_name == m.program)
+            .and_then(|n| n.data_dir_resolved.as_deref())
+            .map(Path::new);
+        data_dirs::removable(d, m.data_dir_created, recorded, others)
+    }
 }
 
 /// Carries out a plan.
