@@ -305,7 +305,11 @@ fn caller_user() -> Option<String> {
             }
         }
     }
-    let out = std::process::Command::new("id").arg("-un").output().ok()?;
+    let bound = crate::child::Bound {
+        time: std::time::Duration::from_secs(10),
+        bytes: 4096,
+    };
+    let out = crate::child::run_bounded(std::process::Command::new("id").arg("-un"), bound).ok()?;
     let name = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (!name.is_empty()).then_some(name)
 }

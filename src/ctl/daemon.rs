@@ -4,8 +4,9 @@
 use super::{ops, owner, procs, Member, Tree};
 use crate::model::Role;
 use crate::supervisor::{self, Client};
-use crate::{render, setup};
+use crate::{child, render, setup};
 use anyhow::{bail, Context};
+use rustix::process::Signal;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,6 +14,8 @@ use std::time::{Duration, Instant};
 /// How long a freshly launched daemon may take to answer (it answers ~0.1 s after
 /// `supervisord -c` returns).
 const READY_LIMIT: Duration = Duration::from_secs(15);
+/// How long `supervisord -c` may take to start the daemon and exit.
+const LAUNCH_LIMIT: Duration = Duration::from_secs(30);
 /// supervisord stops its children (stopwaitsecs=30) before it exits.
 const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
@@ -171,7 +174,10 @@ fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
                 proof: owner::node_proof(m),
             })
             .collect();
-        for (o, result) in owned.iter().zip(owner::stop(&owned, "INT", STOP_WAIT)) {
+        for (o, result) in owned
+            .iter()
+            .zip(owner::stop(&owned, Signal::INT, STOP_WAIT))
+        {
             let how = match result {
                 owner::Stopped::Exited => "stopped with SIGINT".to_string(),
                 owner::Stopped::Killed => format!(
@@ -260,14 +266,21 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
         eprintln!("removed stale {} ({now})", pidfile.display());
     }
     let supervisord = setup::find_supervisord()?;
-    let out = Command::new(&supervisord)
-        .arg("-c")
-        .arg(tree.layout.supervisor_ini())
-        .env_clear()
-        .envs(daemon_env(tree))
-        .current_dir(tree.layout.root())
-        .output()
-        .with_context(|| format!("cannot run {}", supervisord.display()))?;
+    // supervisord forks the daemon (which leaves the process group with setsid and closes
+    // its output) and exits: a program that stays is not a daemonizing supervisord.
+    let out = child::run(
+        Command::new(&supervisord)
+            .arg("-c")
+            .arg(tree.layout.supervisor_ini())
+            .env_clear()
+            .envs(daemon_env(tree))
+            .current_dir(tree.layout.root()),
+        child::Bound {
+            time: LAUNCH_LIMIT,
+            bytes: 1024 * 1024,
+        },
+        "check that it is a stock supervisord that daemonizes (or set MUP_SUPERVISORD to one)",
+    )?;
     if !out.status.success() {
         bail!(
             "supervisord refused to start for cluster {} ({}): {}",
@@ -363,7 +376,7 @@ pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
                 pid,
                 proof: owner::Proof::Daemon(tree.layout.supervisor_ini()),
             };
-            let result = owner::stop(&[daemon], "TERM", EXIT_LIMIT);
+            let result = owner::stop(&[daemon], Signal::TERM, EXIT_LIMIT);
             if result.first() == Some(&owner::Stopped::Survived) {
                 bail!(
                     "supervisord pid {pid} of cluster {} survived SIGKILL",
