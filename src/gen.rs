@@ -379,7 +379,7 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         }
         Mode::DryRun => {
             outln!("would write to {}:", layout.root().display())?;
-            for d in &cmp.missing_dirs {
+            for d in &tree::with_missing_parents(&cmp.missing_dirs, layout.root()) {
                 let outside = if d.starts_with(layout.root()) {
                     ""
                 } else {
@@ -408,12 +408,8 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             Ok(true)
         }
         Mode::Write => {
-            tree::apply(&cmp, &compiled.files)?;
-            for d in cmp
-                .missing_dirs
-                .iter()
-                .filter(|d| !d.starts_with(layout.root()))
-            {
+            let created = tree::apply(&cmp, &compiled.files)?;
+            for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
                 eprintln!("created {} (outside the tree)", shown_dir(layout, d));
             }
             for p in &cmp.extra {
