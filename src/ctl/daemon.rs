@@ -17,7 +17,7 @@ const READY_LIMIT: Duration = Duration::from_secs(15);
 /// How long `supervisord -c` may take to start the daemon and exit.
 const LAUNCH_LIMIT: Duration = Duration::from_secs(30);
 /// supervisord stops its children (stopwaitsecs=30) before it exits.
-const EXIT_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// The grace a node gets after SIGINT before SIGKILL, as supervisord gives it.
 pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SECS);
@@ -26,10 +26,35 @@ pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SEC
 /// included — is sent to it. `None` when it is not running. A foreign listener on its port,
 /// or this tree's daemon listening elsewhere, is an error that names it.
 pub(crate) fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
+    match reach(tree)? {
+        Reach::Answers(client) => Ok(Some(client)),
+        Reach::Down => Ok(None),
+        Reach::Silent { why, .. } => Err(tree.explain(why)),
+    }
+}
+
+/// How this tree's daemon answers.
+pub(crate) enum Reach {
+    /// Proven ours, and answers with this tree's credentials and identification.
+    Answers(Client),
+    /// Not running; nothing listens on its port.
+    Down,
+    /// Proven ours (pid `pid`), but timed out or refused the credentials (`why`).
+    Silent { pid: u32, why: supervisor::Error },
+}
+
+/// Like [`running`], telling apart a daemon proven ours that does not answer.
+pub(crate) fn reach(tree: &Tree) -> anyhow::Result<Reach> {
     match owner::daemon(tree) {
-        owner::Daemon::Serving(_) => {
+        owner::Daemon::Serving(pid) => {
             let client = tree.client();
-            let ident = client.get_identification().map_err(|e| tree.explain(e))?;
+            let ident = match client.get_identification() {
+                Ok(ident) => ident,
+                Err(why @ (supervisor::Error::Timeout { .. } | supervisor::Error::Unauthorized)) => {
+                    return Ok(Reach::Silent { pid, why })
+                }
+                Err(e) => return Err(tree.explain(e)),
+            };
             let want = crate::naming::identifier(tree.name());
             if ident != want {
                 bail!(
@@ -37,9 +62,9 @@ pub(crate) fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
                     tree.port
                 );
             }
-            Ok(Some(client))
+            Ok(Reach::Answers(client))
         }
-        owner::Daemon::Absent => Ok(None),
+        owner::Daemon::Absent => Ok(Reach::Down),
         owner::Daemon::Astray(pid) => bail!(
             "supervisord of cluster {} ({}) runs with {} but does not listen on 127.0.0.1:{}, the port meta.yaml records (was supervisor_port changed by `mup gen` while it ran?); `mup ctl --dir {} down` stops it and its nodes",
             tree.name(),
@@ -367,7 +392,11 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
 /// too, the way supervisord would; anything that survives is an error.
 pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
     match owner::daemon(tree) {
-        owner::Daemon::Serving(_) => shutdown(tree)?,
+        owner::Daemon::Serving(_) => match reach(tree)? {
+            Reach::Answers(client) => shutdown(tree, &client)?,
+            Reach::Down => outln!("supervisord for cluster {} is not running", tree.name())?,
+            Reach::Silent { pid, why } => super::silent::stop(tree, pid, &why)?,
+        },
         owner::Daemon::Astray(pid) => {
             // Proven ours by its arguments: SIGTERM makes supervisord stop its programs
             // (each with its stopsignal and stopwaitsecs) and exit.
@@ -405,12 +434,9 @@ pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
 }
 
 /// Ordered stop of every program, `shutdown()`, and the wait for the daemon's exit.
-fn shutdown(tree: &Tree) -> anyhow::Result<()> {
-    let Some(client) = running(tree)? else {
-        return Ok(());
-    };
+fn shutdown(tree: &Tree, client: &Client) -> anyhow::Result<()> {
     let pid = client.get_pid().map_err(|e| tree.explain(e))?;
-    ops::stop(tree, &client, &tree.all().programs())?;
+    ops::stop(tree, client, &tree.all().programs())?;
     match client.shutdown() {
         Ok(_) | Err(supervisor::Error::NotRunning) => {}
         Err(e) => return Err(tree.explain(e)),

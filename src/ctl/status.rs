@@ -20,7 +20,8 @@ pub(crate) struct Status {
 #[derive(Debug, Serialize)]
 pub(crate) struct Daemon {
     pub url: String,
-    /// RUNNING when it answers, DOWN when it does not.
+    /// RUNNING when it answers, DOWN when it does not run, UNRESPONSIVE when it runs but
+    /// does not answer in time, UNAUTHORIZED when it refuses meta.yaml's credentials.
     pub state: String,
     pub pid: Option<u32>,
 }
@@ -50,15 +51,27 @@ impl Program {
 }
 
 /// `mup ctl status`: the table, or the JSON document; returns whether every listed program
-/// is RUNNING. With the daemon down it fails saying so (exit 1), and `--json` first prints the
-/// document anyway (`"state": "DOWN"`), so a script always gets JSON to read.
+/// is RUNNING. With the daemon down, or not answering, it fails saying so (exit 1), and
+/// `--json` first prints the document anyway (`"state": "DOWN"`, `"UNRESPONSIVE"`,
+/// `"UNAUTHORIZED"`), so a script always gets JSON to read.
 pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
-    let client = super::daemon::running(tree)?;
-    let st = collect(tree, client.as_ref(), selection, json)?;
+    use super::daemon::Reach;
+    let (client, silent) = match super::daemon::reach(tree)? {
+        Reach::Answers(client) => (Some(client), None),
+        Reach::Down => (None, None),
+        Reach::Silent { pid, why } => (None, Some((pid, why))),
+    };
+    let st = match &silent {
+        Some((pid, why)) => super::silent::status(tree, selection, *pid, why)?,
+        None => collect(tree, client.as_ref(), selection, json)?,
+    };
     if json {
         outln!("{}", serde_json::to_string_pretty(&st)?)?;
     } else if client.is_some() {
         out!("{}", table(&st))?;
+    }
+    if let Some((_, why)) = silent {
+        return Err(tree.explain(why));
     }
     if client.is_none() {
         return Err(super::not_running(tree));
