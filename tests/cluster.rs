@@ -898,3 +898,52 @@ fn deploy_bounds_mongod_version() {
         assert!(!h.cluster_dir(name).exists(), "nothing written for {name}");
     }
 }
+
+/// `cluster display --json` of a cluster whose daemon is frozen (SIGSTOP) prints the document
+/// (daemon UNRESPONSIVE, nodes UNKNOWN) and fails saying the call timed out.
+#[test]
+fn display_json_of_a_frozen_daemon_is_a_document() {
+    let mut h = Home::new(&["frozendisplay"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    h.deploy("frozendisplay", &topo);
+    let dir = h.cluster_dir("frozendisplay");
+    let daemon: u32 = std::fs::read_to_string(dir.join("supervisor.pid"))
+        .expect("supervisor.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let kill = |signal: &str| {
+        std::process::Command::new("kill")
+            .args([signal, &daemon.to_string()])
+            .status()
+            .expect("run kill")
+    };
+    assert!(kill("-STOP").success());
+    let (code, out, err) = h.run(&["cluster", "display", "frozendisplay", "--json"]);
+    // Stopped by signal before anything is asserted, so nothing is left frozen.
+    let (down_code, down_out, down_err) =
+        h.run(&["ctl", "--dir", dir.to_str().expect("utf8"), "down"]);
+    let _ = kill("-CONT");
+
+    assert_eq!(code, 1, "{out}\n{err}");
+    let d: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("display --json is not JSON ({e}):\n{out}\n{err}"));
+    assert_eq!(d["supervisord"]["state"], "UNRESPONSIVE", "{d}");
+    assert_eq!(d["supervisord"]["pid"], daemon, "{d}");
+    let nodes = d["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{d}");
+    assert_eq!(nodes[0]["state"], "UNKNOWN", "{d}");
+    assert!(
+        err.contains("did not answer within 10 s (timed out)"),
+        "{err}"
+    );
+    assert_eq!(down_code, 0, "{down_out}\n{down_err}");
+    assert!(
+        down_out.contains("it was stopped with SIGTERM"),
+        "{down_out}"
+    );
+}
