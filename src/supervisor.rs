@@ -177,29 +177,19 @@ impl Client {
     /// Calls `method` with `params` and returns the raw value.
     pub fn call(&self, method: &str, params: Vec<Value>) -> Result<Value> {
         let body = encode_call(method, params)?;
-        let reads = ["get", "tail", "read"]
-            .iter()
-            .any(|p| method.starts_with(&format!("supervisor.{p}")));
-        let timeout = if reads {
-            self.timeout.min(READ_TIMEOUT)
-        } else {
-            self.timeout
-        };
-        let classify = |e: reqwest::Error| {
-            if e.is_timeout() {
-                Error::Timeout {
-                    port: self.port,
-                    after: if e.is_connect() {
-                        CONNECT_TIMEOUT
-                    } else {
-                        timeout
-                    },
-                }
-            } else if e.is_connect() {
-                Error::NotRunning
-            } else {
-                Error::Transport(e.to_string())
+        let timeout = match method.strip_prefix("supervisor.") {
+            Some(m) if ["get", "tail", "read"].iter().any(|p| m.starts_with(p)) => {
+                self.timeout.min(READ_TIMEOUT)
             }
+            _ => self.timeout,
+        };
+        let classify = |e: reqwest::Error| match (e.is_timeout(), e.is_connect()) {
+            (true, connect) => Error::Timeout {
+                port: self.port,
+                after: if connect { CONNECT_TIMEOUT } else { timeout },
+            },
+            (false, true) => Error::NotRunning,
+            _ => Error::Transport(e.to_string()),
         };
         let resp = self
             .http

@@ -14,8 +14,13 @@ use std::time::{Duration, Instant};
 /// How long a freshly launched daemon may take to answer (it answers ~0.1 s after
 /// `supervisord -c` returns).
 const READY_LIMIT: Duration = Duration::from_secs(15);
-/// How long `supervisord -c` may take to start the daemon and exit.
-const LAUNCH_LIMIT: Duration = Duration::from_secs(30);
+/// How long `supervisord -c` may take to start the daemon and exit, and what it may print.
+/// It forks the daemon (which leaves the process group with setsid and closes its output)
+/// and exits: a program that stays is not a daemonizing supervisord.
+const LAUNCH_BOUND: child::Bound = child::Bound {
+    time: Duration::from_secs(30),
+    bytes: 1024 * 1024,
+};
 /// supervisord stops its children (stopwaitsecs=30) before it exits.
 pub(crate) const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
@@ -291,8 +296,6 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
         eprintln!("removed stale {} ({now})", pidfile.display());
     }
     let supervisord = setup::find_supervisord()?;
-    // supervisord forks the daemon (which leaves the process group with setsid and closes
-    // its output) and exits: a program that stays is not a daemonizing supervisord.
     let out = child::run(
         Command::new(&supervisord)
             .arg("-c")
@@ -300,10 +303,7 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
             .env_clear()
             .envs(daemon_env(tree))
             .current_dir(tree.layout.root()),
-        child::Bound {
-            time: LAUNCH_LIMIT,
-            bytes: 1024 * 1024,
-        },
+        LAUNCH_BOUND,
         "check that it is a stock supervisord that daemonizes (or set MUP_SUPERVISORD to one)",
     )?;
     if !out.status.success() {
