@@ -305,7 +305,11 @@ fn caller_user() -> Option<String> {
             }
         }
     }
-    let out = std::process::Command::new("id").arg("-un").output().ok()?;
+    let bound = crate::child::Bound {
+        time: std::time::Duration::from_secs(10),
+        bytes: 4096,
+    };
+    let out = crate::child::run_bounded(std::process::Command::new("id").arg("-un"), bound).ok()?;
     let name = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (!name.is_empty()).then_some(name)
 }
@@ -375,7 +379,7 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         }
         Mode::DryRun => {
             outln!("would write to {}:", layout.root().display())?;
-            for d in &cmp.missing_dirs {
+            for d in &tree::with_missing_parents(&cmp.missing_dirs, layout.root()) {
                 let outside = if d.starts_with(layout.root()) {
                     ""
                 } else {
@@ -404,12 +408,8 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             Ok(true)
         }
         Mode::Write => {
-            tree::apply(&cmp, &compiled.files)?;
-            for d in cmp
-                .missing_dirs
-                .iter()
-                .filter(|d| !d.starts_with(layout.root()))
-            {
+            let created = tree::apply(&cmp, &compiled.files)?;
+            for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
                 eprintln!("created {} (outside the tree)", shown_dir(layout, d));
             }
             for p in &cmp.extra {

@@ -64,6 +64,7 @@ pub(crate) fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
+mod child;
 pub mod cli;
 mod cluster;
 mod ctl;

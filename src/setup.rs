@@ -1,11 +1,18 @@
 //! `mup setup`: a stock supervisord without root (a venv under `$MUP_HOME/tools`), and
 //! where `mup ctl` finds the daemon's binary.
 
-use crate::layout;
+use crate::{child, layout};
 use anyhow::{bail, Context};
 use std::fs::OpenOptions;
 use std::path::PathBuf;
 use std::process::Command;
+use std::time::Duration;
+
+/// How long `python3 -m venv` and `pip install` may take, and how much they may print.
+const INSTALL_BOUND: child::Bound = child::Bound {
+    time: Duration::from_secs(600),
+    bytes: 1024 * 1024,
+};
 
 /// The Supervisor release mup is tested against (docs/supervisord.md).
 pub(crate) const SUPERVISOR_VERSION: &str = "4.3.0";
@@ -35,7 +42,11 @@ pub(crate) fn find_supervisord() -> anyhow::Result<PathBuf> {
 }
 
 fn installed_version(supervisord: &std::path::Path) -> Option<String> {
-    let out = Command::new(supervisord).arg("--version").output().ok()?;
+    let bound = child::Bound {
+        time: Duration::from_secs(30),
+        bytes: 64 * 1024,
+    };
+    let out = child::run_bounded(Command::new(supervisord).arg("--version"), bound).ok()?;
     out.status
         .success()
         .then(|| String::from_utf8_lossy(&out.stdout).trim().to_string())
@@ -60,22 +71,29 @@ pub(crate) fn run() -> anyhow::Result<PathBuf> {
     let python = which::which("python3").map_err(|_| {
         anyhow::anyhow!("python3 not found on PATH: install Python 3 with its venv module (Debian: apt-get install python3 python3-venv), then run `mup setup` again")
     })?;
-    let status = Command::new(&python)
-        .args(["-m", "venv", "--clear"])
-        .arg(&dir)
-        .status()
-        .with_context(|| format!("cannot run {}", python.display()))?;
-    if !status.success() {
-        bail!("`python3 -m venv {}` failed: install the venv module (Debian: apt-get install python3-venv)", dir.display());
+    let out = child::run(
+        Command::new(&python)
+            .args(["-m", "venv", "--clear"])
+            .arg(&dir),
+        INSTALL_BOUND,
+        "run `mup setup` again",
+    )?;
+    if !out.status.success() {
+        bail!("`python3 -m venv {}` failed: install the venv module (Debian: apt-get install python3-venv): {}", dir.display(), String::from_utf8_lossy(&out.stderr).trim());
     }
     let pip = dir.join("bin").join("pip");
-    let status = Command::new(&pip)
-        .args(["install", "--quiet", "--disable-pip-version-check"])
-        .arg(format!("supervisor=={SUPERVISOR_VERSION}"))
-        .status()
-        .with_context(|| format!("cannot run {}", pip.display()))?;
-    if !status.success() {
-        bail!("pip could not install supervisor=={SUPERVISOR_VERSION} (is PyPI reachable?)");
+    let out = child::run(
+        Command::new(&pip)
+            .args(["install", "--quiet", "--disable-pip-version-check"])
+            .arg(format!("supervisor=={SUPERVISOR_VERSION}")),
+        INSTALL_BOUND,
+        "check that PyPI is reachable, then run `mup setup` again",
+    )?;
+    if !out.status.success() {
+        bail!(
+            "pip could not install supervisor=={SUPERVISOR_VERSION} (is PyPI reachable?): {}",
+            String::from_utf8_lossy(&out.stderr).trim()
+        );
     }
     match installed_version(&supervisord) {
         Some(v) if v == SUPERVISOR_VERSION => Ok(supervisord),

@@ -46,6 +46,8 @@ pub enum Error {
     Unauthorized,
     /// Nothing listens on the port: the daemon is not running (or is shutting down).
     NotRunning,
+    /// The daemon did not answer on `port` within `after` (stopped with SIGSTOP, or stuck).
+    Timeout { port: u16, after: Duration },
     /// Timeouts, resets, unexpected HTTP statuses, unreadable answers.
     Transport(String),
 }
@@ -66,6 +68,11 @@ impl fmt::Display for Error {
             Error::Fault { code, message } => write!(f, "supervisord fault {code}: {message}"),
             Error::Unauthorized => write!(f, "supervisord refused the credentials (HTTP 401)"),
             Error::NotRunning => write!(f, "supervisord is not running (connection refused)"),
+            Error::Timeout { port, after } => write!(
+                f,
+                "supervisord on 127.0.0.1:{port} did not answer within {} s (timed out)",
+                after.as_secs_f64()
+            ),
             Error::Transport(m) => write!(f, "cannot talk to supervisord: {m}"),
         }
     }
@@ -128,12 +135,19 @@ pub struct Reload {
 pub struct Client {
     http: reqwest::blocking::Client,
     url: String,
+    port: u16,
+    timeout: Duration,
     username: String,
     password: String,
 }
 
 /// Long enough for a waiting stop (stopwaitsecs=30 plus the daemon's 1 s tick).
 const REQUEST_TIMEOUT: Duration = Duration::from_secs(60);
+/// A loopback connect that takes this long finds a full backlog: the daemon does not accept.
+const CONNECT_TIMEOUT: Duration = Duration::from_secs(3);
+/// For calls that only read (get*, tail*, read*): the daemon answers those at once, so a
+/// daemon silent this long is stopped or stuck.
+const READ_TIMEOUT: Duration = Duration::from_secs(10);
 
 impl Client {
     pub fn new(port: u16, username: &str, password: &str) -> Client {
@@ -148,13 +162,15 @@ impl Client {
             // benches/status.sh: `mup ctl status` on 10 programs 49.5 ms → 7.9 ms); a loopback
             // connect costs ~0.1 ms.
             .pool_max_idle_per_host(0)
-            .connect_timeout(Duration::from_secs(3))
+            .connect_timeout(CONNECT_TIMEOUT)
             .timeout(timeout)
             .build()
             .expect("a plain-HTTP client builds");
         Client {
             http,
             url: format!("http://127.0.0.1:{port}/RPC2"),
+            port,
+            timeout,
             username: username.to_string(),
             password: password.to_string(),
         }
@@ -168,23 +184,31 @@ impl Client {
 
     /// One POST of a call of `method`: the HTTP status and the answer's text.
     fn post(&self, method: &str, params: Vec<Value>) -> Result<(u16, String)> {
+        let timeout = if reads_only(method, &params) {
+            self.timeout.min(READ_TIMEOUT)
+        } else {
+            self.timeout
+        };
         let body = encode_call(method, params)?;
+        let classify = |e: reqwest::Error| match (e.is_timeout(), e.is_connect()) {
+            (true, connect) => Error::Timeout {
+                port: self.port,
+                after: if connect { CONNECT_TIMEOUT } else { timeout },
+            },
+            (false, true) => Error::NotRunning,
+            _ => Error::Transport(e.to_string()),
+        };
         let resp = self
             .http
             .post(&self.url)
+            .timeout(timeout)
             .basic_auth(&self.username, Some(&self.password))
             .header("Content-Type", "text/xml")
             .body(body)
             .send()
-            .map_err(|e| {
-                if e.is_connect() {
-                    Error::NotRunning
-                } else {
-                    Error::Transport(e.to_string())
-                }
-            })?;
+            .map_err(classify)?;
         let status = resp.status().as_u16();
-        let text = resp.text().map_err(|e| Error::Transport(e.to_string()))?;
+        let text = resp.text().map_err(classify)?;
         Ok((status, text))
     }
 
@@ -329,6 +353,25 @@ impl Client {
             .collect();
         multicall_results(&self.call("system.multicall", vec![Value::Array(list)])?)
     }
+}
+
+/// Whether a call only reads (`get*`, `tail*`, `read*`, or a multicall of only those): such a
+/// call waits at most [`READ_TIMEOUT`].
+fn reads_only(method: &str, params: &[Value]) -> bool {
+    let reads = |m: &str| {
+        m.strip_prefix("supervisor.")
+            .is_some_and(|m| ["get", "tail", "read"].iter().any(|p| m.starts_with(p)))
+    };
+    if method != "system.multicall" {
+        return reads(method);
+    }
+    let Some(Value::Array(calls)) = params.first() else {
+        return false;
+    };
+    calls.iter().all(|c| match c {
+        Value::Struct(st) => matches!(st.get("methodName"), Some(Value::String(m)) if reads(m)),
+        _ => false,
+    })
 }
 
 /// The results of a `system.multicall` answer, each a value or a fault.

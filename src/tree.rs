@@ -137,8 +137,9 @@ pub(crate) fn write_atomic(path: &Path, contents: &[u8], mode: u32) -> anyhow::R
 /// (meta.yaml last, as rendered), and the renames made durable by a final `syncfs`. If
 /// anything fails before the renames, the staged files and the directories this call created
 /// are removed, and the tree is exactly as it was. Then the files of vanished nodes are
-/// removed (and their conf directory when it is left empty).
-pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
+/// removed (and their conf directory when it is left empty). Returns the directories it
+/// created, missing parents included, each parent before its children.
+pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<Vec<PathBuf>> {
     let mut created: Vec<PathBuf> = Vec::new();
     let staged = create_dirs(&cmp.missing_dirs, &mut created).and_then(|()| {
         let staged = cmp
@@ -178,7 +179,8 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<()> {
             let _ = fs::remove_dir(dir);
         }
     }
-    sync(&file_systems)
+    sync(&file_systems)?;
+    Ok(created)
 }
 
 /// One directory on each file system that holds `paths` (of files being written).
@@ -219,6 +221,25 @@ pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
         .take_while(|d| !d.exists())
         .map(Path::to_path_buf)
         .collect()
+}
+
+/// The directories creating `dirs` makes: each of `dirs` outside `root` preceded by its
+/// missing parents (parents first), each once.
+pub(crate) fn with_missing_parents(dirs: &[PathBuf], root: &Path) -> Vec<PathBuf> {
+    let mut all: Vec<PathBuf> = Vec::new();
+    for d in dirs {
+        let chain = if d.starts_with(root) {
+            vec![d.clone()]
+        } else {
+            missing_dirs(d).into_iter().rev().collect()
+        };
+        for c in chain {
+            if !all.contains(&c) {
+                all.push(c);
+            }
+        }
+    }
+    all
 }
 
 /// After a failed first write of a tree: removes its lock file (then releases `lock`) and

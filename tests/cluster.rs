@@ -822,3 +822,130 @@ fn a_closed_stdout_does_not_cut_a_deploy_short() {
         "{d}"
     );
 }
+
+/// deploy runs `mongod --version` within bounds: a mongod that hangs, or prints without
+/// end, fails the deploy naming the program and the limit, killed with its process group;
+/// mup neither hangs nor aborts.
+#[test]
+fn deploy_bounds_mongod_version() {
+    use std::os::unix::fs::PermissionsExt;
+    let mut h = Home::new(&["hangs", "chatty"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    let bins = tempfile::tempdir().expect("tempdir");
+    let pidfile = bins.path().join("sleep.pid");
+    for (name, script) in [
+        (
+            "hangs",
+            format!(
+                "#!/bin/sh\nsleep 100000 &\necho $! > {}\nwait\n",
+                pidfile.display()
+            ),
+        ),
+        (
+            "chatty",
+            "#!/bin/sh\nexec yes 'db version v7.0.14'\n".to_string(),
+        ),
+    ] {
+        let dir = bins.path().join(name);
+        std::fs::create_dir(&dir).expect("mkdir");
+        let mongod = dir.join("mongod");
+        std::fs::write(&mongod, script).expect("write mongod");
+        std::fs::set_permissions(&mongod, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+    }
+    let deploy = |name: &str| {
+        let out = mup(h.path())
+            .args(["cluster", "deploy", name])
+            .arg(&topo)
+            .arg("--bin-path")
+            .arg(bins.path().join(name))
+            .arg("--yes")
+            .output()
+            .expect("run mup");
+        (
+            out.status.code(),
+            String::from_utf8_lossy(&out.stderr).into_owned(),
+        )
+    };
+    let mongod = |name: &str| bins.path().join(name).join("mongod").display().to_string();
+
+    let (code, err) = deploy("hangs");
+    assert_eq!(
+        err,
+        format!("error: `{} --version` did not finish within 10 s (killed it and its process group); check that it is a working mongod, or pass --version\n", mongod("hangs"))
+    );
+    assert_eq!(code, Some(1));
+    let sleeper: u32 = std::fs::read_to_string(&pidfile)
+        .expect("the fake mongod started its child")
+        .trim()
+        .parse()
+        .expect("a pid");
+    assert!(
+        !std::path::Path::new(&format!("/proc/{sleeper}")).exists()
+            || std::fs::read_to_string(format!("/proc/{sleeper}/stat"))
+                .is_ok_and(|s| s.contains(") Z ")),
+        "the fake mongod's child {sleeper} outlived the deploy"
+    );
+
+    let (code, err) = deploy("chatty");
+    assert_eq!(
+        err,
+        format!("error: `{} --version` printed more than 65536 bytes (killed it and its process group); check that it is a working mongod, or pass --version\n", mongod("chatty"))
+    );
+    assert_eq!(code, Some(1));
+    for name in ["hangs", "chatty"] {
+        assert!(!h.cluster_dir(name).exists(), "nothing written for {name}");
+    }
+}
+
+/// `cluster display --json` of a cluster whose daemon is frozen (SIGSTOP) prints the document
+/// (daemon UNRESPONSIVE, nodes UNKNOWN) and fails saying the call timed out.
+#[test]
+fn display_json_of_a_frozen_daemon_is_a_document() {
+    let mut h = Home::new(&["frozendisplay"]);
+    let topo = h.topology(
+        "topology.yaml",
+        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
+        1,
+    );
+    h.deploy("frozendisplay", &topo);
+    let dir = h.cluster_dir("frozendisplay");
+    let daemon: u32 = std::fs::read_to_string(dir.join("supervisor.pid"))
+        .expect("supervisor.pid")
+        .trim()
+        .parse()
+        .expect("a pid");
+    let kill = |signal: &str| {
+        std::process::Command::new("kill")
+            .args([signal, &daemon.to_string()])
+            .status()
+            .expect("run kill")
+    };
+    assert!(kill("-STOP").success());
+    let (code, out, err) = h.run(&["cluster", "display", "frozendisplay", "--json"]);
+    // Stopped by signal before anything is asserted, so nothing is left frozen.
+    let (down_code, down_out, down_err) =
+        h.run(&["ctl", "--dir", dir.to_str().expect("utf8"), "down"]);
+    let _ = kill("-CONT");
+
+    assert_eq!(code, 1, "{out}\n{err}");
+    let d: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("display --json is not JSON ({e}):\n{out}\n{err}"));
+    assert_eq!(d["supervisord"]["state"], "UNRESPONSIVE", "{d}");
+    assert_eq!(d["supervisord"]["pid"], daemon, "{d}");
+    let nodes = d["nodes"].as_array().expect("nodes");
+    assert_eq!(nodes.len(), 1, "{d}");
+    assert_eq!(nodes[0]["state"], "UNKNOWN", "{d}");
+    assert!(
+        err.contains("did not answer within 10 s (timed out)"),
+        "{err}"
+    );
+    assert_eq!(down_code, 0, "{down_out}\n{down_err}");
+    assert!(
+        down_out.contains("it was stopped with SIGTERM"),
+        "{down_out}"
+    );
+}

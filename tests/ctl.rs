@@ -532,3 +532,117 @@ fn tail_keeps_the_logs_final_newline() {
         "the whole log as it is:\n{out:?}\n{file:?}"
     );
 }
+
+/// Sends `signal` (a name such as STOP) to `pid` with kill(1).
+fn send(pid: u32, signal: &str) {
+    let ok = std::process::Command::new("kill")
+        .arg(format!("-{signal}"))
+        .arg(pid.to_string())
+        .status()
+        .expect("run kill");
+    assert!(ok.success(), "kill -{signal} {pid}");
+}
+
+/// Resumes a stopped daemon when a test ends early, so its clean-up can shut it down.
+struct Resume(u32);
+
+impl Drop for Resume {
+    fn drop(&mut self) {
+        if pid_alive(self.0) {
+            let _ = std::process::Command::new("kill")
+                .args(["-CONT", &self.0.to_string()])
+                .status();
+        }
+    }
+}
+
+fn daemon_pid(c: &TestCluster) -> u32 {
+    std::fs::read_to_string(c.tree.join("supervisor.pid"))
+        .expect("supervisor.pid")
+        .trim()
+        .parse()
+        .expect("a pid")
+}
+
+/// A frozen daemon (SIGSTOP): `status --json` still prints its document, saying the daemon
+/// is UNRESPONSIVE and the programs UNKNOWN, and the error says it timed out, naming the port
+/// and the wait; `down` stops it by signal (SIGCONT, SIGTERM), nodes included.
+#[test]
+fn a_frozen_daemon_is_reported_as_timed_out_and_stopped_by_down() {
+    let c = TestCluster::new("frozen", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let nodes: Vec<u32> = c.pids().into_values().collect();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");
+    let daemon = daemon_pid(&c);
+    let port = read_meta(&c.tree)["supervisor_port"]
+        .as_u64()
+        .expect("supervisor_port");
+    send(daemon, "STOP");
+    let _resume = Resume(daemon);
+
+    let (code, out, err) = c.ctl(&["status", "--json"]);
+    assert_eq!(code, 1, "{out}\n{err}");
+    let doc: serde_json::Value = serde_json::from_str(&out)
+        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}\n{err}"));
+    assert_eq!(doc["supervisord"]["state"], "UNRESPONSIVE", "{doc}");
+    assert_eq!(doc["supervisord"]["pid"], daemon, "{doc}");
+    let programs = doc["programs"].as_array().expect("programs");
+    assert_eq!(programs.len(), 3 + 2, "{doc}");
+    assert!(programs.iter().all(|p| p["state"] == "UNKNOWN"), "{doc}");
+    assert!(
+        err.contains(&format!(
+            "supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out)"
+        )) && err.contains("down` stops it by signal"),
+        "{err}"
+    );
+
+    let (code, out, err) = c.ctl(&["down"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "supervisord for cluster frozen (pid {daemon}) supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out): it was stopped with SIGTERM"
+        )),
+        "{out}"
+    );
+    assert!(!pid_alive(daemon), "the daemon {daemon} is gone");
+    for pid in nodes {
+        assert!(!pid_alive(pid), "node {pid} is stopped");
+    }
+}
+
+/// A hand-edited supervisor_password in meta.yaml: `down` of the daemon (proven this tree's)
+/// that refuses it stops the daemon by signal, saying the credentials do not match.
+#[test]
+fn down_stops_a_daemon_that_refuses_the_edited_credentials() {
+    let c = TestCluster::new("badpass", REPLICA_SET, 3);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let nodes: Vec<u32> = c.pids().into_values().collect();
+    assert_eq!(nodes.len(), 3, "{nodes:?}");
+    assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");
+    let daemon = daemon_pid(&c);
+    let meta = c.tree.join("meta.yaml");
+    let text = std::fs::read_to_string(&meta).expect("meta");
+    let pw = read_meta(&c.tree)["supervisor_password"]
+        .as_str()
+        .expect("pw")
+        .to_string();
+    std::fs::write(&meta, text.replace(&pw, "edited-by-hand")).expect("edit");
+
+    let (code, out, err) = c.ctl(&["down"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert!(
+        out.contains(&format!(
+            "supervisord for cluster badpass (pid {daemon}) refused the credentials in {}: they do not match the ones it runs with (from {}",
+            meta.display(),
+            c.tree.join("supervisor.ini").display()
+        )) && out.contains("it was stopped with SIGTERM"),
+        "{out}"
+    );
+    assert!(!pid_alive(daemon), "the daemon {daemon} is gone");
+    for pid in nodes {
+        assert!(!pid_alive(pid), "node {pid} is stopped");
+    }
+}

@@ -129,9 +129,9 @@ fn removed_node_loses_its_files_not_its_data() {
     );
 }
 
-/// Directories gen creates outside `--out` (data and logs set in the topology) are named:
-/// `--dry-run` marks them, a write says it created them (stderr), and the tree's own root
-/// is shown by its path, never as `/`.
+/// Directories gen creates outside `--out` (data and logs set in the topology) are named,
+/// every missing parent too: `--dry-run` marks them, a write says it created them (stderr),
+/// and the tree's own root is shown by its path, never as `/`.
 #[test]
 fn directories_outside_the_tree_are_named() {
     let tmp = tempfile::tempdir().expect("tempdir");
@@ -154,6 +154,11 @@ fn directories_outside_the_tree_are_named() {
     .expect("write");
     let node_data = format!("{}/", data.join("localhost-30000").display());
     let logs = format!("{}/", logs.display());
+    let outside = |p: &str| format!("{p} (outside the tree)");
+    let parents = [
+        format!("{}/", d.join("elsewhere").display()),
+        format!("{}/", data.display()),
+    ];
 
     let dry = gen(d, &["--dry-run"]);
     assert!(dry.status.success());
@@ -164,8 +169,10 @@ fn directories_outside_the_tree_are_named() {
         .map(str::trim)
         .collect();
     for want in [
-        format!("{node_data} (outside the tree)"),
-        format!("{logs} (outside the tree)"),
+        outside(&parents[0]),
+        outside(&parents[1]),
+        outside(&node_data),
+        outside(&logs),
         format!("{}/", d.join("tree").display()),
         "conf/".to_string(),
     ] {
@@ -183,8 +190,10 @@ fn directories_outside_the_tree_are_named() {
     assert_eq!(
         created,
         [
-            format!("{node_data} (outside the tree)"),
-            format!("{logs} (outside the tree)")
+            outside(&parents[0]),
+            outside(&parents[1]),
+            outside(&node_data),
+            outside(&logs)
         ],
         "{said}"
     );

@@ -3,7 +3,7 @@
 
 use super::servers::server_view;
 use super::{connection_strings, load};
-use crate::ctl::{daemon, owner, status, Tree};
+use crate::ctl::{owner, status, Tree};
 use crate::layout::{self};
 use crate::legacy;
 use crate::meta::{self};
@@ -75,11 +75,15 @@ pub(crate) struct DisplayNode {
     pub log_file: String,
 }
 
-/// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down.
+/// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down;
+/// with a daemon that does not answer, shows what is known, then fails saying why.
 pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
-    let client = daemon::proven(&tree)?;
-    let st = status::collect(&tree, client.as_ref(), &tree.all(), true)?;
+    let (st, seen) = status::gather(&tree, &tree.all(), true)?;
+    let silent = match seen {
+        status::Seen::Silent(why) => Some(why),
+        status::Seen::Answered | status::Seen::Down => None,
+    };
     let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
     let (roles, shards) = server_view(&tree.members, &up);
     let nodes: Vec<DisplayNode> = st
@@ -141,6 +145,9 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         outln!("{}", serde_json::to_string_pretty(&d)?)?;
     } else {
         out!("{}", display_text(&d))?;
+    }
+    if let Some(why) = silent {
+        return Err(tree.explain(why));
     }
     Ok(running == d.total)
 }

@@ -10,6 +10,7 @@ use crate::meta::{self, Meta};
 use crate::model::{self, Role};
 use crate::topology::{NodeSpec, Topology};
 use anyhow::bail;
+use rustix::process::Signal;
 use std::path::Path;
 
 /// `mup cluster migrate`: a PID-tracked cluster of the Go mup → supervisord, data in place.
@@ -165,7 +166,7 @@ fn stop_legacy(old: &legacy::LegacyMeta) -> std::io::Result<()> {
         }
         for (o, r) in owned
             .iter()
-            .zip(owner::stop(&owned, "INT", daemon::STOP_WAIT))
+            .zip(owner::stop(&owned, Signal::INT, daemon::STOP_WAIT))
         {
             match r {
                 owner::Stopped::Killed => eprintln!(

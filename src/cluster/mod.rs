@@ -15,6 +15,7 @@ pub(crate) use display::{display, list};
 pub(crate) use migrate::migrate;
 pub(crate) use playground::{existing_playground, playground_start};
 
+use crate::child;
 use crate::ctl::{daemon, ops, Member, Tree};
 use crate::error::InputError;
 use crate::layout;
@@ -22,6 +23,7 @@ use crate::model::{self, Role};
 use anyhow::{bail, Context};
 use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
+use std::time::Duration;
 
 /// Where the MongoDB binaries are and which version they are.
 pub(crate) struct Binaries {
@@ -73,10 +75,14 @@ pub(crate) fn binaries(
 /// The version `mongod --version` starts its `db version v7.0.14 ...` line with (builds may
 /// add text after it); a line without one is refused naming the binary.
 fn detect_version(mongod: &Path) -> anyhow::Result<String> {
-    let out = std::process::Command::new(mongod)
-        .arg("--version")
-        .output()
-        .with_context(|| format!("cannot run {} --version", mongod.display()))?;
+    let out = child::run(
+        std::process::Command::new(mongod).arg("--version"),
+        child::Bound {
+            time: Duration::from_secs(10),
+            bytes: 64 * 1024,
+        },
+        "check that it is a working mongod, or pass --version",
+    )?;
     let text = String::from_utf8_lossy(&out.stdout);
     let line = text
         .lines()

@@ -4,8 +4,9 @@
 use super::{ops, owner, procs, Member, Tree};
 use crate::model::Role;
 use crate::supervisor::{self, Client};
-use crate::{render, setup};
+use crate::{child, render, setup};
 use anyhow::{bail, Context};
+use rustix::process::Signal;
 use std::collections::BTreeSet;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -13,8 +14,15 @@ use std::time::{Duration, Instant};
 /// How long a freshly launched daemon may take to answer (it answers ~0.1 s after
 /// `supervisord -c` returns).
 const READY_LIMIT: Duration = Duration::from_secs(15);
+/// How long `supervisord -c` may take to start the daemon and exit, and what it may print.
+/// It forks the daemon (which leaves the process group with setsid and closes its output)
+/// and exits: a program that stays is not a daemonizing supervisord.
+const LAUNCH_BOUND: child::Bound = child::Bound {
+    time: Duration::from_secs(30),
+    bytes: 1024 * 1024,
+};
 /// supervisord stops its children (stopwaitsecs=30) before it exits.
-const EXIT_LIMIT: Duration = Duration::from_secs(60);
+pub(crate) const EXIT_LIMIT: Duration = Duration::from_secs(60);
 
 /// The grace a node gets after SIGINT before SIGKILL, as supervisord gives it.
 pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SECS);
@@ -23,14 +31,11 @@ pub(crate) const STOP_WAIT: Duration = Duration::from_secs(render::STOP_WAIT_SEC
 /// included — is sent to it. `None` when it is not running. A foreign listener on its port,
 /// or this tree's daemon listening elsewhere, is an error that names it.
 pub(crate) fn running(tree: &Tree) -> anyhow::Result<Option<Client>> {
-    let Some((client, _)) = proven(tree)? else {
-        return Ok(None);
-    };
-    identified(
-        tree,
-        &client.get_identification().map_err(|e| tree.explain(e))?,
-    )?;
-    Ok(Some(client))
+    match reach(tree)? {
+        Reach::Answers(client) => Ok(Some(client)),
+        Reach::Down => Ok(None),
+        Reach::Silent { why, .. } => Err(tree.explain(why)),
+    }
 }
 
 /// Checks the identification this tree's daemon answered (`getIdentification`): a daemon
@@ -68,6 +73,32 @@ pub(crate) fn proven(tree: &Tree) -> anyhow::Result<Option<(Client, u32)>> {
             tree.layout.supervisor_ini().display()
         ),
     }
+}
+
+/// How this tree's daemon answers.
+pub(crate) enum Reach {
+    /// Proven ours, and answers with this tree's credentials and identification.
+    Answers(Client),
+    /// Not running; nothing listens on its port.
+    Down,
+    /// Proven ours (pid `pid`), but timed out or refused the credentials (`why`).
+    Silent { pid: u32, why: supervisor::Error },
+}
+
+/// Like [`running`], telling apart a daemon proven ours that does not answer.
+pub(crate) fn reach(tree: &Tree) -> anyhow::Result<Reach> {
+    let Some((client, pid)) = proven(tree)? else {
+        return Ok(Reach::Down);
+    };
+    let ident = match client.get_identification() {
+        Ok(ident) => ident,
+        Err(why @ (supervisor::Error::Timeout { .. } | supervisor::Error::Unauthorized)) => {
+            return Ok(Reach::Silent { pid, why })
+        }
+        Err(e) => return Err(tree.explain(e)),
+    };
+    identified(tree, &ident)?;
+    Ok(Reach::Answers(client))
 }
 
 /// What stands in the way of a node before its daemon starts it.
@@ -187,7 +218,10 @@ fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
                 proof: owner::node_proof(m),
             })
             .collect();
-        for (o, result) in owned.iter().zip(owner::stop(&owned, "INT", STOP_WAIT)) {
+        for (o, result) in owned
+            .iter()
+            .zip(owner::stop(&owned, Signal::INT, STOP_WAIT))
+        {
             let how = match result {
                 owner::Stopped::Exited => "stopped with SIGINT".to_string(),
                 owner::Stopped::Killed => format!(
@@ -276,14 +310,16 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
         eprintln!("removed stale {} ({now})", pidfile.display());
     }
     let supervisord = setup::find_supervisord()?;
-    let out = Command::new(&supervisord)
-        .arg("-c")
-        .arg(tree.layout.supervisor_ini())
-        .env_clear()
-        .envs(daemon_env(tree))
-        .current_dir(tree.layout.root())
-        .output()
-        .with_context(|| format!("cannot run {}", supervisord.display()))?;
+    let out = child::run(
+        Command::new(&supervisord)
+            .arg("-c")
+            .arg(tree.layout.supervisor_ini())
+            .env_clear()
+            .envs(daemon_env(tree))
+            .current_dir(tree.layout.root()),
+        LAUNCH_BOUND,
+        "check that it is a stock supervisord that daemonizes (or set MUP_SUPERVISORD to one)",
+    )?;
     if !out.status.success() {
         bail!(
             "supervisord refused to start for cluster {} ({}): {}",
@@ -370,7 +406,11 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
 /// too, the way supervisord would; anything that survives is an error.
 pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
     match owner::daemon(tree) {
-        owner::Daemon::Serving(_) => shutdown(tree)?,
+        owner::Daemon::Serving(_) => match reach(tree)? {
+            Reach::Answers(client) => shutdown(tree, &client)?,
+            Reach::Down => outln!("supervisord for cluster {} is not running", tree.name())?,
+            Reach::Silent { pid, why } => super::silent::stop(tree, pid, &why)?,
+        },
         owner::Daemon::Astray(pid) => {
             // Proven ours by its arguments: SIGTERM makes supervisord stop its programs
             // (each with its stopsignal and stopwaitsecs) and exit.
@@ -379,7 +419,7 @@ pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
                 pid,
                 proof: owner::Proof::Daemon(tree.layout.supervisor_ini()),
             };
-            let result = owner::stop(&[daemon], "TERM", EXIT_LIMIT);
+            let result = owner::stop(&[daemon], Signal::TERM, EXIT_LIMIT);
             if result.first() == Some(&owner::Stopped::Survived) {
                 bail!(
                     "supervisord pid {pid} of cluster {} survived SIGKILL",
@@ -408,12 +448,9 @@ pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
 }
 
 /// Ordered stop of every program, `shutdown()`, and the wait for the daemon's exit.
-fn shutdown(tree: &Tree) -> anyhow::Result<()> {
-    let Some(client) = running(tree)? else {
-        return Ok(());
-    };
+fn shutdown(tree: &Tree, client: &Client) -> anyhow::Result<()> {
     let pid = client.get_pid().map_err(|e| tree.explain(e))?;
-    ops::stop(tree, &client, &tree.all().programs())?;
+    ops::stop(tree, client, &tree.all().programs())?;
     match client.shutdown() {
         Ok(_) | Err(supervisor::Error::NotRunning) => {}
         Err(e) => return Err(tree.explain(e)),

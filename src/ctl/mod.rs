@@ -7,6 +7,7 @@ pub(crate) mod ops;
 pub(crate) mod owner;
 pub(crate) mod procs;
 pub(crate) mod reload;
+pub(crate) mod silent;
 mod sockdiag;
 mod starting;
 pub(crate) mod status;
@@ -536,6 +537,11 @@ impl Tree {
                 "supervisord on 127.0.0.1:{} refused the credentials in {}: they do not match the running daemon (is another cluster's daemon on this port, or was supervisor.ini regenerated while it ran?)",
                 self.port,
                 self.layout.meta_file().display()
+            ),
+            supervisor::Error::Timeout { .. } => anyhow!(
+                "{err}: is supervisord of cluster {} stopped (SIGSTOP) or stuck? `mup ctl --dir {} down` stops it by signal",
+                self.name(),
+                self.layout.root().display()
             ),
             supervisor::Error::Fault { code, message } if code == fault::BAD_NAME => anyhow!(
                 "supervisord for cluster {} has no program {}: programs are {} (run `mup ctl reload` after `mup gen`)",

@@ -12,6 +12,7 @@
 
 use super::{procs, Member, Tree};
 use crate::naming::Service;
+use rustix::process::Signal;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -279,7 +280,7 @@ pub(crate) enum Stopped {
 
 /// Stops every process at once the way supervisord does (`signal`, then SIGKILL after
 /// `grace`), checking the proof right before each signal. Results in input order.
-pub(crate) fn stop(owned: &[Owned], signal: &str, grace: Duration) -> Vec<Stopped> {
+pub(crate) fn stop(owned: &[Owned], signal: Signal, grace: Duration) -> Vec<Stopped> {
     std::thread::scope(|s| {
         let handles: Vec<_> = owned
             .iter()
@@ -295,7 +296,7 @@ pub(crate) fn stop(owned: &[Owned], signal: &str, grace: Duration) -> Vec<Stoppe
                     if !o.proof.holds(o.pid) {
                         return Stopped::Exited;
                     }
-                    procs::signal(o.pid, "KILL");
+                    procs::signal(o.pid, Signal::KILL);
                     if procs::wait_gone(o.pid, Duration::from_secs(5)) {
                         Stopped::Killed
                     } else {

@@ -171,14 +171,12 @@ pub fn listener_pid(port: u16) -> Option<u32> {
     all_pids().into_iter().find(|pid| holds_any(*pid, &inodes))
 }
 
-/// Sends `signal` (a name such as INT) to `pid`.
-pub(crate) fn signal(pid: u32, signal: &str) -> bool {
-    std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .map(|s| s.success())
-        .unwrap_or(false)
+/// Sends `signal` to `pid`; false when it could not be sent.
+pub(crate) fn signal(pid: u32, signal: rustix::process::Signal) -> bool {
+    i32::try_from(pid)
+        .ok()
+        .and_then(rustix::process::Pid::from_raw)
+        .is_some_and(|p| rustix::process::kill_process(p, signal).is_ok())
 }
 
 /// Waits (bounded poll) until `pid` has exited.

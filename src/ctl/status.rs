@@ -21,7 +21,8 @@ pub(crate) struct Status {
 #[derive(Debug, Serialize)]
 pub(crate) struct Daemon {
     pub url: String,
-    /// RUNNING when it answers, DOWN when it does not.
+    /// RUNNING when it answers, DOWN when it does not run, UNRESPONSIVE when it runs but
+    /// does not answer in time, UNAUTHORIZED when it refuses meta.yaml's credentials.
     pub state: String,
     pub pid: Option<u32>,
 }
@@ -51,20 +52,55 @@ impl Program {
 }
 
 /// `mup ctl status`: the table, or the JSON document; returns whether every listed program
-/// is RUNNING. With the daemon down it fails saying so (exit 1), and `--json` first prints the
-/// document anyway (`"state": "DOWN"`), so a script always gets JSON to read.
+/// is RUNNING. With the daemon down, or not answering, it fails saying so (exit 1), and
+/// `--json` first prints the document anyway (`"state": "DOWN"`, `"UNRESPONSIVE"`,
+/// `"UNAUTHORIZED"`), so a script always gets JSON to read.
 pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
-    let client = super::daemon::proven(tree)?;
-    let st = collect(tree, client.as_ref(), selection, json)?;
+    let (st, seen) = gather(tree, selection, json)?;
     if json {
         outln!("{}", serde_json::to_string_pretty(&st)?)?;
-    } else if client.is_some() {
+    } else if matches!(seen, Seen::Answered) {
         out!("{}", table(&st))?;
     }
-    if client.is_none() {
-        return Err(super::not_running(tree));
+    match seen {
+        Seen::Answered => {}
+        Seen::Down => return Err(super::not_running(tree)),
+        Seen::Silent(why) => return Err(tree.explain(why)),
     }
     Ok(st.programs.iter().all(Program::running))
+}
+
+/// How this tree's daemon was found by [`gather`].
+pub(crate) enum Seen {
+    /// Proven ours, and it answered.
+    Answered,
+    /// Not running.
+    Down,
+    /// Proven ours, but it timed out or refused the credentials.
+    Silent(crate::supervisor::Error),
+}
+
+/// The status of `selection` in one request to the daemon proven ours, and how it was
+/// found: a daemon that does not answer gives what is known without it
+/// ([`super::silent::status`]).
+pub(crate) fn gather(
+    tree: &Tree,
+    selection: &Selection,
+    with_pid: bool,
+) -> anyhow::Result<(Status, Seen)> {
+    let Some(client) = super::daemon::proven(tree)? else {
+        return Ok((collect(tree, None, selection, with_pid)?, Seen::Down));
+    };
+    match collect(tree, Some(&client), selection, with_pid) {
+        Ok(st) => Ok((st, Seen::Answered)),
+        Err(e) => match e.downcast::<crate::supervisor::Error>() {
+            Ok(why) => Ok((
+                super::silent::status(tree, selection, client.1, &why)?,
+                Seen::Silent(why),
+            )),
+            Err(e) => Err(e),
+        },
+    }
 }
 
 /// Collects the status of `selection` (nodes first, then the monitoring programs) from the
@@ -157,7 +193,13 @@ fn ask(
     };
     let mut infos = BTreeMap::new();
     if let Some((c, pid)) = client {
-        let (ident, all) = c.identification_and_infos().map_err(|e| tree.explain(e))?;
+        // A daemon that times out or refuses the credentials is left to the caller
+        // ([`gather`]) as the typed error; anything else is explained here.
+        let (ident, all) = c.identification_and_infos().map_err(|e| match e {
+            e @ (crate::supervisor::Error::Timeout { .. }
+            | crate::supervisor::Error::Unauthorized) => anyhow::Error::new(e),
+            e => tree.explain(e),
+        })?;
         super::daemon::identified(tree, &ident)?;
         infos.extend(all.into_iter().map(|p| (p.qualified(), p)));
         daemon.state = "RUNNING".into();
