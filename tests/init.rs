@@ -146,6 +146,43 @@ fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
     h.ok(&["cluster", "destroy", "ready", "--yes"]);
 }
 
+const REPLICA_SET: &str = "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+  - {host: localhost, port: {p2}, replica_set: rs0}
+";
+
+/// display asks every node that has a process, not only the RUNNING ones: with the daemon
+/// killed the members run UNSUPERVISED and still report PRIMARY / SECONDARY (they showed `-`).
+#[test]
+fn display_shows_the_member_states_of_nodes_running_without_supervisord() {
+    let mut h = Home::new(&["unsupervised-rs"]);
+    let topo = h.topology("unsupervised-rs.yaml", REPLICA_SET, 3);
+    h.deploy("unsupervised-rs", &topo);
+    let (_, d) = h.display("unsupervised-rs");
+    let daemon = d["supervisord"]["pid"].as_u64().expect("daemon pid") as u32;
+    let killed = std::process::Command::new("kill")
+        .args(["-9", &daemon.to_string()])
+        .status()
+        .expect("kill");
+    assert!(killed.success());
+    assert!(wait_until(
+        std::time::Duration::from_secs(5),
+        || !pid_alive(daemon)
+    ));
+
+    let (code, d) = h.display("unsupervised-rs");
+    assert_eq!(code, 3, "{d}");
+    let states = d["nodes"].as_array().expect("nodes");
+    assert_eq!(states.len(), 3, "{d}");
+    assert!(states.iter().all(|n| n["state"] == "UNSUPERVISED"), "{d}");
+    let mut members: Vec<_> = nodes(&d).into_iter().map(|n| n.3).collect();
+    members.sort();
+    let want = ["PRIMARY", "SECONDARY", "SECONDARY"].map(|s| Some(s.to_string()));
+    assert_eq!(members, want, "{d}");
+    h.ok(&["cluster", "destroy", "unsupervised-rs", "--yes"]);
+}
+
 #[test]
 fn a_member_whose_data_belongs_to_another_set_is_named() {
     let c = TestCluster::new(

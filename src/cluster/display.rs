@@ -84,7 +84,8 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         status::Seen::Silent(why) => Some(why),
         status::Seen::Answered | status::Seen::Down => None,
     };
-    let up: Vec<bool> = st.programs.iter().map(|p| p.running()).collect();
+    // Every node with a process (STARTING, RUNNING, UNSUPERVISED) is asked, not only RUNNING ones.
+    let up: Vec<bool> = st.programs.iter().map(|p| p.pid.is_some()).collect();
     let (roles, shards) = server_view(&tree.members, &up);
     let nodes: Vec<DisplayNode> = st
         .programs
