@@ -116,10 +116,14 @@ pub(crate) fn start(
     let result = start_tiers(tree, client, selection, init, &progress);
     progress.finish();
     let answered = result?;
+    // Only the monitoring programs that were part of the selection are counted.
+    let monitors = match selection.monitors.len() {
+        0 => String::new(),
+        n => format!(", {n} monitoring program(s) RUNNING"),
+    };
     outln!(
-        "{} node(s) answer, {} monitoring program(s) RUNNING ({:.1} s)",
+        "{} node(s) answer{monitors} ({:.1} s)",
         answered.len(),
-        selection.monitors.len(),
         progress.elapsed()
     )?;
     Ok(())
