@@ -395,7 +395,7 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             for i in &cmp.unchanged {
                 outln!("  unchanged  {}", rel(&files[*i].path))?;
             }
-            for p in &cmp.extra {
+            for p in cmp.stale.iter().chain(&cmp.extra) {
                 outln!("  remove     {}", rel(p))?;
             }
             for p in &cmp.foreign {
@@ -411,6 +411,9 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
                 .filter(|d| !d.starts_with(layout.root()))
             {
                 eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+            }
+            for p in &cmp.stale {
+                outln!("removed {} (staged by an interrupted gen)", rel(p))?;
             }
             for p in &cmp.extra {
                 outln!(
@@ -471,6 +474,9 @@ fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Resu
                 )?;
             }
         }
+    }
+    for p in &cmp.stale {
+        outln!("extra: {} (staged by an interrupted gen)", rel(p))?;
     }
     for p in &cmp.extra {
         outln!("extra: {}", rel(p))?;
