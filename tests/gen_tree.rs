@@ -307,3 +307,30 @@ fn staged_files_a_killed_gen_left_are_named_and_removed_by_the_next_gen() {
         String::from_utf8_lossy(&check.stdout)
     );
 }
+
+/// `--out` a symlink to a directory not made yet: refused as bad input (exit 2) naming the
+/// link and its target, instead of "cannot create …: File exists"; nothing is created.
+#[test]
+fn an_out_that_is_a_dangling_symlink_is_named_with_its_target() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("meta.yaml"), "name: dangling\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9012\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    std::fs::write(d.join("topology.yaml"), topo(&[30000])).expect("write");
+    let target = d.join("not-yet");
+    std::os::unix::fs::symlink(&target, d.join("tree")).expect("symlink");
+    let out = gen(d, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}", d.join("tree").display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "a symbolic link to {}, which does not exist",
+            target.display()
+        )),
+        "{err}"
+    );
+    assert!(!target.exists(), "nothing is created through the link");
+}
