@@ -41,12 +41,18 @@ pub(crate) struct Comparison {
 const STAGED_PREFIX: &str = ".mup-";
 
 impl Comparison {
+    /// The tree on disk is exactly what gen writes.
     pub(crate) fn is_clean(&self) -> bool {
+        self.is_rendered() && self.stale.is_empty()
+    }
+
+    /// Every rendered file is on disk as rendered, nothing else loads: what supervisord and
+    /// the nodes read is this rendering, whatever staged leftovers lie beside it.
+    pub(crate) fn is_rendered(&self) -> bool {
         self.changed.is_empty()
             && self.extra.is_empty()
             && self.missing_dirs.is_empty()
             && self.foreign.is_empty()
-            && self.stale.is_empty()
     }
 }
 
