@@ -399,7 +399,7 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             for i in &cmp.unchanged {
                 outln!("  unchanged  {}", rel(&files[*i].path))?;
             }
-            for p in &cmp.extra {
+            for p in cmp.stale.iter().chain(&cmp.extra) {
                 outln!("  remove     {}", rel(p))?;
             }
             for p in &cmp.foreign {
@@ -409,30 +409,40 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
         }
         Mode::Write => {
             let created = tree::apply(&cmp, &compiled.files)?;
-            for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
-                eprintln!("created {} (outside the tree)", shown_dir(layout, d));
-            }
-            for p in &cmp.extra {
-                outln!(
-                    "removed {} (no longer in the tree; a node's data directory is kept)",
-                    rel(p)
-                )?;
-            }
-            for p in &cmp.foreign {
-                eprintln!(
-                    "warning: {} was not made by mup and is left alone; supervisord loads it through the include",
-                    rel(p)
-                );
-            }
-            outln!(
-                "wrote {} ({} files changed, {} unchanged)",
-                layout.root().display(),
-                cmp.changed.len(),
-                cmp.unchanged.len()
-            )?;
+            report_written(&cmp, &created, layout)?;
             Ok(true)
         }
     }
+}
+
+/// What a write did, beyond the files it wrote: directories made outside the tree, files
+/// removed, files left alone.
+fn report_written(cmp: &Comparison, created: &[PathBuf], layout: &Layout) -> std::io::Result<()> {
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
+        eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+    }
+    for p in &cmp.stale {
+        outln!("removed {} (staged by an interrupted gen)", rel(p))?;
+    }
+    for p in &cmp.extra {
+        outln!(
+            "removed {} (no longer in the tree; a node's data directory is kept)",
+            rel(p)
+        )?;
+    }
+    for p in &cmp.foreign {
+        eprintln!(
+            "warning: {} was not made by mup and is left alone; supervisord loads it through the include",
+            rel(p)
+        );
+    }
+    outln!(
+        "wrote {} ({} files changed, {} unchanged)",
+        layout.root().display(),
+        cmp.changed.len(),
+        cmp.unchanged.len()
+    )
 }
 
 /// A directory in gen's output: relative inside the tree, absolute for the tree itself and
@@ -471,6 +481,9 @@ fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Resu
                 )?;
             }
         }
+    }
+    for p in &cmp.stale {
+        outln!("extra: {} (staged by an interrupted gen)", rel(p))?;
     }
     for p in &cmp.extra {
         outln!("extra: {}", rel(p))?;

@@ -28,6 +28,19 @@ fn wait_limit() -> Duration {
 
 /// Holds `<cluster>/.mup.lock` exclusively until dropped.
 pub(crate) fn exclusive(layout: &Layout) -> anyhow::Result<File> {
+    let root = layout.root();
+    if let Some(target) = std::fs::read_link(root).ok().filter(|_| !root.exists()) {
+        // create_dir_all would only say "File exists".
+        return Err(crate::error::InputError::new(
+            root.display().to_string(),
+            "",
+            format!(
+                "a symbolic link to {}, which does not exist: create that directory, or remove the link",
+                target.display()
+            ),
+        )
+        .into());
+    }
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create {}", layout.root().display()))?;
     hold(

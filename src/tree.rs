@@ -32,10 +32,23 @@ pub(crate) struct Comparison {
     pub foreign: Vec<PathBuf>,
     /// Directories the tree needs that do not exist yet.
     pub missing_dirs: Vec<PathBuf>,
+    /// Staged files ([`STAGED_PREFIX`]) a gen killed before its renames left behind: mup's
+    /// own (only a gen holding the cluster lock stages), removed by the next write.
+    pub stale: Vec<PathBuf>,
 }
 
+/// The name prefix of the temp files a write stages beside their targets.
+const STAGED_PREFIX: &str = ".mup-";
+
 impl Comparison {
+    /// The tree on disk is exactly what gen writes.
     pub(crate) fn is_clean(&self) -> bool {
+        self.is_rendered() && self.stale.is_empty()
+    }
+
+    /// Every rendered file is on disk as rendered, nothing else loads: what supervisord and
+    /// the nodes read is this rendering, whatever staged leftovers lie beside it.
+    pub(crate) fn is_rendered(&self) -> bool {
         self.changed.is_empty()
             && self.extra.is_empty()
             && self.missing_dirs.is_empty()
@@ -78,6 +91,7 @@ pub(crate) fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
         .filter(|p| !wanted.contains(p.as_path()))
         .collect();
     cmp.foreign = foreign;
+    cmp.stale = staged_leftovers(cluster);
     let mut dirs = cluster.dirs.clone();
     dirs.extend(
         files
@@ -86,6 +100,29 @@ pub(crate) fn compare(cluster: &Cluster, files: &[OutFile]) -> Comparison {
     );
     cmp.missing_dirs = dirs.into_iter().filter(|d| !d.is_dir()).collect();
     cmp
+}
+
+/// Regular files named [`STAGED_PREFIX`]* in the tree's root and in conf/*/ (where a write
+/// stages), never following a symlink.
+fn staged_leftovers(cluster: &Cluster) -> Vec<PathBuf> {
+    let conf_dirs = fs::read_dir(cluster.layout.conf_dir())
+        .into_iter()
+        .flatten()
+        .flatten()
+        .filter(|e| e.file_type().is_ok_and(|t| t.is_dir()))
+        .map(|e| e.path());
+    let mut stale: Vec<PathBuf> = std::iter::once(cluster.layout.root().to_path_buf())
+        .chain(conf_dirs)
+        .filter_map(|dir| fs::read_dir(dir).ok())
+        .flat_map(|entries| entries.flatten())
+        .filter(|e| {
+            e.file_name().to_string_lossy().starts_with(STAGED_PREFIX)
+                && e.file_type().is_ok_and(|t| t.is_file())
+        })
+        .map(|e| e.path())
+        .collect();
+    stale.sort();
+    stale
 }
 
 /// Files under conf/*/ whose names mup generates (other files there are left alone), and
@@ -172,7 +209,7 @@ pub(crate) fn apply(cmp: &Comparison, files: &[OutFile]) -> anyhow::Result<Vec<P
         tmp.persist(&path)
             .with_context(|| format!("cannot write {}", path.display()))?;
     }
-    for p in &cmp.extra {
+    for p in cmp.stale.iter().chain(&cmp.extra) {
         fs::remove_file(p).with_context(|| format!("cannot remove {}", p.display()))?;
         if let Some(dir) = p.parent() {
             // Only succeeds when empty: anything else the user put there stays.
@@ -303,7 +340,7 @@ fn written_beside(
 ) -> anyhow::Result<tempfile::NamedTempFile> {
     let dir = path.parent().context("a file path has a parent")?;
     let mut tmp = tempfile::Builder::new()
-        .prefix(".mup-")
+        .prefix(STAGED_PREFIX)
         .tempfile_in(dir)
         .with_context(|| format!("cannot create a temporary file in {}", dir.display()))?;
     tmp.write_all(contents)

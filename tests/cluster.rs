@@ -36,6 +36,20 @@ fn deploy_display_stop_start_restart_destroy() {
         code, 0,
         "the same deploy again continues (here: finds it done)\n{err}"
     );
+    // A gen killed while staging leaves its .mup-* files beside the tree's: what the daemon
+    // and the nodes read is still this deploy's, so the same deploy still continues.
+    let staged = h.cluster_dir("life").join(".mup-Xy12Zw");
+    std::fs::write(&staged, "staged").expect("stage");
+    let (code, _, err) = h.run(&[
+        "cluster",
+        "deploy",
+        "life",
+        topo.to_str().expect("utf8"),
+        "--bin-path",
+        "fixtures/bin",
+        "--yes",
+    ]);
+    assert_eq!(code, 0, "staged leftovers are not another topology\n{err}");
     let other = h.scratch().join("other.yaml");
     std::fs::write(
         &other,

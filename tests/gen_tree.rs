@@ -263,3 +263,83 @@ fn a_failed_gen_leaves_no_new_directory_behind() {
         d.join("new").display()
     );
 }
+
+/// A gen killed (SIGKILL, power loss) after staging leaves its `.mup-*` temp files beside
+/// their targets. The next `--check` names them, the next gen removes them and says so; a
+/// symlink of that name, and a file elsewhere, are left alone.
+#[test]
+fn staged_files_a_killed_gen_left_are_named_and_removed_by_the_next_gen() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("meta.yaml"), "name: killed\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9011\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
+    assert!(gen(d, &[]).status.success());
+    let tree = d.join("tree");
+    // What a gen killed between staging and its renames leaves: the staged copies.
+    let staged = [
+        tree.join("conf/localhost-30000/.mup-Ab3xYz"),
+        tree.join(".mup-Qr7tUv"),
+    ];
+    for s in &staged {
+        std::fs::write(s, "net:\n  port: 30000\n").expect("stage");
+    }
+    let outside = d.join("elsewhere");
+    std::fs::write(&outside, "keep").expect("write");
+    let link = tree.join("conf/localhost-30001/.mup-Link00");
+    std::os::unix::fs::symlink(&outside, &link).expect("symlink");
+
+    let out = gen(d, &["--check"]);
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert_eq!(out.status.code(), Some(1), "{text}");
+    assert!(
+        text.contains("extra: conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)"),
+        "{text}"
+    );
+    assert!(text.contains("extra: .mup-Qr7tUv"), "{text}");
+
+    let out = gen(d, &[]);
+    assert!(out.status.success());
+    let text = String::from_utf8_lossy(&out.stdout);
+    assert!(
+        text.contains("removed conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)"),
+        "{text}"
+    );
+    for s in &staged {
+        assert!(!s.exists(), "{} removed", s.display());
+    }
+    assert!(link.symlink_metadata().is_ok(), "a symlink is not staged");
+    assert_eq!(std::fs::read_to_string(&outside).expect("kept"), "keep");
+    let check = gen(d, &["--check"]);
+    assert!(
+        !String::from_utf8_lossy(&check.stdout).contains("staged"),
+        "{}",
+        String::from_utf8_lossy(&check.stdout)
+    );
+}
+
+/// `--out` a symlink to a directory not made yet: refused as bad input (exit 2) naming the
+/// link and its target, instead of "cannot create …: File exists"; nothing is created.
+#[test]
+fn an_out_that_is_a_dangling_symlink_is_named_with_its_target() {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    let d = tmp.path();
+    std::fs::write(d.join("meta.yaml"), "name: dangling\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9012\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
+    std::fs::write(d.join("topology.yaml"), topo(&[30000])).expect("write");
+    let target = d.join("not-yet");
+    std::os::unix::fs::symlink(&target, d.join("tree")).expect("symlink");
+    let out = gen(d, &[]);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains(&format!("{}", d.join("tree").display())),
+        "{err}"
+    );
+    assert!(
+        err.contains(&format!(
+            "a symbolic link to {}, which does not exist",
+            target.display()
+        )),
+        "{err}"
+    );
+    assert!(!target.exists(), "nothing is created through the link");
+}

@@ -149,7 +149,7 @@ fn written_before(name: &str, compiled: &Compiled) -> anyhow::Result<bool> {
         return Ok(false);
     }
     let cmp = crate::tree::compare(&compiled.cluster, &compiled.files);
-    if cmp.is_clean() {
+    if cmp.is_rendered() {
         return Ok(true);
     }
     let differs: Vec<String> = cmp
