@@ -848,6 +848,61 @@ fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
 }
 
 #[test]
+fn clients_that_trickle_a_request_head_on_every_slot_do_not_hold_up_a_scrape() {
+    use std::io::Write;
+    use std::sync::atomic::{AtomicBool, Ordering};
+    let c = TestCluster::new("trickle", STANDALONE, 1);
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    let port = metrics_port(&c.tree);
+    assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
+    // 64 connections, twice the connections served at once, each sending one byte of a head
+    // that never ends every 0.5 s, and connecting again when closed.
+    let stop = std::sync::Arc::new(AtomicBool::new(false));
+    let stopped = std::sync::Arc::clone(&stop);
+    let trickler = std::thread::spawn(move || {
+        let address = std::net::SocketAddr::from(([127, 0, 0, 1], port));
+        let connect = || {
+            let s =
+                std::net::TcpStream::connect_timeout(&address, Duration::from_millis(500)).ok()?;
+            s.set_write_timeout(Some(Duration::from_millis(100))).ok()?;
+            Some(s)
+        };
+        let head = b"GET /metrics HTTP/1.1\r\nX-Slow: ";
+        let mut clients: Vec<(Option<std::net::TcpStream>, usize)> =
+            (0..64).map(|_| (connect(), 0)).collect();
+        while !stopped.load(Ordering::SeqCst) {
+            for (client, sent) in &mut clients {
+                let byte = head.get(*sent).copied().unwrap_or(b'a');
+                let alive = client
+                    .as_mut()
+                    .is_some_and(|s| s.write_all(&[byte]).is_ok());
+                if alive {
+                    *sent += 1;
+                } else {
+                    *client = connect();
+                    *sent = 0;
+                }
+            }
+            std::thread::sleep(Duration::from_millis(500));
+        }
+    });
+    std::thread::sleep(Duration::from_secs(1));
+    let scrapes: Vec<Result<String, String>> = (0..3)
+        .map(|_| scrape_within(port, Duration::from_secs(3)))
+        .collect();
+    stop.store(true, Ordering::SeqCst);
+    trickler.join().expect("the trickling clients");
+    for scrape in scrapes {
+        let body = scrape.unwrap_or_else(|e| panic!("a scrape beside 64 trickling clients: {e}"));
+        assert!(
+            body.contains("mup_supervisord_up{cluster=\"trickle\"} 1"),
+            "{body}"
+        );
+    }
+}
+
+#[test]
 fn a_huge_request_head_is_refused_without_memory_growth() {
     use std::io::{Read, Write};
     let c = TestCluster::new("bighead", STANDALONE, 1);
