@@ -125,8 +125,30 @@ pub(crate) fn load(path: &Path, shown: &str) -> InputResult<Meta> {
 /// True when the meta.yaml at `path` is not one `mup gen` wrote: a PID-tracked cluster of the
 /// Go mup (`supervisor_enabled` absent or false).
 pub(crate) fn is_legacy(path: &Path, shown: &str) -> InputResult<bool> {
-    let v: yaml::Value = yaml::load(path, shown)?;
+    legacy_text(&yaml::read(path, shown)?, shown)
+}
+
+/// [`is_legacy`] of a meta.yaml's text.
+fn legacy_text(text: &str, shown: &str) -> InputResult<bool> {
+    let v: yaml::Value = yaml::parse(text, shown)?;
     Ok(v.get("supervisor_enabled").and_then(yaml::Value::as_bool) != Some(true))
+}
+
+/// A tree's meta.yaml read once: `Ok(None)` when it is a PID-tracked cluster
+/// ([`is_legacy`]), else the parsed [`Meta`]. Same outcome and messages as [`is_legacy`]
+/// followed by [`load`], with one read and, for a file `mup gen` wrote, one parse.
+pub(crate) fn load_tree(path: &Path, shown: &str) -> InputResult<Option<Meta>> {
+    let text = yaml::read(path, shown)?;
+    match yaml::parse::<Meta>(&text, shown) {
+        // A `Meta` holds `supervisor_enabled` exactly when the document has it as a bool.
+        Ok(meta) if meta.supervisor_enabled == Some(true) => Ok(Some(meta)),
+        Ok(_) => Ok(None),
+        // Not a `Meta`: the YAML error first, then the legacy verdict, then the `Meta` error.
+        Err(e) => match legacy_text(&text, shown)? {
+            true => Ok(None),
+            false => Err(e),
+        },
+    }
 }
 
 impl Meta {
@@ -134,5 +156,47 @@ impl Meta {
     pub fn to_yaml(&self) -> String {
         let body = yaml::to_string(self);
         format!("# Cluster metadata, completed by `mup gen`. Keep this file: it records the ports,\n# credentials and environment decided for this cluster.\n{body}")
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::{is_legacy, load, load_tree};
+
+    /// One read and one parse give what [`is_legacy`] then [`load`] gave: the verdict, the
+    /// `Meta`, or the very same message.
+    #[test]
+    fn load_tree_agrees_with_is_legacy_then_load() {
+        let dir = tempfile::tempdir().expect("temp dir");
+        let base = "name: a\nversion: \"7.0.14\"\nbin_path: /b\n";
+        let cases = [
+            format!("{base}supervisor_enabled: true\nsupervisor_port: 9001\n"),
+            format!("{base}supervisor_enabled: false\n"),
+            base.to_string(),
+            format!("{base}supervisor_enabled: \"yes\"\n"),
+            format!("{base}supervisor_enabled: true\nbogus: 1\n"),
+            format!("{base}status: running\ncreated_at: x\n"),
+            format!("{base}supervisor_enabled: true\nsupervisor_port: [\n"),
+            "[1, 2]\n".to_string(),
+            String::new(),
+        ];
+        for (i, text) in cases.iter().enumerate() {
+            let path = dir.path().join(format!("meta-{i}.yaml"));
+            std::fs::write(&path, text).expect("write");
+            let old = is_legacy(&path, "m").and_then(|legacy| match legacy {
+                true => Ok(None),
+                false => load(&path, "m").map(Some),
+            });
+            let new = load_tree(&path, "m");
+            match (old, new) {
+                (Ok(a), Ok(b)) => assert_eq!(
+                    a.map(|m| format!("{m:?}")),
+                    b.map(|m| format!("{m:?}")),
+                    "{text}"
+                ),
+                (Err(a), Err(b)) => assert_eq!(a.to_string(), b.to_string(), "{text}"),
+                (a, b) => panic!("{text}: {a:?} against {b:?}"),
+            }
+        }
     }
 }

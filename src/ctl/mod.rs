@@ -246,15 +246,14 @@ impl Tree {
             )
             .into());
         }
-        if meta::is_legacy(&file, &shown)? {
+        let Some(meta) = meta::load_tree(&file, &shown)? else {
             return Err(InputError::new(
                 &shown,
                 "supervisor_enabled",
                 "this cluster tracks PIDs and is not managed by supervisord yet: run `mup cluster migrate <name>` first",
             )
             .into());
-        }
-        let meta = meta::load(&file, &shown)?;
+        };
         let port = match meta.supervisor_port {
             None => Err("missing: run `mup gen` on this tree again".to_string()),
             Some(p) => u16::try_from(p)
