@@ -204,8 +204,14 @@ fn display_text(d: &Display) -> String {
         ],
         &rows,
     ));
+    // Right after a start the nodes answer before supervisord calls them RUNNING.
+    let starting = d.nodes.iter().filter(|n| n.state == "STARTING").count();
+    let starting = match starting {
+        0 => String::new(),
+        n => format!(" ({n} STARTING: RUNNING once supervisord's startsecs have passed)"),
+    };
     out.push_str(&format!(
-        "\nTotal nodes: {}, running: {}, not running: {}\n",
+        "\nTotal nodes: {}, running: {}, not running: {}{starting}\n",
         d.total,
         d.running,
         d.total - d.running
