@@ -9,10 +9,15 @@ use crate::meta::{Meta, NodeMeta};
 use crate::mongod_conf::{base_conf, config_db, expand, overlay, MONGOD_ONLY};
 pub(crate) use crate::naming::{check_name, node_dir_name, program_name, Role, Service};
 pub(crate) use crate::plan::{plan, Plan};
+
+mod checks;
+mod version;
+
 use crate::yaml::Mapping;
+use checks::{check_hooks, foreign_data_dir, ini_path};
 use std::collections::{BTreeMap, BTreeSet};
-use std::fmt;
 use std::path::{Path, PathBuf};
+pub(crate) use version::Version;
 
 /// What kind of deployment the topology describes.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
@@ -29,54 +34,6 @@ impl Kind {
             Kind::ReplicaSet => "replica_set",
             Kind::Sharded => "sharded",
         }
-    }
-}
-
-/// A MongoDB version as `major.minor.patch`.
-#[derive(Debug, Clone, Copy, PartialEq, Eq, PartialOrd, Ord)]
-pub(crate) struct Version {
-    pub major: u32,
-    pub minor: u32,
-    pub patch: u32,
-}
-
-impl Version {
-    /// Accepts `7.0`, `7.0.14`, `8.0.0-rc1` (the suffix is ignored).
-    pub(crate) fn parse(text: &str) -> Option<Version> {
-        if !text
-            .chars()
-            .all(|c| c.is_ascii_alphanumeric() || matches!(c, '.' | '-' | '+'))
-        {
-            return None;
-        }
-        let core = text.split(['-', '+']).next()?;
-        let mut parts = core.split('.');
-        let num = |p: Option<&str>| -> Option<u32> {
-            let p = p?;
-            (!p.is_empty() && p.chars().all(|c| c.is_ascii_digit()))
-                .then(|| p.parse().ok())
-                .flatten()
-        };
-        let major = num(parts.next())?;
-        let minor = num(parts.next())?;
-        let patch = match parts.next() {
-            Some(p) => num(Some(p))?,
-            None => 0,
-        };
-        parts.next().is_none().then_some(Version {
-            major,
-            minor,
-            patch,
-        })
-    }
-    pub(crate) const fn at_least(self, major: u32, minor: u32) -> bool {
-        self.major > major || (self.major == major && self.minor >= minor)
-    }
-}
-
-impl fmt::Display for Version {
-    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
-        write!(f, "{}.{}.{}", self.major, self.minor, self.patch)
     }
 }
 
@@ -196,132 +153,6 @@ pub(crate) struct Cluster {
     pub monitors: Vec<Monitor>,
     pub mup_binary: PathBuf,
     pub hooks: Vec<Hook>,
-}
-
-/// Checks a path that will be written into a supervisord file.
-fn ini_path(path: &Path, file: &str, field: &str) -> InputResult<PathBuf> {
-    let text = path
-        .to_str()
-        .ok_or_else(|| InputError::new(file, field, format!("{path:?} is not valid UTF-8")))?;
-    match ini::check(text) {
-        Some(why) => Err(InputError::new(file, field, why)),
-        None => Ok(path.to_path_buf()),
-    }
-}
-
-/// Why `dd` cannot be a node's data directory, or `None`: it may not be, contain or lie in
-/// anything mup must never delete or mix with a node's files — `/`, the home directory,
-/// `MUP_HOME`, this tree's own files, another cluster's tree or data directories.
-fn foreign_data_dir(
-    dd: &Path,
-    layout: &Layout,
-    home: &Path,
-    decided: &Decisions,
-) -> Option<String> {
-    let shown = dd.display();
-    let root = layout.root();
-    let overlaps = |p: &Path| p.starts_with(dd) || dd.starts_with(p);
-    if dd.parent().is_none() {
-        return Some(format!("{shown} is the root directory"));
-    }
-    if home.starts_with(dd) {
-        return Some(format!(
-            "{shown} contains the home directory {}",
-            home.display()
-        ));
-    }
-    if decided.mup_home.starts_with(dd) {
-        return Some(format!(
-            "{shown} contains MUP_HOME ({})",
-            decided.mup_home.display()
-        ));
-    }
-    if root.starts_with(dd) {
-        return Some(format!(
-            "{shown} contains the cluster directory {} (its configuration and credentials)",
-            root.display()
-        ));
-    }
-    if let Some(own) = layout.own_entries().iter().find(|p| overlaps(p)) {
-        return Some(format!(
-            "{shown} overlaps {}, which mup writes in the cluster directory",
-            own.display()
-        ));
-    }
-    for other in &decided.others {
-        if overlaps(&other.root) {
-            return Some(format!(
-                "{shown} overlaps the directory of cluster {:?} ({})",
-                other.name,
-                other.root.display()
-            ));
-        }
-        if let Some(d) = other.data_dirs.iter().find(|d| overlaps(d)) {
-            return Some(format!(
-                "{shown} overlaps a data directory of cluster {:?} ({})",
-                other.name,
-                d.display()
-            ));
-        }
-    }
-    if dd.starts_with(&decided.mup_home) && !dd.starts_with(root) {
-        return Some(format!(
-            "{shown} lies inside MUP_HOME ({}), outside this cluster's directory",
-            decided.mup_home.display()
-        ));
-    }
-    None
-}
-
-/// Hooks name known states and a command, and need the event listener.
-fn check_hooks(hooks: &[Hook], events: bool, mf: &str) -> InputResult<()> {
-    if !hooks.is_empty() && !events {
-        return Err(InputError::new(
-            mf,
-            "hooks",
-            "the event listener runs hooks, but events: false turns it off",
-        ));
-    }
-    for (i, h) in hooks.iter().enumerate() {
-        if h.command.trim().is_empty() || h.command.contains('\0') {
-            return Err(InputError::new(
-                mf,
-                format!("hooks[{i}].command"),
-                format!("{:?} is not a command", h.command),
-            ));
-        }
-        if h.on.is_empty() {
-            return Err(InputError::new(
-                mf,
-                format!("hooks[{i}].on"),
-                format!(
-                    "is empty: name states, e.g. [{}]",
-                    crate::monitor::HOOK_STATES.join(", ")
-                ),
-            ));
-        }
-        for (j, on) in h.on.iter().enumerate() {
-            if !crate::monitor::HOOK_STATES.contains(&on.as_str()) {
-                return Err(InputError::new(
-                    mf,
-                    format!("hooks[{i}].on[{j}]"),
-                    format!(
-                        "{on:?} is not one of {}",
-                        crate::monitor::HOOK_STATES.join(", ")
-                    ),
-                ));
-            }
-        }
-        let max = crate::monitor::hooks::MAX_TIMEOUT_SECS;
-        if let Some(t) = h.timeout.filter(|t| !(1..=max).contains(t)) {
-            return Err(InputError::new(
-                mf,
-                format!("hooks[{i}].timeout"),
-                format!("{t} is not a number of seconds from 1 to {max}"),
-            ));
-        }
-    }
-    Ok(())
 }
 
 impl Cluster {
