@@ -88,6 +88,7 @@ mod plan;
 mod ports;
 mod render;
 mod setup;
+mod steps;
 pub mod supervisor;
 mod table;
 mod topology;
