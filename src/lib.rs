@@ -64,44 +64,25 @@ pub(crate) fn stdout_closed() -> bool {
     STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
 }
 
-mod child;
-pub mod cli;
-mod cluster;
-mod ctl;
-mod data_dirs;
+pub mod commands;
+mod deployment;
 mod error;
-mod gen;
-mod ini;
-mod init;
-mod interrupt;
-mod layout;
-mod legacy;
-mod lock;
-mod meta;
-mod model;
 mod mongo;
-mod mongod_conf;
 mod monitor;
-mod naming;
-mod packages;
-mod plan;
-mod ports;
-mod render;
-mod setup;
-mod steps;
+mod ops;
 pub mod supervisor;
-mod table;
-mod topology;
-mod tree;
-mod yaml;
+mod system;
+mod ui;
 
-use cli::{Command, Opts};
+use cli::Opts;
+pub use commands::cli;
 
 // What the integration tests use besides the CLI: the daemon client, the /proc view of a
 // port, a generated tree and the replSetInitiate documents built from it.
-pub use ctl::{procs::listener_pid, Tree};
-pub use init::{rs_config, sets};
+pub use deployment::Tree;
+pub use ops::initiate::{rs_config, sets};
 use std::process::ExitCode;
+pub use system::procs::listener_pid;
 
 /// Exit code when `--check` finds a difference, or an operation fails.
 pub const EXIT_FAILURE: u8 = 1;
@@ -131,7 +112,7 @@ impl Outcome {
     }
 
     /// `Success` when `all_running`, else `NotRunning`.
-    fn running(all_running: bool) -> Outcome {
+    pub(crate) fn running(all_running: bool) -> Outcome {
         if all_running {
             Outcome::Success
         } else {
@@ -150,243 +131,7 @@ pub fn verbose() -> bool {
 /// The program's outline: parse options, run the command, return its exit code.
 pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
     VERBOSE.store(opts.verbose, std::sync::atomic::Ordering::Relaxed);
-    dispatch(opts.command).map(Outcome::exit_code)
-}
-
-fn dispatch(command: Command) -> anyhow::Result<Outcome> {
-    match command {
-        Command::Gen(g) => {
-            let mode = match (g.check, g.dry_run) {
-                (true, _) => gen::Mode::Check,
-                (_, true) => gen::Mode::DryRun,
-                _ => gen::Mode::Write,
-            };
-            let ok = gen::run(&g.topology, &g.meta, g.out.as_deref(), mode)?;
-            Ok(if ok { Outcome::Success } else { Outcome::Drift })
-        }
-        Command::Ctl(c) => run_ctl(c),
-        Command::Cluster(c) => run_cluster(c),
-        Command::Playground(p) => run_playground(p),
-        Command::Completions { shell } => {
-            use clap::CommandFactory;
-            // Rendered first, then written: a closed pipe is an error here, not a panic.
-            let mut script = Vec::new();
-            clap_complete::generate(shell, &mut Opts::command(), "mup", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(stdout_error)?;
-            Ok(Outcome::Success)
-        }
-        Command::Install {
-            version,
-            source,
-            yes: _, // `mup install` never asks
-        } => {
-            let src = packages::Source::new(source.mirror.as_deref());
-            let v = packages::install(&version, &src, &|_| Ok(()))?;
-            outln!("{}", packages::bin_dir(&v).display())?;
-            Ok(Outcome::Success)
-        }
-        Command::Versions { installed, source } => {
-            packages::versions(&packages::Source::new(source.mirror.as_deref()), installed)?;
-            Ok(Outcome::Success)
-        }
-        Command::Uninstall { version } => {
-            packages::uninstall(&version)?;
-            Ok(Outcome::Success)
-        }
-        Command::Monitor { mode, dir } => {
-            match mode {
-                cli::MonitorMode::Events => monitor::listener::run(&dir)?,
-                cli::MonitorMode::Metrics => monitor::exporter::run(&dir)?,
-            }
-            Ok(Outcome::Success)
-        }
-        Command::Setup => {
-            let path = setup::run()?;
-            outln!(
-                "supervisord {} is at {}",
-                setup::SUPERVISOR_VERSION,
-                path.display()
-            )?;
-            Ok(Outcome::Success)
-        }
-    }
-}
-
-fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
-    use cli::ClusterCmd as C;
-    match cmd {
-        C::Deploy {
-            name,
-            topology,
-            bins,
-            init,
-            yes,
-        } => {
-            let b = binaries(&bins, yes)?;
-            cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
-        }
-        C::Start {
-            name,
-            filters,
-            init,
-        } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
-        C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
-        C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
-        C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
-        C::List { json } => cluster::list(json)?,
-        C::Connect { name } => cluster::connect(&name)?,
-        C::Events { name, opts } => monitor::show::run(&cluster::load(&name)?, events_opts(&opts))?,
-        C::Uri { name } => {
-            for uri in cluster::connection_strings(&cluster::load(&name)?) {
-                outln!("{uri}")?;
-            }
-        }
-        C::Destroy {
-            name,
-            keep_data,
-            yes,
-        } => cluster::destroy(&name, keep_data, yes)?,
-        C::Migrate { name, bins, yes } => {
-            let b = match (&bins.bin_path, &bins.version) {
-                (None, None) => None,
-                _ => Some(binaries(&bins, yes)?),
-            };
-            cluster::migrate(&name, b.as_ref())?
-        }
-    }
-    Ok(Outcome::Success)
-}
-
-fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
-    use cli::PlaygroundCmd as P;
-    match cmd {
-        P::Start {
-            nodes,
-            bins,
-            init,
-            yes,
-        } => {
-            let b = match (&bins.bin_path, &bins.version) {
-                (None, None) => None,
-                _ => Some(binaries(&bins, yes)?),
-            };
-            cluster::playground_start(nodes, b, !init.no_init)?;
-        }
-        P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
-        P::Status => {
-            return cluster::display(cluster::existing_playground()?, false).map(Outcome::running)
-        }
-        P::Connect => cluster::connect(cluster::existing_playground()?)?,
-        P::Destroy => cluster::destroy(cluster::existing_playground()?, false, true)?,
-    }
-    Ok(Outcome::Success)
-}
-
-/// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
-fn run_ctl(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
-    use cli::CtlVerb as V;
-    use ctl::{daemon, logs, ops, reload, status, Tree};
-    let tree = Tree::load(&ctl::cluster_dir(
-        opts.dir.as_deref(),
-        opts.cluster.as_deref(),
-    )?)?;
-    let mutating = !matches!(
-        opts.verb,
-        V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
-    );
-    let _lock = if mutating {
-        Some(lock::exclusive(&tree.layout)?)
-    } else {
-        None
-    };
-    match opts.verb {
-        V::Up { adopt } => {
-            let client = daemon::up(&tree, adopt)?;
-            let pid = client.get_pid().map_err(|e| tree.explain(e))?;
-            outln!(
-                "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
-                tree.name(),
-                tree.url(),
-                tree.all().len()
-            )?;
-        }
-        V::Down => daemon::down(&tree)?,
-        V::Status { targets, json } => {
-            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            return status::run(&tree, &members, json).map(Outcome::running);
-        }
-        V::Start { targets: t, init } => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            let whole = t.targets.is_empty() && t.replica_set.is_none();
-            ops::start(
-                &tree,
-                &ctl::connect(&tree)?,
-                &members,
-                whole && !init.no_init,
-            )?;
-        }
-        V::Stop(t) => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            ops::stop(&tree, &ctl::connect(&tree)?, &members.programs())?;
-        }
-        V::Restart(t) => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            let client = ctl::connect(&tree)?;
-            ops::stop(&tree, &client, &members.programs())?;
-            let whole = t.targets.is_empty() && t.replica_set.is_none();
-            ops::start(&tree, &client, &members, whole)?;
-        }
-        V::Reload { dry_run } => reload::reload(&tree, &ctl::connect(&tree)?, dry_run)?,
-        V::Tail {
-            program,
-            bytes,
-            follow,
-        } => {
-            let p = tree.program(&program)?;
-            logs::tail(&tree, &ctl::connect(&tree)?, p.as_ref(), bytes, follow)?;
-        }
-        V::Signal { signal, targets } => {
-            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            logs::signal(&tree, &ctl::connect(&tree)?, &members.programs(), &signal)?;
-        }
-        V::Events(e) => monitor::show::run(&tree, events_opts(&e))?,
-        V::Pid { program } => {
-            let p = program.as_deref().map(|p| tree.program(p)).transpose()?;
-            outln!("{}", logs::pid(&tree, &ctl::connect(&tree)?, p.as_deref())?)?;
-        }
-    }
-    Ok(Outcome::Success)
-}
-
-/// The binaries `--bin-path` / `--version` / `--mirror` name.
-fn binaries(bins: &cli::BinOpts, yes: bool) -> anyhow::Result<cluster::Binaries> {
-    cluster::binaries(
-        bins.bin_path.as_deref(),
-        bins.version.as_deref(),
-        &packages::Source::new(bins.source.mirror.as_deref()),
-        yes,
-    )
-}
-
-fn events_opts(e: &cli::EventsOpts) -> monitor::show::Options {
-    monitor::show::Options {
-        follow: e.follow,
-        json: e.json,
-        since: e.since,
-    }
-}
-
-/// `-R` values as the model's roles.
-fn roles(filters: &cli::Filters) -> Vec<model::Role> {
-    filters
-        .roles
-        .iter()
-        .map(|r| match r {
-            cli::RoleArg::Config => model::Role::ConfigServer,
-            cli::RoleArg::Mongod => model::Role::Mongod,
-            cli::RoleArg::Mongos => model::Role::Mongos,
-        })
-        .collect()
+    commands::dispatch(opts.command).map(Outcome::exit_code)
 }
 
 /// True when the error is stdout closed early (`mup ctl tail -f | head`): the command ends
@@ -401,8 +146,11 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
 
 /// The exit code for an error: 130 after Ctrl-C, 2 when the cause is bad input, 1 otherwise.
 pub fn exit_code_for(err: &anyhow::Error) -> u8 {
-    if err.chain().any(|c| c.is::<interrupt::Interrupted>()) {
-        interrupt::EXIT_INTERRUPTED
+    if err
+        .chain()
+        .any(|c| c.is::<system::interrupt::Interrupted>())
+    {
+        system::interrupt::EXIT_INTERRUPTED
     } else if err.chain().any(|c| c.is::<error::InputError>()) {
         EXIT_BAD_INPUT
     } else {

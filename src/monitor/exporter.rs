@@ -16,9 +16,10 @@
 
 use super::link::Link;
 use super::series::{Format, Labels, Program, Snapshot};
-use crate::ctl::{owner, Tree};
-use crate::naming::Service;
+use crate::deployment::naming::Service;
+use crate::deployment::Tree;
 use crate::supervisor::{fault, state, Error, ProcessInfo};
+use crate::system::owner;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};
@@ -49,8 +50,8 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
             )
         })?;
     let listener = std::net::TcpListener::bind(("127.0.0.1", port)).map_err(|e| {
-        let holder = crate::ctl::procs::listener_pid(port)
-            .map(|pid| format!(" (held by {})", crate::ctl::procs::describe(pid)))
+        let holder = crate::system::procs::listener_pid(port)
+            .map(|pid| format!(" (held by {})", crate::system::procs::describe(pid)))
             .unwrap_or_default();
         anyhow::anyhow!(
             "cluster {}: cannot listen on 127.0.0.1:{port}{holder}: {e}; set another metrics_port in meta.yaml and run `mup gen` again",

@@ -7,7 +7,7 @@
 //! get [`STOP_GRACE`] to finish, then whatever is left of them is killed before it exits.
 
 use super::hook_procs::{self, Mark, Target, MARKER};
-use crate::meta::Hook;
+use crate::deployment::meta::Hook;
 use std::ffi::OsString;
 use std::fs::File;
 use std::io::{Read, Write};

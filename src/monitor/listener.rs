@@ -9,9 +9,9 @@
 
 use super::hooks::Hooks;
 use super::{Event, LOG_MAX_BYTES};
-use crate::ctl::Tree;
-use crate::meta::Hook;
-use crate::naming::Service;
+use crate::deployment::meta::Hook;
+use crate::deployment::naming::Service;
+use crate::deployment::Tree;
 use std::collections::BTreeMap;
 use std::io::{BufRead, Read, Seek, Write};
 use std::path::{Path, PathBuf};
@@ -127,7 +127,7 @@ impl Listener {
             .monitor(Service::Events)
             .and_then(|m| m.log_file.parent().map(Path::to_path_buf))
             .unwrap_or_else(|| tree.layout.default_logs_dir());
-        let hooks_log = crate::layout::hooks_log(&logs);
+        let hooks_log = crate::deployment::layout::hooks_log(&logs);
         let hooks = Hooks::start(tree.layout.root(), hooks_log);
         Ok(Listener {
             tree,

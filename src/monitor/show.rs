@@ -2,8 +2,8 @@
 //! (`12:00:01.234 mongod-30000 RUNNING → EXITED (unexpected, exit -9)`) or JSON lines.
 
 use super::{Event, Tail};
-use crate::ctl::Tree;
-use crate::naming::Service;
+use crate::deployment::naming::Service;
+use crate::deployment::Tree;
 use std::time::{Duration, SystemTime};
 
 /// How often `--follow` looks for new lines.

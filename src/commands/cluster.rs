@@ -1,0 +1,75 @@
+//! `mup cluster ...` and `mup playground ...`.
+
+use super::{binaries, cli, events_opts, roles};
+use crate::ops::cluster;
+use crate::{monitor, Outcome};
+
+pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
+    use cli::ClusterCmd as C;
+    match cmd {
+        C::Deploy {
+            name,
+            topology,
+            bins,
+            init,
+            yes,
+        } => {
+            let b = binaries(&bins, yes)?;
+            cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
+        }
+        C::Start {
+            name,
+            filters,
+            init,
+        } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
+        C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
+        C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
+        C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
+        C::List { json } => cluster::list(json)?,
+        C::Connect { name } => cluster::connect(&name)?,
+        C::Events { name, opts } => monitor::show::run(&cluster::load(&name)?, events_opts(&opts))?,
+        C::Uri { name } => {
+            for uri in cluster::connection_strings(&cluster::load(&name)?) {
+                outln!("{uri}")?;
+            }
+        }
+        C::Destroy {
+            name,
+            keep_data,
+            yes,
+        } => cluster::destroy(&name, keep_data, yes)?,
+        C::Migrate { name, bins, yes } => {
+            let b = match (&bins.bin_path, &bins.version) {
+                (None, None) => None,
+                _ => Some(binaries(&bins, yes)?),
+            };
+            cluster::migrate(&name, b.as_ref())?
+        }
+    }
+    Ok(Outcome::Success)
+}
+
+pub(crate) fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
+    use cli::PlaygroundCmd as P;
+    match cmd {
+        P::Start {
+            nodes,
+            bins,
+            init,
+            yes,
+        } => {
+            let b = match (&bins.bin_path, &bins.version) {
+                (None, None) => None,
+                _ => Some(binaries(&bins, yes)?),
+            };
+            cluster::playground_start(nodes, b, !init.no_init)?;
+        }
+        P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
+        P::Status => {
+            return cluster::display(cluster::existing_playground()?, false).map(Outcome::running)
+        }
+        P::Connect => cluster::connect(cluster::existing_playground()?)?,
+        P::Destroy => cluster::destroy(cluster::existing_playground()?, false, true)?,
+    }
+    Ok(Outcome::Success)
+}

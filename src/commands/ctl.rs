@@ -1,0 +1,90 @@
+//! `mup ctl VERB`: a tree's supervisord driven directly.
+
+use super::{cli, events_opts};
+use crate::deployment::{self as ctl, Tree};
+use crate::ops::{daemon, lifecycle as ops, logs, reload, status};
+use crate::system::lock;
+use crate::{monitor, Outcome};
+
+/// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
+pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
+    use cli::CtlVerb as V;
+    let tree = Tree::load(&ctl::cluster_dir(
+        opts.dir.as_deref(),
+        opts.cluster.as_deref(),
+    )?)?;
+    let mutating = !matches!(
+        opts.verb,
+        V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
+    );
+    let _lock = if mutating {
+        Some(lock::exclusive(&tree.layout)?)
+    } else {
+        None
+    };
+    match opts.verb {
+        V::Up { adopt } => {
+            let client = daemon::up(&tree, adopt)?;
+            let pid = client.get_pid().map_err(|e| tree.explain(e))?;
+            outln!(
+                "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
+                tree.name(),
+                tree.url(),
+                tree.all().len()
+            )?;
+        }
+        V::Down => daemon::down(&tree)?,
+        V::Status { targets, json } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            return status::run(&tree, &members, json).map(Outcome::running);
+        }
+        V::Start { targets: t, init } => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(
+                &tree,
+                &daemon::connect(&tree)?,
+                &members,
+                whole && !init.no_init,
+            )?;
+        }
+        V::Stop(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            ops::stop(&tree, &daemon::connect(&tree)?, &members.programs())?;
+        }
+        V::Restart(t) => {
+            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let client = daemon::connect(&tree)?;
+            ops::stop(&tree, &client, &members.programs())?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            ops::start(&tree, &client, &members, whole)?;
+        }
+        V::Reload { dry_run } => reload::reload(&tree, &daemon::connect(&tree)?, dry_run)?,
+        V::Tail {
+            program,
+            bytes,
+            follow,
+        } => {
+            let p = tree.program(&program)?;
+            logs::tail(&tree, &daemon::connect(&tree)?, p.as_ref(), bytes, follow)?;
+        }
+        V::Signal { signal, targets } => {
+            let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
+            logs::signal(
+                &tree,
+                &daemon::connect(&tree)?,
+                &members.programs(),
+                &signal,
+            )?;
+        }
+        V::Events(e) => monitor::show::run(&tree, events_opts(&e))?,
+        V::Pid { program } => {
+            let p = program.as_deref().map(|p| tree.program(p)).transpose()?;
+            outln!(
+                "{}",
+                logs::pid(&tree, &daemon::connect(&tree)?, p.as_deref())?
+            )?;
+        }
+    }
+    Ok(Outcome::Success)
+}

@@ -1,0 +1,499 @@
+//! `mup gen`: topology.yaml + meta.yaml → the cluster tree. Decides what the inputs leave
+//! open (ports, credentials, HOME/USER) once, records it in the tree's meta.yaml, renders,
+//! and writes atomically.
+
+use crate::deployment::layout::{self, Layout};
+use crate::deployment::meta::{self, Meta};
+use crate::deployment::model::{self, Cluster, Decisions, Plan, Sources};
+use crate::deployment::ports::{self, decide_port, PortChoice, PortValue};
+use crate::deployment::render::{self, OutFile};
+use crate::deployment::topology;
+use crate::deployment::write::{self, Comparison, State};
+use crate::error::{InputError, InputResult};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::Read;
+use std::path::{Path, PathBuf};
+
+/// A compiled cluster: the model, its rendered files and warnings about ignored input.
+pub(crate) struct Compiled {
+    pub cluster: Cluster,
+    pub files: Vec<OutFile>,
+    pub warnings: Vec<String>,
+}
+
+/// The inputs of a compile, already read (from files, or built by `mup cluster`).
+pub(crate) struct Inputs {
+    pub topology: topology::Topology,
+    /// How the topology is named in messages.
+    pub topology_label: String,
+    pub meta: Meta,
+    pub meta_label: String,
+    /// A relative `bin_path` is resolved against this directory.
+    pub meta_dir: PathBuf,
+}
+
+/// Reads both inputs, decides what is missing and renders the tree (nothing is written).
+pub(crate) fn compile(
+    topology_path: &Path,
+    meta_path: &Path,
+    out: Option<&Path>,
+) -> anyhow::Result<Compiled> {
+    let tf = topology_path.display().to_string();
+    let mf = meta_path.display().to_string();
+    let inputs = Inputs {
+        topology: topology::load(topology_path, &tf)?,
+        topology_label: tf,
+        meta: meta::load(meta_path, &mf)?,
+        meta_label: mf,
+        meta_dir: layout::absolute(meta_path)
+            .parent()
+            .map(Path::to_path_buf)
+            .unwrap_or_else(|| PathBuf::from("/")),
+    };
+    model::check_name(&inputs.meta.name, &inputs.meta_label)?;
+    let root = match out {
+        Some(dir) => layout::absolute(dir),
+        None => layout::clusters_dir().join(&inputs.meta.name),
+    };
+    compile_inputs(inputs, Layout::new(root), false)
+}
+
+/// Compiles read inputs into the tree at `layout`. A PID-tracked (legacy) meta.yaml already
+/// in the tree is refused unless `replacing_legacy` (`mup cluster migrate`).
+pub(crate) fn compile_inputs(
+    inputs: Inputs,
+    layout: Layout,
+    replacing_legacy: bool,
+) -> anyhow::Result<Compiled> {
+    let Inputs {
+        topology,
+        topology_label: tf,
+        meta: given,
+        meta_label: mf,
+        meta_dir,
+    } = inputs;
+    let plan = model::plan(&topology, &tf)?;
+    model::check_name(&given.name, &mf)?;
+    let existing = existing_meta(&layout, &given, replacing_legacy)?;
+    let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf, &tf)?;
+    let src = Sources {
+        topology: tf,
+        meta: mf,
+        meta_dir,
+    };
+    let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
+    // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
+    crate::system::data_dirs::record(&mut cluster, existing.as_ref());
+    let files = render::render(&cluster)?;
+    Ok(Compiled {
+        cluster,
+        files,
+        warnings: plan.warnings,
+    })
+}
+
+/// The tree's own meta.yaml, if the output directory already holds a cluster.
+fn existing_meta(
+    layout: &Layout,
+    given: &Meta,
+    replacing_legacy: bool,
+) -> InputResult<Option<Meta>> {
+    let path = layout.meta_file();
+    if !path.exists() {
+        return Ok(None);
+    }
+    let shown = path.display().to_string();
+    if meta::is_legacy(&path, &shown)? {
+        if replacing_legacy {
+            return Ok(None);
+        }
+        return Err(InputError::new(
+            "--out",
+            "",
+            format!(
+                "{} holds a PID-tracked cluster (no supervisor_enabled in its meta.yaml): run `mup cluster migrate` instead of overwriting it",
+                layout.root().display()
+            ),
+        ));
+    }
+    let m = meta::load(&path, &shown)?;
+    if m.name != given.name {
+        return Err(InputError::new(
+            "--out",
+            "",
+            format!(
+                "{} holds the cluster {:?}, not {:?}: choose another directory",
+                layout.root().display(),
+                m.name,
+                given.name
+            ),
+        ));
+    }
+    Ok(Some(m))
+}
+
+/// Every decision, in order of authority: the given meta.yaml, the topology, the tree's
+/// existing meta.yaml, then a fresh choice.
+fn decide(
+    plan: &Plan,
+    given: &Meta,
+    existing: Option<&Meta>,
+    layout: &Layout,
+    mf: &str,
+    tf: &str,
+) -> InputResult<Decisions> {
+    let prior = |f: fn(&Meta) -> Option<String>| f(given).or_else(|| existing.and_then(f));
+    let home = prior(|m| m.home.clone())
+        .or_else(|| std::env::var("HOME").ok().filter(|h| !h.is_empty()))
+        .ok_or_else(|| {
+            InputError::new(
+                mf,
+                "home",
+                "not set, and HOME is not set: add home: /your/home",
+            )
+        })?;
+    let user = given
+        .user
+        .clone()
+        .or_else(|| plan.user.clone())
+        .or_else(|| existing.and_then(|m| m.user.clone()))
+        .or_else(caller_user)
+        .ok_or_else(|| {
+            InputError::new(mf, "user", "not set, and USER is not set: add user: <name>")
+        })?;
+    let supervisor_user = prior(|m| m.supervisor_user.clone()).unwrap_or_else(|| "mup".into());
+    let supervisor_password = match prior(|m| m.supervisor_password.clone()) {
+        Some(p) => p,
+        None => random_token().map_err(|e| {
+            InputError::new(
+                mf,
+                "supervisor_password",
+                format!("cannot generate one: {e}"),
+            )
+        })?,
+    };
+
+    let events = prior_flag(given, existing, |m| m.events);
+    let metrics = prior_flag(given, existing, |m| m.metrics);
+    let ports = decide_ports(plan, given, existing, layout, metrics, (mf, tf))?;
+    let mup_binary = std::env::current_exe()
+        .map(|p| layout::absolute(&p))
+        .map_err(|e| {
+            InputError::new(
+                "mup",
+                "binary",
+                format!("cannot tell where the running mup binary is ({e}): the monitoring programs run it"),
+            )
+        })?;
+    Ok(Decisions {
+        supervisor_port: ports.supervisor,
+        supervisor_user,
+        supervisor_password,
+        home,
+        user,
+        ports: ports.nodes,
+        others: ports.others,
+        mup_home: layout::mup_home(),
+        events,
+        metrics_port: ports.metrics,
+        mup_binary,
+    })
+}
+
+/// Every port of the cluster, decided by [`decide_port`], and the other clusters they avoid.
+struct Ports {
+    supervisor: u16,
+    /// By `Draft::source()`.
+    nodes: BTreeMap<String, u16>,
+    /// `None` when metrics are off.
+    metrics: Option<u16>,
+    others: Vec<ports::Recorded>,
+}
+
+/// The daemon's port, then each node's (topology order), then the exporter's (when
+/// `metrics`); `mf`/`tf` name the given meta.yaml and the topology in messages.
+fn decide_ports(
+    plan: &Plan,
+    given: &Meta,
+    existing: Option<&Meta>,
+    layout: &Layout,
+    metrics: bool,
+    (mf, tf): (&str, &str),
+) -> InputResult<Ports> {
+    let others = ports::other_clusters(layout.root());
+    let reserved = ports::reserved(&others);
+    let tree_meta = layout.meta_file().display().to_string();
+    let tm = tree_meta.as_str();
+    let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
+    // The daemon's port as given, else as recorded: pinned (moving it would lose the daemon).
+    let supervisor_port = decide_port(
+        PortChoice {
+            pinned: PortValue::of(given.supervisor_port, mf)
+                .or_else(|| PortValue::of(existing.and_then(|m| m.supervisor_port), tm)),
+            recorded: None,
+            base: ports::SUPERVISOR_PORT_BASE,
+            file: mf,
+            field: "supervisor_port".into(),
+        },
+        &explicit,
+        &reserved,
+    )?;
+    // Ports of `port: 0` nodes: the one recorded for the same topology entry, else the first
+    // free one from 30000 (config servers, then mongods, then routers: the drafts' order).
+    let recorded: BTreeMap<&str, PortValue> = existing
+        .map(|m| (m, tm))
+        .into_iter()
+        .chain(std::iter::once((given, mf)))
+        .flat_map(|(m, file)| {
+            m.nodes
+                .iter()
+                .map(move |n| (n.source.as_str(), PortValue::new(n.port.into(), file)))
+        })
+        .collect();
+    let mut taken: BTreeSet<u16> = explicit.clone();
+    taken.insert(supervisor_port);
+    let mut assigned = BTreeMap::new();
+    for d in &plan.drafts {
+        let source = d.source();
+        let port = decide_port(
+            PortChoice {
+                pinned: PortValue::of(d.port.map(i64::from), tf),
+                recorded: recorded.get(source.as_str()).copied(),
+                base: ports::NODE_PORT_BASE,
+                file: tf,
+                field: format!("{source}.port"),
+            },
+            &taken,
+            &reserved,
+        )?;
+        taken.insert(port);
+        assigned.insert(source, port);
+    }
+    let metrics = metrics
+        .then(|| {
+            decide_port(
+                PortChoice {
+                    pinned: PortValue::of(given.metrics_port, mf),
+                    recorded: PortValue::of(existing.and_then(|m| m.metrics_port), tm),
+                    base: ports::METRICS_PORT_BASE,
+                    file: mf,
+                    field: "metrics_port".into(),
+                },
+                &taken,
+                &reserved,
+            )
+        })
+        .transpose()?;
+    Ok(Ports {
+        supervisor: supervisor_port,
+        nodes: assigned,
+        metrics,
+        others,
+    })
+}
+
+/// An on/off switch of meta.yaml: the given file, else the tree's, else on.
+fn prior_flag(given: &Meta, existing: Option<&Meta>, f: fn(&Meta) -> Option<bool>) -> bool {
+    f(given).or_else(|| existing.and_then(f)).unwrap_or(true)
+}
+
+fn caller_user() -> Option<String> {
+    for var in ["USER", "LOGNAME"] {
+        if let Ok(u) = std::env::var(var) {
+            if !u.is_empty() {
+                return Some(u);
+            }
+        }
+    }
+    let bound = crate::system::child::Bound {
+        time: std::time::Duration::from_secs(10),
+        bytes: 4096,
+    };
+    let out = crate::system::child::run_bounded(std::process::Command::new("id").arg("-un"), bound)
+        .ok()?;
+    let name = String::from_utf8(out.stdout).ok()?.trim().to_string();
+    (!name.is_empty()).then_some(name)
+}
+
+/// 24 random characters from [A-Za-z0-9]: safe in supervisord's files (no `%`).
+fn random_token() -> std::io::Result<String> {
+    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
+    let mut bytes = [0u8; 24];
+    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
+    Ok(bytes
+        .iter()
+        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
+        .collect())
+}
+
+/// What `mup gen` does with a compiled tree.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Mode {
+    Write,
+    Check,
+    DryRun,
+}
+
+/// Runs `mup gen`; returns false when `--check` found differences.
+pub(crate) fn run(
+    topology_path: &Path,
+    meta_path: &Path,
+    out: Option<&Path>,
+    mode: Mode,
+) -> anyhow::Result<bool> {
+    if mode != Mode::Write {
+        return apply(&compile(topology_path, meta_path, out)?, mode);
+    }
+    // Ports are decided and recorded under the MUP_HOME-wide lock, so that two clusters
+    // generated at once never get the same one.
+    let _ports = crate::system::lock::ports()?;
+    let compiled = compile(topology_path, meta_path, out)?;
+    // A failed gen leaves no new directory behind (the lock creates the tree's root).
+    let new_dirs = write::missing_dirs(compiled.cluster.layout.root());
+    let lock = crate::system::lock::exclusive(&compiled.cluster.layout)?;
+    let result = apply(&compiled, mode);
+    if result.is_err() {
+        write::remove_new(&new_dirs, &compiled.cluster.layout.lock_file(), lock);
+    }
+    result
+}
+
+/// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.
+pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
+    for w in &compiled.warnings {
+        eprintln!("warning: {w}");
+    }
+    let layout = &compiled.cluster.layout;
+    let cmp = write::compare(&compiled.cluster, &compiled.files);
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    match mode {
+        Mode::Check => {
+            report(&cmp, &compiled.files, layout)?;
+            if cmp.is_clean() {
+                outln!(
+                    "{}: up to date ({} files)",
+                    layout.root().display(),
+                    compiled.files.len()
+                )?;
+            }
+            Ok(cmp.is_clean())
+        }
+        Mode::DryRun => {
+            outln!("would write to {}:", layout.root().display())?;
+            for d in &write::with_missing_parents(&cmp.missing_dirs, layout.root()) {
+                let outside = if d.starts_with(layout.root()) {
+                    ""
+                } else {
+                    " (outside the tree)"
+                };
+                outln!("  mkdir      {}{outside}", shown_dir(layout, d))?;
+            }
+            let files = &compiled.files;
+            for (i, s) in &cmp.changed {
+                let verb = if *s == State::Missing {
+                    "create"
+                } else {
+                    "update"
+                };
+                outln!("  {verb:<9}  {}", rel(&files[*i].path))?;
+            }
+            for i in &cmp.unchanged {
+                outln!("  unchanged  {}", rel(&files[*i].path))?;
+            }
+            for p in cmp.stale.iter().chain(&cmp.extra) {
+                outln!("  remove     {}", rel(p))?;
+            }
+            for p in &cmp.foreign {
+                outln!("  keep       {} (not made by mup)", rel(p))?;
+            }
+            Ok(true)
+        }
+        Mode::Write => {
+            let created = write::apply(&cmp, &compiled.files)?;
+            report_written(&cmp, &created, layout)?;
+            Ok(true)
+        }
+    }
+}
+
+/// What a write did, beyond the files it wrote: directories made outside the tree, files
+/// removed, files left alone.
+fn report_written(cmp: &Comparison, created: &[PathBuf], layout: &Layout) -> std::io::Result<()> {
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
+        eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+    }
+    for p in &cmp.stale {
+        outln!("removed {} (staged by an interrupted gen)", rel(p))?;
+    }
+    for p in &cmp.extra {
+        outln!(
+            "removed {} (no longer in the tree; a node's data directory is kept)",
+            rel(p)
+        )?;
+    }
+    for p in &cmp.foreign {
+        eprintln!(
+            "warning: {} was not made by mup and is left alone; supervisord loads it through the include",
+            rel(p)
+        );
+    }
+    outln!(
+        "wrote {} ({} files changed, {} unchanged)",
+        layout.root().display(),
+        cmp.changed.len(),
+        cmp.unchanged.len()
+    )
+}
+
+/// A directory in gen's output: relative inside the tree, absolute for the tree itself and
+/// for what lies outside it (data and log directories set in the topology), with a final `/`.
+fn shown_dir(layout: &Layout, dir: &Path) -> String {
+    let shown = match layout.relative(dir) {
+        p if p.as_os_str().is_empty() => dir,
+        p => p,
+    };
+    format!("{}/", shown.display())
+}
+
+/// `--check` output: one line per difference, with a diff for files that are not secret.
+fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
+    let rel = |p: &Path| layout.relative(p).display().to_string();
+    for d in &cmp.missing_dirs {
+        outln!("missing: {}", shown_dir(layout, d))?;
+    }
+    for (i, state) in &cmp.changed {
+        let f = &files[*i];
+        let path = &f.path;
+        match state {
+            State::Missing => outln!("missing: {}", rel(path))?,
+            _ => {
+                outln!("differs: {}", rel(path))?;
+                if f.mode == render::PRIVATE {
+                    continue; // holds credentials: never print its content
+                }
+                let old = std::fs::read_to_string(path).unwrap_or_default();
+                let diff = similar::TextDiff::from_lines(&old, &f.contents);
+                out!(
+                    "{}",
+                    diff.unified_diff()
+                        .context_radius(2)
+                        .header("on disk", "generated")
+                )?;
+            }
+        }
+    }
+    for p in &cmp.stale {
+        outln!("extra: {} (staged by an interrupted gen)", rel(p))?;
+    }
+    for p in &cmp.extra {
+        outln!("extra: {}", rel(p))?;
+    }
+    for p in &cmp.foreign {
+        outln!(
+            "extra: {} (not made by mup; supervisord loads it through the include)",
+            rel(p)
+        )?;
+    }
+    Ok(())
+}

@@ -1,0 +1,186 @@
+//! The mongod/mongos YAML config document of a node: what mup owns, then runtime_config
+//! (global, then the node's) merged in, refusing the options mup owns.
+
+use crate::deployment::model::{Kind, Node, Version};
+use crate::deployment::naming::Role;
+use crate::deployment::yaml::{Mapping, Value};
+use crate::error::{InputError, InputResult};
+
+/// `sharding.configDB` for routers: `<configRS>/host:port,...`.
+pub(crate) fn config_db(nodes: &[Node]) -> String {
+    let cfg: Vec<&Node> = nodes
+        .iter()
+        .filter(|n| n.role == Role::ConfigServer)
+        .collect();
+    match cfg.first().and_then(|n| n.replica_set.as_ref()) {
+        Some(rs) => {
+            let hosts: Vec<String> = cfg.iter().map(|n| n.address()).collect();
+            format!("{rs}/{}", hosts.join(","))
+        }
+        None => String::new(),
+    }
+}
+
+fn map(entries: Vec<(&str, Value)>) -> Value {
+    Value::Mapping(
+        entries
+            .into_iter()
+            .map(|(k, v)| (Value::String(k.to_string()), v))
+            .collect(),
+    )
+}
+
+fn s(text: &str) -> Value {
+    Value::String(text.to_string())
+}
+
+/// Sections of global.runtime_config that only apply to mongod (not given to mongos).
+pub(crate) const MONGOD_ONLY: [&str; 2] = ["storage", "replication"];
+
+/// The options mup owns; runtime_config may not set them.
+const OWNED: [&str; 9] = [
+    "net.port",
+    "net.bindIp",
+    "processManagement.fork",
+    "storage.dbPath",
+    "replication.replSetName",
+    "sharding.clusterRole",
+    "sharding.configDB",
+    "systemLog.destination",
+    "systemLog.path",
+];
+
+/// The config document mup writes before runtime_config is merged in.
+pub(crate) fn base_conf(node: &Node, version: Version, kind: Kind, config_db: &str) -> Mapping {
+    let bind_ip = if node.host == "localhost" {
+        "127.0.0.1"
+    } else {
+        node.host.as_str()
+    };
+    let mut doc = vec![
+        (
+            "net",
+            map(vec![
+                ("port", Value::from(node.port)),
+                ("bindIp", s(bind_ip)),
+            ]),
+        ),
+        // supervisord supervises the foreground process; its stdout is the log
+        // (no systemLog.path: supervisord owns the log file and its rotation).
+        ("processManagement", map(vec![("fork", Value::Bool(false))])),
+    ];
+    if let Some(data) = &node.data_dir {
+        let mut storage = vec![("dbPath", s(&data.display().to_string()))];
+        // storage.journal.enabled was removed in 6.1 (mongod refuses it there).
+        if !version.at_least(6, 1) {
+            storage.push(("journal", map(vec![("enabled", Value::Bool(true))])));
+        }
+        doc.push(("storage", map(storage)));
+    }
+    if let Some(rs) = &node.replica_set {
+        doc.push(("replication", map(vec![("replSetName", s(rs))])));
+    }
+    match (node.role, kind) {
+        (Role::ConfigServer, _) => {
+            doc.push(("sharding", map(vec![("clusterRole", s("configsvr"))])))
+        }
+        (Role::Mongod, Kind::Sharded) => {
+            doc.push(("sharding", map(vec![("clusterRole", s("shardsvr"))])))
+        }
+        (Role::Mongos, _) => doc.push(("sharding", map(vec![("configDB", s(config_db))]))),
+        _ => {}
+    }
+    match map(doc) {
+        Value::Mapping(m) => m,
+        _ => unreachable!("map() builds a mapping"),
+    }
+}
+
+/// runtime_config with dotted keys (`storage.wiredTiger.engineConfig.cacheSizeGB: 1`)
+/// expanded into nested mappings.
+pub(crate) fn expand(m: &Mapping, file: &str, field: &str) -> InputResult<Mapping> {
+    let mut out = Mapping::new();
+    for (k, v) in m {
+        let key = k.as_str().ok_or_else(|| {
+            InputError::new(file, field, format!("the key {k:?} is not a string"))
+        })?;
+        let parts: Vec<&str> = key.split('.').collect();
+        if parts.iter().any(|p| p.is_empty()) {
+            return Err(InputError::new(
+                file,
+                format!("{field}.{key}"),
+                "is not a valid option name",
+            ));
+        }
+        let value = match v {
+            Value::Mapping(inner) => {
+                Value::Mapping(expand(inner, file, &format!("{field}.{key}"))?)
+            }
+            other => other.clone(),
+        };
+        insert_path(&mut out, &parts, value);
+    }
+    Ok(out)
+}
+
+fn insert_path(out: &mut Mapping, parts: &[&str], value: Value) {
+    let key = Value::String(parts[0].to_string());
+    if parts.len() == 1 {
+        match (out.get_mut(&key), value) {
+            (Some(Value::Mapping(existing)), Value::Mapping(new)) => {
+                for (k, v) in new {
+                    let name = k.as_str().unwrap_or_default().to_string();
+                    insert_path(existing, &[name.as_str()], v);
+                }
+            }
+            (_, value) => {
+                out.insert(key, value);
+            }
+        }
+        return;
+    }
+    if !out.get(&key).is_some_and(Value::is_mapping) {
+        out.insert(key.clone(), Value::Mapping(Mapping::new()));
+    }
+    if let Some(Value::Mapping(inner)) = out.get_mut(&key) {
+        insert_path(inner, &parts[1..], value);
+    }
+}
+
+/// Merges `over` into `base`, refusing options mup owns.
+pub(crate) fn overlay(
+    base: &mut Mapping,
+    over: &Mapping,
+    path: &str,
+    file: &str,
+    field: &str,
+) -> InputResult<()> {
+    for (k, v) in over {
+        let key = k.as_str().unwrap_or_default();
+        let full = if path.is_empty() {
+            key.to_string()
+        } else {
+            format!("{path}.{key}")
+        };
+        let owned_below = OWNED.iter().any(|o| o.starts_with(&format!("{full}.")));
+        if OWNED.contains(&full.as_str()) || (owned_below && !v.is_mapping()) {
+            return Err(InputError::new(
+                file,
+                format!("{field}.{full}"),
+                "mup sets this option itself (ports, paths, replica set and logging come from the topology)".to_string(),
+            ));
+        }
+        match (base.get_mut(k), v) {
+            (Some(Value::Mapping(b)), Value::Mapping(o)) => overlay(b, o, &full, file, field)?,
+            (_, Value::Mapping(o)) => {
+                let mut fresh = Mapping::new();
+                overlay(&mut fresh, o, &full, file, field)?;
+                base.insert(k.clone(), Value::Mapping(fresh));
+            }
+            _ => {
+                base.insert(k.clone(), v.clone());
+            }
+        }
+    }
+    Ok(())
+}

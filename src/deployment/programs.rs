@@ -1,0 +1,206 @@
+//! The programs of a tree as ctl sees them: its nodes ([`Member`]), its monitoring programs
+//! ([`Monitor`]), what both answer as supervisord programs ([`Program`]: names, groups, the
+//! rank that orders starts and stops), and the programs a command acts on ([`Selection`]).
+
+use crate::deployment::model::{Role, Service};
+use crate::supervisor::{self, Client};
+use std::path::{Path, PathBuf};
+
+/// One node of a generated tree, as ctl sees it.
+#[derive(Debug, Clone, PartialEq)]
+pub struct Member {
+    pub role: Role,
+    pub host: String,
+    pub port: u16,
+    pub replica_set: Option<String>,
+    /// `mongod-30000`
+    pub program: String,
+    pub data_dir: Option<PathBuf>,
+    /// mup created the data directory (so destroy may remove it when it lies outside the tree).
+    pub data_dir_created: bool,
+    pub config_file: PathBuf,
+    pub log_file: PathBuf,
+    /// Replica-set member options from the topology (`None`: the server's default).
+    pub priority: Option<f64>,
+    pub hidden: Option<bool>,
+    pub votes: Option<i64>,
+}
+
+impl Member {
+    pub fn group(&self) -> &'static str {
+        self.role.group()
+    }
+    /// `mongod-servers:mongod-30000`, the name supervisord answers to.
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.group(), self.program)
+    }
+    pub fn address(&self) -> String {
+        crate::deployment::naming::address(&self.host, self.port)
+    }
+    /// True when `host:port` names this node: `localhost` and `127.0.0.1` name the same
+    /// machine, and ports are unique on it.
+    pub fn is(&self, id: &str) -> bool {
+        id == self.address()
+            || id.contains(':')
+                && id.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(self.port)
+    }
+}
+
+/// A monitoring program of a generated tree (the event listener or the exporter).
+#[derive(Debug, Clone, PartialEq)]
+pub struct Monitor {
+    pub service: Service,
+    /// The exporter's port.
+    pub port: Option<u16>,
+    pub log_file: PathBuf,
+}
+
+impl Monitor {
+    pub fn program(&self) -> &'static str {
+        self.service.program()
+    }
+    pub fn group(&self) -> &'static str {
+        self.service.group()
+    }
+    pub fn qualified(&self) -> String {
+        format!("{}:{}", self.group(), self.program())
+    }
+}
+
+/// A program supervisord runs, as the ordered start and stop handle it: a node, a monitoring
+/// program, or whatever the daemon reports (a program no longer in the tree).
+pub(crate) trait Program {
+    /// `group:name`, the name supervisord answers to.
+    fn qualified(&self) -> String;
+    fn name(&self) -> &str;
+    /// Where its output goes (for a failure's last lines); empty when unknown.
+    fn log_file(&self) -> &Path;
+    /// `host:port` for messages, or empty.
+    fn address(&self) -> String;
+    /// Stop order: routers (0), mongods (1), config servers (2), the other programs (3: the
+    /// exporter, programs mup did not make), the event listener last (4), so that it records
+    /// every other stop. A group mup does not know is never taken for a node's.
+    fn stop_rank(&self) -> usize;
+    /// Its log is its stderr (the event listener, whose stdout is the protocol).
+    fn log_on_stderr(&self) -> bool {
+        false
+    }
+    /// Tails `length` bytes of its log from `offset`.
+    fn tail(
+        &self,
+        client: &Client,
+        offset: i64,
+        length: i64,
+    ) -> supervisor::Result<(String, i64, bool)> {
+        if self.log_on_stderr() {
+            client.tail_process_stderr_log(&self.qualified(), offset, length)
+        } else {
+            client.tail_process_stdout_log(&self.qualified(), offset, length)
+        }
+    }
+}
+
+fn role_rank(role: Role) -> usize {
+    Role::TIERS.len() - 1 - Role::TIERS.iter().position(|r| *r == role).unwrap_or(0)
+}
+
+/// Stop rank of the programs that are neither nodes nor the event listener.
+pub(crate) const OTHER_RANK: usize = Role::TIERS.len();
+/// Stop rank of the event listener: the last.
+pub(crate) const LAST_RANK: usize = OTHER_RANK + 1;
+
+impl Program for Member {
+    fn qualified(&self) -> String {
+        Member::qualified(self)
+    }
+    fn name(&self) -> &str {
+        &self.program
+    }
+    fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+    fn address(&self) -> String {
+        Member::address(self)
+    }
+    fn stop_rank(&self) -> usize {
+        role_rank(self.role)
+    }
+}
+
+impl Program for Monitor {
+    fn qualified(&self) -> String {
+        Monitor::qualified(self)
+    }
+    fn name(&self) -> &str {
+        self.program()
+    }
+    fn log_file(&self) -> &Path {
+        &self.log_file
+    }
+    fn address(&self) -> String {
+        self.port
+            .map(|p| crate::deployment::naming::address("127.0.0.1", p))
+            .unwrap_or_default()
+    }
+    fn stop_rank(&self) -> usize {
+        match self.service {
+            Service::Events => LAST_RANK,
+            Service::Metrics => OTHER_RANK,
+        }
+    }
+    fn log_on_stderr(&self) -> bool {
+        self.service == Service::Events
+    }
+}
+
+impl Program for supervisor::ProcessInfo {
+    fn qualified(&self) -> String {
+        supervisor::ProcessInfo::qualified(self)
+    }
+    fn name(&self) -> &str {
+        &self.name
+    }
+    fn log_file(&self) -> &Path {
+        Path::new(&self.logfile)
+    }
+    fn address(&self) -> String {
+        String::new()
+    }
+    fn stop_rank(&self) -> usize {
+        // Only a node group with a node's program name is a node's.
+        match Role::from_group(&self.group) {
+            Some(role) if self.name.starts_with(role.program_prefix()) => role_rank(role),
+            _ if self.group == Service::Events.group()
+                && self.name == Service::Events.program() =>
+            {
+                LAST_RANK
+            }
+            _ => OTHER_RANK,
+        }
+    }
+}
+
+/// The programs a command acts on.
+#[derive(Debug, Clone, Default, PartialEq)]
+pub struct Selection {
+    /// In tier order.
+    pub nodes: Vec<Member>,
+    pub monitors: Vec<Monitor>,
+}
+
+impl Selection {
+    pub fn len(&self) -> usize {
+        self.nodes.len() + self.monitors.len()
+    }
+    pub fn is_empty(&self) -> bool {
+        self.len() == 0
+    }
+    /// Every program, nodes first.
+    pub(crate) fn programs(&self) -> Vec<&dyn Program> {
+        self.nodes
+            .iter()
+            .map(|m| m as &dyn Program)
+            .chain(self.monitors.iter().map(|m| m as &dyn Program))
+            .collect()
+    }
+}
