@@ -1,9 +1,9 @@
 //! `mup ctl VERB`: a tree's supervisord driven directly.
 
 use super::{cli, events_opts};
+use crate::deployment::locks;
 use crate::deployment::{self as ctl, Tree};
 use crate::ops::{daemon, lifecycle as ops, logs, reload, status};
-use crate::system::lock;
 use crate::{monitor, Outcome};
 
 /// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
@@ -18,7 +18,7 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
     );
     let _lock = if mutating {
-        Some(lock::exclusive(&tree.layout)?)
+        Some(locks::exclusive(&tree.layout)?)
     } else {
         None
     };

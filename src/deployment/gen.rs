@@ -83,7 +83,7 @@ pub(crate) fn compile_inputs(
     };
     let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
     // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
-    crate::system::data_dirs::record(&mut cluster, existing.as_ref());
+    crate::deployment::data_dirs::record(&mut cluster, existing.as_ref());
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,
@@ -346,11 +346,11 @@ pub(crate) fn run(
     }
     // Ports are decided and recorded under the MUP_HOME-wide lock, so that two clusters
     // generated at once never get the same one.
-    let _ports = crate::system::lock::ports()?;
+    let _ports = crate::deployment::locks::ports()?;
     let compiled = compile(topology_path, meta_path, out)?;
     // A failed gen leaves no new directory behind (the lock creates the tree's root).
     let new_dirs = write::missing_dirs(compiled.cluster.layout.root());
-    let lock = crate::system::lock::exclusive(&compiled.cluster.layout)?;
+    let lock = crate::deployment::locks::exclusive(&compiled.cluster.layout)?;
     let result = apply(&compiled, mode);
     if result.is_err() {
         write::remove_new(&new_dirs, &compiled.cluster.layout.lock_file(), lock);

@@ -81,8 +81,8 @@ impl Layout {
     /// What mup itself writes in the tree (everything but the nodes' data): `destroy
     /// --keep-data` removes exactly these, and no data directory may overlap one of them.
     pub fn own_entries(&self) -> Vec<PathBuf> {
-        let events_backups = (1..=crate::monitor::LOG_BACKUPS)
-            .map(|i| crate::monitor::backup(&self.events_log(), i));
+        let events_backups = (1..=crate::deployment::monitoring::LOG_BACKUPS)
+            .map(|i| crate::deployment::monitoring::backup(&self.events_log(), i));
         let mut own = vec![
             self.meta_file(),
             self.legacy_meta_file(),

@@ -3,16 +3,20 @@
 //! (supervisord's ini, mongod's YAML) and written atomically, and the tree loaded again by every
 //! later command ([`loaded::Tree`]). Names and paths come from [`naming`] and [`layout`] only.
 
+pub(crate) mod data_dirs;
 pub(crate) mod gen;
 pub(crate) mod ini;
 pub(crate) mod layout;
 pub(crate) mod legacy;
 mod loaded;
+pub(crate) mod locks;
 pub(crate) mod meta;
 pub(crate) mod model;
 pub(crate) mod mongod_conf;
+pub(crate) mod monitoring;
 pub(crate) mod naming;
 pub(crate) mod nodes;
+pub(crate) mod owner;
 pub(crate) mod ports;
 pub(crate) mod programs;
 pub(crate) mod render;

@@ -1,7 +1,7 @@
 //! Ports: the one decision of every port a cluster uses (the daemon's, the exporter's, each
 //! node's: given, recorded or allocated), and what every other cluster under `MUP_HOME` has
 //! recorded (running or not), so no two clusters share a port or a data directory. Allocation and recording happen under the MUP_HOME-wide port lock
-//! ([`crate::system::lock::ports`]).
+//! ([`crate::deployment::locks::ports`]).
 
 use crate::deployment::layout;
 use crate::deployment::meta;

@@ -181,7 +181,7 @@ fn monitor_ini(env: &Environment, c: &Cluster, m: &Monitor) -> anyhow::Result<St
         description => description,
         cluster => c.name,
         listener => m.service == Service::Events,
-        listener_stopwaitsecs => crate::monitor::hooks::LISTENER_STOP_WAIT_SECS,
+        listener_stopwaitsecs => crate::deployment::monitoring::LISTENER_STOP_WAIT_SECS,
         program => m.service.program(),
         command => ini::escape_command([
             path_str(&c.mup_binary).as_str(),

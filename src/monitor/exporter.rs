@@ -17,9 +17,9 @@
 use super::link::Link;
 use super::series::{Format, Labels, Program, Snapshot};
 use crate::deployment::naming::Service;
+use crate::deployment::owner;
 use crate::deployment::Tree;
 use crate::supervisor::{fault, state, Error, ProcessInfo};
-use crate::system::owner;
 use anyhow::Context;
 use std::collections::{BTreeMap, HashMap};
 use std::path::{Path, PathBuf};

@@ -20,13 +20,7 @@ use std::time::{Duration, Instant, SystemTime};
 
 /// A hook's time limit when meta.yaml sets none.
 pub(crate) const DEFAULT_TIMEOUT: Duration = Duration::from_secs(60);
-/// The longest `timeout` meta.yaml may set, in seconds.
-pub(crate) const MAX_TIMEOUT_SECS: u64 = 3600;
-/// How long a stopping listener lets running hooks finish.
-pub(crate) const STOP_GRACE: Duration = Duration::from_secs(10);
-/// supervisord's `stopwaitsecs` for the listener: the grace, the kill, and a margin, so the
-/// daemon's SIGKILL never comes before the listener has killed what is left.
-pub(crate) const LISTENER_STOP_WAIT_SECS: u64 = STOP_GRACE.as_secs() + 5;
+pub(crate) use crate::deployment::monitoring::STOP_GRACE;
 /// Hooks running at once; an event that would start more is logged and its hook skipped.
 pub(crate) const MAX_RUNNING: usize = 32;
 /// How often the janitor reaps and enforces time limits.

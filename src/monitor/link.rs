@@ -6,8 +6,8 @@
 //! the daemon's own listening socket before the credentials are sent on it
 //! ([`owner::connect_daemon`]): the daemon drops its port for a moment on a reload.
 
+use crate::deployment::owner;
 use crate::supervisor::{self, Error, ProcessInfo};
-use crate::system::owner;
 use base64::Engine;
 use bytes::Bytes;
 use http_body_util::{BodyExt, Full, Limited};

@@ -12,28 +12,12 @@ pub(crate) mod listener;
 mod series;
 pub(crate) mod show;
 
+pub(crate) use crate::deployment::monitoring::{backup, LOG_BACKUPS, LOG_MAX_BYTES};
 use serde::{Deserialize, Serialize};
 use std::io::{Read, Seek};
 use std::os::unix::fs::MetadataExt;
 use std::path::{Path, PathBuf};
 use std::time::SystemTime;
-
-/// What a hook's `on` list may name: the states supervisord reports, and an unexpected exit.
-pub(crate) const HOOK_STATES: [&str; 8] = [
-    "STARTING",
-    "RUNNING",
-    "BACKOFF",
-    "STOPPING",
-    "STOPPED",
-    "EXITED",
-    "EXITED_UNEXPECTED",
-    "FATAL",
-];
-
-/// events.log and hooks.log are rotated when they would grow past this size...
-pub(crate) const LOG_MAX_BYTES: u64 = 10 * 1024 * 1024;
-/// ...keeping this many older files (events.log.1 is the newest).
-pub(crate) const LOG_BACKUPS: u32 = 3;
 
 /// One process state transition, as supervisord reported it. Stable JSON: fields are only
 /// ever added; absent values are `null`.
@@ -70,13 +54,6 @@ pub(crate) fn log_files(events_log: &Path) -> Vec<PathBuf> {
         .collect();
     files.push(events_log.to_path_buf());
     files
-}
-
-/// `events.log.<i>`
-pub(crate) fn backup(events_log: &Path, i: u32) -> PathBuf {
-    let mut name = events_log.as_os_str().to_owned();
-    name.push(format!(".{i}"));
-    PathBuf::from(name)
 }
 
 /// Shifts `path` to `path.1`, `.1` to `.2`, ... keeping [`LOG_BACKUPS`] older files (the

@@ -222,7 +222,7 @@ pub(crate) fn start(
 ) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::system::lock::exclusive(&tree.layout)?;
+    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
     let whole = roles.is_empty() && nodes.is_empty();
     lifecycle::start(&tree, &client, &members, whole && init)?;
@@ -238,7 +238,7 @@ pub(crate) fn start(
 pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::system::lock::exclusive(&tree.layout)?;
+    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
     if roles.is_empty() && nodes.is_empty() {
         return daemon::down(&tree);
     }
@@ -257,7 +257,7 @@ pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Resu
 pub(crate) fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::system::lock::exclusive(&tree.layout)?;
+    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
     let client = daemon::up(&tree, false)?;
     lifecycle::stop(&tree, &client, &members.programs())?;
     lifecycle::start(

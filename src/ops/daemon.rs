@@ -2,6 +2,7 @@
 //! wait until the pid has exited and the port is free).
 
 use crate::deployment::model::Role;
+use crate::deployment::owner;
 use crate::deployment::render;
 use crate::deployment::Member;
 use crate::deployment::Tree;
@@ -9,7 +10,6 @@ use crate::ops::lifecycle;
 use crate::ops::setup;
 use crate::supervisor::{self, Client};
 use crate::system::child;
-use crate::system::owner;
 use crate::system::procs;
 use anyhow::{bail, Context};
 use rustix::process::Signal;
@@ -493,7 +493,7 @@ pub(crate) fn connect(tree: &Tree) -> anyhow::Result<Client> {
 /// without it.
 pub(crate) fn not_running(tree: &Tree) -> anyhow::Error {
     let err = tree.explain(crate::supervisor::Error::NotRunning);
-    let loose = crate::system::owner::running_nodes(&tree.members);
+    let loose = crate::deployment::owner::running_nodes(&tree.members);
     if loose.is_empty() {
         return err;
     }

@@ -77,9 +77,9 @@ pub(crate) fn deploy_topology(
     confirm(&question, yes)?;
     // The real one: ports decided and recorded under the MUP_HOME-wide lock, so a deploy
     // running at the same time sees them and picks others.
-    let ports = crate::system::lock::ports()?;
+    let ports = crate::deployment::locks::ports()?;
     let compiled = gen::compile_inputs(inputs(), layout.clone(), false)?;
-    let _lock = crate::system::lock::exclusive(&layout)?;
+    let _lock = crate::deployment::locks::exclusive(&layout)?;
     // From here on Ctrl-C is noticed between bounded steps, so that the command can say what
     // it leaves behind (the question above still ends at Ctrl-C).
     interrupt::catch();
@@ -201,7 +201,7 @@ fn unfinished(tree: &Tree, err: anyhow::Error) -> anyhow::Error {
 /// What the cluster has running now, in a sentence.
 fn left_running(tree: &Tree) -> String {
     let Ok(Some(client)) = daemon::running(tree) else {
-        let loose = crate::system::owner::running_nodes(&tree.members);
+        let loose = crate::deployment::owner::running_nodes(&tree.members);
         return if loose.is_empty() {
             "nothing of it is running".into()
         } else {

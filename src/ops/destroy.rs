@@ -1,17 +1,17 @@
 //! `mup cluster destroy`: the cluster stopped, checked dead, and what mup owns removed. mup
 //! deletes only what it can prove is its own: the cluster directory, and a data directory
-//! outside it only as the proof in [`crate::system::data_dirs`] allows (created by mup, still resolving
+//! outside it only as the proof in [`crate::deployment::data_dirs`] allows (created by mup, still resolving
 //! where it did then, through no symlink, not locked by a live mongod, not another cluster's,
 //! holding nothing but that node's files). Everything else is kept and listed. The plan is
 //! decided after the cluster is stopped and before anything is removed.
 
+use crate::deployment::data_dirs;
+use crate::deployment::owner;
 use crate::deployment::ports::Recorded;
 use crate::deployment::Member;
 use crate::deployment::Tree;
 use crate::ops::cluster::{confirm, load};
 use crate::ops::daemon;
-use crate::system::data_dirs;
-use crate::system::owner;
 use crate::system::procs;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
@@ -33,7 +33,7 @@ pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<
         ),
         yes,
     )?;
-    let _lock = crate::system::lock::exclusive(&tree.layout)?;
+    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
     daemon::down(&tree)?;
     let alive = leftovers(&tree);
     if !alive.is_empty() {

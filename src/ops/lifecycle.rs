@@ -7,6 +7,7 @@
 
 use crate::deployment::log_tail;
 use crate::deployment::model::Role;
+use crate::deployment::owner;
 use crate::deployment::Member;
 use crate::deployment::Program;
 use crate::deployment::Selection;
@@ -16,7 +17,6 @@ use crate::ops::initiate;
 use crate::ops::starting::{self, Progress};
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use crate::system::interrupt;
-use crate::system::owner;
 use crate::system::procs;
 use anyhow::bail;
 use dxr::Value;

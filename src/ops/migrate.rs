@@ -5,13 +5,13 @@ use crate::deployment::layout::{self, Layout};
 use crate::deployment::legacy;
 use crate::deployment::meta::{self, Meta};
 use crate::deployment::model::{self, Role};
+use crate::deployment::owner;
 use crate::deployment::topology::{NodeSpec, Topology};
 use crate::deployment::Tree;
 use crate::error::InputError;
 use crate::ops::cluster::Binaries;
 use crate::ops::daemon;
 use crate::ops::lifecycle;
-use crate::system::owner;
 use crate::system::procs;
 use anyhow::bail;
 use rustix::process::Signal;
@@ -32,8 +32,8 @@ pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()>
         )
         .into());
     }
-    let _ports = crate::system::lock::ports()?;
-    let _lock = crate::system::lock::exclusive(&layout)?;
+    let _ports = crate::deployment::locks::ports()?;
+    let _lock = crate::deployment::locks::exclusive(&layout)?;
     if !meta::is_legacy(&file, &shown)? {
         outln!("cluster {name} is already managed by supervisord: nothing to migrate")?;
         return Ok(());

@@ -308,7 +308,7 @@ pub(crate) fn install(
     confirm(&format!("Download MongoDB {version} from {url}?"))?;
     let dir = packages_dir();
     create_private(&dir)?;
-    let _lock = crate::system::lock::hold(
+    let _lock = crate::system::flock::hold(
         &dir.join(format!(".{version}.lock")),
         &format!("MongoDB {version}"),
     )?;

@@ -3,11 +3,11 @@
 //! the credentials in meta.yaml. What `status`/`display` show for it, and how `down` stops it
 //! by signal.
 
+use crate::deployment::owner;
 use crate::deployment::Selection;
 use crate::deployment::Tree;
 use crate::ops::status::{self, Status};
 use crate::supervisor::Error;
-use crate::system::owner;
 use crate::system::procs;
 use rustix::process::Signal;
 

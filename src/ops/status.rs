@@ -117,7 +117,7 @@ pub(crate) fn collect(
     let (daemon, infos) = ask(tree, client, with_pid)?;
     // With the daemon down, a node process may still run (the daemon died): say so.
     let loose: BTreeMap<String, u32> = if client.is_none() {
-        crate::system::owner::running_nodes(members)
+        crate::deployment::owner::running_nodes(members)
             .into_iter()
             .map(|(m, pid)| (m.program, pid))
             .collect()

@@ -1,11 +1,10 @@
 //! What mup needs from the machine: processes as /proc and the kernel's socket table show
-//! them, the ownership rule (which processes and directories are provably this cluster's),
-//! locks, bounded child processes, Ctrl-C, and the data directories' deletion checks.
+//! them, locks, bounded child processes and Ctrl-C. Which processes and directories are a
+//! cluster's is decided above, in [`crate::deployment::owner`] and
+//! [`crate::deployment::data_dirs`].
 
 pub(crate) mod child;
-pub(crate) mod data_dirs;
+pub(crate) mod flock;
 pub(crate) mod interrupt;
-pub(crate) mod lock;
-pub(crate) mod owner;
 pub(crate) mod procs;
 mod sockdiag;

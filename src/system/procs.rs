@@ -1,5 +1,5 @@
 //! Processes as Linux's /proc shows them: liveness, arguments, who listens on a port, and
-//! signalling. Which of them are this cluster's is decided in [`crate::system::owner`], never here.
+//! signalling. Which of them are this cluster's is decided in [`crate::deployment::owner`], never here.
 
 use std::collections::BTreeSet;
 use std::net::{TcpStream, ToSocketAddrs};

@@ -106,23 +106,23 @@ pub(super) fn check_hooks(hooks: &[Hook], events: bool, mf: &str) -> InputResult
                 format!("hooks[{i}].on"),
                 format!(
                     "is empty: name states, e.g. [{}]",
-                    crate::monitor::HOOK_STATES.join(", ")
+                    crate::deployment::monitoring::HOOK_STATES.join(", ")
                 ),
             ));
         }
         for (j, on) in h.on.iter().enumerate() {
-            if !crate::monitor::HOOK_STATES.contains(&on.as_str()) {
+            if !crate::deployment::monitoring::HOOK_STATES.contains(&on.as_str()) {
                 return Err(InputError::new(
                     mf,
                     format!("hooks[{i}].on[{j}]"),
                     format!(
                         "{on:?} is not one of {}",
-                        crate::monitor::HOOK_STATES.join(", ")
+                        crate::deployment::monitoring::HOOK_STATES.join(", ")
                     ),
                 ));
             }
         }
-        let max = crate::monitor::hooks::MAX_TIMEOUT_SECS;
+        let max = crate::deployment::monitoring::MAX_TIMEOUT_SECS;
         if let Some(t) = h.timeout.filter(|t| !(1..=max).contains(t)) {
             return Err(InputError::new(
                 mf,

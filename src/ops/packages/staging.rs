@@ -19,7 +19,7 @@ const WAIT: Duration = Duration::from_secs(30);
 /// returns the lock file held shared: keep it until the temporary directory is gone.
 pub(crate) fn enter(packages: &Path) -> anyhow::Result<File> {
     let path = packages.join(".downloads.lock");
-    let file = crate::system::lock::open(&path)?;
+    let file = crate::system::flock::open(&path)?;
     match file.try_lock() {
         Ok(()) => {
             remove_stale(packages);

@@ -1,13 +1,10 @@
-//! Locks (flock): every command that changes a cluster holds `<cluster>/.mup.lock`, and every
-//! command that allocates or records ports holds `$MUP_HOME/storage/.ports.lock`, so that two
-//! clusters can never be given the same port. Readers (status, display, list) take none: every
-//! file is replaced atomically, never half-written.
+//! Lock files held with flock: which locks exist is [`crate::deployment::locks`]'s; this
+//! module opens and holds them.
 //!
 //! Lock files are created mode 0600: flock needs only a readable descriptor, so a lock file
 //! others can open is a lock others can hold forever. Waiting is bounded
 //! (`MUP_LOCK_TIMEOUT` seconds, default [`DEFAULT_WAIT`]) and the message names the holder.
 
-use crate::deployment::layout::{self, Layout};
 use anyhow::{bail, Context};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -24,38 +21,6 @@ fn wait_limit() -> Duration {
         .filter(|s| s.is_finite() && *s >= 0.0)
         .map(Duration::from_secs_f64)
         .unwrap_or(DEFAULT_WAIT)
-}
-
-/// Holds `<cluster>/.mup.lock` exclusively until dropped.
-pub(crate) fn exclusive(layout: &Layout) -> anyhow::Result<File> {
-    let root = layout.root();
-    if let Some(target) = std::fs::read_link(root).ok().filter(|_| !root.exists()) {
-        // create_dir_all would only say "File exists".
-        return Err(crate::error::InputError::new(
-            root.display().to_string(),
-            "",
-            format!(
-                "a symbolic link to {}, which does not exist: create that directory, or remove the link",
-                target.display()
-            ),
-        )
-        .into());
-    }
-    std::fs::create_dir_all(layout.root())
-        .with_context(|| format!("cannot create {}", layout.root().display()))?;
-    hold(
-        &layout.lock_file(),
-        &format!("cluster {}", layout.root().display()),
-    )
-}
-
-/// Holds the `MUP_HOME`-wide port lock until dropped.
-pub(crate) fn ports() -> anyhow::Result<File> {
-    let path = layout::ports_lock_file();
-    if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
-    }
-    hold(&path, "the port allocation of every cluster")
 }
 
 /// Opens (creates) the lock file `path`, private to its owner; locking it is the caller's.

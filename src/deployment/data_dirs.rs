@@ -160,7 +160,7 @@ fn lock_holder(lock: &Path) -> Option<String> {
     let file = File::open(lock).ok()?;
     match file.try_lock() {
         Ok(()) => None, // released when `file` is dropped
-        Err(TryLockError::WouldBlock) => Some(crate::system::lock::holder(&file)),
+        Err(TryLockError::WouldBlock) => Some(crate::system::flock::holder(&file)),
         Err(TryLockError::Error(e)) => Some(format!("cannot probe the lock ({e})")),
     }
 }
