@@ -125,6 +125,19 @@ pub struct Targets {
     pub replica_set: Option<String>,
 }
 
+impl CtlVerb {
+    /// A verb asked only to print its plan.
+    pub fn is_dry_run(&self) -> bool {
+        match self {
+            CtlVerb::Start { plan, .. }
+            | CtlVerb::Stop { plan, .. }
+            | CtlVerb::Restart { plan, .. } => plan.dry_run,
+            CtlVerb::Reload { dry_run } => *dry_run,
+            _ => false,
+        }
+    }
+}
+
 #[derive(Debug, Subcommand)]
 pub enum CtlVerb {
     /// Start supervisord for the cluster (if it is not running) and verify it
@@ -150,11 +163,23 @@ pub enum CtlVerb {
         targets: Targets,
         #[command(flatten)]
         init: InitOpts,
+        #[command(flatten)]
+        plan: PlanOpts,
     },
     /// Stop programs: mongos, then mongod, then config servers
-    Stop(Targets),
+    Stop {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        plan: PlanOpts,
+    },
     /// Stop, then start, in tier order
-    Restart(Targets),
+    Restart {
+        #[command(flatten)]
+        targets: Targets,
+        #[command(flatten)]
+        plan: PlanOpts,
+    },
     /// Apply a regenerated tree to the running daemon (like `supervisorctl update`)
     Reload {
         /// Print which programs would be added, removed or restarted; change nothing
@@ -251,6 +276,14 @@ pub enum RoleArg {
     Mongos,
 }
 
+/// `--dry-run` of the operations that run a plan of steps.
+#[derive(Debug, Clone, Copy, clap::Args)]
+pub struct PlanOpts {
+    /// Print the plan of steps and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
 /// `-R ROLE` / `-N HOST:PORT` filters.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Filters {
@@ -287,6 +320,8 @@ pub enum ClusterCmd {
         filters: Filters,
         #[command(flatten)]
         init: InitOpts,
+        #[command(flatten)]
+        plan: PlanOpts,
     },
     /// Stop nodes in reverse tier order; without filters, shut supervisord down too
     Stop {
@@ -294,6 +329,8 @@ pub enum ClusterCmd {
         name: String,
         #[command(flatten)]
         filters: Filters,
+        #[command(flatten)]
+        plan: PlanOpts,
     },
     /// Stop, then start, nodes in tier order
     Restart {
@@ -301,6 +338,8 @@ pub enum ClusterCmd {
         name: String,
         #[command(flatten)]
         filters: Filters,
+        #[command(flatten)]
+        plan: PlanOpts,
     },
     /// The cluster and one row per node; exit 3 when a node is not RUNNING
     Display {

@@ -1,7 +1,7 @@
 //! `mup cluster ...` and `mup playground ...`.
 
 use super::{binaries, cli, events_opts, roles};
-use crate::ops::cluster;
+use crate::ops::cluster::{self, Verb};
 use crate::{monitor, Outcome};
 
 pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
@@ -21,9 +21,44 @@ pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             name,
             filters,
             init,
-        } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
-        C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
-        C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
+            plan,
+        } => {
+            let (r, init) = (roles(&filters), !init.no_init);
+            if plan.dry_run {
+                let text = cluster::preview(&name, &r, &filters.nodes, Verb::Start, init)?;
+                crate::out!("{text}")?;
+            } else {
+                cluster::start(&name, &r, &filters.nodes, init)?;
+            }
+        }
+        C::Stop {
+            name,
+            filters,
+            plan,
+        } => {
+            let r = roles(&filters);
+            if plan.dry_run {
+                crate::out!(
+                    "{}",
+                    cluster::preview(&name, &r, &filters.nodes, Verb::Stop, false)?
+                )?;
+            } else {
+                cluster::stop(&name, &r, &filters.nodes)?;
+            }
+        }
+        C::Restart {
+            name,
+            filters,
+            plan,
+        } => {
+            let r = roles(&filters);
+            if plan.dry_run {
+                let text = cluster::preview(&name, &r, &filters.nodes, Verb::Restart, true)?;
+                crate::out!("{text}")?;
+            } else {
+                cluster::restart(&name, &r, &filters.nodes)?;
+            }
+        }
         C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,

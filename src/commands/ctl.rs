@@ -3,7 +3,7 @@
 use super::{cli, events_opts};
 use crate::deployment::locks;
 use crate::deployment::{self as ctl, Tree};
-use crate::ops::{daemon, lifecycle as ops, logs, reload, status};
+use crate::ops::{daemon, lifecycle, logs, reload, status};
 use crate::{monitor, Outcome};
 
 /// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
@@ -16,7 +16,7 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
     let mutating = !matches!(
         opts.verb,
         V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
-    );
+    ) && !opts.verb.is_dry_run();
     let _lock = if mutating {
         Some(locks::exclusive(&tree.layout)?)
     } else {
@@ -38,26 +38,36 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
             return status::run(&tree, &members, json).map(Outcome::running);
         }
-        V::Start { targets: t, init } => {
+        V::Start {
+            targets: t,
+            init,
+            plan,
+        } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
             let whole = t.targets.is_empty() && t.replica_set.is_none();
-            ops::start(
-                &tree,
-                &daemon::connect(&tree)?,
-                &members,
-                whole && !init.no_init,
-            )?;
+            let init = whole && !init.no_init;
+            if plan.dry_run {
+                return show(&lifecycle::start_preview(&tree, &members, init));
+            }
+            lifecycle::start(&tree, &daemon::connect(&tree)?, &members, init)?;
         }
-        V::Stop(t) => {
+        V::Stop { targets: t, plan } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            ops::stop(&tree, &daemon::connect(&tree)?, &members.programs())?;
+            if plan.dry_run {
+                return show(&lifecycle::stop_preview(&tree, &members.programs()));
+            }
+            lifecycle::stop(&tree, &daemon::connect(&tree)?, &members.programs())?;
         }
-        V::Restart(t) => {
+        V::Restart { targets: t, plan } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+            let whole = t.targets.is_empty() && t.replica_set.is_none();
+            if plan.dry_run {
+                let stop = lifecycle::stop_preview(&tree, &members.programs());
+                return show(&(stop + &lifecycle::start_preview(&tree, &members, whole)));
+            }
             let client = daemon::connect(&tree)?;
-            ops::stop(&tree, &client, &members.programs())?;
-            let whole = t.targets.is_empty() && t.replica_set.is_none();
-            ops::start(&tree, &client, &members, whole)?;
+            lifecycle::stop(&tree, &client, &members.programs())?;
+            lifecycle::start(&tree, &client, &members, whole)?;
         }
         V::Reload { dry_run } => reload::reload(&tree, &daemon::connect(&tree)?, dry_run)?,
         V::Tail {
@@ -86,5 +96,11 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             )?;
         }
     }
+    Ok(Outcome::Success)
+}
+
+/// A plan printed by `--dry-run`.
+fn show(plan: &str) -> anyhow::Result<Outcome> {
+    crate::out!("{plan}")?;
     Ok(Outcome::Success)
 }

@@ -267,3 +267,38 @@ pub(crate) fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::R
         roles.is_empty() && nodes.is_empty(),
     )
 }
+
+/// What `mup cluster start|stop|restart --dry-run` prints: the plan of steps, from the tree
+/// alone (nothing is asked of the daemon, nothing locked or changed).
+pub(crate) fn preview(
+    name: &str,
+    roles: &[Role],
+    nodes: &[String],
+    verb: Verb,
+    init: bool,
+) -> anyhow::Result<String> {
+    let tree = load(name)?;
+    let members = tree.select_nodes(roles, nodes)?;
+    let whole = roles.is_empty() && nodes.is_empty();
+    let mut text = String::new();
+    if matches!(verb, Verb::Stop | Verb::Restart) {
+        if whole && verb == Verb::Stop {
+            text += &lifecycle::stop_preview(&tree, &tree.all().programs());
+            text += "then supervisord is shut down\n";
+            return Ok(text);
+        }
+        text += &lifecycle::stop_preview(&tree, &members.programs());
+    }
+    if matches!(verb, Verb::Start | Verb::Restart) {
+        text += &lifecycle::start_preview(&tree, &members, whole && init);
+    }
+    Ok(text)
+}
+
+/// Which ordered operation [`preview`] shows.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+pub(crate) enum Verb {
+    Start,
+    Stop,
+    Restart,
+}

@@ -14,9 +14,10 @@ use crate::deployment::Selection;
 use crate::deployment::Tree;
 use crate::deployment::LAST_RANK;
 use crate::ops::initiate;
+use crate::ops::ordered::{self, StartStep};
 use crate::ops::starting::{self, Progress};
+use crate::ops::steps;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
-use crate::system::interrupt;
 use crate::system::procs;
 use anyhow::bail;
 use dxr::Value;
@@ -101,28 +102,29 @@ pub(super) fn indent(text: &str) -> String {
         .join("\n")
 }
 
-/// Starts `selection` in order: the monitoring programs first (so that the event listener
-/// sees every node start), then the nodes tier by tier. A tier is ready when each of its
-/// nodes answers `hello` from the process supervisord started for it; the next tier starts
-/// then, and the command returns once the last tier is ready — without sitting out
-/// supervisord's startsecs (status shows STARTING until supervisord calls it RUNNING). It
-/// fails naming each node that could not start, never answered, or whose port another
-/// process answers, with the end of its log; and, at the last look before returning, each
-/// node that answered but is no longer the process supervisord runs. With `init` (a
-/// whole-cluster start), the cluster is made ready between tiers: the config servers' set is
-/// initiated and has a primary before the shards start, every set has a primary before the
-/// routers start (a mongos listens only then), and every shard is added once a router
-/// answers.
+/// Starts `selection` in order ([`ordered::start_plan`]): the monitoring programs first,
+/// then the nodes tier by tier. A tier is ready when each of its nodes answers `hello` from
+/// the process supervisord started for it; the next tier starts then, and the command returns
+/// once the last tier is ready — without sitting out supervisord's startsecs (status shows
+/// STARTING until supervisord calls it RUNNING). It fails naming each node that could not
+/// start, never answered, or whose port another process answers, with the end of its log;
+/// and, at the last look before returning, each node that answered but is no longer the
+/// process supervisord runs. With `init` (a whole-cluster start), the cluster is made ready
+/// between tiers.
 pub(crate) fn start(
     tree: &Tree,
     client: &Client,
     selection: &Selection,
     init: bool,
 ) -> anyhow::Result<()> {
+    let plan = ordered::start_plan(tree.name(), selection, &tree.members, init);
     let progress = Progress::new(selection.len());
-    let result = start_tiers(tree, client, selection, init, &progress);
+    let mut answered: Vec<(&Member, u32)> = Vec::new();
+    let result = steps::execute(&plan, &progress, |step| {
+        run_start_step(tree, client, selection, step, &progress, &mut answered)
+    });
     progress.finish();
-    let answered = result?;
+    result?;
     // Only the monitoring programs that were part of the selection are counted.
     let monitors = match selection.monitors.len() {
         0 => String::new(),
@@ -136,49 +138,74 @@ pub(crate) fn start(
     Ok(())
 }
 
-fn start_tiers<'a>(
+/// What `--dry-run` prints for a start: the plan; nothing is asked of the daemon.
+pub(crate) fn start_preview(tree: &Tree, selection: &Selection, init: bool) -> String {
+    ordered::start_plan(tree.name(), selection, &tree.members, init).render()
+}
+
+/// What `--dry-run` prints for a stop.
+pub(crate) fn stop_preview(tree: &Tree, programs: &[&dyn Program]) -> String {
+    ordered::stop_plan(tree.name(), programs).render()
+}
+
+fn by_name<'a>(selection: &'a Selection, programs: &[String]) -> Vec<&'a Member> {
+    selection
+        .nodes
+        .iter()
+        .filter(|m| programs.contains(&m.program))
+        .collect()
+}
+
+fn run_start_step<'a>(
     tree: &Tree,
     client: &Client,
     selection: &'a Selection,
-    init: bool,
+    step: &StartStep,
     progress: &Progress,
-) -> anyhow::Result<Vec<(&'a Member, u32)>> {
-    let members = &selection.nodes;
-    starting::start_monitors(tree, client, &selection.monitors)?;
-    let mut answered = Vec::new();
-    for role in Role::TIERS {
-        let tier: Vec<&Member> = members.iter().filter(|m| m.role == role).collect();
-        if tier.is_empty() {
-            continue;
+    answered: &mut Vec<(&'a Member, u32)>,
+) -> anyhow::Result<()> {
+    match step {
+        StartStep::Monitors(_) => starting::start_monitors(tree, client, &selection.monitors),
+        StartStep::Tier { role, programs } => {
+            let tier = by_name(selection, programs);
+            start_tier(tree, client, *role, &tier)?;
+            let limit = if *role == Role::Mongos {
+                initiate::MONGOS_LIMIT
+            } else {
+                START_LIMIT
+            };
+            answered.extend(starting::wait_answering(
+                tree, client, &tier, progress, limit,
+            )?);
+            progress.say(format!(
+                "{} answer: {} ({:.1} s)",
+                tier_name(*role),
+                programs.join(" "),
+                progress.elapsed()
+            ));
+            Ok(())
         }
-        interrupt::check()?;
-        progress.message(format!("starting {}", tier_name(role)));
-        start_tier(tree, client, role, &tier)?;
-        let limit = if role == Role::Mongos {
-            initiate::MONGOS_LIMIT
-        } else {
-            START_LIMIT
-        };
-        answered.extend(starting::wait_answering(
-            tree, client, &tier, progress, limit,
-        )?);
-        progress.say(format!(
-            "{} answer: {} ({:.1} s)",
-            tier_name(role),
-            tier.iter()
-                .map(|m| m.program.as_str())
-                .collect::<Vec<_>>()
-                .join(" "),
-            progress.elapsed()
-        ));
-        if init {
-            starting::make_ready(tree, client, members, role, &tier, progress)?;
+        StartStep::Initiate { role, .. } => {
+            let tier: Vec<&Member> = selection.nodes.iter().filter(|m| m.role == *role).collect();
+            starting::make_ready(tree, client, &tree.members, *role, &tier, progress)
+        }
+        StartStep::AddShards { router, .. } => {
+            let routers = by_name(selection, std::slice::from_ref(router));
+            starting::make_ready(
+                tree,
+                client,
+                &tree.members,
+                Role::Mongos,
+                &routers,
+                progress,
+            )
+        }
+        StartStep::Settle { .. } => {
+            progress.message("monitoring programs".into());
+            starting::wait_monitors(tree, client, &selection.monitors, progress, START_LIMIT)?;
+            starting::still_up(tree, client, answered)
         }
     }
-    progress.message("monitoring programs".into());
-    starting::wait_monitors(tree, client, &selection.monitors, progress, START_LIMIT)?;
-    starting::still_up(tree, client, &answered)?;
-    Ok(answered)
 }
 
 /// Starts the nodes of one tier that are not running, at once (a BACKOFF one is stopped
@@ -259,6 +286,7 @@ fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Member]) -> any
 /// stops, it is given time to record the stops it has not written yet.
 pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> anyhow::Result<()> {
     let began = Instant::now();
+    let plan = ordered::stop_plan(tree.name(), programs);
     // The pids let each rank wait for its processes' exit locally (/proc), without a round
     // trip to the daemon per poll; supervisord's view is checked once, at the end.
     let pids: BTreeMap<String, u32> = infos(tree, client)?
@@ -268,17 +296,14 @@ pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> a
         .collect();
     let mut events = crate::monitor::Tail::at_end(tree.layout.events_log());
     let mut stopped: Vec<String> = Vec::new();
-    for rank in 0..=LAST_RANK {
+    steps::execute(&plan, &steps::Quiet, |step| {
         let tier: Vec<&dyn Program> = programs
             .iter()
             .copied()
-            .filter(|p| p.stop_rank() == rank)
+            .filter(|p| p.stop_rank() == step.rank)
             .collect();
-        if tier.is_empty() {
-            continue;
-        }
         // The event listener's rank: let it record what stopped before it stops.
-        if rank == LAST_RANK {
+        if step.rank == LAST_RANK {
             await_recorded(&mut events, &stopped);
         }
         send_stops(tree, client, &tier)?;
@@ -295,7 +320,8 @@ pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> a
         while tier_pids.iter().any(|p| procs::alive(*p)) && start.elapsed() < STOP_LIMIT {
             std::thread::sleep(EXIT_POLL);
         }
-    }
+        Ok(())
+    })?;
     wait_stopped(tree, client, programs)?;
     outln!(
         "{} program(s) stopped ({:.1} s)",

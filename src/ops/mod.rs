@@ -13,6 +13,7 @@ pub(crate) mod initiate;
 pub(crate) mod lifecycle;
 pub(crate) mod logs;
 pub(crate) mod migrate;
+pub(crate) mod ordered;
 pub(crate) mod packages;
 pub(crate) mod playground;
 pub(crate) mod reload;

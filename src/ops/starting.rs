@@ -99,6 +99,14 @@ impl Progress {
     }
 }
 
+/// A plan's steps as the bar's message (each step's own lines say what it did).
+impl crate::ops::steps::Observer for Progress {
+    fn begin(&self, _index: usize, _total: usize, what: &str) {
+        self.message(what.to_string());
+    }
+    fn end(&self, _index: usize, _total: usize, _what: &str) {}
+}
+
 /// What a node's port shows.
 enum Answer {
     /// Its own process listens there and answered `hello`.
