@@ -1,69 +1,7 @@
 //! mup: compiles a topology into a supervisord configuration tree and drives the daemon.
 
-/// `writeln!` to stdout, returning the `io::Result`. A closed pipe (`mup ... | head`) is
-/// not an error: what is printed is dropped and the command still does all of its work (a
-/// deploy cut short by `| grep -q` must not report success); see [`stdout_result`].
-#[macro_export]
-macro_rules! outln {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        $crate::stdout_result(writeln!(std::io::stdout(), $($arg)*))
-    }};
-}
-
-/// `write!` to stdout, returning the `io::Result` (see [`outln!`]).
-#[macro_export]
-macro_rules! out {
-    ($($arg:tt)*) => {{
-        use std::io::Write as _;
-        $crate::stdout_result(write!(std::io::stdout(), $($arg)*))
-    }};
-}
-
-/// What a broken pipe on stdout becomes, so that it is told apart from a broken pipe
-/// anywhere else (a socket, a child's stdin), which stays an error.
-#[derive(Debug)]
-pub struct StdoutClosed;
-
-impl std::fmt::Display for StdoutClosed {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        f.write_str("stdout was closed")
-    }
-}
-
-impl std::error::Error for StdoutClosed {}
-
-/// Set once a write to stdout found the pipe closed.
-static STDOUT_CLOSED: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// An error writing stdout, with a broken pipe marked as [`StdoutClosed`] (for the writers
-/// that end at a closed pipe: `ctl tail --follow`, the completion script).
-#[doc(hidden)]
-pub fn stdout_error(e: std::io::Error) -> std::io::Error {
-    if e.kind() == std::io::ErrorKind::BrokenPipe {
-        STDOUT_CLOSED.store(true, std::sync::atomic::Ordering::Relaxed);
-        std::io::Error::new(std::io::ErrorKind::BrokenPipe, StdoutClosed)
-    } else {
-        e
-    }
-}
-
-/// The result of a write to stdout by [`outln!`]/[`out!`]: a broken pipe is remembered
-/// ([`stdout_closed`]) and dropped, so the command goes on and ends with its own exit code;
-/// any other error stays one.
-#[doc(hidden)]
-pub fn stdout_result(r: std::io::Result<()>) -> std::io::Result<()> {
-    match r.map_err(stdout_error) {
-        Err(e) if e.kind() == std::io::ErrorKind::BrokenPipe => Ok(()),
-        r => r,
-    }
-}
-
-/// True once stdout was found closed: a loop that only prints (`--follow`) ends.
-pub(crate) fn stdout_closed() -> bool {
-    STDOUT_CLOSED.load(std::sync::atomic::Ordering::Relaxed)
-}
-
+#[macro_use]
+mod ui;
 pub mod commands;
 mod deployment;
 mod error;
@@ -72,7 +10,6 @@ mod monitor;
 mod ops;
 pub mod supervisor;
 mod system;
-mod ui;
 
 use cli::Opts;
 pub use commands::cli;
@@ -121,17 +58,10 @@ impl Outcome {
     }
 }
 
-static VERBOSE: std::sync::atomic::AtomicBool = std::sync::atomic::AtomicBool::new(false);
-
-/// `--verbose`: progress lines are printed even when stdout is not a terminal.
-pub fn verbose() -> bool {
-    VERBOSE.load(std::sync::atomic::Ordering::Relaxed)
-}
-
 /// The program's outline: parse options, run the command, return its exit code.
 pub fn run(opts: Opts) -> anyhow::Result<ExitCode> {
-    VERBOSE.store(opts.verbose, std::sync::atomic::Ordering::Relaxed);
-    commands::dispatch(opts.command).map(Outcome::exit_code)
+    let ui = ui::Ui::new(opts.verbose);
+    commands::dispatch(&ui, opts.command).map(Outcome::exit_code)
 }
 
 /// True when the error is stdout closed early (`mup ctl tail -f | head`): the command ends
@@ -140,7 +70,7 @@ pub fn is_broken_pipe(err: &anyhow::Error) -> bool {
     err.chain().any(|c| {
         c.downcast_ref::<std::io::Error>()
             .and_then(std::io::Error::get_ref)
-            .is_some_and(|inner| inner.is::<StdoutClosed>())
+            .is_some_and(|inner| inner.is::<ui::StdoutClosed>())
     })
 }
 

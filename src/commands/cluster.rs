@@ -2,9 +2,10 @@
 
 use super::{binaries, cli, events_opts, roles};
 use crate::ops::cluster::{self, Verb};
+use crate::ui::Ui;
 use crate::{monitor, Outcome};
 
-pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
+pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
     use cli::ClusterCmd as C;
     match cmd {
         C::Deploy {
@@ -14,8 +15,8 @@ pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             init,
             yes,
         } => {
-            let b = binaries(&bins, yes)?;
-            cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
+            let b = binaries(ui, &bins, yes)?;
+            cluster::deploy(ui, &name, &topology, &b, !init.no_init, yes)?;
         }
         C::Start {
             name,
@@ -26,9 +27,9 @@ pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             let (r, init) = (roles(&filters), !init.no_init);
             if plan.dry_run {
                 let text = cluster::preview(&name, &r, &filters.nodes, Verb::Start, init)?;
-                crate::out!("{text}")?;
+                crate::out!(ui, "{text}")?;
             } else {
-                cluster::start(&name, &r, &filters.nodes, init)?;
+                cluster::start(ui, &name, &r, &filters.nodes, init)?;
             }
         }
         C::Stop {
@@ -39,11 +40,12 @@ pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             let r = roles(&filters);
             if plan.dry_run {
                 crate::out!(
+                    ui,
                     "{}",
                     cluster::preview(&name, &r, &filters.nodes, Verb::Stop, false)?
                 )?;
             } else {
-                cluster::stop(&name, &r, &filters.nodes)?;
+                cluster::stop(ui, &name, &r, &filters.nodes)?;
             }
         }
         C::Restart {
@@ -54,37 +56,41 @@ pub(crate) fn run(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             let r = roles(&filters);
             if plan.dry_run {
                 let text = cluster::preview(&name, &r, &filters.nodes, Verb::Restart, true)?;
-                crate::out!("{text}")?;
+                crate::out!(ui, "{text}")?;
             } else {
-                cluster::restart(&name, &r, &filters.nodes)?;
+                cluster::restart(ui, &name, &r, &filters.nodes)?;
             }
         }
-        C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
-        C::List { json } => cluster::list(json)?,
-        C::Connect { name } => cluster::connect(&name)?,
-        C::Events { name, opts } => monitor::show::run(&cluster::load(&name)?, events_opts(&opts))?,
+        C::Display { name, json } => {
+            return cluster::display(ui, &name, json).map(Outcome::running)
+        }
+        C::List { json } => cluster::list(ui, json)?,
+        C::Connect { name } => cluster::connect(ui, &name)?,
+        C::Events { name, opts } => {
+            monitor::show::run(ui, &cluster::load(&name)?, events_opts(&opts))?
+        }
         C::Uri { name } => {
             for uri in cluster::connection_strings(&cluster::load(&name)?) {
-                outln!("{uri}")?;
+                outln!(ui, "{uri}")?;
             }
         }
         C::Destroy {
             name,
             keep_data,
             yes,
-        } => cluster::destroy(&name, keep_data, yes)?,
+        } => cluster::destroy(ui, &name, keep_data, yes)?,
         C::Migrate { name, bins, yes } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
-                _ => Some(binaries(&bins, yes)?),
+                _ => Some(binaries(ui, &bins, yes)?),
             };
-            cluster::migrate(&name, b.as_ref())?
+            cluster::migrate(ui, &name, b.as_ref())?
         }
     }
     Ok(Outcome::Success)
 }
 
-pub(crate) fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
+pub(crate) fn run_playground(ui: &Ui, cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
     use cli::PlaygroundCmd as P;
     match cmd {
         P::Start {
@@ -95,16 +101,17 @@ pub(crate) fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome>
         } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
-                _ => Some(binaries(&bins, yes)?),
+                _ => Some(binaries(ui, &bins, yes)?),
             };
-            cluster::playground_start(nodes, b, !init.no_init)?;
+            cluster::playground_start(ui, nodes, b, !init.no_init)?;
         }
-        P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
+        P::Stop => cluster::stop(ui, cluster::existing_playground()?, &[], &[])?,
         P::Status => {
-            return cluster::display(cluster::existing_playground()?, false).map(Outcome::running)
+            return cluster::display(ui, cluster::existing_playground()?, false)
+                .map(Outcome::running)
         }
-        P::Connect => cluster::connect(cluster::existing_playground()?)?,
-        P::Destroy => cluster::destroy(cluster::existing_playground()?, false, true)?,
+        P::Connect => cluster::connect(ui, cluster::existing_playground()?)?,
+        P::Destroy => cluster::destroy(ui, cluster::existing_playground()?, false, true)?,
     }
     Ok(Outcome::Success)
 }

@@ -4,10 +4,11 @@ use super::{cli, events_opts};
 use crate::deployment::locks;
 use crate::deployment::{self as ctl, Tree};
 use crate::ops::{daemon, lifecycle, logs, reload, status};
+use crate::ui::Ui;
 use crate::{monitor, Outcome};
 
 /// `mup ctl VERB`: the tree, the lock for verbs that change something, then the verb.
-pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
+pub(crate) fn run(ui: &Ui, opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
     use cli::CtlVerb as V;
     let tree = Tree::load(&ctl::cluster_dir(
         opts.dir.as_deref(),
@@ -18,25 +19,26 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
         V::Status { .. } | V::Tail { .. } | V::Pid { .. } | V::Events(_)
     ) && !opts.verb.is_dry_run();
     let _lock = if mutating {
-        Some(locks::exclusive(&tree.layout)?)
+        Some(locks::exclusive(ui, &tree.layout)?)
     } else {
         None
     };
     match opts.verb {
         V::Up { adopt } => {
-            let client = daemon::up(&tree, adopt)?;
+            let client = daemon::up(ui, &tree, adopt)?;
             let pid = client.get_pid().map_err(|e| tree.explain(e))?;
             outln!(
+                ui,
                 "supervisord for cluster {} is up at {} (pid {pid}, {} programs)",
                 tree.name(),
                 tree.url(),
                 tree.all().len()
             )?;
         }
-        V::Down => daemon::down(&tree)?,
+        V::Down => daemon::down(ui, &tree)?,
         V::Status { targets, json } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
-            return status::run(&tree, &members, json).map(Outcome::running);
+            return status::run(ui, &tree, &members, json).map(Outcome::running);
         }
         V::Start {
             targets: t,
@@ -47,50 +49,62 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             let whole = t.targets.is_empty() && t.replica_set.is_none();
             let init = whole && !init.no_init;
             if plan.dry_run {
-                return show(&lifecycle::start_preview(&tree, &members, init));
+                return show(ui, &lifecycle::start_preview(&tree, &members, init));
             }
-            lifecycle::start(&tree, &daemon::connect(&tree)?, &members, init)?;
+            lifecycle::start(ui, &tree, &daemon::connect(&tree)?, &members, init)?;
         }
         V::Stop { targets: t, plan } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
             if plan.dry_run {
-                return show(&lifecycle::stop_preview(&tree, &members.programs()));
+                return show(ui, &lifecycle::stop_preview(&tree, &members.programs()));
             }
-            lifecycle::stop(&tree, &daemon::connect(&tree)?, &members.programs())?;
+            lifecycle::stop(ui, &tree, &daemon::connect(&tree)?, &members.programs())?;
         }
         V::Restart { targets: t, plan } => {
             let members = tree.select(&t.targets, t.replica_set.as_deref())?;
             let whole = t.targets.is_empty() && t.replica_set.is_none();
             if plan.dry_run {
                 let stop = lifecycle::stop_preview(&tree, &members.programs());
-                return show(&(stop + &lifecycle::start_preview(&tree, &members, whole)));
+                return show(
+                    ui,
+                    &(stop + &lifecycle::start_preview(&tree, &members, whole)),
+                );
             }
             let client = daemon::connect(&tree)?;
-            lifecycle::stop(&tree, &client, &members.programs())?;
-            lifecycle::start(&tree, &client, &members, whole)?;
+            lifecycle::stop(ui, &tree, &client, &members.programs())?;
+            lifecycle::start(ui, &tree, &client, &members, whole)?;
         }
-        V::Reload { dry_run } => reload::reload(&tree, &daemon::connect(&tree)?, dry_run)?,
+        V::Reload { dry_run } => reload::reload(ui, &tree, &daemon::connect(&tree)?, dry_run)?,
         V::Tail {
             program,
             bytes,
             follow,
         } => {
             let p = tree.program(&program)?;
-            logs::tail(&tree, &daemon::connect(&tree)?, p.as_ref(), bytes, follow)?;
+            logs::tail(
+                ui,
+                &tree,
+                &daemon::connect(&tree)?,
+                p.as_ref(),
+                bytes,
+                follow,
+            )?;
         }
         V::Signal { signal, targets } => {
             let members = tree.select(&targets.targets, targets.replica_set.as_deref())?;
             logs::signal(
+                ui,
                 &tree,
                 &daemon::connect(&tree)?,
                 &members.programs(),
                 &signal,
             )?;
         }
-        V::Events(e) => monitor::show::run(&tree, events_opts(&e))?,
+        V::Events(e) => monitor::show::run(ui, &tree, events_opts(&e))?,
         V::Pid { program } => {
             let p = program.as_deref().map(|p| tree.program(p)).transpose()?;
             outln!(
+                ui,
                 "{}",
                 logs::pid(&tree, &daemon::connect(&tree)?, p.as_deref())?
             )?;
@@ -100,7 +114,7 @@ pub(crate) fn run(opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
 }
 
 /// A plan printed by `--dry-run`.
-fn show(plan: &str) -> anyhow::Result<Outcome> {
-    crate::out!("{plan}")?;
+fn show(ui: &Ui, plan: &str) -> anyhow::Result<Outcome> {
+    crate::out!(ui, "{plan}")?;
     Ok(Outcome::Success)
 }

@@ -7,10 +7,11 @@ mod ctl;
 
 use crate::deployment::{gen, model};
 use crate::ops::{packages, setup};
-use crate::{monitor, stdout_error, Outcome};
+use crate::ui::Ui;
+use crate::{monitor, Outcome};
 use cli::{Command, Opts};
 
-pub(crate) fn dispatch(command: Command) -> anyhow::Result<Outcome> {
+pub(crate) fn dispatch(ui: &Ui, command: Command) -> anyhow::Result<Outcome> {
     match command {
         Command::Gen(g) => {
             let mode = match (g.check, g.dry_run) {
@@ -18,18 +19,18 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<Outcome> {
                 (_, true) => gen::Mode::DryRun,
                 _ => gen::Mode::Write,
             };
-            let ok = gen::run(&g.topology, &g.meta, g.out.as_deref(), mode)?;
+            let ok = gen::run(ui, &g.topology, &g.meta, g.out.as_deref(), mode)?;
             Ok(if ok { Outcome::Success } else { Outcome::Drift })
         }
-        Command::Ctl(c) => ctl::run(c),
-        Command::Cluster(c) => cluster::run(c),
-        Command::Playground(p) => cluster::run_playground(p),
+        Command::Ctl(c) => ctl::run(ui, c),
+        Command::Cluster(c) => cluster::run(ui, c),
+        Command::Playground(p) => cluster::run_playground(ui, p),
         Command::Completions { shell } => {
             use clap::CommandFactory;
             // Rendered first, then written: a closed pipe is an error here, not a panic.
             let mut script = Vec::new();
             clap_complete::generate(shell, &mut Opts::command(), "mup", &mut script);
-            std::io::Write::write_all(&mut std::io::stdout(), &script).map_err(stdout_error)?;
+            ui.bytes(&script)?;
             Ok(Outcome::Success)
         }
         Command::Install {
@@ -38,16 +39,20 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<Outcome> {
             yes: _, // `mup install` never asks
         } => {
             let src = packages::Source::new(source.mirror.as_deref());
-            let v = packages::install(&version, &src, &|_| Ok(()))?;
-            outln!("{}", packages::bin_dir(&v).display())?;
+            let v = packages::install(ui, &version, &src, &|_| Ok(()))?;
+            outln!(ui, "{}", packages::bin_dir(&v).display())?;
             Ok(Outcome::Success)
         }
         Command::Versions { installed, source } => {
-            packages::versions(&packages::Source::new(source.mirror.as_deref()), installed)?;
+            packages::versions(
+                ui,
+                &packages::Source::new(source.mirror.as_deref()),
+                installed,
+            )?;
             Ok(Outcome::Success)
         }
         Command::Uninstall { version } => {
-            packages::uninstall(&version)?;
+            packages::uninstall(ui, &version)?;
             Ok(Outcome::Success)
         }
         Command::Monitor { mode, dir } => {
@@ -60,6 +65,7 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<Outcome> {
         Command::Setup => {
             let path = setup::run()?;
             outln!(
+                ui,
                 "supervisord {} is at {}",
                 setup::SUPERVISOR_VERSION,
                 path.display()
@@ -71,10 +77,12 @@ pub(crate) fn dispatch(command: Command) -> anyhow::Result<Outcome> {
 
 /// The binaries `--bin-path` / `--version` / `--mirror` name.
 pub(crate) fn binaries(
+    ui: &Ui,
     bins: &cli::BinOpts,
     yes: bool,
 ) -> anyhow::Result<crate::ops::cluster::Binaries> {
     crate::ops::cluster::binaries(
+        ui,
         bins.bin_path.as_deref(),
         bins.version.as_deref(),
         &packages::Source::new(bins.source.mirror.as_deref()),

@@ -10,6 +10,7 @@ use crate::deployment::render::{self, OutFile};
 use crate::deployment::topology;
 use crate::deployment::write::{self, Comparison, State};
 use crate::error::{InputError, InputResult};
+use crate::ui::Ui;
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -336,22 +337,23 @@ pub(crate) enum Mode {
 
 /// Runs `mup gen`; returns false when `--check` found differences.
 pub(crate) fn run(
+    ui: &Ui,
     topology_path: &Path,
     meta_path: &Path,
     out: Option<&Path>,
     mode: Mode,
 ) -> anyhow::Result<bool> {
     if mode != Mode::Write {
-        return apply(&compile(topology_path, meta_path, out)?, mode);
+        return apply(ui, &compile(topology_path, meta_path, out)?, mode);
     }
     // Ports are decided and recorded under the MUP_HOME-wide lock, so that two clusters
     // generated at once never get the same one.
-    let _ports = crate::deployment::locks::ports()?;
+    let _ports = crate::deployment::locks::ports(ui)?;
     let compiled = compile(topology_path, meta_path, out)?;
     // A failed gen leaves no new directory behind (the lock creates the tree's root).
     let new_dirs = write::missing_dirs(compiled.cluster.layout.root());
-    let lock = crate::deployment::locks::exclusive(&compiled.cluster.layout)?;
-    let result = apply(&compiled, mode);
+    let lock = crate::deployment::locks::exclusive(ui, &compiled.cluster.layout)?;
+    let result = apply(ui, &compiled, mode);
     if result.is_err() {
         write::remove_new(&new_dirs, &compiled.cluster.layout.lock_file(), lock);
     }
@@ -359,18 +361,19 @@ pub(crate) fn run(
 }
 
 /// Writes (or checks, or lists) a compiled tree. The caller holds the cluster lock for `Write`.
-pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
+pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     for w in &compiled.warnings {
-        eprintln!("warning: {w}");
+        warnln!(ui, "{w}");
     }
     let layout = &compiled.cluster.layout;
     let cmp = write::compare(&compiled.cluster, &compiled.files);
     let rel = |p: &Path| layout.relative(p).display().to_string();
     match mode {
         Mode::Check => {
-            report(&cmp, &compiled.files, layout)?;
+            report(ui, &cmp, &compiled.files, layout)?;
             if cmp.is_clean() {
                 outln!(
+                    ui,
                     "{}: up to date ({} files)",
                     layout.root().display(),
                     compiled.files.len()
@@ -379,14 +382,14 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             Ok(cmp.is_clean())
         }
         Mode::DryRun => {
-            outln!("would write to {}:", layout.root().display())?;
+            outln!(ui, "would write to {}:", layout.root().display())?;
             for d in &write::with_missing_parents(&cmp.missing_dirs, layout.root()) {
                 let outside = if d.starts_with(layout.root()) {
                     ""
                 } else {
                     " (outside the tree)"
                 };
-                outln!("  mkdir      {}{outside}", shown_dir(layout, d))?;
+                outln!(ui, "  mkdir      {}{outside}", shown_dir(layout, d))?;
             }
             let files = &compiled.files;
             for (i, s) in &cmp.changed {
@@ -395,22 +398,22 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
                 } else {
                     "update"
                 };
-                outln!("  {verb:<9}  {}", rel(&files[*i].path))?;
+                outln!(ui, "  {verb:<9}  {}", rel(&files[*i].path))?;
             }
             for i in &cmp.unchanged {
-                outln!("  unchanged  {}", rel(&files[*i].path))?;
+                outln!(ui, "  unchanged  {}", rel(&files[*i].path))?;
             }
             for p in cmp.stale.iter().chain(&cmp.extra) {
-                outln!("  remove     {}", rel(p))?;
+                outln!(ui, "  remove     {}", rel(p))?;
             }
             for p in &cmp.foreign {
-                outln!("  keep       {} (not made by mup)", rel(p))?;
+                outln!(ui, "  keep       {} (not made by mup)", rel(p))?;
             }
             Ok(true)
         }
         Mode::Write => {
             let created = write::apply(&cmp, &compiled.files)?;
-            report_written(&cmp, &created, layout)?;
+            report_written(ui, &cmp, &created, layout)?;
             Ok(true)
         }
     }
@@ -418,27 +421,35 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
 
 /// What a write did, beyond the files it wrote: directories made outside the tree, files
 /// removed, files left alone.
-fn report_written(cmp: &Comparison, created: &[PathBuf], layout: &Layout) -> std::io::Result<()> {
+fn report_written(
+    ui: &Ui,
+    cmp: &Comparison,
+    created: &[PathBuf],
+    layout: &Layout,
+) -> std::io::Result<()> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
-        eprintln!("created {} (outside the tree)", shown_dir(layout, d));
+        noteln!(ui, "created {} (outside the tree)", shown_dir(layout, d));
     }
     for p in &cmp.stale {
-        outln!("removed {} (staged by an interrupted gen)", rel(p))?;
+        outln!(ui, "removed {} (staged by an interrupted gen)", rel(p))?;
     }
     for p in &cmp.extra {
         outln!(
+            ui,
             "removed {} (no longer in the tree; a node's data directory is kept)",
             rel(p)
         )?;
     }
     for p in &cmp.foreign {
-        eprintln!(
-            "warning: {} was not made by mup and is left alone; supervisord loads it through the include",
+        warnln!(
+            ui,
+            "{} was not made by mup and is left alone; supervisord loads it through the include",
             rel(p)
         );
     }
     outln!(
+        ui,
         "wrote {} ({} files changed, {} unchanged)",
         layout.root().display(),
         cmp.changed.len(),
@@ -457,24 +468,25 @@ fn shown_dir(layout: &Layout, dir: &Path) -> String {
 }
 
 /// `--check` output: one line per difference, with a diff for files that are not secret.
-fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
+fn report(ui: &Ui, cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
     let rel = |p: &Path| layout.relative(p).display().to_string();
     for d in &cmp.missing_dirs {
-        outln!("missing: {}", shown_dir(layout, d))?;
+        outln!(ui, "missing: {}", shown_dir(layout, d))?;
     }
     for (i, state) in &cmp.changed {
         let f = &files[*i];
         let path = &f.path;
         match state {
-            State::Missing => outln!("missing: {}", rel(path))?,
+            State::Missing => outln!(ui, "missing: {}", rel(path))?,
             _ => {
-                outln!("differs: {}", rel(path))?;
+                outln!(ui, "differs: {}", rel(path))?;
                 if f.mode == render::PRIVATE {
                     continue; // holds credentials: never print its content
                 }
                 let old = std::fs::read_to_string(path).unwrap_or_default();
                 let diff = similar::TextDiff::from_lines(&old, &f.contents);
                 out!(
+                    ui,
                     "{}",
                     diff.unified_diff()
                         .context_radius(2)
@@ -484,13 +496,14 @@ fn report(cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Resu
         }
     }
     for p in &cmp.stale {
-        outln!("extra: {} (staged by an interrupted gen)", rel(p))?;
+        outln!(ui, "extra: {} (staged by an interrupted gen)", rel(p))?;
     }
     for p in &cmp.extra {
-        outln!("extra: {}", rel(p))?;
+        outln!(ui, "extra: {}", rel(p))?;
     }
     for p in &cmp.foreign {
         outln!(
+            ui,
             "extra: {} (not made by mup; supervisord loads it through the include)",
             rel(p)
         )?;

@@ -6,11 +6,12 @@
 
 use crate::deployment::layout::{self, Layout};
 use crate::system::flock::hold;
+use crate::ui::Ui;
 use anyhow::Context;
 use std::fs::File;
 
 /// Holds `<cluster>/.mup.lock` exclusively until dropped.
-pub(crate) fn exclusive(layout: &Layout) -> anyhow::Result<File> {
+pub(crate) fn exclusive(ui: &Ui, layout: &Layout) -> anyhow::Result<File> {
     let root = layout.root();
     if let Some(target) = std::fs::read_link(root).ok().filter(|_| !root.exists()) {
         // create_dir_all would only say "File exists".
@@ -27,16 +28,17 @@ pub(crate) fn exclusive(layout: &Layout) -> anyhow::Result<File> {
     std::fs::create_dir_all(layout.root())
         .with_context(|| format!("cannot create {}", layout.root().display()))?;
     hold(
+        ui,
         &layout.lock_file(),
         &format!("cluster {}", layout.root().display()),
     )
 }
 
 /// Holds the `MUP_HOME`-wide port lock until dropped.
-pub(crate) fn ports() -> anyhow::Result<File> {
+pub(crate) fn ports(ui: &Ui) -> anyhow::Result<File> {
     let path = layout::ports_lock_file();
     if let Some(dir) = path.parent() {
         std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
     }
-    hold(&path, "the port allocation of every cluster")
+    hold(ui, &path, "the port allocation of every cluster")
 }

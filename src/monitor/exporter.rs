@@ -58,7 +58,7 @@ pub(crate) fn run(dir: &Path) -> anyhow::Result<()> {
             tree.name()
         )
     })?;
-    eprintln!(
+    logln!(
         "mup-metrics: serving http://127.0.0.1:{port}/metrics for cluster {}",
         tree.name()
     );
@@ -207,8 +207,8 @@ impl Exporter {
         let now = error.is_none();
         if *answered != Some(now) {
             match error {
-                Some(e) => eprintln!("mup-metrics: supervisord did not answer: {e}"),
-                None if answered.is_some() => eprintln!("mup-metrics: supervisord answers again"),
+                Some(e) => logln!("mup-metrics: supervisord did not answer: {e}"),
+                None if answered.is_some() => logln!("mup-metrics: supervisord answers again"),
                 None => {}
             }
             *answered = Some(now);

@@ -94,7 +94,7 @@ impl Hooks {
             &[],
         );
         if left > 0 {
-            eprintln!(
+            logln!(
                 "mup-events: killed {left} process(es) an earlier listener's hooks left running"
             );
         }
@@ -119,11 +119,11 @@ impl Hooks {
         let shared = &self.shared;
         let mut state = shared.lock_state();
         if state.closing {
-            eprintln!("mup-events: {label} not started: the listener is stopping");
+            logln!("mup-events: {label} not started: the listener is stopping");
             return;
         }
         if state.running.len() >= MAX_RUNNING {
-            eprintln!("mup-events: {label} not started: {MAX_RUNNING} hooks are still running");
+            logln!("mup-events: {label} not started: {MAX_RUNNING} hooks are still running");
             return;
         }
         state.started += 1;
@@ -134,7 +134,7 @@ impl Hooks {
         {
             Ok(pipe) => pipe,
             Err(e) => {
-                eprintln!("mup-events: {label} could not start: {e}");
+                logln!("mup-events: {label} could not start: {e}");
                 return;
             }
         };
@@ -153,7 +153,7 @@ impl Hooks {
         let child = match spawned {
             Ok(c) => c,
             Err(e) => {
-                eprintln!("mup-events: {label} could not start: {e}");
+                logln!("mup-events: {label} could not start: {e}");
                 return;
             }
         };
@@ -223,7 +223,7 @@ impl Hooks {
             &live,
         );
         for r in state.running.iter().filter(|r| r.status.is_none()) {
-            eprintln!(
+            logln!(
                 "mup-events: {} was still running {} s after {why}: killed",
                 r.label,
                 STOP_GRACE.as_secs()
@@ -282,7 +282,7 @@ impl Shared {
                 } else {
                     "had left processes running: killed"
                 };
-                eprintln!(
+                logln!(
                     "mup-events: {} {what} after {} s ({killed} process(es))",
                     r.label,
                     r.limit.as_secs()
@@ -305,7 +305,7 @@ impl Shared {
     fn finished(&self, r: &Running, status: ExitStatus) {
         self.log_line(r.n, &format!("ended: {status}"));
         if !status.success() {
-            eprintln!("mup-events: {} failed ({status})", r.label);
+            logln!("mup-events: {} failed ({status})", r.label);
         }
     }
 
@@ -403,7 +403,7 @@ impl HooksLog {
             Err(e) => {
                 self.file = None;
                 if !self.failing {
-                    eprintln!("mup-events: cannot write {}: {e}", self.path.display());
+                    logln!("mup-events: cannot write {}: {e}", self.path.display());
                 }
                 self.failing = true;
             }

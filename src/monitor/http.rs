@@ -73,7 +73,7 @@ pub(super) async fn serve(
                 }
                 Err(e) => {
                     // Out of descriptors, say: try again later rather than spin.
-                    eprintln!("mup-metrics: cannot accept a connection: {e}");
+                    logln!("mup-metrics: cannot accept a connection: {e}");
                     tokio::time::sleep(Duration::from_millis(100)).await;
                 }
             },

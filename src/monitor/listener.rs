@@ -141,7 +141,7 @@ impl Listener {
     /// hooks are running); every failure is reported on stderr only.
     fn handle(&mut self, to: &str, payload: &str) {
         let Some(mut ev) = event(to, payload, SystemTime::now()) else {
-            eprintln!("mup-events: unreadable PROCESS_STATE_{to} payload: {payload:?}");
+            logln!("mup-events: unreadable PROCESS_STATE_{to} payload: {payload:?}");
             return;
         };
         // Its own transitions reach the listener only once it runs again, late: not recorded.
@@ -157,7 +157,7 @@ impl Listener {
             self.hooks.run(hook, hook_env(&self.tree, &ev), label);
         }
         if let Err(e) = append(&self.events_log, &ev) {
-            eprintln!(
+            logln!(
                 "mup-events: cannot write {}: {e}; event: {}",
                 self.events_log.display(),
                 serde_json::to_string(&ev).unwrap_or_default()
@@ -176,7 +176,7 @@ impl Listener {
                 self.tree = t;
                 self.meta_stamp = stamp;
             }
-            Err(e) => eprintln!("mup-events: keeping the hooks read before: {e:#}"),
+            Err(e) => logln!("mup-events: keeping the hooks read before: {e:#}"),
         }
     }
 }

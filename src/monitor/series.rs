@@ -76,7 +76,7 @@ impl Snapshot {
             }
         };
         if let Err(e) = encoded {
-            eprintln!("mup-metrics: cannot encode: {e}");
+            logln!("mup-metrics: cannot encode: {e}");
         }
         body
     }

@@ -4,6 +4,7 @@
 use super::{Event, Tail};
 use crate::deployment::naming::Service;
 use crate::deployment::Tree;
+use crate::ui::Ui;
 use std::time::{Duration, SystemTime};
 
 /// How often `--follow` looks for new lines.
@@ -19,7 +20,7 @@ pub(crate) struct Options {
 }
 
 /// Prints the recorded events (oldest first), then, with `follow`, new ones as they come.
-pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
+pub(crate) fn run(ui: &Ui, tree: &Tree, opts: Options) -> anyhow::Result<()> {
     if tree.monitor(Service::Events).is_none() {
         anyhow::bail!(
             "cluster {} records no events: {} says events: false (set it to true and run `mup gen` and `mup ctl reload`)",
@@ -36,9 +37,9 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
         }
         shown.set(shown.get() + 1);
         if opts.json {
-            outln!("{}", serde_json::to_string(ev).unwrap_or_default())
+            outln!(ui, "{}", serde_json::to_string(ev).unwrap_or_default())
         } else {
-            outln!("{}", human(ev, SystemTime::now()))
+            outln!(ui, "{}", human(ev, SystemTime::now()))
         }
     };
     let files = super::log_files(&log);
@@ -59,10 +60,10 @@ pub(crate) fn run(tree: &Tree, opts: Options) -> anyhow::Result<()> {
                 .since
                 .map(|d| format!(" in the last {}", humantime::format_duration(d)))
                 .unwrap_or_default();
-            eprintln!("no events{when} in {}", log.display());
+            logln!("no events{when} in {}", log.display());
         }
         first = false;
-        if !opts.follow || crate::stdout_closed() {
+        if !opts.follow || ui.stdout_closed() {
             return Ok(());
         }
         std::thread::sleep(FOLLOW_POLL);

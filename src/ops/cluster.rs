@@ -16,8 +16,8 @@ use crate::error::InputError;
 use crate::ops::daemon;
 use crate::ops::lifecycle;
 use crate::system::child;
+use crate::ui::Ui;
 use anyhow::{bail, Context};
-use std::io::{BufRead, IsTerminal, Write};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -31,6 +31,7 @@ pub(crate) struct Binaries {
 /// --version` says); else with `--version` alone the installed package of that version,
 /// installed first (asking on a terminal unless `yes`); else the directory of `mongod` on PATH.
 pub(crate) fn binaries(
+    ui: &Ui,
     bin_path: Option<&Path>,
     version: Option<&str>,
     source: &crate::ops::packages::Source,
@@ -39,7 +40,7 @@ pub(crate) fn binaries(
     let bin_path = match (bin_path, version) {
         (Some(p), _) => layout::absolute(p),
         (None, Some(v)) => {
-            let exact = crate::ops::packages::install(v, source, &|q| confirm(q, yes))?;
+            let exact = crate::ops::packages::install(ui, v, source, &|q| ui.confirm(q, yes))?;
             return Ok(Binaries {
                 bin_path: crate::ops::packages::bin_dir(&exact),
                 version: exact,
@@ -103,32 +104,6 @@ fn detect_version(mongod: &Path) -> anyhow::Result<String> {
     }
 }
 
-/// Asks on a terminal; without one, `--yes` is required.
-pub(crate) fn confirm(question: &str, yes: bool) -> anyhow::Result<()> {
-    if yes {
-        return Ok(());
-    }
-    if !std::io::stdin().is_terminal() {
-        return Err(InputError::new(
-            "--yes",
-            "",
-            format!(
-                "stdin is not a terminal, so this cannot be confirmed: pass --yes ({question})"
-            ),
-        )
-        .into());
-    }
-    out!("{question} [y/N] ")?;
-    std::io::stdout().flush()?;
-    let mut answer = String::new();
-    std::io::stdin().lock().read_line(&mut answer)?;
-    if matches!(answer.trim(), "y" | "Y" | "yes") {
-        Ok(())
-    } else {
-        bail!("cancelled")
-    }
-}
-
 /// The tree of cluster `name`, which must exist and be supervisord-managed.
 pub(crate) fn load(name: &str) -> anyhow::Result<Tree> {
     Tree::load(&crate::deployment::named_cluster_dir(name, "NAME")?)
@@ -177,7 +152,7 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
 /// `mup cluster connect`: runs the MongoDB shell (mongosh, or for versions before 6.0 also
 /// the legacy mongo) from bin_path or PATH on the cluster's connection string, in place of
 /// mup. Without a shell, prints the connection string and says what it looked for.
-pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
+pub(crate) fn connect(ui: &Ui, name: &str) -> anyhow::Result<()> {
     let tree = load(name)?;
     let uris = connection_strings(&tree);
     let uri = uris.first().context("the cluster has no node")?;
@@ -195,7 +170,7 @@ pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
         }
     });
     let Some(shell) = found else {
-        outln!("{uri}")?;
+        outln!(ui, "{uri}")?;
         bail!(
             "no MongoDB shell found: looked for {} in {} and on PATH; the connection string is above",
             shells.join(" and "),
@@ -203,7 +178,8 @@ pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
         );
     };
     if uris.len() > 1 {
-        eprintln!(
+        noteln!(
+            ui,
             "note: the cluster has {} replica sets; connecting to the first ({uri})",
             uris.len()
         );
@@ -215,6 +191,7 @@ pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
 
 /// `mup cluster start`: the daemon up if needed, then an ordered start.
 pub(crate) fn start(
+    ui: &Ui,
     name: &str,
     roles: &[Role],
     nodes: &[String],
@@ -222,31 +199,34 @@ pub(crate) fn start(
 ) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
-    let client = daemon::up(&tree, false)?;
+    let _lock = crate::deployment::locks::exclusive(ui, &tree.layout)?;
+    let client = daemon::up(ui, &tree, false)?;
     let whole = roles.is_empty() && nodes.is_empty();
-    lifecycle::start(&tree, &client, &members, whole && init)?;
+    lifecycle::start(ui, &tree, &client, &members, whole && init)?;
     if whole {
         for uri in connection_strings(&tree) {
-            outln!("  connect: {uri}")?;
+            outln!(ui, "  connect: {uri}")?;
         }
     }
     Ok(())
 }
 
 /// `mup cluster stop`: an ordered stop; without filters the daemon is shut down too.
-pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+pub(crate) fn stop(ui: &Ui, name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
+    let _lock = crate::deployment::locks::exclusive(ui, &tree.layout)?;
     if roles.is_empty() && nodes.is_empty() {
-        return daemon::down(&tree);
+        return daemon::down(ui, &tree);
     }
     match daemon::running(&tree)? {
-        Some(client) => lifecycle::stop(&tree, &client, &members.programs()),
+        Some(client) => lifecycle::stop(ui, &tree, &client, &members.programs()),
         None => {
-            if daemon::stop_unsupervised(&tree, &members.nodes)? == 0 {
-                outln!("supervisord for cluster {name} is not running: nothing to stop")?;
+            if daemon::stop_unsupervised(ui, &tree, &members.nodes)? == 0 {
+                outln!(
+                    ui,
+                    "supervisord for cluster {name} is not running: nothing to stop"
+                )?;
             }
             Ok(())
         }
@@ -254,13 +234,14 @@ pub(crate) fn stop(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Resu
 }
 
 /// `mup cluster restart`.
-pub(crate) fn restart(name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
+pub(crate) fn restart(ui: &Ui, name: &str, roles: &[Role], nodes: &[String]) -> anyhow::Result<()> {
     let tree = load(name)?;
     let members = tree.select_nodes(roles, nodes)?;
-    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
-    let client = daemon::up(&tree, false)?;
-    lifecycle::stop(&tree, &client, &members.programs())?;
+    let _lock = crate::deployment::locks::exclusive(ui, &tree.layout)?;
+    let client = daemon::up(ui, &tree, false)?;
+    lifecycle::stop(ui, &tree, &client, &members.programs())?;
     lifecycle::start(
+        ui,
         &tree,
         &client,
         &members,

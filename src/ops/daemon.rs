@@ -11,6 +11,7 @@ use crate::ops::setup;
 use crate::supervisor::{self, Client};
 use crate::system::child;
 use crate::system::procs;
+use crate::ui::Ui;
 use anyhow::{bail, Context};
 use rustix::process::Signal;
 use std::collections::BTreeSet;
@@ -151,7 +152,7 @@ fn describe(m: &Member, o: &Obstacle) -> String {
 }
 
 /// `mup ctl up`: the daemon running, verified, and no orphan left on any node.
-pub(crate) fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
+pub(crate) fn up(ui: &Ui, tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
     let existing = running(tree)?;
     let owned: BTreeSet<u32> = match &existing {
         Some(c) => c
@@ -193,7 +194,7 @@ pub(crate) fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
                 Obstacle::Foreign(_) => None,
             })
             .collect();
-        let survivors = stop_nodes(&orphans, "adopted");
+        let survivors = stop_nodes(ui, &orphans, "adopted");
         if !survivors.is_empty() {
             bail!(
                 "cluster {}: still alive after SIGKILL: {}",
@@ -204,7 +205,7 @@ pub(crate) fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
     }
     let client = match existing {
         Some(c) => c,
-        None => launch(tree)?,
+        None => launch(ui, tree)?,
     };
     verify(tree, &client)?;
     Ok(client)
@@ -212,7 +213,7 @@ pub(crate) fn up(tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
 
 /// Stops node processes proven ours the way supervisord would (SIGINT, then SIGKILL after
 /// stopwaitsecs), routers first; prints one line per node and returns the survivors.
-fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
+fn stop_nodes(ui: &Ui, nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
     let mut survivors = Vec::new();
     for role in Role::TIERS.into_iter().rev() {
         let tier: Vec<&(Member, u32)> = nodes.iter().filter(|(m, _)| m.role == role).collect();
@@ -240,7 +241,7 @@ fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
                     "survived SIGKILL".to_string()
                 }
             };
-            eprintln!("{verb} {}: pid {} {how}", o.label, o.pid);
+            noteln!(ui, "{verb} {}: pid {} {how}", o.label, o.pid);
         }
     }
     survivors
@@ -248,18 +249,19 @@ fn stop_nodes(nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
 
 /// Stops the node processes of `members` that run without supervisord (the daemon died, or
 /// was never this tree's). Returns how many there were; fails if any survives.
-pub(crate) fn stop_unsupervised(tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
+pub(crate) fn stop_unsupervised(ui: &Ui, tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
     let nodes = owner::running_nodes(members);
     if nodes.is_empty() {
         return Ok(0);
     }
-    eprintln!(
+    noteln!(
+        ui,
         "cluster {}: {} node process(es) run without supervisord; stopping them as supervisord would (SIGINT, SIGKILL after {} s)",
         tree.name(),
         nodes.len(),
         STOP_WAIT.as_secs()
     );
-    let survivors = stop_nodes(&nodes, "stopped");
+    let survivors = stop_nodes(ui, &nodes, "stopped");
     if !survivors.is_empty() {
         bail!(
             "cluster {}: still alive after SIGKILL: {}",
@@ -291,7 +293,7 @@ fn daemon_env(tree: &Tree) -> Vec<(String, String)> {
     env
 }
 
-fn launch(tree: &Tree) -> anyhow::Result<Client> {
+fn launch(ui: &Ui, tree: &Tree) -> anyhow::Result<Client> {
     if let owner::Daemon::Foreign(who) = owner::daemon(tree) {
         bail!(
             "cannot start supervisord for cluster {}: port {} is held by {who}",
@@ -313,7 +315,7 @@ fn launch(tree: &Tree) -> anyhow::Result<Client> {
         } else {
             format!("pid {pid} is gone")
         };
-        eprintln!("removed stale {} ({now})", pidfile.display());
+        noteln!(ui, "removed stale {} ({now})", pidfile.display());
     }
     let supervisord = setup::find_supervisord()?;
     let out = child::run(
@@ -410,12 +412,12 @@ fn verify(tree: &Tree, client: &Client) -> anyhow::Result<()> {
 /// returns once its pid has exited and its port is free. Node processes of this tree that run
 /// without the daemon (it died, or listens on a port meta.yaml no longer records) are stopped
 /// too, the way supervisord would; anything that survives is an error.
-pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
+pub(crate) fn down(ui: &Ui, tree: &Tree) -> anyhow::Result<()> {
     match owner::daemon(tree) {
         owner::Daemon::Serving(_) => match reach(tree)? {
-            Reach::Answers(client) => shutdown(tree, &client)?,
-            Reach::Down => outln!("supervisord for cluster {} is not running", tree.name())?,
-            Reach::Silent { pid, why } => crate::ops::silent::stop(tree, pid, &why)?,
+            Reach::Answers(client) => shutdown(ui, tree, &client)?,
+            Reach::Down => outln!(ui, "supervisord for cluster {} is not running", tree.name())?,
+            Reach::Silent { pid, why } => crate::ops::silent::stop(ui, tree, pid, &why)?,
         },
         owner::Daemon::Astray(pid) => {
             // Proven ours by its arguments: SIGTERM makes supervisord stop its programs
@@ -433,30 +435,32 @@ pub(crate) fn down(tree: &Tree) -> anyhow::Result<()> {
                 );
             }
             outln!(
+                ui,
                 "supervisord for cluster {} (pid {pid}) did not listen on port {}, the one meta.yaml records; it was stopped with SIGTERM",
                 tree.name(),
                 tree.port
             )?;
         }
         owner::Daemon::Absent => {
-            outln!("supervisord for cluster {} is not running", tree.name())?;
+            outln!(ui, "supervisord for cluster {} is not running", tree.name())?;
         }
         owner::Daemon::Foreign(who) => {
             outln!(
+                ui,
                 "supervisord for cluster {} is not running (port {} is held by {who}, which is not this tree's: nothing was sent to it)",
                 tree.name(),
                 tree.port
             )?;
         }
     }
-    stop_unsupervised(tree, &tree.members)?;
+    stop_unsupervised(ui, tree, &tree.members)?;
     Ok(())
 }
 
 /// Ordered stop of every program, `shutdown()`, and the wait for the daemon's exit.
-fn shutdown(tree: &Tree, client: &Client) -> anyhow::Result<()> {
+fn shutdown(ui: &Ui, tree: &Tree, client: &Client) -> anyhow::Result<()> {
     let pid = client.get_pid().map_err(|e| tree.explain(e))?;
-    lifecycle::stop(tree, client, &tree.all().programs())?;
+    lifecycle::stop(ui, tree, client, &tree.all().programs())?;
     match client.shutdown() {
         Ok(_) | Err(supervisor::Error::NotRunning) => {}
         Err(e) => return Err(tree.explain(e)),
@@ -473,6 +477,7 @@ fn shutdown(tree: &Tree, client: &Client) -> anyhow::Result<()> {
         std::thread::sleep(Duration::from_millis(20));
     }
     outln!(
+        ui,
         "supervisord for cluster {} is down (pid {pid} exited, port {} free)",
         tree.name(),
         tree.port

@@ -10,12 +10,13 @@ use crate::deployment::model::{self, Role};
 use crate::deployment::topology::Topology;
 use crate::deployment::Tree;
 use crate::error::InputError;
-use crate::ops::cluster::{confirm, connection_strings, log_dir, Binaries};
+use crate::ops::cluster::{connection_strings, log_dir, Binaries};
 use crate::ops::daemon;
 use crate::ops::lifecycle;
 use crate::supervisor::state;
 use crate::system::interrupt;
 use crate::system::procs;
+use crate::ui::Ui;
 use anyhow::bail;
 use std::collections::BTreeSet;
 use std::os::unix::fs::PermissionsExt;
@@ -23,6 +24,7 @@ use std::path::{Path, PathBuf};
 
 /// `mup cluster deploy`.
 pub(crate) fn deploy(
+    ui: &Ui,
     name: &str,
     topology_path: &Path,
     bins: &Binaries,
@@ -31,10 +33,11 @@ pub(crate) fn deploy(
 ) -> anyhow::Result<()> {
     let tf = topology_path.display().to_string();
     let topology = crate::deployment::topology::load(topology_path, &tf)?;
-    deploy_topology(name, topology, tf, bins, init, yes)
+    deploy_topology(ui, name, topology, tf, bins, init, yes)
 }
 
 pub(crate) fn deploy_topology(
+    ui: &Ui,
     name: &str,
     topology: Topology,
     label: String,
@@ -74,38 +77,39 @@ pub(crate) fn deploy_topology(
             layout.root().display()
         )
     };
-    confirm(&question, yes)?;
+    ui.confirm(&question, yes)?;
     // The real one: ports decided and recorded under the MUP_HOME-wide lock, so a deploy
     // running at the same time sees them and picks others.
-    let ports = crate::deployment::locks::ports()?;
+    let ports = crate::deployment::locks::ports(ui)?;
     let compiled = gen::compile_inputs(inputs(), layout.clone(), false)?;
-    let _lock = crate::deployment::locks::exclusive(&layout)?;
+    let _lock = crate::deployment::locks::exclusive(ui, &layout)?;
     // From here on Ctrl-C is noticed between bounded steps, so that the command can say what
     // it leaves behind (the question above still ends at Ctrl-C).
     interrupt::catch();
     // Another deploy may have won the race for the name.
     if !written_before(name, &compiled)? {
         check_ports_free(name, &compiled.cluster)?;
-        gen::apply(&compiled, Mode::Write)?;
+        gen::apply(ui, &compiled, Mode::Write)?;
     }
     drop(ports); // recorded in meta.yaml: other clusters now see them
     let tree = Tree::load(layout.root())?;
-    let started = daemon::up(&tree, false).and_then(|client| {
+    let started = daemon::up(ui, &tree, false).and_then(|client| {
         interrupt::check()?;
-        lifecycle::start(&tree, &client, &tree.all(), init)
+        lifecycle::start(ui, &tree, &client, &tree.all(), init)
     });
     if let Err(e) = started {
         return Err(unfinished(&tree, e));
     }
-    outln!("cluster {name} is running")?;
+    outln!(ui, "cluster {name} is running")?;
     for uri in connection_strings(&tree) {
-        outln!("  connect: {uri}")?;
+        outln!(ui, "  connect: {uri}")?;
     }
     outln!(
+        ui,
         "  logs:    {}/supervisor-<program>.log",
         log_dir(&tree).display()
     )?;
-    outln!("  manage:  mup cluster display {name}")?;
+    outln!(ui, "  manage:  mup cluster display {name}")?;
     Ok(())
 }
 

@@ -10,31 +10,32 @@ use crate::deployment::owner;
 use crate::deployment::ports::Recorded;
 use crate::deployment::Member;
 use crate::deployment::Tree;
-use crate::ops::cluster::{confirm, load};
+use crate::ops::cluster::load;
 use crate::ops::daemon;
 use crate::system::procs;
+use crate::ui::Ui;
 use anyhow::{bail, Context};
 use std::path::{Path, PathBuf};
 
 /// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
 /// without it), check nothing of the cluster is alive, then remove what mup owns (see
 /// [`plan`]) and list what it keeps.
-pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
+pub(crate) fn destroy(ui: &Ui, name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
     let what = if keep_data {
         "its data directories are kept"
     } else {
         "its data is deleted"
     };
-    confirm(
+    ui.confirm(
         &format!(
             "Destroy cluster {name} in {} ({what})?",
             tree.layout.root().display()
         ),
         yes,
     )?;
-    let _lock = crate::deployment::locks::exclusive(&tree.layout)?;
-    daemon::down(&tree)?;
+    let _lock = crate::deployment::locks::exclusive(ui, &tree.layout)?;
+    daemon::down(ui, &tree)?;
     let alive = leftovers(&tree);
     if !alive.is_empty() {
         bail!(
@@ -49,13 +50,14 @@ pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<
         .iter()
         .filter(|p| !p.starts_with(tree.layout.root()))
     {
-        outln!("removed data directory {}", p.display())?;
+        outln!(ui, "removed data directory {}", p.display())?;
     }
     for (p, why) in &plan.keep {
-        outln!("kept {} ({why})", p.display())?;
+        outln!(ui, "kept {} ({why})", p.display())?;
     }
     if !plan.whole_root {
         outln!(
+            ui,
             "kept {}: it holds what is kept; mup's own files in it were removed",
             tree.layout.root().display()
         )?;
@@ -70,11 +72,12 @@ pub(crate) fn destroy(name: &str, keep_data: bool, yes: bool) -> anyhow::Result<
         }
     }
     outln!(
+        ui,
         "cluster {name} destroyed: no process of it is left (ports {})",
         ports_list(&tree)
     )?;
     for n in notes {
-        outln!("note: {n}")?;
+        outln!(ui, "note: {n}")?;
     }
     Ok(())
 }

@@ -11,6 +11,7 @@ use crate::ops::cluster::{connection_strings, load};
 use crate::ops::servers::server_view;
 use crate::ops::status;
 use crate::ui::table;
+use crate::ui::Ui;
 use serde::Serialize;
 use std::path::{Path, PathBuf};
 
@@ -79,7 +80,7 @@ pub(crate) struct DisplayNode {
 
 /// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down;
 /// with a daemon that does not answer, shows what is known, then fails saying why.
-pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
+pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
     let tree = load(name)?;
     let (st, seen) = status::gather(&tree, &tree.all(), true)?;
     let silent = match seen {
@@ -145,9 +146,9 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         events_log,
     };
     if json {
-        outln!("{}", serde_json::to_string_pretty(&d)?)?;
+        outln!(ui, "{}", serde_json::to_string_pretty(&d)?)?;
     } else {
-        out!("{}", display_text(&d))?;
+        out!(ui, "{}", display_text(&d))?;
     }
     if let Some(why) = silent {
         return Err(tree.explain(why));
@@ -303,7 +304,7 @@ pub(crate) struct ListRow {
 }
 
 /// `mup cluster list`.
-pub(crate) fn list(json: bool) -> anyhow::Result<()> {
+pub(crate) fn list(ui: &Ui, json: bool) -> anyhow::Result<()> {
     let mut rows = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(layout::clusters_dir())
         .map(|r| r.flatten().map(|e| e.path()).collect())
@@ -318,7 +319,7 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
         let legacy = match meta::is_legacy(&file, &shown) {
             Ok(l) => l,
             Err(e) => {
-                rows.push(unreadable(&dir, &e.into()));
+                rows.push(unreadable(ui, &dir, &e.into()));
                 continue;
             }
         };
@@ -332,7 +333,7 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
                     supervisord: "LEGACY".into(),
                     dir: dir.display().to_string(),
                 },
-                Err(e) => unreadable(&dir, &e.into()),
+                Err(e) => unreadable(ui, &dir, &e.into()),
             }
         } else {
             match Tree::load(&dir) {
@@ -342,8 +343,9 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
                         owner::Daemon::Absent => "DOWN",
                         owner::Daemon::Astray(_) => "ASTRAY",
                         owner::Daemon::Foreign(who) => {
-                            eprintln!(
-                                "warning: cluster {}: port {} is held by {who}, which is not its supervisord",
+                            warnln!(
+                                ui,
+                                "cluster {}: port {} is held by {who}, which is not its supervisord",
                                 t.name(),
                                 t.port
                             );
@@ -360,13 +362,13 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
                         dir: dir.display().to_string(),
                     }
                 }
-                Err(e) => unreadable(&dir, &e),
+                Err(e) => unreadable(ui, &dir, &e),
             }
         };
         rows.push(row);
     }
     if json {
-        outln!("{}", serde_json::to_string_pretty(&rows)?)?;
+        outln!(ui, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
     }
     let table_rows: Vec<Vec<String>> = rows
@@ -383,6 +385,7 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
         })
         .collect();
     out!(
+        ui,
         "{}",
         table::render(
             &["NAME", "VERSION", "TOPOLOGY", "NODES", "SUPERVISORD", "DIR"],
@@ -393,8 +396,8 @@ pub(crate) fn list(json: bool) -> anyhow::Result<()> {
 }
 
 /// A `list` row for a directory whose meta.yaml cannot be read; the reason goes to stderr.
-fn unreadable(dir: &Path, err: &anyhow::Error) -> ListRow {
-    eprintln!("warning: {err:#}");
+fn unreadable(ui: &Ui, dir: &Path, err: &anyhow::Error) -> ListRow {
+    warnln!(ui, "{err:#}");
     ListRow {
         name: dir
             .file_name()

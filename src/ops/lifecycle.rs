@@ -15,10 +15,12 @@ use crate::deployment::Tree;
 use crate::deployment::LAST_RANK;
 use crate::ops::initiate;
 use crate::ops::ordered::{self, StartStep};
-use crate::ops::starting::{self, Progress};
+use crate::ops::starting;
 use crate::ops::steps;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use crate::system::procs;
+use crate::ui::Progress;
+use crate::ui::Ui;
 use anyhow::bail;
 use dxr::Value;
 use std::collections::BTreeMap;
@@ -112,16 +114,17 @@ pub(super) fn indent(text: &str) -> String {
 /// process supervisord runs. With `init` (a whole-cluster start), the cluster is made ready
 /// between tiers.
 pub(crate) fn start(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     selection: &Selection,
     init: bool,
 ) -> anyhow::Result<()> {
     let plan = ordered::start_plan(tree.name(), selection, &tree.members, init);
-    let progress = Progress::new(selection.len());
+    let progress = ui.progress(selection.len());
     let mut answered: Vec<(&Member, u32)> = Vec::new();
     let result = steps::execute(&plan, &progress, |step| {
-        run_start_step(tree, client, selection, step, &progress, &mut answered)
+        run_start_step(ui, tree, client, selection, step, &progress, &mut answered)
     });
     progress.finish();
     result?;
@@ -131,6 +134,7 @@ pub(crate) fn start(
         n => format!(", {n} monitoring program(s) RUNNING"),
     };
     outln!(
+        ui,
         "{} node(s) answer{monitors} ({:.1} s)",
         answered.len(),
         progress.elapsed()
@@ -157,6 +161,7 @@ fn by_name<'a>(selection: &'a Selection, programs: &[String]) -> Vec<&'a Member>
 }
 
 fn run_start_step<'a>(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     selection: &'a Selection,
@@ -165,7 +170,7 @@ fn run_start_step<'a>(
     answered: &mut Vec<(&'a Member, u32)>,
 ) -> anyhow::Result<()> {
     match step {
-        StartStep::Monitors(_) => starting::start_monitors(tree, client, &selection.monitors),
+        StartStep::Monitors(_) => starting::start_monitors(ui, tree, client, &selection.monitors),
         StartStep::Tier { role, programs } => {
             let tier = by_name(selection, programs);
             start_tier(tree, client, *role, &tier)?;
@@ -202,7 +207,7 @@ fn run_start_step<'a>(
         }
         StartStep::Settle { .. } => {
             progress.message("monitoring programs".into());
-            starting::wait_monitors(tree, client, &selection.monitors, progress, START_LIMIT)?;
+            starting::wait_monitors(ui, tree, client, &selection.monitors, progress, START_LIMIT)?;
             starting::still_up(tree, client, answered)
         }
     }
@@ -284,7 +289,12 @@ fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Member]) -> any
 /// Stops `programs` in order: routers, mongods, config servers, then everything else (the
 /// monitoring programs last), each rank at once; idempotent. Before the event listener
 /// stops, it is given time to record the stops it has not written yet.
-pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> anyhow::Result<()> {
+pub(crate) fn stop(
+    ui: &Ui,
+    tree: &Tree,
+    client: &Client,
+    programs: &[&dyn Program],
+) -> anyhow::Result<()> {
     let began = Instant::now();
     let plan = ordered::stop_plan(tree.name(), programs);
     // The pids let each rank wait for its processes' exit locally (/proc), without a round
@@ -324,6 +334,7 @@ pub(crate) fn stop(tree: &Tree, client: &Client, programs: &[&dyn Program]) -> a
     })?;
     wait_stopped(tree, client, programs)?;
     outln!(
+        ui,
         "{} program(s) stopped ({:.1} s)",
         programs.len(),
         began.elapsed().as_secs_f64()

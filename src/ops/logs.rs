@@ -4,12 +4,13 @@ use crate::deployment::Program;
 use crate::deployment::Tree;
 use crate::error::InputError;
 use crate::supervisor::{fault, Client};
+use crate::ui::Ui;
 use anyhow::bail;
-use std::io::Write;
 use std::time::Duration;
 
 /// Prints the last `bytes` of a program's log; with `follow`, keeps printing what is appended.
 pub(crate) fn tail(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     program: &dyn Program,
@@ -19,10 +20,7 @@ pub(crate) fn tail(
     let (text, mut offset, _) = program
         .tail(client, 0, bytes)
         .map_err(|e| tree.explain(e))?;
-    let mut out = std::io::stdout().lock();
-    out.write_all(text.as_bytes())
-        .and_then(|()| out.flush())
-        .map_err(crate::stdout_error)?;
+    ui.bytes(text.as_bytes())?;
     if !follow {
         return Ok(());
     }
@@ -35,15 +33,14 @@ pub(crate) fn tail(
             offset = 0; // rotated: read the new file from its start
             continue;
         }
-        out.write_all(more.as_bytes())
-            .and_then(|()| out.flush())
-            .map_err(crate::stdout_error)?;
+        ui.bytes(more.as_bytes())?;
         offset = next;
     }
 }
 
 /// Sends `signal` (HUP, USR1, 10, ...) to each running target.
 pub(crate) fn signal(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     programs: &[&dyn Program],
@@ -52,7 +49,7 @@ pub(crate) fn signal(
     let mut errors = Vec::new();
     for m in programs {
         match client.signal_process(&m.qualified(), signal) {
-            Ok(_) => outln!("{}: sent SIG{}", m.name(), signal.trim_start_matches("SIG"))?,
+            Ok(_) => outln!(ui, "{}: sent SIG{}", m.name(), signal.trim_start_matches("SIG"))?,
             Err(e) if e.fault_code() == Some(fault::BAD_SIGNAL) => {
                 return Err(InputError::new(
                     "SIGNAL",

@@ -13,13 +13,14 @@ use crate::ops::cluster::Binaries;
 use crate::ops::daemon;
 use crate::ops::lifecycle;
 use crate::system::procs;
+use crate::ui::Ui;
 use anyhow::bail;
 use rustix::process::Signal;
 use std::path::Path;
 
 /// `mup cluster migrate`: a PID-tracked cluster of the Go mup → supervisord, data in place.
 /// With `bins`, the new tree uses those binaries instead of the legacy cluster's.
-pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
+pub(crate) fn migrate(ui: &Ui, name: &str, bins: Option<&Binaries>) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
     let file = layout.meta_file();
@@ -32,10 +33,13 @@ pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()>
         )
         .into());
     }
-    let _ports = crate::deployment::locks::ports()?;
-    let _lock = crate::deployment::locks::exclusive(&layout)?;
+    let _ports = crate::deployment::locks::ports(ui)?;
+    let _lock = crate::deployment::locks::exclusive(ui, &layout)?;
     if !meta::is_legacy(&file, &shown)? {
-        outln!("cluster {name} is already managed by supervisord: nothing to migrate")?;
+        outln!(
+            ui,
+            "cluster {name} is already managed by supervisord: nothing to migrate"
+        )?;
         return Ok(());
     }
     let old = legacy::load(&file, &shown)?;
@@ -54,7 +58,7 @@ pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()>
         layout.clone(),
         true,
     )?;
-    stop_legacy(&old)?;
+    stop_legacy(ui, &old)?;
     let held: Vec<String> = compiled
         .cluster
         .nodes
@@ -70,11 +74,12 @@ pub(crate) fn migrate(name: &str, bins: Option<&Binaries>) -> anyhow::Result<()>
     }
     let kept = layout.root().join("meta.yaml.legacy");
     crate::deployment::write::write_atomic(&kept, &std::fs::read(&file)?, 0o600)?;
-    gen::apply(&compiled, Mode::Write)?;
+    gen::apply(ui, &compiled, Mode::Write)?;
     let tree = Tree::load(layout.root())?;
-    let client = daemon::up(&tree, false)?;
-    lifecycle::start(&tree, &client, &tree.all(), true)?;
+    let client = daemon::up(ui, &tree, false)?;
+    lifecycle::start(ui, &tree, &client, &tree.all(), true)?;
     outln!(
+        ui,
         "cluster {name} migrated: supervisord owns {} nodes, data directories unchanged; the old metadata is in {}",
         tree.members.len(),
         kept.display()
@@ -136,7 +141,7 @@ fn legacy_inputs(
 /// after stopwaitsecs). A pid is signalled only if its arguments name the config file the
 /// legacy meta.yaml records for that node (the ownership rule); a pid that is gone, or
 /// cannot be proven the node's, is reported and left alone.
-fn stop_legacy(old: &legacy::LegacyMeta) -> std::io::Result<()> {
+fn stop_legacy(ui: &Ui, old: &legacy::LegacyMeta) -> std::io::Result<()> {
     for role in Role::TIERS.into_iter().rev() {
         let mut owned = Vec::new();
         for n in old
@@ -149,14 +154,15 @@ fn stop_legacy(old: &legacy::LegacyMeta) -> std::io::Result<()> {
             };
             let who = format!("{} {}:{} (pid {pid})", n.kind, n.host, n.port);
             let Some(conf) = n.config_file.as_deref() else {
-                outln!("{who}: no config_file is recorded, so it cannot be proven this cluster's node; not signalled")?;
+                outln!(ui, "{who}: no config_file is recorded, so it cannot be proven this cluster's node; not signalled")?;
                 continue;
             };
             let proof = owner::Proof::Node(layout::absolute(Path::new(conf)));
             if !procs::alive(pid) {
-                outln!("{who}: already gone")?;
+                outln!(ui, "{who}: already gone")?;
             } else if !proof.holds(pid) {
                 outln!(
+                    ui,
                     "{who}: the pid now belongs to another program ({}), not the node of {conf}; not signalled",
                     procs::cmdline(pid).unwrap_or_default()
                 )?;
@@ -173,13 +179,14 @@ fn stop_legacy(old: &legacy::LegacyMeta) -> std::io::Result<()> {
             .zip(owner::stop(&owned, Signal::INT, daemon::STOP_WAIT))
         {
             match r {
-                owner::Stopped::Killed => eprintln!(
-                    "warning: {} ignored SIGINT for {} s and was killed with SIGKILL",
+                owner::Stopped::Killed => warnln!(
+                    ui,
+                    "{} ignored SIGINT for {} s and was killed with SIGKILL",
                     o.label,
                     daemon::STOP_WAIT.as_secs()
                 ),
-                owner::Stopped::Survived => eprintln!("warning: {} survived SIGKILL", o.label),
-                _ => outln!("{}: stopped", o.label)?,
+                owner::Stopped::Survived => warnln!(ui, "{} survived SIGKILL", o.label),
+                _ => outln!(ui, "{}: stopped", o.label)?,
             }
         }
     }

@@ -20,6 +20,7 @@ mod unpack;
 use crate::deployment::layout;
 use crate::deployment::model::Version;
 use crate::error::InputError;
+use crate::ui::Ui;
 use anyhow::{bail, Context};
 use serde::Deserialize;
 use std::path::{Path, PathBuf};
@@ -116,8 +117,8 @@ impl Source {
 
 /// Reads the release index (bounded, see [`fetch`]); releases whose version is not
 /// [`is_exact`] are dropped: their version would be used as a directory name.
-pub(crate) fn index(source: &Source) -> anyhow::Result<Index> {
-    let mut index = fetch::index(&source.index_url())?;
+pub(crate) fn index(ui: &Ui, source: &Source) -> anyhow::Result<Index> {
+    let mut index = fetch::index(ui, &source.index_url())?;
     index.versions.retain(|r| is_exact(&r.version));
     Ok(index)
 }
@@ -289,6 +290,7 @@ pub(crate) fn installed() -> Vec<String> {
 /// URL) before anything is downloaded: `mup install` itself never asks, an implicit install
 /// by deploy, playground or migrate does.
 pub(crate) fn install(
+    ui: &Ui,
     spec: &str,
     source: &Source,
     confirm: &dyn Fn(&str) -> anyhow::Result<()>,
@@ -297,7 +299,7 @@ pub(crate) fn install(
     if is_exact(spec) && bin_dir(spec).join("mongod").is_file() {
         return Ok(spec.to_string());
     }
-    let index = index(source)?;
+    let index = index(ui, source)?;
     let release = resolve(&index, spec)?;
     let version = release.version.clone();
     if bin_dir(&version).join("mongod").is_file() {
@@ -309,19 +311,20 @@ pub(crate) fn install(
     let dir = packages_dir();
     create_private(&dir)?;
     let _lock = crate::system::flock::hold(
+        ui,
         &dir.join(format!(".{version}.lock")),
         &format!("MongoDB {version}"),
     )?;
     if bin_dir(&version).join("mongod").is_file() {
         return Ok(version); // another install finished while we waited
     }
-    let _staging = staging::enter(&dir)?;
+    let _staging = staging::enter(ui, &dir)?;
     let tmp = tempfile::Builder::new()
         .prefix(staging::PREFIX)
         .tempdir_in(&dir)
         .context("cannot create a temporary directory")?;
     let file = tmp.path().join("archive.tgz");
-    fetch::download(&url, &file, &archive.sha256)?;
+    fetch::download(ui, &url, &file, &archive.sha256)?;
     let unpacked = tmp.path().join("unpacked");
     unpack::unpack(&file, &unpacked, &url)?;
     let root = unpack::package_root(&unpacked)
@@ -329,6 +332,7 @@ pub(crate) fn install(
     std::fs::rename(&root, dir.join(&version))
         .with_context(|| format!("cannot move the package into {}", dir.display()))?;
     outln!(
+        ui,
         "MongoDB {version} installed in {}",
         dir.join(&version).display()
     )?;
@@ -357,7 +361,7 @@ fn create_private(dir: &Path) -> anyhow::Result<()> {
 
 /// `mup uninstall`: refused while a cluster under `MUP_HOME` uses the version, its
 /// `bin_path` compared with the package after both are resolved (every symlink followed).
-pub(crate) fn uninstall(version: &str) -> anyhow::Result<()> {
+pub(crate) fn uninstall(ui: &Ui, version: &str) -> anyhow::Result<()> {
     if !is_exact(version) {
         return Err(InputError::new(
             "VERSION",
@@ -396,21 +400,21 @@ pub(crate) fn uninstall(version: &str) -> anyhow::Result<()> {
         );
     }
     std::fs::remove_dir_all(&dir).with_context(|| format!("cannot remove {}", dir.display()))?;
-    outln!("MongoDB {version} uninstalled")?;
+    outln!(ui, "MongoDB {version} uninstalled")?;
     Ok(())
 }
 
 /// `mup versions`: the production releases in the index, newest first, marked when
 /// installed; with `installed_only`, the cache's versions without asking the index.
-pub(crate) fn versions(source: &Source, installed_only: bool) -> anyhow::Result<()> {
+pub(crate) fn versions(ui: &Ui, source: &Source, installed_only: bool) -> anyhow::Result<()> {
     let have = installed();
     if installed_only {
         for v in have.iter().rev() {
-            outln!("{v}")?;
+            outln!(ui, "{v}")?;
         }
         return Ok(());
     }
-    let index = index(source)?;
+    let index = index(ui, source)?;
     let mut list: Vec<(Version, &str)> = index
         .versions
         .iter()
@@ -424,7 +428,7 @@ pub(crate) fn versions(source: &Source, installed_only: bool) -> anyhow::Result<
         } else {
             ""
         };
-        outln!("{v}{mark}")?;
+        outln!(ui, "{v}{mark}")?;
     }
     Ok(())
 }

@@ -4,6 +4,7 @@ use crate::deployment::layout::Layout;
 use crate::deployment::topology::{NodeSpec, Topology};
 use crate::error::InputError;
 use crate::ops::cluster::{binaries, deploy_topology, start, Binaries};
+use crate::ui::Ui;
 
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
 pub(crate) const PLAYGROUND: &str = "playground";
@@ -27,12 +28,13 @@ pub(crate) fn existing_playground() -> anyhow::Result<&'static str> {
 
 /// `mup playground start`: deploys the playground, or starts it if it exists.
 pub(crate) fn playground_start(
+    ui: &Ui,
     nodes: usize,
     bins: Option<Binaries>,
     init: bool,
 ) -> anyhow::Result<()> {
     if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
-        start(PLAYGROUND, &[], &[], init)
+        start(ui, PLAYGROUND, &[], &[], init)
     } else {
         if nodes == 0 {
             return Err(
@@ -41,7 +43,13 @@ pub(crate) fn playground_start(
         }
         let bins = match bins {
             Some(b) => b,
-            None => binaries(None, None, &crate::ops::packages::Source::new(None), false)?,
+            None => binaries(
+                ui,
+                None,
+                None,
+                &crate::ops::packages::Source::new(None),
+                false,
+            )?,
         };
         let topology = Topology {
             mongod_servers: (0..nodes)
@@ -55,6 +63,7 @@ pub(crate) fn playground_start(
             ..Topology::default()
         };
         deploy_topology(
+            ui,
             PLAYGROUND,
             topology,
             "playground topology".into(),

@@ -7,6 +7,7 @@ use crate::deployment::Selection;
 use crate::deployment::Tree;
 use crate::ops::lifecycle;
 use crate::supervisor::{fault, state, Client, ProcessInfo, Reload};
+use crate::ui::Ui;
 use anyhow::anyhow;
 use std::collections::BTreeSet;
 
@@ -165,7 +166,7 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -
 }
 
 /// Plans and (unless `dry_run`) applies the diff between the tree and the daemon.
-pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
+pub(crate) fn reload(ui: &Ui, tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Result<()> {
     let before: Vec<ProcessInfo> = client.get_all_process_info().map_err(|e| tree.explain(e))?;
     let diff = client.reload_config().map_err(|e| match e.fault_code() {
         Some(fault::CANT_REREAD) => anyhow!("supervisord cannot read the regenerated tree: {e}"),
@@ -174,24 +175,26 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
     let steps = plan(&before, &diff, &wanted(tree));
     if steps.is_empty() {
         outln!(
+            ui,
             "cluster {}: supervisord already runs the tree's configuration; nothing to do",
             tree.name()
         )?;
         return Ok(());
     }
     for s in &steps {
-        outln!("{}: {} ({})", s.group, s.kind.label(), s.note)?;
+        outln!(ui, "{}: {} ({})", s.group, s.kind.label(), s.note)?;
         if !s.stop.is_empty() {
             let verb = if s.kind == StepKind::Changed {
                 "restart"
             } else {
                 "stop"
             };
-            outln!("  {verb}: {}", s.stop.join(", "))?;
+            outln!(ui, "  {verb}: {}", s.stop.join(", "))?;
         }
         let fresh: Vec<&String> = s.start.iter().filter(|p| !s.stop.contains(p)).collect();
         if !fresh.is_empty() {
             outln!(
+                ui,
                 "  start: {}",
                 fresh
                     .iter()
@@ -202,7 +205,7 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
         }
     }
     if dry_run {
-        outln!("dry run: nothing changed")?;
+        outln!(ui, "dry run: nothing changed")?;
         return Ok(());
     }
 
@@ -218,7 +221,7 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
         .map(|p| p as &dyn Program)
         .collect();
     if !to_stop.is_empty() {
-        lifecycle::stop(tree, client, &to_stop)?;
+        lifecycle::stop(ui, tree, client, &to_stop)?;
     }
     for s in &steps {
         if s.kind != StepKind::Added {
@@ -252,9 +255,9 @@ pub(crate) fn reload(tree: &Tree, client: &Client, dry_run: bool) -> anyhow::Res
             .collect(),
     };
     if !to_start.is_empty() {
-        lifecycle::start(tree, client, &to_start, false)?;
+        lifecycle::start(ui, tree, client, &to_start, false)?;
     }
-    outln!("cluster {}: reloaded", tree.name())?;
+    outln!(ui, "cluster {}: reloaded", tree.name())?;
     Ok(())
 }
 

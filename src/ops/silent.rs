@@ -9,6 +9,7 @@ use crate::deployment::Tree;
 use crate::ops::status::{self, Status};
 use crate::supervisor::Error;
 use crate::system::procs;
+use crate::ui::Ui;
 use rustix::process::Signal;
 
 /// The daemon's state in `--json` documents: UNRESPONSIVE (timed out) or UNAUTHORIZED.
@@ -52,7 +53,7 @@ fn reason(tree: &Tree, why: &Error) -> String {
 /// (supervisord stops its programs, each with its stopsignal and stopwaitsecs, and exits),
 /// then SIGKILL after [`crate::ops::daemon::EXIT_LIMIT`]. The proof is checked before each signal.
 /// Node processes a killed daemon leaves behind are stopped by the caller.
-pub(crate) fn stop(tree: &Tree, pid: u32, why: &Error) -> anyhow::Result<()> {
+pub(crate) fn stop(ui: &Ui, tree: &Tree, pid: u32, why: &Error) -> anyhow::Result<()> {
     let proof = owner::Proof::Daemon(tree.layout.supervisor_ini());
     if proof.holds(pid) {
         procs::signal(pid, Signal::CONT);
@@ -75,6 +76,7 @@ pub(crate) fn stop(tree: &Tree, pid: u32, why: &Error) -> anyhow::Result<()> {
         _ => "it was stopped with SIGTERM (it stopped its programs first)".to_string(),
     };
     outln!(
+        ui,
         "supervisord for cluster {} (pid {pid}) {}: {how}",
         tree.name(),
         reason(tree, why)

@@ -14,93 +14,16 @@ use crate::ops::lifecycle::{call_each, failure, indent, infos, tier_name};
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use crate::system::interrupt;
 use crate::system::procs;
+use crate::ui::Progress;
+use crate::ui::Ui;
 use anyhow::bail;
-use indicatif::{ProgressBar, ProgressStyle};
-use std::cell::RefCell;
-use std::collections::BTreeSet;
-use std::io::IsTerminal;
 use std::time::{Duration, Instant};
 
 /// Between two looks at the daemon and the ports while a tier comes up.
 const POLL: Duration = Duration::from_millis(20);
 
-/// The progress of a start: `[done/total]` on a terminal; when piped, with `--verbose`, one
-/// `[done/total] program ...` line per program. Each program counts once, so the count only
-/// goes up, and it reaches the total when every program is done.
-pub(crate) struct Progress {
-    bar: ProgressBar,
-    total: usize,
-    done: RefCell<BTreeSet<String>>,
-    began: Instant,
-}
-
-impl Progress {
-    pub(crate) fn new(total: usize) -> Progress {
-        let bar = if std::io::stdout().is_terminal() {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-                    .expect("static template parses"),
-            );
-            bar.enable_steady_tick(Duration::from_millis(100));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
-        Progress {
-            bar,
-            total,
-            done: RefCell::new(BTreeSet::new()),
-            began: Instant::now(),
-        }
-    }
-
-    pub(crate) fn message(&self, msg: String) {
-        self.bar.set_message(msg);
-    }
-
-    /// Counts `program` as done (once, whatever the number of calls), saying `what` of it.
-    pub(crate) fn done(&self, program: &str, what: &str) {
-        if !self.done.borrow_mut().insert(program.to_string()) {
-            return;
-        }
-        let count = self.count();
-        self.bar.set_position(count as u64);
-        if !std::io::stdout().is_terminal() && crate::verbose() {
-            // A progress line: a closed pipe is noticed by the command's next real output.
-            let _ = outln!(
-                "[{count}/{}] {program} {what} ({:.1} s)",
-                self.total,
-                self.elapsed()
-            );
-        }
-    }
-
-    /// How many programs are done.
-    pub(crate) fn count(&self) -> usize {
-        self.done.borrow().len()
-    }
-
-    pub(crate) fn elapsed(&self) -> f64 {
-        self.began.elapsed().as_secs_f64()
-    }
-
-    /// A step's line: above the bar on a terminal, when piped only with `--verbose`.
-    pub(crate) fn say(&self, line: String) {
-        if std::io::stdout().is_terminal() {
-            self.bar.println(line);
-        } else if crate::verbose() {
-            let _ = outln!("{line}");
-        }
-    }
-
-    pub(crate) fn finish(&self) {
-        self.bar.finish_and_clear();
-    }
-}
-
 /// A plan's steps as the bar's message (each step's own lines say what it did).
-impl crate::ops::steps::Observer for Progress {
+impl crate::ops::steps::Observer for crate::ui::Progress {
     fn begin(&self, _index: usize, _total: usize, what: &str) {
         self.message(what.to_string());
     }
@@ -285,6 +208,7 @@ pub(crate) fn still_up(
 /// Starts the monitoring programs that are not running, without waiting (they are waited for
 /// at the end). One that cannot start is a warning, not a failure of the start.
 pub(crate) fn start_monitors(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     monitors: &[Monitor],
@@ -312,13 +236,14 @@ pub(crate) fn start_monitors(
             Err(e) => failures.push(failure(client, *m, &format!("could not be started ({e})"))),
         }
     }
-    warn_monitoring(tree, &failures);
+    warn_monitoring(ui, tree, &failures);
     Ok(())
 }
 
 /// Waits (bounded) until the monitoring programs are RUNNING (their startsecs is 1 s, and
 /// they started first); one that is not is a warning.
 pub(crate) fn wait_monitors(
+    ui: &Ui,
     tree: &Tree,
     client: &Client,
     monitors: &[Monitor],
@@ -358,18 +283,19 @@ pub(crate) fn wait_monitors(
             std::thread::sleep(POLL);
         }
     }
-    warn_monitoring(tree, &failures);
+    warn_monitoring(ui, tree, &failures);
     Ok(())
 }
 
 /// A monitoring program that does not run is said, and the start goes on: the nodes do not
 /// depend on it.
-fn warn_monitoring(tree: &Tree, failures: &[String]) {
+fn warn_monitoring(ui: &Ui, tree: &Tree, failures: &[String]) {
     if failures.is_empty() {
         return;
     }
-    eprintln!(
-        "warning: cluster {}: monitoring is not running (the nodes are not affected):\n{}\n(`mup gen --check` tells whether the tree names another mup binary; `mup gen` then `mup ctl reload` fixes that)",
+    warnln!(
+        ui,
+        "cluster {}: monitoring is not running (the nodes are not affected):\n{}\n(`mup gen --check` tells whether the tree names another mup binary; `mup gen` then `mup ctl reload` fixes that)",
         tree.name(),
         failures.join("\n")
     );
@@ -440,21 +366,4 @@ pub(crate) fn make_ready(
         bail!("{}", failures.join("\n"));
     }
     Ok(())
-}
-
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn the_count_only_goes_up_and_reaches_the_total() {
-        let p = Progress::new(3);
-        let mut seen = vec![p.count()];
-        for program in ["a", "b", "a", "b", "c", "a"] {
-            p.done(program, "answers");
-            seen.push(p.count());
-        }
-        assert!(seen.windows(2).all(|w| w[0] <= w[1]), "{seen:?}");
-        assert_eq!(p.count(), 3);
-    }
 }

@@ -5,6 +5,7 @@ use crate::deployment::Selection;
 use crate::deployment::Tree;
 use crate::supervisor::{state, Client, ProcessInfo};
 use crate::ui::table;
+use crate::ui::Ui;
 use serde::Serialize;
 use std::collections::BTreeMap;
 
@@ -56,12 +57,12 @@ impl Program {
 /// is RUNNING. With the daemon down, or not answering, it fails saying so (exit 1), and
 /// `--json` first prints the document anyway (`"state": "DOWN"`, `"UNRESPONSIVE"`,
 /// `"UNAUTHORIZED"`), so a script always gets JSON to read.
-pub(crate) fn run(tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
+pub(crate) fn run(ui: &Ui, tree: &Tree, selection: &Selection, json: bool) -> anyhow::Result<bool> {
     let (st, seen) = gather(tree, selection, json)?;
     if json {
-        outln!("{}", serde_json::to_string_pretty(&st)?)?;
+        outln!(ui, "{}", serde_json::to_string_pretty(&st)?)?;
     } else if matches!(seen, Seen::Answered) {
-        out!("{}", table(&st))?;
+        out!(ui, "{}", table(&st))?;
     }
     match seen {
         Seen::Answered => {}

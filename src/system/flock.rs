@@ -5,6 +5,7 @@
 //! others can open is a lock others can hold forever. Waiting is bounded
 //! (`MUP_LOCK_TIMEOUT` seconds, default [`DEFAULT_WAIT`]) and the message names the holder.
 
+use crate::ui::Ui;
 use anyhow::{bail, Context};
 use std::fs::{File, OpenOptions, TryLockError};
 use std::os::unix::fs::{MetadataExt, OpenOptionsExt, PermissionsExt};
@@ -42,7 +43,7 @@ pub(crate) fn open(path: &Path) -> anyhow::Result<File> {
 }
 
 /// Holds the lock file `path` (created 0600) until dropped; `what` names it in messages.
-pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
+pub(crate) fn hold(ui: &Ui, path: &Path, what: &str) -> anyhow::Result<File> {
     let file = open(path)?;
     let limit = wait_limit();
     let start = Instant::now();
@@ -65,7 +66,8 @@ pub(crate) fn hold(path: &Path, what: &str) -> anyhow::Result<File> {
             );
         }
         if !said {
-            eprintln!(
+            noteln!(
+                ui,
                 "waiting for {what}: {} is held by {holder} ...",
                 path.display()
             );

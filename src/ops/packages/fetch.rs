@@ -5,6 +5,7 @@
 //! (up to its bound) and then parsed; an archive is hashed as it streams to disk.
 
 use super::Index;
+use crate::ui::Ui;
 use anyhow::{anyhow, bail, Context};
 use indicatif::{ProgressBar, ProgressStyle};
 use sha2::{Digest, Sha256};
@@ -114,9 +115,9 @@ fn timed_out(e: &std::io::Error) -> bool {
 }
 
 /// GETs `url`: a success status within the timeout, and a declared length within `limit`.
-fn get(url: &str, what: &'static str, limit: u64) -> anyhow::Result<Body> {
+fn get(ui: &Ui, url: &str, what: &'static str, limit: u64) -> anyhow::Result<Body> {
     if url.starts_with("http://") {
-        eprintln!("warning: {url} is plain HTTP: the download is checked against the index's sha256, but the index itself is not protected");
+        warnln!(ui, "{url} is plain HTTP: the download is checked against the index's sha256, but the index itself is not protected");
     }
     let wait = timeout();
     // In the blocking client `timeout` bounds the wait for the headers and each body read.
@@ -153,8 +154,8 @@ fn get(url: &str, what: &'static str, limit: u64) -> anyhow::Result<Body> {
 }
 
 /// Reads and parses the release index at `url`, at most [`INDEX_MAX`] bytes of it.
-pub(crate) fn index(url: &str) -> anyhow::Result<Index> {
-    let mut body = get(url, "a release index", INDEX_MAX)?;
+pub(crate) fn index(ui: &Ui, url: &str) -> anyhow::Result<Index> {
+    let mut body = get(ui, url, "a release index", INDEX_MAX)?;
     let mut text = Vec::new();
     body.read_to_end(&mut text)?;
     serde_json::from_slice(&text).with_context(|| format!("{url} is not a MongoDB release index"))
@@ -162,11 +163,11 @@ pub(crate) fn index(url: &str) -> anyhow::Result<Index> {
 
 /// Streams `url` into `file`, hashing as it goes; fails (and keeps nothing) unless the whole
 /// body arrived and its sha256 is `sha256`.
-pub(crate) fn download(url: &str, file: &Path, sha256: &str) -> anyhow::Result<()> {
+pub(crate) fn download(ui: &Ui, url: &str, file: &Path, sha256: &str) -> anyhow::Result<()> {
     if sha256.is_empty() {
         bail!("the index publishes no sha256 for {url}: refusing to install an unverified archive");
     }
-    let mut body = get(url, "an archive", ARCHIVE_MAX)?;
+    let mut body = get(ui, url, "an archive", ARCHIVE_MAX)?;
     let expected = body.content_length();
     let bar = match expected {
         Some(len) if std::io::stderr().is_terminal() => {

@@ -4,6 +4,7 @@
 //! take that lock exclusively, no other install runs, and every `.download-*` is stale and
 //! removed. While another install runs, nothing is removed (the next install tries again).
 
+use crate::ui::Ui;
 use anyhow::{bail, Context};
 use std::fs::{File, TryLockError};
 use std::path::Path;
@@ -17,12 +18,12 @@ const WAIT: Duration = Duration::from_secs(30);
 
 /// Removes the stale `.download-*` directories of `packages` when no install runs, then
 /// returns the lock file held shared: keep it until the temporary directory is gone.
-pub(crate) fn enter(packages: &Path) -> anyhow::Result<File> {
+pub(crate) fn enter(ui: &Ui, packages: &Path) -> anyhow::Result<File> {
     let path = packages.join(".downloads.lock");
     let file = crate::system::flock::open(&path)?;
     match file.try_lock() {
         Ok(()) => {
-            remove_stale(packages);
+            remove_stale(ui, packages);
             file.unlock()
                 .with_context(|| format!("cannot unlock {}", path.display()))?;
         }
@@ -55,7 +56,7 @@ pub(crate) fn enter(packages: &Path) -> anyhow::Result<File> {
 
 /// Removes every `.download-*` directory of `packages` (no install holds the lock). A
 /// directory that cannot be removed is named and kept.
-fn remove_stale(packages: &Path) {
+fn remove_stale(ui: &Ui, packages: &Path) {
     let Ok(entries) = std::fs::read_dir(packages) else {
         return;
     };
@@ -67,8 +68,9 @@ fn remove_stale(packages: &Path) {
             && e.file_type().is_ok_and(|t| t.is_dir());
         if stale {
             if let Err(err) = std::fs::remove_dir_all(e.path()) {
-                eprintln!(
-                    "warning: cannot remove the stale download {}: {err}",
+                warnln!(
+                    ui,
+                    "cannot remove the stale download {}: {err}",
                     e.path().display()
                 );
             }
