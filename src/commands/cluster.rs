@@ -23,44 +23,24 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             filters,
             init,
             plan,
-        } => {
-            let (r, init) = (roles(&filters), !init.no_init);
-            if plan.dry_run {
-                let text = cluster::preview(&name, &r, &filters.nodes, Verb::Start, init)?;
-                crate::out!(ui, "{text}")?;
-            } else {
-                cluster::start(ui, &name, &r, &filters.nodes, init)?;
-            }
-        }
+        } => ordered(
+            ui,
+            &name,
+            &filters,
+            Verb::Start,
+            !init.no_init,
+            plan.dry_run,
+        )?,
         C::Stop {
             name,
             filters,
             plan,
-        } => {
-            let r = roles(&filters);
-            if plan.dry_run {
-                crate::out!(
-                    ui,
-                    "{}",
-                    cluster::preview(&name, &r, &filters.nodes, Verb::Stop, false)?
-                )?;
-            } else {
-                cluster::stop(ui, &name, &r, &filters.nodes)?;
-            }
-        }
+        } => ordered(ui, &name, &filters, Verb::Stop, false, plan.dry_run)?,
         C::Restart {
             name,
             filters,
             plan,
-        } => {
-            let r = roles(&filters);
-            if plan.dry_run {
-                let text = cluster::preview(&name, &r, &filters.nodes, Verb::Restart, true)?;
-                crate::out!(ui, "{text}")?;
-            } else {
-                cluster::restart(ui, &name, &r, &filters.nodes)?;
-            }
-        }
+        } => ordered(ui, &name, &filters, Verb::Restart, true, plan.dry_run)?,
         C::Display { name, json } => {
             return cluster::display(ui, &name, json).map(Outcome::running)
         }
@@ -88,6 +68,27 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `start`, `stop` and `restart` of a named cluster, or their plan with `--dry-run`.
+fn ordered(
+    ui: &Ui,
+    name: &str,
+    filters: &cli::Filters,
+    verb: Verb,
+    init: bool,
+    dry_run: bool,
+) -> anyhow::Result<()> {
+    let r = roles(filters);
+    if dry_run {
+        let plan = cluster::preview(name, &r, &filters.nodes, verb, init)?;
+        return Ok(out!(ui, "{plan}")?);
+    }
+    match verb {
+        Verb::Start => cluster::start(ui, name, &r, &filters.nodes, init),
+        Verb::Stop => cluster::stop(ui, name, &r, &filters.nodes),
+        Verb::Restart => cluster::restart(ui, name, &r, &filters.nodes),
+    }
 }
 
 pub(crate) fn run_playground(ui: &Ui, cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {

@@ -41,39 +41,12 @@ pub(crate) fn run(ui: &Ui, opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             return status::run(ui, &tree, &members, json).map(Outcome::running);
         }
         V::Start {
-            targets: t,
+            targets,
             init,
             plan,
-        } => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            let whole = t.targets.is_empty() && t.replica_set.is_none();
-            let init = whole && !init.no_init;
-            if plan.dry_run {
-                return show(ui, &lifecycle::start_preview(&tree, &members, init));
-            }
-            lifecycle::start(ui, &tree, &daemon::connect(&tree)?, &members, init)?;
-        }
-        V::Stop { targets: t, plan } => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            if plan.dry_run {
-                return show(ui, &lifecycle::stop_preview(&tree, &members.programs()));
-            }
-            lifecycle::stop(ui, &tree, &daemon::connect(&tree)?, &members.programs())?;
-        }
-        V::Restart { targets: t, plan } => {
-            let members = tree.select(&t.targets, t.replica_set.as_deref())?;
-            let whole = t.targets.is_empty() && t.replica_set.is_none();
-            if plan.dry_run {
-                let stop = lifecycle::stop_preview(&tree, &members.programs());
-                return show(
-                    ui,
-                    &(stop + &lifecycle::start_preview(&tree, &members, whole)),
-                );
-            }
-            let client = daemon::connect(&tree)?;
-            lifecycle::stop(ui, &tree, &client, &members.programs())?;
-            lifecycle::start(ui, &tree, &client, &members, whole)?;
-        }
+        } => return start(ui, &tree, &targets, !init.no_init, plan.dry_run),
+        V::Stop { targets, plan } => return stop(ui, &tree, &targets, plan.dry_run),
+        V::Restart { targets, plan } => return restart(ui, &tree, &targets, plan.dry_run),
         V::Reload { dry_run } => reload::reload(ui, &tree, &daemon::connect(&tree)?, dry_run)?,
         V::Tail {
             program,
@@ -110,6 +83,51 @@ pub(crate) fn run(ui: &Ui, opts: cli::CtlOpts) -> anyhow::Result<Outcome> {
             )?;
         }
     }
+    Ok(Outcome::Success)
+}
+
+/// `start`: an ordered start of the selected programs, or its plan with `--dry-run`.
+fn start(
+    ui: &Ui,
+    tree: &Tree,
+    t: &cli::Targets,
+    init: bool,
+    dry_run: bool,
+) -> anyhow::Result<Outcome> {
+    let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+    let whole = t.targets.is_empty() && t.replica_set.is_none();
+    let init = whole && init;
+    if dry_run {
+        return show(ui, &lifecycle::start_preview(tree, &members, init));
+    }
+    lifecycle::start(ui, tree, &daemon::connect(tree)?, &members, init)?;
+    Ok(Outcome::Success)
+}
+
+/// `stop`: an ordered stop of the selected programs, or its plan with `--dry-run`.
+fn stop(ui: &Ui, tree: &Tree, t: &cli::Targets, dry_run: bool) -> anyhow::Result<Outcome> {
+    let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+    if dry_run {
+        return show(ui, &lifecycle::stop_preview(tree, &members.programs()));
+    }
+    lifecycle::stop(ui, tree, &daemon::connect(tree)?, &members.programs())?;
+    Ok(Outcome::Success)
+}
+
+/// `restart`: an ordered stop, then an ordered start, or both plans with `--dry-run`.
+fn restart(ui: &Ui, tree: &Tree, t: &cli::Targets, dry_run: bool) -> anyhow::Result<Outcome> {
+    let members = tree.select(&t.targets, t.replica_set.as_deref())?;
+    let whole = t.targets.is_empty() && t.replica_set.is_none();
+    if dry_run {
+        let stop = lifecycle::stop_preview(tree, &members.programs());
+        return show(
+            ui,
+            &(stop + &lifecycle::start_preview(tree, &members, whole)),
+        );
+    }
+    let client = daemon::connect(tree)?;
+    lifecycle::stop(ui, tree, &client, &members.programs())?;
+    lifecycle::start(ui, tree, &client, &members, whole)?;
     Ok(Outcome::Success)
 }
 

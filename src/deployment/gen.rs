@@ -2,15 +2,18 @@
 //! open (ports, credentials, HOME/USER) once, records it in the tree's meta.yaml, renders,
 //! and writes atomically.
 
+mod report;
+
 use crate::deployment::layout::{self, Layout};
 use crate::deployment::meta::{self, Meta};
 use crate::deployment::model::{self, Cluster, Decisions, Plan, Sources};
 use crate::deployment::ports::{self, decide_port, PortChoice, PortValue};
 use crate::deployment::render::{self, OutFile};
 use crate::deployment::topology;
-use crate::deployment::write::{self, Comparison, State};
+use crate::deployment::write;
 use crate::error::{InputError, InputResult};
 use crate::ui::Ui;
+
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::Read;
 use std::path::{Path, PathBuf};
@@ -367,10 +370,9 @@ pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<
     }
     let layout = &compiled.cluster.layout;
     let cmp = write::compare(&compiled.cluster, &compiled.files);
-    let rel = |p: &Path| layout.relative(p).display().to_string();
     match mode {
         Mode::Check => {
-            report(ui, &cmp, &compiled.files, layout)?;
+            report::differences(ui, &cmp, &compiled.files, layout)?;
             if cmp.is_clean() {
                 outln!(
                     ui,
@@ -382,131 +384,13 @@ pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<
             Ok(cmp.is_clean())
         }
         Mode::DryRun => {
-            outln!(ui, "would write to {}:", layout.root().display())?;
-            for d in &write::with_missing_parents(&cmp.missing_dirs, layout.root()) {
-                let outside = if d.starts_with(layout.root()) {
-                    ""
-                } else {
-                    " (outside the tree)"
-                };
-                outln!(ui, "  mkdir      {}{outside}", shown_dir(layout, d))?;
-            }
-            let files = &compiled.files;
-            for (i, s) in &cmp.changed {
-                let verb = if *s == State::Missing {
-                    "create"
-                } else {
-                    "update"
-                };
-                outln!(ui, "  {verb:<9}  {}", rel(&files[*i].path))?;
-            }
-            for i in &cmp.unchanged {
-                outln!(ui, "  unchanged  {}", rel(&files[*i].path))?;
-            }
-            for p in cmp.stale.iter().chain(&cmp.extra) {
-                outln!(ui, "  remove     {}", rel(p))?;
-            }
-            for p in &cmp.foreign {
-                outln!(ui, "  keep       {} (not made by mup)", rel(p))?;
-            }
+            report::would_write(ui, &cmp, &compiled.files, layout)?;
             Ok(true)
         }
         Mode::Write => {
             let created = write::apply(&cmp, &compiled.files)?;
-            report_written(ui, &cmp, &created, layout)?;
+            report::written(ui, &cmp, &created, layout)?;
             Ok(true)
         }
     }
-}
-
-/// What a write did, beyond the files it wrote: directories made outside the tree, files
-/// removed, files left alone.
-fn report_written(
-    ui: &Ui,
-    cmp: &Comparison,
-    created: &[PathBuf],
-    layout: &Layout,
-) -> std::io::Result<()> {
-    let rel = |p: &Path| layout.relative(p).display().to_string();
-    for d in created.iter().filter(|d| !d.starts_with(layout.root())) {
-        noteln!(ui, "created {} (outside the tree)", shown_dir(layout, d));
-    }
-    for p in &cmp.stale {
-        outln!(ui, "removed {} (staged by an interrupted gen)", rel(p))?;
-    }
-    for p in &cmp.extra {
-        outln!(
-            ui,
-            "removed {} (no longer in the tree; a node's data directory is kept)",
-            rel(p)
-        )?;
-    }
-    for p in &cmp.foreign {
-        warnln!(
-            ui,
-            "{} was not made by mup and is left alone; supervisord loads it through the include",
-            rel(p)
-        );
-    }
-    outln!(
-        ui,
-        "wrote {} ({} files changed, {} unchanged)",
-        layout.root().display(),
-        cmp.changed.len(),
-        cmp.unchanged.len()
-    )
-}
-
-/// A directory in gen's output: relative inside the tree, absolute for the tree itself and
-/// for what lies outside it (data and log directories set in the topology), with a final `/`.
-fn shown_dir(layout: &Layout, dir: &Path) -> String {
-    let shown = match layout.relative(dir) {
-        p if p.as_os_str().is_empty() => dir,
-        p => p,
-    };
-    format!("{}/", shown.display())
-}
-
-/// `--check` output: one line per difference, with a diff for files that are not secret.
-fn report(ui: &Ui, cmp: &Comparison, files: &[OutFile], layout: &Layout) -> std::io::Result<()> {
-    let rel = |p: &Path| layout.relative(p).display().to_string();
-    for d in &cmp.missing_dirs {
-        outln!(ui, "missing: {}", shown_dir(layout, d))?;
-    }
-    for (i, state) in &cmp.changed {
-        let f = &files[*i];
-        let path = &f.path;
-        match state {
-            State::Missing => outln!(ui, "missing: {}", rel(path))?,
-            _ => {
-                outln!(ui, "differs: {}", rel(path))?;
-                if f.mode == render::PRIVATE {
-                    continue; // holds credentials: never print its content
-                }
-                let old = std::fs::read_to_string(path).unwrap_or_default();
-                let diff = similar::TextDiff::from_lines(&old, &f.contents);
-                out!(
-                    ui,
-                    "{}",
-                    diff.unified_diff()
-                        .context_radius(2)
-                        .header("on disk", "generated")
-                )?;
-            }
-        }
-    }
-    for p in &cmp.stale {
-        outln!(ui, "extra: {} (staged by an interrupted gen)", rel(p))?;
-    }
-    for p in &cmp.extra {
-        outln!(ui, "extra: {}", rel(p))?;
-    }
-    for p in &cmp.foreign {
-        outln!(
-            ui,
-            "extra: {} (not made by mup; supervisord loads it through the include)",
-            rel(p)
-        )?;
-    }
-    Ok(())
 }

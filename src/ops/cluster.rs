@@ -222,7 +222,7 @@ pub(crate) fn stop(ui: &Ui, name: &str, roles: &[Role], nodes: &[String]) -> any
     match daemon::running(&tree)? {
         Some(client) => lifecycle::stop(ui, &tree, &client, &members.programs()),
         None => {
-            if daemon::stop_unsupervised(ui, &tree, &members.nodes)? == 0 {
+            if crate::ops::unsupervised::stop_unsupervised(ui, &tree, &members.nodes)? == 0 {
                 outln!(
                     ui,
                     "supervisord for cluster {name} is not running: nothing to stop"

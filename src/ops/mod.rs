@@ -23,3 +23,4 @@ pub(crate) mod silent;
 pub(crate) mod starting;
 pub(crate) mod status;
 pub(crate) mod steps;
+pub(crate) mod unsupervised;

@@ -66,7 +66,7 @@ pub(crate) fn run(ui: &Ui, tree: &Tree, selection: &Selection, json: bool) -> an
     }
     match seen {
         Seen::Answered => {}
-        Seen::Down => return Err(crate::ops::daemon::not_running(tree)),
+        Seen::Down => return Err(crate::ops::unsupervised::not_running(tree)),
         Seen::Silent(why) => return Err(tree.explain(why)),
     }
     Ok(st.programs.iter().all(Program::running))
