@@ -1,22 +1,20 @@
 //! The validated cluster: every naming rule, every input check, the mongod config documents.
 //! Built once from topology.yaml + meta.yaml + the decisions of `gen`; pure (no I/O).
 
-use crate::deployment::ini;
 use crate::deployment::layout::{resolve, Layout};
 use crate::deployment::meta::{Hook, ServiceMeta};
 use crate::deployment::meta::{Meta, NodeMeta};
-use crate::deployment::mongod_conf::{base_conf, config_db, expand, overlay, MONGOD_ONLY};
-pub(crate) use crate::deployment::naming::{
-    check_name, node_dir_name, program_name, Role, Service,
-};
+use crate::deployment::mongod_conf::{base_conf, config_db};
+pub(crate) use crate::deployment::naming::{check_name, program_name, Role, Service};
 pub(crate) use crate::deployment::nodes::{plan, Plan};
-use crate::error::{InputError, InputResult};
+use crate::error::InputResult;
 
+mod build;
 mod checks;
 mod version;
 
 use crate::deployment::yaml::Mapping;
-use checks::{check_hooks, foreign_data_dir, ini_path};
+use checks::{check_hooks, ini_path};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 pub(crate) use version::Version;
@@ -168,210 +166,37 @@ impl Cluster {
     ) -> InputResult<Cluster> {
         let mf = src.meta.as_str();
         let tf = src.topology.as_str();
-        check_name(&meta.name, mf)?;
-        let version = Version::parse(&meta.version).ok_or_else(|| {
-            InputError::new(
-                mf,
-                "version",
-                format!("{:?} is not a MongoDB version like 7.0.14", meta.version),
-            )
-        })?;
-        if !version.at_least(3, 6) {
-            return Err(InputError::new(
-                mf,
-                "version",
-                format!("{:?}: mup supports MongoDB 3.6 and later", meta.version),
-            ));
-        }
-        let root = ini_path(layout.root(), "--out", "cluster directory")?;
-        if meta.bin_path.is_empty() {
-            return Err(InputError::new(
-                mf,
-                "bin_path",
-                "is empty: name the directory holding mongod and mongos",
-            ));
-        }
+        let checked = build::check_meta(plan, meta, decided, &layout, src)?;
         let home = Path::new(&decided.home);
-        let bin_path = ini_path(
-            &resolve(&meta.bin_path, home, &src.meta_dir),
-            mf,
-            "bin_path",
-        )?;
-        if !home.is_absolute() {
-            return Err(InputError::new(
-                mf,
-                "home",
-                format!("{:?} is not an absolute path", decided.home),
-            ));
-        }
-        for (value, field) in [(&decided.home, "home"), (&decided.user, "user")] {
-            if let Some(why) = ini::check_env(value) {
-                return Err(InputError::new(mf, field, why));
-            }
-        }
-        for (value, field) in [
-            (&decided.supervisor_user, "supervisor_user"),
-            (&decided.supervisor_password, "supervisor_password"),
-        ] {
-            if !ini::is_credential(value) {
-                return Err(InputError::new(
-                    mf,
-                    field,
-                    format!("{value:?} may only use letters, digits, '_' and '-' (supervisord would silently change other values)"),
-                ));
-            }
-        }
-        if let Some(d) = plan
-            .drafts
-            .iter()
-            .find(|d| decided.ports.get(&d.source()) == Some(&decided.supervisor_port))
-        {
-            return Err(InputError::new(
-                mf,
-                "supervisor_port",
-                format!(
-                    "{} is already used by {}",
-                    decided.supervisor_port,
-                    d.source()
-                ),
-            ));
-        }
-
+        let root = &checked.root;
         let global_logs = match &plan.log_dir {
-            Some(d) => ini_path(&resolve(d, home, &root), tf, "global.log_dir")?,
+            Some(d) => ini_path(&resolve(d, home, root), tf, "global.log_dir")?,
             None => layout.default_logs_dir(),
         };
         let mut dirs = BTreeSet::from([layout.conf_dir(), global_logs.clone()]);
         let mut nodes = Vec::new();
         for d in &plan.drafts {
-            let source = d.source();
-            let port = *decided
-                .ports
-                .get(&source)
-                .expect("gen decides a port for every draft");
-            let dir_name = node_dir_name(&d.host, port);
-            let conf_dir = layout.node_conf_dir(&dir_name);
-            let data_dir = match (d.role, &d.data_dir, &plan.data_dir) {
-                (Role::Mongos, _, _) => None,
-                (_, Some(own), _) => Some(ini_path(
-                    &resolve(own, home, &root),
-                    tf,
-                    &format!("{source}.data_dir"),
-                )?),
-                (_, None, Some(base)) => Some(
-                    ini_path(&resolve(base, home, &root), tf, "global.data_dir")?.join(&dir_name),
-                ),
-                (_, None, None) => Some(layout.default_data_dir(&dir_name)),
-            };
-            let logs = match &d.log_dir {
-                Some(own) => {
-                    ini_path(&resolve(own, home, &root), tf, &format!("{source}.log_dir"))?
-                }
-                None => global_logs.clone(),
-            };
-            dirs.insert(logs.clone());
-            if let Some(dd) = &data_dir {
-                let field = format!("{source}.data_dir");
-                if let Some(why) = foreign_data_dir(dd, &layout, home, decided) {
-                    return Err(InputError::new(tf, field, why));
-                }
+            let (node, logs) = build::node_of(d, plan, decided, &layout, root, &global_logs, tf)?;
+            dirs.insert(logs);
+            if let Some(dd) = &node.data_dir {
                 dirs.insert(dd.clone());
             }
-            let log_file = crate::deployment::layout::log_file(&logs, &program_name(d.role, port));
-            nodes.push(Node {
-                role: d.role,
-                host: d.host.clone(),
-                port,
-                replica_set: d.replica_set.clone(),
-                source,
-                priority: d.priority,
-                hidden: d.hidden,
-                votes: d.votes,
-                data_dir,
-                data_dir_created: false,
-                data_dir_resolved: None,
-                conf_dir,
-                log_file,
-                conf: Mapping::new(),
-            });
+            nodes.push(node);
         }
-        let with_data: Vec<(&Node, &Path)> = nodes
-            .iter()
-            .filter_map(|n| n.data_dir.as_deref().map(|d| (n, d)))
-            .collect();
-        let data_dirs: Vec<&Path> = with_data.iter().map(|(_, d)| *d).collect();
-        if let Some((first, then)) = crate::deployment::nodes::first_overlap(&data_dirs) {
-            let ((other, od), (node, dd)) = (with_data[first], with_data[then]);
-            return Err(InputError::new(
-                tf,
-                format!("{}.data_dir", node.source),
-                format!(
-                    "{} overlaps the data directory of {} ({}): every node needs its own",
-                    dd.display(),
-                    other.source,
-                    od.display()
-                ),
-            ));
-        }
+        build::check_overlaps(&nodes, tf)?;
         let mup_binary = ini_path(&decided.mup_binary, "mup", "binary")?;
         check_hooks(&meta.hooks, decided.events, mf)?;
-        if let Some(port) = decided.metrics_port {
-            if let Some(n) = nodes.iter().find(|n| n.port == port) {
-                return Err(InputError::new(
-                    mf,
-                    "metrics_port",
-                    format!("{port} is already used by {}", n.source),
-                ));
-            }
-            if port == decided.supervisor_port {
-                return Err(InputError::new(
-                    mf,
-                    "metrics_port",
-                    format!("{port} is already the supervisor_port"),
-                ));
-            }
-        }
-        let monitors: Vec<Monitor> = Service::ALL
-            .into_iter()
-            .filter(|s| match s {
-                Service::Events => decided.events,
-                Service::Metrics => decided.metrics_port.is_some(),
-            })
-            .map(|service| Monitor {
-                service,
-                port: (service == Service::Metrics)
-                    .then_some(decided.metrics_port)
-                    .flatten(),
-                conf_dir: layout.monitoring_conf_dir(),
-                log_file: crate::deployment::layout::log_file(&global_logs, service.program()),
-            })
-            .collect();
+        build::check_metrics_port(&nodes, decided, mf)?;
+        let monitors = build::monitors(decided, &layout, &global_logs);
         let config_db = config_db(&nodes);
         for (i, d) in plan.drafts.iter().enumerate() {
-            let base = base_conf(&nodes[i], version, plan.kind, &config_db);
-            let mut conf = base;
-            let mut global = expand(&plan.runtime_config, tf, "global.runtime_config")?;
-            if d.role == Role::Mongos {
-                // A router has no storage and no replication; mongos refuses those sections.
-                for section in MONGOD_ONLY {
-                    global.remove(section);
-                }
-            }
-            overlay(&mut conf, &global, "", tf, "global.runtime_config")?;
-            let own = format!("{}.runtime_config", d.source());
-            overlay(
-                &mut conf,
-                &expand(&d.runtime_config, tf, &own)?,
-                "",
-                tf,
-                &own,
-            )?;
-            nodes[i].conf = conf;
+            let base = base_conf(&nodes[i], checked.version, plan.kind, &config_db);
+            nodes[i].conf = build::node_conf(base, d, plan, tf)?;
         }
         Ok(Cluster {
             name: meta.name.clone(),
             version_text: meta.version.clone(),
-            bin_path,
+            bin_path: checked.bin_path,
             layout,
             kind: plan.kind,
             supervisor_port: decided.supervisor_port,
