@@ -6,7 +6,7 @@ mod report;
 
 use crate::deployment::layout::{self, Layout};
 use crate::deployment::meta::{self, Meta};
-use crate::deployment::model::{self, Cluster, Decisions, Plan, Sources};
+use crate::deployment::model::{self, Cluster, Decisions, Outline, Sources};
 use crate::deployment::ports::{self, decide_port, PortChoice, PortValue};
 use crate::deployment::render::{self, OutFile};
 use crate::deployment::topology;
@@ -76,23 +76,23 @@ pub(crate) fn compile_inputs(
         meta_label: mf,
         meta_dir,
     } = inputs;
-    let plan = model::plan(&topology, &tf)?;
+    let outline = model::outline(&topology, &tf)?;
     model::check_name(&given.name, &mf)?;
     let existing = existing_meta(&layout, &given, replacing_legacy)?;
-    let decided = decide(&plan, &given, existing.as_ref(), &layout, &mf, &tf)?;
+    let decided = decide(&outline, &given, existing.as_ref(), &layout, &mf, &tf)?;
     let src = Sources {
         topology: tf,
         meta: mf,
         meta_dir,
     };
-    let mut cluster = Cluster::build(&plan, &given, &decided, layout, &src)?;
+    let mut cluster = Cluster::build(&outline, &given, &decided, layout, &src)?;
     // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
     crate::deployment::data_dirs::record(&mut cluster, existing.as_ref());
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,
         files,
-        warnings: plan.warnings,
+        warnings: outline.warnings,
     })
 }
 
@@ -139,7 +139,7 @@ fn existing_meta(
 /// Every decision, in order of authority: the given meta.yaml, the topology, the tree's
 /// existing meta.yaml, then a fresh choice.
 fn decide(
-    plan: &Plan,
+    outline: &Outline,
     given: &Meta,
     existing: Option<&Meta>,
     layout: &Layout,
@@ -159,7 +159,7 @@ fn decide(
     let user = given
         .user
         .clone()
-        .or_else(|| plan.user.clone())
+        .or_else(|| outline.user.clone())
         .or_else(|| existing.and_then(|m| m.user.clone()))
         .or_else(caller_user)
         .ok_or_else(|| {
@@ -179,7 +179,7 @@ fn decide(
 
     let events = prior_flag(given, existing, |m| m.events);
     let metrics = prior_flag(given, existing, |m| m.metrics);
-    let ports = decide_ports(plan, given, existing, layout, metrics, (mf, tf))?;
+    let ports = decide_ports(outline, given, existing, layout, metrics, (mf, tf))?;
     let mup_binary = std::env::current_exe()
         .map(|p| layout::absolute(&p))
         .map_err(|e| {
@@ -217,7 +217,7 @@ struct Ports {
 /// The daemon's port, then each node's (topology order), then the exporter's (when
 /// `metrics`); `mf`/`tf` name the given meta.yaml and the topology in messages.
 fn decide_ports(
-    plan: &Plan,
+    outline: &Outline,
     given: &Meta,
     existing: Option<&Meta>,
     layout: &Layout,
@@ -228,7 +228,7 @@ fn decide_ports(
     let reserved = ports::reserved(&others);
     let tree_meta = layout.meta_file().display().to_string();
     let tm = tree_meta.as_str();
-    let explicit: BTreeSet<u16> = plan.explicit_ports().into_iter().collect();
+    let explicit: BTreeSet<u16> = outline.explicit_ports().into_iter().collect();
     // The daemon's port as given, else as recorded: pinned (moving it would lose the daemon).
     let supervisor_port = decide_port(
         PortChoice {
@@ -257,7 +257,7 @@ fn decide_ports(
     let mut taken: BTreeSet<u16> = explicit.clone();
     taken.insert(supervisor_port);
     let mut assigned = BTreeMap::new();
-    for d in &plan.drafts {
+    for d in &outline.drafts {
         let source = d.source();
         let port = decide_port(
             PortChoice {

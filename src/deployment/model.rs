@@ -6,7 +6,7 @@ use crate::deployment::meta::{Hook, ServiceMeta};
 use crate::deployment::meta::{Meta, NodeMeta};
 use crate::deployment::mongod_conf::{base_conf, config_db};
 pub(crate) use crate::deployment::naming::{check_name, program_name, Role, Service};
-pub(crate) use crate::deployment::nodes::{plan, Plan};
+pub(crate) use crate::deployment::nodes::{outline, Outline};
 use crate::error::InputResult;
 
 mod build;
@@ -156,9 +156,9 @@ pub(crate) struct Cluster {
 }
 
 impl Cluster {
-    /// Builds the cluster from the checked plan, the user's meta and the decisions.
+    /// Builds the cluster from the checked outline, the user's meta and the decisions.
     pub(crate) fn build(
-        plan: &Plan,
+        outline: &Outline,
         meta: &Meta,
         decided: &Decisions,
         layout: Layout,
@@ -166,17 +166,18 @@ impl Cluster {
     ) -> InputResult<Cluster> {
         let mf = src.meta.as_str();
         let tf = src.topology.as_str();
-        let checked = build::check_meta(plan, meta, decided, &layout, src)?;
+        let checked = build::check_meta(outline, meta, decided, &layout, src)?;
         let home = Path::new(&decided.home);
         let root = &checked.root;
-        let global_logs = match &plan.log_dir {
+        let global_logs = match &outline.log_dir {
             Some(d) => ini_path(&resolve(d, home, root), tf, "global.log_dir")?,
             None => layout.default_logs_dir(),
         };
         let mut dirs = BTreeSet::from([layout.conf_dir(), global_logs.clone()]);
         let mut nodes = Vec::new();
-        for d in &plan.drafts {
-            let (node, logs) = build::node_of(d, plan, decided, &layout, root, &global_logs, tf)?;
+        for d in &outline.drafts {
+            let (node, logs) =
+                build::node_of(d, outline, decided, &layout, root, &global_logs, tf)?;
             dirs.insert(logs);
             if let Some(dd) = &node.data_dir {
                 dirs.insert(dd.clone());
@@ -189,16 +190,16 @@ impl Cluster {
         build::check_metrics_port(&nodes, decided, mf)?;
         let monitors = build::monitors(decided, &layout, &global_logs);
         let config_db = config_db(&nodes);
-        for (i, d) in plan.drafts.iter().enumerate() {
-            let base = base_conf(&nodes[i], checked.version, plan.kind, &config_db);
-            nodes[i].conf = build::node_conf(base, d, plan, tf)?;
+        for (i, d) in outline.drafts.iter().enumerate() {
+            let base = base_conf(&nodes[i], checked.version, outline.kind, &config_db);
+            nodes[i].conf = build::node_conf(base, d, outline, tf)?;
         }
         Ok(Cluster {
             name: meta.name.clone(),
             version_text: meta.version.clone(),
             bin_path: checked.bin_path,
             layout,
-            kind: plan.kind,
+            kind: outline.kind,
             supervisor_port: decided.supervisor_port,
             supervisor_user: decided.supervisor_user.clone(),
             supervisor_password: decided.supervisor_password.clone(),

@@ -34,9 +34,9 @@ impl Draft {
     }
 }
 
-/// The topology, checked: nodes in tier order, global settings, warnings for ignored fields.
+/// The topology's outline, checked: nodes in tier order, global settings, warnings for ignored fields.
 #[derive(Debug)]
-pub(crate) struct Plan {
+pub(crate) struct Outline {
     pub drafts: Vec<Draft>,
     pub kind: Kind,
     pub user: Option<String>,
@@ -46,7 +46,7 @@ pub(crate) struct Plan {
     pub warnings: Vec<String>,
 }
 
-impl Plan {
+impl Outline {
     /// Ports written explicitly in the topology.
     pub(crate) fn explicit_ports(&self) -> Vec<u16> {
         self.drafts.iter().filter_map(|d| d.port).collect()
@@ -65,26 +65,9 @@ fn is_local_host(host: &str) -> bool {
             .all(|p| !p.is_empty() && p.len() <= 3 && p.parse::<u8>().is_ok())
 }
 
-/// Checks a topology file and returns its plan (ports not yet allocated).
-pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
-    let err = |field: String, msg: String| InputError::new(file, field, msg);
-    let mut warnings = Vec::new();
-    let g = &topo.global;
-    for (set, key) in [
-        (g.deploy_dir.is_some(), "deploy_dir"),
-        (g.config_dir.is_some(), "config_dir"),
-        (g.ssh_port.is_some(), "ssh_port"),
-        (g.systemd_config.is_some(), "systemd_config"),
-        (g.os_config.is_some(), "os_config"),
-        (g.resource_control.is_some(), "resource_control"),
-    ] {
-        if set {
-            warnings.push(format!(
-                "{file}: global.{key} is ignored: mup runs the cluster on this machine, in its cluster directory"
-            ));
-        }
-    }
-
+/// Checks a topology file and returns its outline (ports not yet allocated).
+pub(crate) fn outline(topo: &Topology, file: &str) -> InputResult<Outline> {
+    let mut warnings = ignored_globals(topo, file);
     let mut drafts = Vec::new();
     for role in Role::TIERS {
         let list = match role {
@@ -97,18 +80,62 @@ pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
         }
     }
     if drafts.is_empty() {
-        return Err(err(
-            String::new(),
-            "the topology has no nodes: list at least one entry under mongod_servers".into(),
+        return Err(InputError::new(
+            file,
+            "",
+            "the topology has no nodes: list at least one entry under mongod_servers",
         ));
     }
+    check_ports(&drafts, file)?;
+    let sharded = check_tiers(&drafts, file)?;
+    check_replica_sets(&drafts, sharded, file)?;
+    check_listed_sets(topo, &drafts, file)?;
+    let kind = if sharded {
+        Kind::Sharded
+    } else if drafts.iter().any(|d| d.replica_set.is_some()) {
+        Kind::ReplicaSet
+    } else {
+        Kind::Standalone
+    };
+    let g = &topo.global;
+    Ok(Outline {
+        drafts,
+        kind,
+        user: g.user.clone(),
+        data_dir: g.data_dir.clone(),
+        log_dir: g.log_dir.clone(),
+        runtime_config: g.runtime_config.clone().unwrap_or_default(),
+        warnings,
+    })
+}
 
-    // Ports: unique on this machine (localhost and 127.0.0.1 are the same machine).
+/// The Go mup's global settings that mean nothing for a local cluster, as warnings.
+fn ignored_globals(topo: &Topology, file: &str) -> Vec<String> {
+    let g = &topo.global;
+    [
+        (g.deploy_dir.is_some(), "deploy_dir"),
+        (g.config_dir.is_some(), "config_dir"),
+        (g.ssh_port.is_some(), "ssh_port"),
+        (g.systemd_config.is_some(), "systemd_config"),
+        (g.os_config.is_some(), "os_config"),
+        (g.resource_control.is_some(), "resource_control"),
+    ]
+    .into_iter()
+    .filter(|(set, _)| *set)
+    .map(|(_, key)| format!(
+        "{file}: global.{key} is ignored: mup runs the cluster on this machine, in its cluster directory"
+    ))
+    .collect()
+}
+
+/// Ports are unique on this machine (localhost and 127.0.0.1 are the same machine).
+fn check_ports(drafts: &[Draft], file: &str) -> InputResult<()> {
     let mut seen: BTreeMap<u16, String> = BTreeMap::new();
-    for d in &drafts {
+    for d in drafts {
         if let Some(p) = d.port {
             if let Some(first) = seen.get(&p) {
-                return Err(err(
+                return Err(InputError::new(
+                    file,
                     format!("{}.port", d.source()),
                     format!("{p} is already used by {first}"),
                 ));
@@ -116,25 +143,35 @@ pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
             seen.insert(p, d.source());
         }
     }
+    Ok(())
+}
 
+/// Routers need config servers, and a sharded topology shards; true when it is sharded.
+fn check_tiers(drafts: &[Draft], file: &str) -> InputResult<bool> {
     let count = |r: Role| drafts.iter().filter(|d| d.role == r).count();
     let sharded = count(Role::ConfigServer) > 0 || count(Role::Mongos) > 0;
     if count(Role::Mongos) > 0 && count(Role::ConfigServer) == 0 {
-        return Err(err(
-            "mongos_servers".into(),
-            "a topology with mongos needs config_servers (a config server replica set)".into(),
+        return Err(InputError::new(
+            file,
+            "mongos_servers",
+            "a topology with mongos needs config_servers (a config server replica set)",
         ));
     }
     if sharded && count(Role::Mongod) == 0 {
-        return Err(err(
-            "mongod_servers".into(),
-            "a sharded topology needs at least one shard in mongod_servers".into(),
+        return Err(InputError::new(
+            file,
+            "mongod_servers",
+            "a sharded topology needs at least one shard in mongod_servers",
         ));
     }
+    Ok(sharded)
+}
 
-    // Replica-set names: one role each; config servers share one; shards need one.
+/// Replica-set names: one role each; config servers share one; shards need one.
+fn check_replica_sets(drafts: &[Draft], sharded: bool, file: &str) -> InputResult<()> {
+    let err = |field: String, msg: String| InputError::new(file, field, msg);
     let mut rs_role: BTreeMap<&str, (Role, String)> = BTreeMap::new();
-    for d in &drafts {
+    for d in drafts {
         match (&d.replica_set, d.role) {
             (None, Role::ConfigServer) => {
                 return Err(err(
@@ -177,8 +214,11 @@ pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
             ),
         ));
     }
+    Ok(())
+}
 
-    // Go mup's replica_sets list must agree with the nodes.
+/// The Go mup's `replica_sets` list must agree with the nodes.
+fn check_listed_sets(topo: &Topology, drafts: &[Draft], file: &str) -> InputResult<()> {
     for (i, rs) in topo.replica_sets.iter().enumerate() {
         check_rs_name(&rs.name, file, &format!("replica_sets[{i}].name"))?;
         for (j, member) in rs.members.iter().enumerate() {
@@ -187,30 +227,15 @@ pub(crate) fn plan(topo: &Topology, file: &str) -> InputResult<Plan> {
                     && d.port.is_some_and(|p| format!("{}:{p}", d.host) == *member)
             });
             if !found {
-                return Err(err(
+                return Err(InputError::new(
+                    file,
                     format!("replica_sets[{i}].members[{j}]"),
                     format!("{member:?} is not a node with replica_set {:?}", rs.name),
                 ));
             }
         }
     }
-
-    let kind = if sharded {
-        Kind::Sharded
-    } else if drafts.iter().any(|d| d.replica_set.is_some()) {
-        Kind::ReplicaSet
-    } else {
-        Kind::Standalone
-    };
-    Ok(Plan {
-        drafts,
-        kind,
-        user: g.user.clone(),
-        data_dir: g.data_dir.clone(),
-        log_dir: g.log_dir.clone(),
-        runtime_config: g.runtime_config.clone().unwrap_or_default(),
-        warnings,
-    })
+    Ok(())
 }
 
 /// Two of `dirs` where one is, or lies inside, the other, as indices `(earlier, later)`: the
@@ -236,6 +261,45 @@ fn first_overlap_counted(dirs: &[&Path], comparisons: &mut usize) -> Option<(usi
         })
         .map(|w| (w[0].min(w[1]), w[0].max(w[1])))
         .min_by_key(|(first, then)| (*then, *first))
+}
+
+/// priority, hidden and votes: only for replica-set members, in the server's ranges, and in
+/// the combinations the server accepts.
+fn check_member_options(
+    spec: &NodeSpec,
+    err: &dyn Fn(&str, String) -> InputError,
+) -> InputResult<()> {
+    let member_option = spec.priority.is_some() || spec.hidden.is_some() || spec.votes.is_some();
+    if member_option && spec.replica_set.is_none() {
+        return Err(err(
+            "replica_set",
+            "priority, hidden and votes are replica set member options: set replica_set".into(),
+        ));
+    }
+    if let Some(p) = spec.priority {
+        if !(0.0..=1000.0).contains(&p) {
+            return Err(err("priority", format!("{p} is out of range 0..1000")));
+        }
+    }
+    if let Some(v) = spec.votes {
+        if !(0..=1).contains(&v) {
+            return Err(err("votes", format!("{v} must be 0 or 1")));
+        }
+    }
+    if spec.hidden == Some(true) && spec.priority != Some(0.0) {
+        return Err(err(
+            "hidden",
+            "a hidden member must have priority: 0".into(),
+        ));
+    }
+    if spec.votes == Some(0) && spec.priority != Some(0.0) {
+        return Err(err(
+            "votes",
+            "a non-voting member must have priority: 0 (the server refuses the set otherwise)"
+                .into(),
+        ));
+    }
+    Ok(())
 }
 
 fn draft(
@@ -289,36 +353,7 @@ fn draft(
             }
         }
     }
-    let member_option = spec.priority.is_some() || spec.hidden.is_some() || spec.votes.is_some();
-    if member_option && spec.replica_set.is_none() {
-        return Err(err(
-            "replica_set",
-            "priority, hidden and votes are replica set member options: set replica_set".into(),
-        ));
-    }
-    if let Some(p) = spec.priority {
-        if !(0.0..=1000.0).contains(&p) {
-            return Err(err("priority", format!("{p} is out of range 0..1000")));
-        }
-    }
-    if let Some(v) = spec.votes {
-        if !(0..=1).contains(&v) {
-            return Err(err("votes", format!("{v} must be 0 or 1")));
-        }
-    }
-    if spec.hidden == Some(true) && spec.priority != Some(0.0) {
-        return Err(err(
-            "hidden",
-            "a hidden member must have priority: 0".into(),
-        ));
-    }
-    if spec.votes == Some(0) && spec.priority != Some(0.0) {
-        return Err(err(
-            "votes",
-            "a non-voting member must have priority: 0 (the server refuses the set otherwise)"
-                .into(),
-        ));
-    }
+    check_member_options(spec, &err)?;
     for (set, key) in [
         (spec.deploy_dir.is_some(), "deploy_dir"),
         (spec.config_dir.is_some(), "config_dir"),

@@ -2,7 +2,7 @@
 //! deletes only what it can prove is its own: the cluster directory, and a data directory
 //! outside it only as the proof in [`crate::deployment::data_dirs`] allows (created by mup, still resolving
 //! where it did then, through no symlink, not locked by a live mongod, not another cluster's,
-//! holding nothing but that node's files). Everything else is kept and listed. The plan is
+//! holding nothing but that node's files). Everything else is kept and listed. The removal is
 //! decided after the cluster is stopped and before anything is removed.
 
 use crate::deployment::data_dirs;
@@ -19,7 +19,7 @@ use std::path::{Path, PathBuf};
 
 /// `mup cluster destroy`: stop, shut the daemon down (stopping node processes that run
 /// without it), check nothing of the cluster is alive, then remove what mup owns (see
-/// [`plan`]) and list what it keeps.
+/// [`removal`]) and list what it keeps.
 pub(crate) fn destroy(ui: &Ui, name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
     let what = if keep_data {
@@ -43,8 +43,8 @@ pub(crate) fn destroy(ui: &Ui, name: &str, keep_data: bool, yes: bool) -> anyhow
             alive.join("; ")
         );
     }
-    let plan = plan(&tree, keep_data);
-    apply(&plan, tree.layout.root())?;
+    let plan = removal(&tree, keep_data);
+    remove(&plan, tree.layout.root())?;
     for p in plan
         .remove
         .iter()
@@ -127,7 +127,7 @@ const MONITORS_LEAVE: std::time::Duration = std::time::Duration::from_secs(3);
 
 /// Removals and kept paths, with the reason each path is kept.
 #[derive(Debug, Default, PartialEq, Eq)]
-pub(super) struct Plan {
+pub(super) struct Removal {
     /// Remove the whole cluster directory (nothing to keep lies in it or contains it).
     pub whole_root: bool,
     /// Paths removed (recursively), in order.
@@ -138,10 +138,10 @@ pub(super) struct Plan {
 
 /// Decides what destroy removes. Reads the file system (ownership, contents, locks, other
 /// clusters' records), changes nothing. Paths are compared resolved (every symlink followed).
-pub(super) fn plan(tree: &Tree, keep_data: bool) -> Plan {
+pub(super) fn removal(tree: &Tree, keep_data: bool) -> Removal {
     let root = tree.layout.root();
     let others = crate::deployment::ports::other_clusters(root);
-    let mut p = Plan::default();
+    let mut p = Removal::default();
     for m in &tree.members {
         let Some(d) = m.data_dir.as_deref() else {
             continue;
@@ -237,8 +237,8 @@ fn data_dir_decision(
     }
 }
 
-/// Carries out a plan.
-pub(super) fn apply(plan: &Plan, root: &Path) -> anyhow::Result<()> {
+/// Carries out a removal.
+pub(super) fn remove(plan: &Removal, root: &Path) -> anyhow::Result<()> {
     for p in &plan.remove {
         // Checked again right before: a directory outside the tree is removed only where it
         // resolved when the plan was made, through no symlink.

@@ -3,7 +3,7 @@
 //! monitoring programs, and each node's complete config document.
 
 use super::checks::{foreign_data_dir, ini_path};
-use super::{Decisions, Monitor, Node, Plan, Role, Service, Sources, Version};
+use super::{Decisions, Monitor, Node, Outline, Role, Service, Sources, Version};
 use crate::deployment::ini;
 use crate::deployment::layout::{resolve, Layout};
 use crate::deployment::meta::Meta;
@@ -25,7 +25,7 @@ pub(super) struct CheckedMeta {
 /// Checks meta.yaml's name, version, paths, environment values and credentials, and that
 /// the supervisor port is no node's.
 pub(super) fn check_meta(
-    plan: &Plan,
+    outline: &Outline,
     meta: &Meta,
     decided: &Decisions,
     layout: &Layout,
@@ -69,7 +69,7 @@ pub(super) fn check_meta(
         ));
     }
     check_environment(decided, mf)?;
-    check_supervisor_port(plan, decided, mf)?;
+    check_supervisor_port(outline, decided, mf)?;
     Ok(CheckedMeta {
         version,
         root,
@@ -99,8 +99,8 @@ fn check_environment(decided: &Decisions, mf: &str) -> InputResult<()> {
     Ok(())
 }
 
-fn check_supervisor_port(plan: &Plan, decided: &Decisions, mf: &str) -> InputResult<()> {
-    match plan
+fn check_supervisor_port(outline: &Outline, decided: &Decisions, mf: &str) -> InputResult<()> {
+    match outline
         .drafts
         .iter()
         .find(|d| decided.ports.get(&d.source()) == Some(&decided.supervisor_port))
@@ -122,7 +122,7 @@ fn check_supervisor_port(plan: &Plan, decided: &Decisions, mf: &str) -> InputRes
 /// later, once every node is known), and its log directory.
 pub(super) fn node_of(
     d: &Draft,
-    plan: &Plan,
+    outline: &Outline,
     decided: &Decisions,
     layout: &Layout,
     root: &Path,
@@ -137,7 +137,7 @@ pub(super) fn node_of(
         .expect("gen decides a port for every draft");
     let dir_name = node_dir_name(&d.host, port);
     let conf_dir = layout.node_conf_dir(&dir_name);
-    let data_dir = match (d.role, &d.data_dir, &plan.data_dir) {
+    let data_dir = match (d.role, &d.data_dir, &outline.data_dir) {
         (Role::Mongos, _, _) => None,
         (_, Some(own), _) => Some(ini_path(
             &resolve(own, home, root),
@@ -247,10 +247,10 @@ pub(super) fn monitors(decided: &Decisions, layout: &Layout, global_logs: &Path)
 pub(super) fn node_conf(
     mut conf: Mapping,
     d: &Draft,
-    plan: &Plan,
+    outline: &Outline,
     tf: &str,
 ) -> InputResult<Mapping> {
-    let mut global = expand(&plan.runtime_config, tf, "global.runtime_config")?;
+    let mut global = expand(&outline.runtime_config, tf, "global.runtime_config")?;
     if d.role == Role::Mongos {
         // A router has no storage and no replication; mongos refuses those sections.
         for section in MONGOD_ONLY {
