@@ -9,8 +9,9 @@ use crate::error::InputError;
 use crate::supervisor::{self, fault, Client};
 use anyhow::anyhow;
 
+use super::model::{Monitor, Node};
 use super::programs::Program;
-use super::programs::{Member, Monitor, Selection};
+use super::programs::Selection;
 use std::collections::BTreeSet;
 use std::path::{Path, PathBuf};
 
@@ -21,7 +22,7 @@ pub struct Tree {
     pub meta: Meta,
     pub port: u16,
     /// In tier order (config servers, mongods, routers), as gen wrote them.
-    pub members: Vec<Member>,
+    pub members: Vec<Node>,
     /// The monitoring programs that are on.
     pub monitors: Vec<Monitor>,
 }
@@ -65,7 +66,7 @@ impl Tree {
                     format!("{:?} is not mongod, config or mongos", n.kind),
                 )
             })?;
-            members.push(Member {
+            members.push(Node {
                 role,
                 host: n.host.clone(),
                 port: n.port,
@@ -73,6 +74,7 @@ impl Tree {
                 program: program_name(role, n.port),
                 data_dir: n.data_dir.as_ref().map(PathBuf::from),
                 data_dir_created: n.data_dir_created == Some(true),
+                data_dir_resolved: n.data_dir_resolved.as_ref().map(PathBuf::from),
                 config_file: PathBuf::from(&n.config_file),
                 log_file: PathBuf::from(&n.log_file),
                 priority: n.priority,
@@ -93,6 +95,7 @@ impl Tree {
             monitors.push(Monitor {
                 service,
                 port: s.port,
+                conf_dir: layout.monitoring_conf_dir(),
                 log_file: PathBuf::from(&s.log_file),
             });
         }
@@ -250,7 +253,7 @@ impl Tree {
         }
         let ids: Vec<&str> = nodes.iter().map(|n| n.trim()).collect();
         if let Some(id) = ids.iter().find(|id| !self.members.iter().any(|m| m.is(id))) {
-            let known: Vec<String> = self.members.iter().map(Member::address).collect();
+            let known: Vec<String> = self.members.iter().map(Node::address).collect();
             return Err(InputError::new(
                 "-N",
                 "",
@@ -278,7 +281,7 @@ impl Tree {
         let mut g: Vec<&'static str> = self
             .members
             .iter()
-            .map(Member::group)
+            .map(Node::group)
             .chain(self.monitors.iter().map(Monitor::group))
             .collect();
         g.dedup();
@@ -286,7 +289,7 @@ impl Tree {
     }
 
     /// The member a program name (bare or qualified) refers to.
-    pub fn member(&self, program: &str) -> anyhow::Result<Member> {
+    pub fn member(&self, program: &str) -> anyhow::Result<Node> {
         self.members
             .iter()
             .find(|m| m.program == program || m.qualified() == program)

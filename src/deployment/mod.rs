@@ -26,4 +26,5 @@ pub(crate) mod yaml;
 
 pub use loaded::Tree;
 pub(crate) use loaded::{cluster_dir, log_tail, named_cluster_dir};
-pub(crate) use programs::{Member, Monitor, Program, Selection, LAST_RANK, OTHER_RANK};
+pub(crate) use model::{Monitor, Node};
+pub(crate) use programs::{Program, Selection, LAST_RANK, OTHER_RANK};

@@ -11,10 +11,12 @@ use crate::error::InputResult;
 
 mod build;
 mod checks;
+mod node;
 mod version;
 
 use crate::deployment::yaml::Mapping;
 use checks::{check_hooks, ini_path};
+pub(crate) use node::{Monitor, Node};
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 pub(crate) use version::Version;
@@ -68,67 +70,27 @@ pub(crate) struct Sources {
     pub meta_dir: PathBuf,
 }
 
-/// A node of the cluster, with every name and path it needs.
+/// A node as gen builds it: the [`Node`] every command works on, where it comes from in
+/// topology.yaml, and its complete mongod/mongos config document.
 #[derive(Debug, Clone)]
-pub(crate) struct Node {
-    pub role: Role,
-    pub host: String,
-    pub port: u16,
-    pub replica_set: Option<String>,
+pub(crate) struct Configured {
+    pub node: Node,
+    /// `mongod_servers[1]`
     pub source: String,
-    pub priority: Option<f64>,
-    pub hidden: Option<bool>,
-    pub votes: Option<i64>,
-    /// `None` for mongos.
-    pub data_dir: Option<PathBuf>,
-    /// mup creates (or created) the data directory: only then may destroy delete it.
-    pub data_dir_created: bool,
-    /// Outside the tree, when mup creates it: the path it resolves to (see `data_dirs`).
-    pub data_dir_resolved: Option<PathBuf>,
-    pub conf_dir: PathBuf,
-    pub log_file: PathBuf,
     /// The complete mongod/mongos config document.
     pub conf: Mapping,
 }
 
-impl Node {
-    pub(crate) fn program(&self) -> String {
-        program_name(self.role, self.port)
-    }
-    pub(crate) fn group(&self) -> &'static str {
-        self.role.group()
-    }
-    pub(crate) fn conf_file(&self) -> PathBuf {
-        self.conf_dir.join(self.role.conf_file())
-    }
-    pub(crate) fn ini_file(&self) -> PathBuf {
-        self.conf_dir.join(self.role.ini_file())
-    }
-    /// `host:port`
-    pub(crate) fn address(&self) -> String {
-        crate::deployment::naming::address(&self.host, self.port)
-    }
-    /// The process's working directory: its data dir (mongod) or its conf dir (mongos).
-    pub(crate) fn directory(&self) -> &Path {
-        self.data_dir.as_deref().unwrap_or(&self.conf_dir)
+impl std::ops::Deref for Configured {
+    type Target = Node;
+    fn deref(&self) -> &Node {
+        &self.node
     }
 }
 
-/// A monitoring program of the cluster (the event listener or the exporter).
-#[derive(Debug, Clone)]
-pub(crate) struct Monitor {
-    pub service: Service,
-    /// The exporter's port.
-    pub port: Option<u16>,
-    /// `conf/monitoring`
-    pub conf_dir: PathBuf,
-    /// Its own messages (the listener's stderr, the exporter's output).
-    pub log_file: PathBuf,
-}
-
-impl Monitor {
-    pub(crate) fn ini_file(&self) -> PathBuf {
-        self.conf_dir.join(self.service.ini_file())
+impl std::ops::DerefMut for Configured {
+    fn deref_mut(&mut self) -> &mut Node {
+        &mut self.node
     }
 }
 
@@ -146,7 +108,7 @@ pub(crate) struct Cluster {
     pub home: String,
     pub user: String,
     /// In tier order: config servers, mongods, mongos; topology order within a tier.
-    pub nodes: Vec<Node>,
+    pub nodes: Vec<Configured>,
     /// Directories the tree must contain (created if missing, contents never touched).
     pub dirs: BTreeSet<PathBuf>,
     /// The event listener and the exporter, those that are on.
@@ -189,7 +151,7 @@ impl Cluster {
         check_hooks(&meta.hooks, decided.events, mf)?;
         build::check_metrics_port(&nodes, decided, mf)?;
         let monitors = build::monitors(decided, &layout, &global_logs);
-        let config_db = config_db(&nodes);
+        let config_db = config_db(nodes.iter().map(|n| &n.node));
         for (i, d) in outline.drafts.iter().enumerate() {
             let base = base_conf(&nodes[i], checked.version, outline.kind, &config_db);
             nodes[i].conf = build::node_conf(base, d, outline, tf)?;
@@ -219,7 +181,7 @@ impl Cluster {
     }
 
     /// Nodes of one role, in topology order.
-    pub(crate) fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Node> {
+    pub(crate) fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Configured> {
         self.nodes.iter().filter(move |n| n.role == role)
     }
 
@@ -265,9 +227,9 @@ impl Cluster {
                     port: n.port,
                     replica_set: n.replica_set.clone(),
                     source: n.source.clone(),
-                    supervisor_name: n.program(),
+                    supervisor_name: n.program.clone(),
                     supervisor_group: n.group().to_string(),
-                    config_file: n.conf_file().display().to_string(),
+                    config_file: n.config_file.display().to_string(),
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),
                     data_dir_created: n.data_dir_created.then_some(true),

@@ -7,9 +7,9 @@ use crate::deployment::yaml::{Mapping, Value};
 use crate::error::{InputError, InputResult};
 
 /// `sharding.configDB` for routers: `<configRS>/host:port,...`.
-pub(crate) fn config_db(nodes: &[Node]) -> String {
+pub(crate) fn config_db<'a>(nodes: impl IntoIterator<Item = &'a Node>) -> String {
     let cfg: Vec<&Node> = nodes
-        .iter()
+        .into_iter()
         .filter(|n| n.role == Role::ConfigServer)
         .collect();
     match cfg.first().and_then(|n| n.replica_set.as_ref()) {

@@ -11,7 +11,7 @@
 //! each signal (a pid can be reused while mup waits).
 
 use crate::deployment::naming::Service;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Tree;
 use crate::system::procs;
 use rustix::process::Signal;
@@ -82,13 +82,13 @@ fn resolve(pid: u32, named: &Path) -> Option<std::path::PathBuf> {
 }
 
 /// The proof that a process is `member`'s node.
-pub(crate) fn node_proof(member: &Member) -> Proof {
+pub(crate) fn node_proof(member: &Node) -> Proof {
     Proof::Node(member.config_file.clone())
 }
 
 /// The node processes of `members` alive now, in `members` order: one pass over /proc, each
 /// process's arguments read once.
-pub(crate) fn running_nodes(members: &[Member]) -> Vec<(Member, u32)> {
+pub(crate) fn running_nodes(members: &[Node]) -> Vec<(Node, u32)> {
     let mut by_member: Vec<Option<u32>> = vec![None; members.len()];
     for pid in procs::all_pids() {
         let Some(args) = procs::args(pid) else {
@@ -168,7 +168,7 @@ pub(crate) enum Holder {
 }
 
 /// The one "who is on this port" check: nothing, the node itself, or something foreign.
-pub(crate) fn port_holder(member: &Member) -> Holder {
+pub(crate) fn port_holder(member: &Node) -> Holder {
     if !procs::listening(&member.host, member.port) {
         return Holder::Free;
     }

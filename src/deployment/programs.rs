@@ -1,71 +1,11 @@
-//! The programs of a tree as ctl sees them: its nodes ([`Member`]), its monitoring programs
-//! ([`Monitor`]), what both answer as supervisord programs ([`Program`]: names, groups, the
-//! rank that orders starts and stops), and the programs a command acts on ([`Selection`]).
+//! The programs of a tree as supervisord runs them: what a node ([`Node`]), a monitoring
+//! program ([`Monitor`]) and whatever else the daemon reports answer as supervisord programs
+//! ([`Program`]: names, groups, the rank that orders starts and stops), and the programs a
+//! command acts on ([`Selection`]).
 
-use crate::deployment::model::{Role, Service};
+use crate::deployment::model::{Monitor, Node, Role, Service};
 use crate::supervisor::{self, Client};
-use std::path::{Path, PathBuf};
-
-/// One node of a generated tree, as ctl sees it.
-#[derive(Debug, Clone, PartialEq)]
-pub struct Member {
-    pub role: Role,
-    pub host: String,
-    pub port: u16,
-    pub replica_set: Option<String>,
-    /// `mongod-30000`
-    pub program: String,
-    pub data_dir: Option<PathBuf>,
-    /// mup created the data directory (so destroy may remove it when it lies outside the tree).
-    pub data_dir_created: bool,
-    pub config_file: PathBuf,
-    pub log_file: PathBuf,
-    /// Replica-set member options from the topology (`None`: the server's default).
-    pub priority: Option<f64>,
-    pub hidden: Option<bool>,
-    pub votes: Option<i64>,
-}
-
-impl Member {
-    pub fn group(&self) -> &'static str {
-        self.role.group()
-    }
-    /// `mongod-servers:mongod-30000`, the name supervisord answers to.
-    pub fn qualified(&self) -> String {
-        format!("{}:{}", self.group(), self.program)
-    }
-    pub fn address(&self) -> String {
-        crate::deployment::naming::address(&self.host, self.port)
-    }
-    /// True when `host:port` names this node: `localhost` and `127.0.0.1` name the same
-    /// machine, and ports are unique on it.
-    pub fn is(&self, id: &str) -> bool {
-        id == self.address()
-            || id.contains(':')
-                && id.rsplit(':').next().and_then(|p| p.parse::<u16>().ok()) == Some(self.port)
-    }
-}
-
-/// A monitoring program of a generated tree (the event listener or the exporter).
-#[derive(Debug, Clone, PartialEq)]
-pub struct Monitor {
-    pub service: Service,
-    /// The exporter's port.
-    pub port: Option<u16>,
-    pub log_file: PathBuf,
-}
-
-impl Monitor {
-    pub fn program(&self) -> &'static str {
-        self.service.program()
-    }
-    pub fn group(&self) -> &'static str {
-        self.service.group()
-    }
-    pub fn qualified(&self) -> String {
-        format!("{}:{}", self.group(), self.program())
-    }
-}
+use std::path::Path;
 
 /// A program supervisord runs, as the ordered start and stop handle it: a node, a monitoring
 /// program, or whatever the daemon reports (a program no longer in the tree).
@@ -109,9 +49,9 @@ pub(crate) const OTHER_RANK: usize = Role::TIERS.len();
 /// Stop rank of the event listener: the last.
 pub(crate) const LAST_RANK: usize = OTHER_RANK + 1;
 
-impl Program for Member {
+impl Program for Node {
     fn qualified(&self) -> String {
-        Member::qualified(self)
+        Node::qualified(self)
     }
     fn name(&self) -> &str {
         &self.program
@@ -120,7 +60,7 @@ impl Program for Member {
         &self.log_file
     }
     fn address(&self) -> String {
-        Member::address(self)
+        Node::address(self)
     }
     fn stop_rank(&self) -> usize {
         role_rank(self.role)
@@ -184,7 +124,7 @@ impl Program for supervisor::ProcessInfo {
 #[derive(Debug, Clone, Default, PartialEq)]
 pub struct Selection {
     /// In tier order.
-    pub nodes: Vec<Member>,
+    pub nodes: Vec<Node>,
     pub monitors: Vec<Monitor>,
 }
 

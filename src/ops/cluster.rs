@@ -10,7 +10,7 @@ pub(crate) use super::playground::{existing_playground, playground_start};
 
 use crate::deployment::layout;
 use crate::deployment::model::{self, Role};
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Tree;
 use crate::error::InputError;
 use crate::ops::daemon;
@@ -123,7 +123,7 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
         .members
         .iter()
         .filter(|m| m.role == Role::Mongos)
-        .map(Member::address)
+        .map(Node::address)
         .collect();
     if !routers.is_empty() {
         return vec![format!("mongodb://{}/", routers.join(","))];
@@ -138,7 +138,7 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
                     .members
                     .iter()
                     .filter(|x| x.replica_set.as_deref() == Some(rs))
-                    .map(Member::address)
+                    .map(Node::address)
                     .collect();
                 out.push(format!("mongodb://{}/?replicaSet={rs}", hosts.join(",")));
             }

@@ -6,7 +6,7 @@ use super::unsupervised::{
 };
 use crate::deployment::owner;
 use crate::deployment::render;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Tree;
 use crate::ops::lifecycle;
 use crate::ops::setup;
@@ -146,7 +146,7 @@ pub(crate) fn up(ui: &Ui, tree: &Tree, adopt: bool) -> anyhow::Result<Client> {
                 tree.layout.root().display()
             );
         }
-        let orphans: Vec<(Member, u32)> = found
+        let orphans: Vec<(Node, u32)> = found
             .into_iter()
             .filter_map(|(m, o)| match o {
                 Obstacle::Orphan(pid) => Some((m, pid)),

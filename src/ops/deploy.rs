@@ -129,7 +129,7 @@ fn prerequisites(c: &model::Cluster) -> anyhow::Result<()> {
                 .nodes
                 .iter()
                 .filter(|n| n.role == role)
-                .map(|n| n.program())
+                .map(|n| n.program.clone())
                 .collect();
             return Err(InputError::new(
                 "--bin-path",

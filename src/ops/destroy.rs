@@ -8,7 +8,7 @@
 use crate::deployment::data_dirs;
 use crate::deployment::owner;
 use crate::deployment::ports::Recorded;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Tree;
 use crate::ops::cluster::load;
 use crate::ops::daemon;
@@ -211,7 +211,7 @@ pub(super) fn removal(tree: &Tree, keep_data: bool) -> Removal {
 /// returned), leave it to the tree's removal (`None`), or keep it with the reason.
 fn data_dir_decision(
     tree: &Tree,
-    m: &Member,
+    m: &Node,
     d: &Path,
     keep_data: bool,
     others: &[Recorded],

@@ -5,7 +5,7 @@
 //! and ends early after Ctrl-C ([`crate::system::interrupt`]).
 
 use crate::deployment::model::Role;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::mongo::{self, code, Hello};
 use mongodb::bson::{doc, Bson, Document};
 use std::fmt;
@@ -26,11 +26,11 @@ pub struct Set {
     pub name: String,
     /// The config servers' set (`configsvr: true`).
     pub configsvr: bool,
-    pub members: Vec<Member>,
+    pub members: Vec<Node>,
 }
 
 /// The replica sets among `members`, in the order their first member appears.
-pub fn sets(members: &[Member]) -> Vec<Set> {
+pub fn sets(members: &[Node]) -> Vec<Set> {
     let mut out: Vec<Set> = Vec::new();
     for m in members.iter().filter(|m| m.role != Role::Mongos) {
         let Some(rs) = &m.replica_set else { continue };
@@ -81,7 +81,7 @@ pub(crate) fn shard_seed(set: &Set) -> String {
         .members
         .iter()
         .filter(|m| m.hidden != Some(true))
-        .map(Member::address)
+        .map(Node::address)
         .collect();
     format!("{}/{}", set.name, seeds.join(","))
 }
@@ -90,7 +90,7 @@ pub(crate) fn shard_seed(set: &Set) -> String {
 #[derive(Debug, Clone)]
 pub(crate) struct Failure {
     pub set: String,
-    pub member: Option<Box<Member>>,
+    pub member: Option<Box<Node>>,
     pub why: String,
 }
 
@@ -119,7 +119,7 @@ pub(crate) enum Outcome {
     AlreadyInitiated { primary: String },
 }
 
-fn fail(set: &Set, member: Option<&Member>, why: String) -> Failure {
+fn fail(set: &Set, member: Option<&Node>, why: String) -> Failure {
     Failure {
         set: set.name.clone(),
         member: member.cloned().map(Box::new),
@@ -256,7 +256,7 @@ pub(crate) struct Shard {
 }
 
 /// `listShards` through the mongos at `router`.
-pub(crate) fn list_shards(router: &Member) -> Result<Vec<Shard>, mongo::Error> {
+pub(crate) fn list_shards(router: &Node) -> Result<Vec<Shard>, mongo::Error> {
     let d = mongo::command(&router.host, router.port, doc! { "listShards": 1 })?;
     Ok(d.get_array("shards")
         .map(|a| {
@@ -273,7 +273,7 @@ pub(crate) fn list_shards(router: &Member) -> Result<Vec<Shard>, mongo::Error> {
 
 /// Adds through `router` every shard set not yet in `listShards`; returns, per set, whether
 /// it was added now (`true`) or already known (`false`).
-pub(crate) fn add_shards(router: &Member, shards: &[Set]) -> Result<Vec<(String, bool)>, Failure> {
+pub(crate) fn add_shards(router: &Node, shards: &[Set]) -> Result<Vec<(String, bool)>, Failure> {
     let router_failure = |e: mongo::Error| Failure {
         set: "shards".into(),
         member: Some(Box::new(router.clone())),
@@ -302,8 +302,8 @@ mod tests {
     use super::*;
     use std::path::PathBuf;
 
-    fn member(role: Role, port: u16, rs: &str) -> Member {
-        Member {
+    fn member(role: Role, port: u16, rs: &str) -> Node {
+        Node {
             role,
             host: "localhost".into(),
             port,
@@ -311,6 +311,7 @@ mod tests {
             program: format!("p-{port}"),
             data_dir: None,
             data_dir_created: false,
+            data_dir_resolved: None,
             config_file: PathBuf::new(),
             log_file: PathBuf::new(),
             priority: None,

@@ -8,7 +8,7 @@
 use crate::deployment::log_tail;
 use crate::deployment::model::Role;
 use crate::deployment::owner;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Program;
 use crate::deployment::Selection;
 use crate::deployment::Tree;
@@ -122,7 +122,7 @@ pub(crate) fn start(
 ) -> anyhow::Result<()> {
     let plan = ordered::start_plan(tree.name(), selection, &tree.members, init);
     let progress = ui.progress(selection.len());
-    let mut answered: Vec<(&Member, u32)> = Vec::new();
+    let mut answered: Vec<(&Node, u32)> = Vec::new();
     let result = steps::execute(&plan, &progress, |step| {
         run_start_step(ui, tree, client, selection, step, &progress, &mut answered)
     });
@@ -152,7 +152,7 @@ pub(crate) fn stop_preview(tree: &Tree, programs: &[&dyn Program]) -> String {
     ordered::stop_plan(tree.name(), programs).render()
 }
 
-fn by_name<'a>(selection: &'a Selection, programs: &[String]) -> Vec<&'a Member> {
+fn by_name<'a>(selection: &'a Selection, programs: &[String]) -> Vec<&'a Node> {
     selection
         .nodes
         .iter()
@@ -167,7 +167,7 @@ fn run_start_step<'a>(
     selection: &'a Selection,
     step: &StartStep,
     progress: &Progress,
-    answered: &mut Vec<(&'a Member, u32)>,
+    answered: &mut Vec<(&'a Node, u32)>,
 ) -> anyhow::Result<()> {
     match step {
         StartStep::Monitors(_) => starting::start_monitors(ui, tree, client, &selection.monitors),
@@ -191,7 +191,7 @@ fn run_start_step<'a>(
             Ok(())
         }
         StartStep::Initiate { role, .. } => {
-            let tier: Vec<&Member> = selection.nodes.iter().filter(|m| m.role == *role).collect();
+            let tier: Vec<&Node> = selection.nodes.iter().filter(|m| m.role == *role).collect();
             starting::make_ready(tree, client, &tree.members, *role, &tier, progress)
         }
         StartStep::AddShards { router, .. } => {
@@ -215,9 +215,9 @@ fn run_start_step<'a>(
 
 /// Starts the nodes of one tier that are not running, at once (a BACKOFF one is stopped
 /// first); refuses when something else holds a node's port.
-fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Member]) -> anyhow::Result<()> {
+fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Node]) -> anyhow::Result<()> {
     let now = infos(tree, client)?;
-    let st = |m: &Member| {
+    let st = |m: &Node| {
         now.get(&m.qualified())
             .map(|p| p.state)
             .unwrap_or(state::STOPPED)
@@ -231,7 +231,7 @@ fn start_tier(tree: &Tree, client: &Client, role: Role, tier: &[&Member]) -> any
     if !backoff.is_empty() {
         stop_tier(tree, client, &backoff)?;
     }
-    let idle: Vec<&Member> = tier
+    let idle: Vec<&Node> = tier
         .iter()
         .copied()
         .filter(|m| !matches!(st(m), state::RUNNING | state::STARTING))

@@ -14,7 +14,7 @@ use super::initiate;
 use super::lifecycle::tier_name;
 use super::steps::{Plan, Step};
 use crate::deployment::model::Role;
-use crate::deployment::{Member, Program, Selection, LAST_RANK};
+use crate::deployment::{Node, Program, Selection, LAST_RANK};
 
 /// One step of an ordered start; programs are named by their supervisord program names.
 #[derive(Debug, Clone, PartialEq, Eq)]
@@ -65,7 +65,7 @@ impl Step for StartStep {
 pub(crate) fn start_plan(
     cluster: &str,
     selection: &Selection,
-    all: &[Member],
+    all: &[Node],
     init: bool,
 ) -> Plan<StartStep> {
     let mut plan = Plan::new(format!(
@@ -81,7 +81,7 @@ pub(crate) fn start_plan(
         plan.push(StartStep::Monitors(monitors.clone()));
     }
     for role in Role::TIERS {
-        let tier: Vec<&Member> = selection.nodes.iter().filter(|m| m.role == role).collect();
+        let tier: Vec<&Node> = selection.nodes.iter().filter(|m| m.role == role).collect();
         if tier.is_empty() {
             continue;
         }
@@ -112,8 +112,8 @@ pub(crate) fn start_plan(
 }
 
 /// The replica sets of `members`, in order of first appearance.
-fn set_names<'a>(members: impl Iterator<Item = &'a Member>) -> Vec<String> {
-    let owned: Vec<Member> = members.cloned().collect();
+fn set_names<'a>(members: impl Iterator<Item = &'a Node>) -> Vec<String> {
+    let owned: Vec<Node> = members.cloned().collect();
     initiate::sets(&owned).into_iter().map(|s| s.name).collect()
 }
 
@@ -164,8 +164,8 @@ mod tests {
     use crate::deployment::Monitor;
     use std::path::PathBuf;
 
-    fn node(role: Role, port: u16, set: Option<&str>) -> Member {
-        Member {
+    fn node(role: Role, port: u16, set: Option<&str>) -> Node {
+        Node {
             role,
             host: "localhost".into(),
             port,
@@ -173,6 +173,7 @@ mod tests {
             program: format!("{}-{port}", role.binary()),
             data_dir: None,
             data_dir_created: false,
+            data_dir_resolved: None,
             config_file: PathBuf::from("/x"),
             log_file: PathBuf::from("/x.log"),
             priority: None,
@@ -181,7 +182,7 @@ mod tests {
         }
     }
 
-    fn sharded() -> Vec<Member> {
+    fn sharded() -> Vec<Node> {
         vec![
             node(Role::ConfigServer, 1, Some("cfg")),
             node(Role::ConfigServer, 2, Some("cfg")),
@@ -196,6 +197,7 @@ mod tests {
         Monitor {
             service,
             port: None,
+            conf_dir: PathBuf::from("/c"),
             log_file: PathBuf::from("/m.log"),
         }
     }

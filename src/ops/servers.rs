@@ -3,7 +3,7 @@
 //! number at a time.
 
 use crate::deployment::model::Role;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::ops::display::DisplayShard;
 use std::collections::BTreeMap;
 
@@ -20,7 +20,7 @@ const _: () = assert!(
 /// routers have no member state. The sets are asked at most [`CONCURRENT_QUESTIONS`] at a
 /// time, with short timeouts: a node that does not answer shows `-`.
 pub(super) fn server_view(
-    members: &[Member],
+    members: &[Node],
     up: &[bool],
 ) -> (Vec<Option<String>>, Vec<DisplayShard>) {
     let mut sets: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
@@ -64,7 +64,7 @@ enum Answer {
 
 /// The member states of one set, as (index into `members`, state): its running members
 /// (`running`) are asked in turn until one answers for every one of them.
-fn set_states(members: &[Member], running: &[usize]) -> Vec<(usize, String)> {
+fn set_states(members: &[Node], running: &[usize]) -> Vec<(usize, String)> {
     let mut found: BTreeMap<usize, String> = BTreeMap::new();
     for &asked in running {
         if found.len() == running.len() {
@@ -85,7 +85,7 @@ fn set_states(members: &[Member], running: &[usize]) -> Vec<(usize, String)> {
 }
 
 /// The shards the first running router that answers knows.
-fn router_shards(members: &[Member], up: &[bool]) -> Vec<DisplayShard> {
+fn router_shards(members: &[Node], up: &[bool]) -> Vec<DisplayShard> {
     members
         .iter()
         .zip(up)
@@ -102,7 +102,7 @@ fn router_shards(members: &[Member], up: &[bool]) -> Vec<DisplayShard> {
 
 /// The address a node's server listens on: a `localhost` node binds 127.0.0.1 (so no
 /// name lookup, which the driver would run on threads of its own).
-fn server_host(m: &Member) -> String {
+fn server_host(m: &Node) -> String {
     if m.host == "localhost" {
         "127.0.0.1".into()
     } else {

@@ -5,8 +5,8 @@
 
 use crate::deployment::log_tail;
 use crate::deployment::model::Role;
-use crate::deployment::Member;
 use crate::deployment::Monitor;
+use crate::deployment::Node;
 use crate::deployment::Program;
 use crate::deployment::Tree;
 use crate::ops::initiate;
@@ -45,7 +45,7 @@ enum Answer {
 /// for a listener), then — once something listens — the socket table, read once (it costs
 /// milliseconds per read on a busy machine), to prove the listener is that process, then
 /// `hello`.
-fn answer(m: &Member, pid: u32) -> Answer {
+fn answer(m: &Node, pid: u32) -> Answer {
     if !procs::listening(&m.host, m.port) {
         return Answer::NotYet;
     }
@@ -66,7 +66,7 @@ fn answer(m: &Member, pid: u32) -> Answer {
 const ASK_AT_ONCE: usize = 16;
 
 /// [`answer`] for each (node, pid), asked in parallel, in input order.
-fn answers(up: &[(&Member, u32)]) -> Vec<Answer> {
+fn answers(up: &[(&Node, u32)]) -> Vec<Answer> {
     up.chunks(ASK_AT_ONCE)
         .flat_map(|chunk| {
             std::thread::scope(|s| {
@@ -89,19 +89,19 @@ fn answers(up: &[(&Member, u32)]) -> Vec<Answer> {
 pub(crate) fn wait_answering<'a>(
     tree: &Tree,
     client: &Client,
-    tier: &[&'a Member],
+    tier: &[&'a Node],
     progress: &Progress,
     limit: Duration,
-) -> anyhow::Result<Vec<(&'a Member, u32)>> {
+) -> anyhow::Result<Vec<(&'a Node, u32)>> {
     let start = Instant::now();
-    let mut pending: Vec<&Member> = tier.to_vec();
+    let mut pending: Vec<&Node> = tier.to_vec();
     let mut ready = Vec::new();
     let mut failures = Vec::new();
     while !pending.is_empty() {
         interrupt::check()?;
         let now = infos(tree, client)?;
         let mut still = Vec::new();
-        let mut up: Vec<(&Member, u32)> = Vec::new();
+        let mut up: Vec<(&Node, u32)> = Vec::new();
         for m in pending {
             let Some(p) = now.get(&m.qualified()) else {
                 failures.push(format!("{} is no longer known to supervisord", m.program));
@@ -176,7 +176,7 @@ fn state_why(p: &ProcessInfo) -> String {
 pub(crate) fn still_up(
     tree: &Tree,
     client: &Client,
-    answered: &[(&Member, u32)],
+    answered: &[(&Node, u32)],
 ) -> anyhow::Result<()> {
     let now = infos(tree, client)?;
     let lost: Vec<String> = answered
@@ -306,9 +306,9 @@ fn warn_monitoring(ui: &Ui, tree: &Tree, failures: &[String]) {
 pub(crate) fn make_ready(
     tree: &Tree,
     client: &Client,
-    members: &[Member],
+    members: &[Node],
     role: Role,
-    tier: &[&Member],
+    tier: &[&Node],
     progress: &Progress,
 ) -> anyhow::Result<()> {
     let explain = |f: initiate::Failure| -> anyhow::Error {
@@ -343,7 +343,7 @@ pub(crate) fn make_ready(
         }
         return Ok(());
     }
-    let owned: Vec<Member> = tier.iter().map(|m| (*m).clone()).collect();
+    let owned: Vec<Node> = tier.iter().map(|m| (*m).clone()).collect();
     progress.message(format!("initiating the {} replica sets", tier_name(role)));
     let mut failures = Vec::new();
     for (set, result, took) in initiate::initiate_all(&initiate::sets(&owned)) {

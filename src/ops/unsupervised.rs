@@ -6,7 +6,7 @@
 use super::daemon::STOP_WAIT;
 use crate::deployment::model::Role;
 use crate::deployment::owner;
-use crate::deployment::Member;
+use crate::deployment::Node;
 use crate::deployment::Tree;
 use crate::system::procs;
 use crate::ui::Ui;
@@ -24,8 +24,8 @@ pub(super) enum Obstacle {
 }
 
 /// Node processes supervisord does not own, and foreign processes on node ports.
-pub(super) fn obstacles(tree: &Tree, owned: &BTreeSet<u32>) -> Vec<(Member, Obstacle)> {
-    let mut found: Vec<(Member, Obstacle)> = owner::running_nodes(&tree.members)
+pub(super) fn obstacles(tree: &Tree, owned: &BTreeSet<u32>) -> Vec<(Node, Obstacle)> {
+    let mut found: Vec<(Node, Obstacle)> = owner::running_nodes(&tree.members)
         .into_iter()
         .filter(|(_, pid)| !owned.contains(pid))
         .map(|(m, pid)| (m, Obstacle::Orphan(pid)))
@@ -41,7 +41,7 @@ pub(super) fn obstacles(tree: &Tree, owned: &BTreeSet<u32>) -> Vec<(Member, Obst
     found
 }
 
-pub(super) fn describe(m: &Member, o: &Obstacle) -> String {
+pub(super) fn describe(m: &Node, o: &Obstacle) -> String {
     match o {
         Obstacle::Orphan(pid) => format!(
             "  {} (port {}): {} runs {} without supervisord",
@@ -59,10 +59,10 @@ pub(super) fn describe(m: &Member, o: &Obstacle) -> String {
 
 /// Stops node processes proven ours the way supervisord would (SIGINT, then SIGKILL after
 /// stopwaitsecs), routers first; prints one line per node and returns the survivors.
-pub(super) fn stop_nodes(ui: &Ui, nodes: &[(Member, u32)], verb: &str) -> Vec<String> {
+pub(super) fn stop_nodes(ui: &Ui, nodes: &[(Node, u32)], verb: &str) -> Vec<String> {
     let mut survivors = Vec::new();
     for role in Role::TIERS.into_iter().rev() {
-        let tier: Vec<&(Member, u32)> = nodes.iter().filter(|(m, _)| m.role == role).collect();
+        let tier: Vec<&(Node, u32)> = nodes.iter().filter(|(m, _)| m.role == role).collect();
         let owned: Vec<owner::Owned> = tier
             .iter()
             .map(|(m, pid)| owner::Owned {
@@ -95,7 +95,7 @@ pub(super) fn stop_nodes(ui: &Ui, nodes: &[(Member, u32)], verb: &str) -> Vec<St
 
 /// Stops the node processes of `members` that run without supervisord (the daemon died, or
 /// was never this tree's). Returns how many there were; fails if any survives.
-pub(crate) fn stop_unsupervised(ui: &Ui, tree: &Tree, members: &[Member]) -> anyhow::Result<usize> {
+pub(crate) fn stop_unsupervised(ui: &Ui, tree: &Tree, members: &[Node]) -> anyhow::Result<usize> {
     let nodes = owner::running_nodes(members);
     if nodes.is_empty() {
         return Ok(0);

@@ -3,7 +3,7 @@
 //! monitoring programs, and each node's complete config document.
 
 use super::checks::{foreign_data_dir, ini_path};
-use super::{Decisions, Monitor, Node, Outline, Role, Service, Sources, Version};
+use super::{Configured, Decisions, Monitor, Node, Outline, Role, Service, Sources, Version};
 use crate::deployment::ini;
 use crate::deployment::layout::{resolve, Layout};
 use crate::deployment::meta::Meta;
@@ -128,7 +128,7 @@ pub(super) fn node_of(
     root: &Path,
     global_logs: &Path,
     tf: &str,
-) -> InputResult<(Node, PathBuf)> {
+) -> InputResult<(Configured, PathBuf)> {
     let home = Path::new(&decided.home);
     let source = d.source();
     let port = *decided
@@ -159,28 +159,31 @@ pub(super) fn node_of(
         }
     }
     let log_file = crate::deployment::layout::log_file(&logs, &program_name(d.role, port));
-    let node = Node {
-        role: d.role,
-        host: d.host.clone(),
-        port,
-        replica_set: d.replica_set.clone(),
+    let node = Configured {
+        node: Node {
+            role: d.role,
+            host: d.host.clone(),
+            port,
+            replica_set: d.replica_set.clone(),
+            program: program_name(d.role, port),
+            data_dir,
+            data_dir_created: false,
+            data_dir_resolved: None,
+            config_file: conf_dir.join(d.role.conf_file()),
+            log_file,
+            priority: d.priority,
+            hidden: d.hidden,
+            votes: d.votes,
+        },
         source,
-        priority: d.priority,
-        hidden: d.hidden,
-        votes: d.votes,
-        data_dir,
-        data_dir_created: false,
-        data_dir_resolved: None,
-        conf_dir,
-        log_file,
         conf: Mapping::new(),
     };
     Ok((node, logs))
 }
 
 /// No two nodes' data directories may be, contain or lie in each other.
-pub(super) fn check_overlaps(nodes: &[Node], tf: &str) -> InputResult<()> {
-    let with_data: Vec<(&Node, &Path)> = nodes
+pub(super) fn check_overlaps(nodes: &[Configured], tf: &str) -> InputResult<()> {
+    let with_data: Vec<(&Configured, &Path)> = nodes
         .iter()
         .filter_map(|n| n.data_dir.as_deref().map(|d| (n, d)))
         .collect();
@@ -202,7 +205,11 @@ pub(super) fn check_overlaps(nodes: &[Node], tf: &str) -> InputResult<()> {
 }
 
 /// The exporter's port is no node's and not the supervisor port.
-pub(super) fn check_metrics_port(nodes: &[Node], decided: &Decisions, mf: &str) -> InputResult<()> {
+pub(super) fn check_metrics_port(
+    nodes: &[Configured],
+    decided: &Decisions,
+    mf: &str,
+) -> InputResult<()> {
     let Some(port) = decided.metrics_port else {
         return Ok(());
     };
