@@ -88,6 +88,9 @@ pub(crate) fn compile_inputs(
     let mut cluster = Cluster::build(&outline, &given, &decided, layout, &src)?;
     // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
     crate::deployment::data_dirs::record(&mut cluster, existing.as_ref());
+    if let Some((field, why)) = crate::deployment::data_dirs::check_resolved(&cluster, &decided) {
+        return Err(InputError::new(&src.topology, field, why).into());
+    }
     let files = render::render(&cluster)?;
     Ok(Compiled {
         cluster,

@@ -15,6 +15,7 @@ mod node;
 mod version;
 
 use crate::deployment::yaml::Mapping;
+pub(crate) use checks::foreign_data_dir;
 use checks::{check_hooks, ini_path};
 pub(crate) use node::{Monitor, Node};
 use std::collections::{BTreeMap, BTreeSet};

@@ -22,7 +22,7 @@ pub(super) fn ini_path(path: &Path, file: &str, field: &str) -> InputResult<Path
 /// Why `dd` cannot be a node's data directory, or `None`: it may not be, contain or lie in
 /// anything mup must never delete or mix with a node's files — `/`, the home directory,
 /// `MUP_HOME`, this tree's own files, another cluster's tree or data directories.
-pub(super) fn foreign_data_dir(
+pub(crate) fn foreign_data_dir(
     dd: &Path,
     layout: &Layout,
     home: &Path,
