@@ -95,8 +95,9 @@ impl Node {
     pub(crate) fn program(&self) -> String {
         program_name(self.role, self.port)
     }
-    pub(crate) fn group(&self) -> &'static str {
-        self.role.group()
+    /// Its supervisord group: its own, named like the program (docs/supervisord.md).
+    pub(crate) fn group(&self) -> String {
+        self.program()
     }
     pub(crate) fn conf_file(&self) -> PathBuf {
         self.conf_dir.join(self.role.conf_file())
@@ -390,11 +391,6 @@ impl Cluster {
         self.monitors.iter().find(|m| m.service == service)
     }
 
-    /// Nodes of one role, in topology order.
-    pub(crate) fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Node> {
-        self.nodes.iter().filter(move |n| n.role == role)
-    }
-
     /// The completed meta.yaml for the tree.
     pub(crate) fn meta(&self) -> Meta {
         Meta {
@@ -438,7 +434,7 @@ impl Cluster {
                     replica_set: n.replica_set.clone(),
                     source: n.source.clone(),
                     supervisor_name: n.program(),
-                    supervisor_group: n.group().to_string(),
+                    supervisor_group: n.group(),
                     config_file: n.conf_file().display().to_string(),
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),

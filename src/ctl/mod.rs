@@ -195,8 +195,8 @@ impl Tree {
                 .filter(|(_, m)| {
                     *t == m.program
                         || *t == m.qualified()
-                        || *t == m.group()
-                        || *t == format!("{}:*", m.group())
+                        || *t == m.role.tier()
+                        || *t == format!("{}:*", m.role.tier())
                 })
                 .map(|(i, _)| i)
                 .collect();
@@ -289,7 +289,7 @@ impl Tree {
         let mut g: Vec<&'static str> = self
             .members
             .iter()
-            .map(Member::group)
+            .map(|m| m.role.tier())
             .chain(self.monitors.iter().map(Monitor::group))
             .collect();
         g.dedup();
