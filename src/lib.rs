@@ -87,6 +87,7 @@ mod packages;
 mod plan;
 mod ports;
 mod render;
+mod scale;
 mod setup;
 mod steps;
 pub mod supervisor;
@@ -232,6 +233,16 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         } => cluster::start(&name, &roles(&filters), &filters.nodes, !init.no_init)?,
         C::Stop { name, filters } => cluster::stop(&name, &roles(&filters), &filters.nodes)?,
         C::Restart { name, filters } => cluster::restart(&name, &roles(&filters), &filters.nodes)?,
+        C::ScaleOut {
+            name,
+            fragment,
+            dry_run,
+        } => scale::scale_out(&name, &fragment, dry_run)?,
+        C::ScaleIn {
+            name,
+            nodes,
+            dry_run,
+        } => scale::scale_in(&name, &nodes, dry_run)?,
         C::Display { name, json } => return cluster::display(&name, json).map(Outcome::running),
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,

@@ -13,5 +13,6 @@ mod monitor;
 mod packages;
 mod readme;
 mod safety;
+mod scale;
 mod standin;
 mod standin_security;

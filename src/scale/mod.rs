@@ -1,0 +1,247 @@
+//! `mup cluster scale-out NAME FRAGMENT.yaml` and `mup cluster scale-in NAME -N host:port,..`:
+//! nodes added to or removed from a running cluster as a plan of steps (plan.rs), with the
+//! cluster lock held. Each node is its own supervisord group, so adding or removing one is
+//! `addProcessGroup` / `removeProcessGroup` of that group alone: no other node restarts
+//! (docs/supervisord.md, "One group per node"). Membership follows the server's procedure
+//! (members.rs, shards.rs); every step can run again, so the same command run after an
+//! interruption goes on. Data directories of removed nodes are kept where they are.
+
+mod members;
+mod plan;
+mod shards;
+mod tree;
+
+use crate::ctl::{daemon, ops, Member, Selection, Tree};
+use crate::error::InputError;
+use crate::gen::{self, Compiled, Mode};
+use crate::model::{Kind, Role};
+use crate::steps::{self, Observer};
+use crate::supervisor::{fault, Client};
+use anyhow::Context;
+use plan::Step;
+use std::path::Path;
+
+/// The step being run, said on stdout as it begins (`-v` lines and terminals alike).
+struct Say;
+
+impl Observer for Say {
+    fn begin(&self, index: usize, total: usize, what: &str) {
+        let _ = outln!("[{}/{total}] {what}", index + 1);
+    }
+    fn end(&self, _: usize, _: usize, _: &str) {}
+}
+
+fn member_of(n: &crate::model::Node) -> Member {
+    Member {
+        role: n.role,
+        host: n.host.clone(),
+        port: n.port,
+        replica_set: n.replica_set.clone(),
+        program: n.program(),
+        data_dir: n.data_dir.clone(),
+        data_dir_created: n.data_dir_created,
+        config_file: n.conf_file(),
+        log_file: n.log_file.clone(),
+        priority: n.priority,
+        hidden: n.hidden,
+        votes: n.votes,
+    }
+}
+
+fn is_sharded(tree: &Tree) -> bool {
+    tree.meta.topology.as_deref() == Some(Kind::Sharded.as_str())
+}
+
+/// The daemon of the cluster, which must run an older tree's tier groups no more.
+fn daemon_of(tree: &Tree) -> anyhow::Result<Client> {
+    let client = daemon::running(tree)?.with_context(|| {
+        format!(
+            "supervisord for cluster {} is not running: `mup cluster start {}` first",
+            tree.name(),
+            tree.name()
+        )
+    })?;
+    let infos = client.get_all_process_info().map_err(|e| tree.explain(e))?;
+    if let Some(p) = infos.iter().find(|p| Role::from_tier(&p.group).is_some()) {
+        anyhow::bail!(
+            "supervisord of cluster {} runs an older tree that groups its nodes by tier ({}): changing that group would restart every node in it; see docs/supervisord.md, \"One group per node\"",
+            tree.name(),
+            p.group
+        );
+    }
+    Ok(client)
+}
+
+/// `mup cluster scale-out`.
+pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::Result<()> {
+    let old = crate::cluster::load(name)?;
+    let label = fragment.display().to_string();
+    let frag = crate::topology::load(fragment, &label)?;
+    let count = frag.mongod_servers.len() + frag.config_servers.len() + frag.mongos_servers.len();
+    if count == 0 {
+        return Err(InputError::new(&label, "", "names no node to add").into());
+    }
+    // Ports are decided and recorded under the MUP_HOME-wide lock, as at deploy.
+    let _ports = crate::lock::ports()?;
+    let _lock = crate::lock::exclusive(&old.layout)?;
+    let topology = tree::merged(tree::current(&old)?, &frag);
+    let compiled = tree::compile(&old, topology, &label)?;
+    let after: Vec<Member> = compiled.cluster.nodes.iter().map(member_of).collect();
+    let plan = plan::scale_out(name, &old.members, &after, is_sharded(&old))?;
+    if dry_run {
+        out!("{}", plan.render())?;
+        outln!("dry run: nothing changed")?;
+        return Ok(());
+    }
+    let client = daemon_of(&old)?;
+    crate::interrupt::catch();
+    let mut now = old.clone();
+    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled))?;
+    outln!(
+        "cluster {name}: {} node(s) added",
+        after.len() - old.members.len()
+    )?;
+    Ok(())
+}
+
+/// `mup cluster scale-in`.
+pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::Result<()> {
+    let old = crate::cluster::load(name)?;
+    if nodes.is_empty() {
+        return Err(InputError::new("-N", "", "name the nodes to remove (host:port)").into());
+    }
+    let gone = old.select_nodes(&[], nodes)?.nodes;
+    let _lock = crate::lock::exclusive(&old.layout)?;
+    let plan = plan::scale_in(name, &old.members, &gone, is_sharded(&old))?;
+    let addresses: Vec<String> = gone.iter().map(Member::address).collect();
+    let topology = tree::without(tree::current(&old)?, &addresses);
+    let compiled = tree::compile(&old, topology, "the cluster's topology")?;
+    if dry_run {
+        out!("{}", plan.render())?;
+        outln!("dry run: nothing changed")?;
+        return Ok(());
+    }
+    let client = daemon_of(&old)?;
+    crate::interrupt::catch();
+    let mut now = old.clone();
+    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled))?;
+    outln!("cluster {name}: {} node(s) removed", gone.len())?;
+    for m in gone.iter().filter(|m| m.data_dir.is_some()) {
+        outln!(
+            "  data of {} kept in {} (removed only by `mup cluster destroy`, when mup created it)",
+            m.program,
+            m.data_dir.as_deref().unwrap_or(Path::new("")).display()
+        )?;
+    }
+    Ok(())
+}
+
+/// The router a shard step goes through: one that stays.
+fn router(tree: &Tree, old: &Tree) -> anyhow::Result<Member> {
+    tree.members
+        .iter()
+        .find(|m| m.role == Role::Mongos && old.members.contains(m))
+        .cloned()
+        .context("the cluster has no router")
+}
+
+/// Existing members of `set` in `old` (they know the primary).
+fn set_members(old: &Tree, set: &str) -> Vec<Member> {
+    old.members
+        .iter()
+        .filter(|m| m.replica_set.as_deref() == Some(set))
+        .cloned()
+        .collect()
+}
+
+/// Runs one step. `now` is the tree as written so far (the old one until WriteTree).
+fn run(
+    step: &Step,
+    old: &Tree,
+    now: &mut Tree,
+    client: &Client,
+    compiled: &Compiled,
+) -> anyhow::Result<()> {
+    match step {
+        Step::WriteTree { .. } => {
+            gen::apply(compiled, Mode::Write)?;
+            *now = Tree::load(old.layout.root())?;
+        }
+        Step::AddPrograms(nodes) => {
+            client.reload_config().map_err(|e| now.explain(e))?;
+            for m in nodes {
+                match client.add_process_group(m.group()) {
+                    Ok(_) => {}
+                    Err(e) if e.fault_code() == Some(fault::ALREADY_ADDED) => {}
+                    Err(e) => return Err(now.explain(e)),
+                }
+            }
+        }
+        Step::Start { nodes, init } => {
+            let sel = Selection {
+                nodes: nodes.clone(),
+                monitors: Vec::new(),
+            };
+            ops::start(now, client, &sel, *init)?;
+        }
+        Step::AddMember { set, member } => {
+            members::add(set, &set_members(old, set), member)?;
+        }
+        Step::Promote { set, member } => {
+            members::promote(set, &set_members(old, set), member)?;
+        }
+        Step::AddShard { set } => {
+            let sets = crate::init::sets(&now.members);
+            let s = sets
+                .iter()
+                .find(|s| &s.name == set)
+                .with_context(|| format!("no replica set {set} in the tree"))?;
+            shards::add(&router(now, old)?, s)?;
+        }
+        Step::RemoveShard { set } => {
+            let r = old
+                .members
+                .iter()
+                .find(|m| m.role == Role::Mongos)
+                .cloned()
+                .context("the cluster has no router")?;
+            shards::drain(&r, set, &|line| {
+                let _ = outln!("  {line}");
+            })?;
+        }
+        Step::RemoveMember { set, member } => {
+            members::remove(set, &set_members(old, set), member)?;
+        }
+        Step::RemovePrograms(nodes) => remove_programs(now, client, nodes)?,
+    }
+    Ok(())
+}
+
+/// Stops each node (routers first) and removes its group; a group already gone is fine.
+fn remove_programs(tree: &Tree, client: &Client, nodes: &[Member]) -> anyhow::Result<()> {
+    let live: Vec<String> = client
+        .get_all_process_info()
+        .map_err(|e| tree.explain(e))?
+        .into_iter()
+        .map(|p| p.group)
+        .collect();
+    let present: Vec<&Member> = nodes
+        .iter()
+        .filter(|m| live.iter().any(|g| g == m.group()))
+        .collect();
+    let programs: Vec<&dyn crate::ctl::Program> = present
+        .iter()
+        .map(|m| *m as &dyn crate::ctl::Program)
+        .collect();
+    if !programs.is_empty() {
+        ops::stop(tree, client, &programs)?;
+    }
+    for m in present {
+        match client.remove_process_group(m.group()) {
+            Ok(_) => {}
+            Err(e) if e.fault_code() == Some(fault::BAD_NAME) => {}
+            Err(e) => return Err(tree.explain(e)),
+        }
+    }
+    Ok(())
+}

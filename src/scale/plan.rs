@@ -1,0 +1,343 @@
+//! The plans of `mup cluster scale-out` and `scale-in`: pure, from the cluster's nodes
+//! before and after, so that unit tests check them and `--dry-run` prints them. Refusals
+//! that need no server (a whole replica set, the config servers, the last router) are
+//! decided here; the server's own rules (majority, primary) when the step runs.
+
+use crate::ctl::Member;
+use crate::error::InputError;
+use crate::model::Role;
+use crate::steps::{self, Plan};
+
+/// One step of a scale plan.
+#[derive(Debug, Clone, PartialEq)]
+pub(crate) enum Step {
+    /// The regenerated tree written (atomically, as `mup gen`), meta.yaml last.
+    WriteTree {
+        nodes: usize,
+    },
+    /// `reloadConfig`, then `addProcessGroup` of each new node's own group.
+    AddPrograms(Vec<Member>),
+    /// An ordered start of these nodes; with `init` their new replica set is initiated.
+    Start {
+        nodes: Vec<Member>,
+        init: bool,
+    },
+    /// `replSetReconfig` adding the member without a vote, then a wait for SECONDARY.
+    AddMember {
+        set: String,
+        member: Member,
+    },
+    /// `replSetReconfig` giving the member its topology's vote and priority.
+    Promote {
+        set: String,
+        member: Member,
+    },
+    AddShard {
+        set: String,
+    },
+    /// `removeShard` until completed.
+    RemoveShard {
+        set: String,
+    },
+    /// `replSetReconfig` without the member (stepped down first when it is the primary).
+    RemoveMember {
+        set: String,
+        member: Member,
+    },
+    /// `stopProcess`, then `removeProcessGroup`, of each node's own group.
+    RemovePrograms(Vec<Member>),
+}
+
+fn programs(nodes: &[Member]) -> String {
+    nodes
+        .iter()
+        .map(|m| format!("{} ({})", m.program, m.address()))
+        .collect::<Vec<_>>()
+        .join(", ")
+}
+
+impl steps::Step for Step {
+    fn describe(&self) -> String {
+        match self {
+            Step::WriteTree { nodes } => format!("write the tree with {nodes} node(s)"),
+            Step::AddPrograms(n) => format!("add to supervisord: {}", programs(n)),
+            Step::Start { nodes, init: true } => {
+                format!("start {} and initiate their replica set", programs(nodes))
+            }
+            Step::Start { nodes, .. } => format!("start {}", programs(nodes)),
+            Step::AddMember { set, member } => format!(
+                "add {} to replica set {set} without a vote, wait until it is SECONDARY",
+                member.address()
+            ),
+            Step::Promote { set, member } => format!(
+                "give {} of {set} votes {} and priority {}",
+                member.address(),
+                member.votes.unwrap_or(1),
+                member.priority.map_or("1".into(), |p| p.to_string())
+            ),
+            Step::AddShard { set } => format!("addShard {set}"),
+            Step::RemoveShard { set } => {
+                format!("removeShard {set}, waiting until it is drained and removed")
+            }
+            Step::RemoveMember { set, member } => format!(
+                "remove {} from replica set {set} (stepped down first if it is the primary)",
+                member.address()
+            ),
+            Step::RemovePrograms(n) => {
+                format!("stop and remove from supervisord: {}", programs(n))
+            }
+        }
+    }
+}
+
+/// The replica sets of `nodes` in first-appearance order, with their members.
+fn sets(nodes: &[&Member]) -> Vec<(String, Vec<Member>)> {
+    let mut out: Vec<(String, Vec<Member>)> = Vec::new();
+    for m in nodes.iter().filter(|m| m.role != Role::Mongos) {
+        let Some(rs) = &m.replica_set else { continue };
+        match out.iter_mut().find(|(n, _)| n == rs) {
+            Some((_, v)) => v.push((*m).clone()),
+            None => out.push((rs.clone(), vec![(*m).clone()])),
+        }
+    }
+    out
+}
+
+fn refuse(why: String) -> anyhow::Error {
+    InputError::new("FRAGMENT", "", why).into()
+}
+
+/// Scale-out from the nodes `before` to `after` (a superset) of a cluster.
+pub(crate) fn scale_out(
+    name: &str,
+    before: &[Member],
+    after: &[Member],
+    sharded: bool,
+) -> anyhow::Result<Plan<Step>> {
+    let added: Vec<&Member> = after
+        .iter()
+        .filter(|m| !before.iter().any(|b| b.program == m.program))
+        .collect();
+    let mut plan = Plan::new(format!("scale-out of cluster {name}"));
+    if added.is_empty() {
+        return Ok(plan);
+    }
+    if let Some(c) = added.iter().find(|m| m.role == Role::ConfigServer) {
+        return Err(refuse(format!(
+            "{} is a config server: the config server set cannot be scaled (every router's configDB names its members)",
+            c.address()
+        )));
+    }
+    plan.push(Step::WriteTree { nodes: after.len() });
+    plan.push(Step::AddPrograms(
+        added.iter().map(|m| (*m).clone()).collect(),
+    ));
+    for (set, members) in sets(&added) {
+        if before
+            .iter()
+            .any(|b| b.replica_set.as_deref() == Some(set.as_str()))
+        {
+            for m in members {
+                plan.push(Step::Start {
+                    nodes: vec![m.clone()],
+                    init: false,
+                });
+                plan.push(Step::AddMember {
+                    set: set.clone(),
+                    member: m.clone(),
+                });
+                if m.votes != Some(0) {
+                    plan.push(Step::Promote {
+                        set: set.clone(),
+                        member: m,
+                    });
+                }
+            }
+        } else {
+            plan.push(Step::Start {
+                nodes: members,
+                init: true,
+            });
+            if sharded {
+                plan.push(Step::AddShard { set });
+            }
+        }
+    }
+    let loose: Vec<Member> = added
+        .iter()
+        .filter(|m| m.role == Role::Mongos || m.replica_set.is_none())
+        .map(|m| (*m).clone())
+        .collect();
+    if !loose.is_empty() {
+        plan.push(Step::Start {
+            nodes: loose,
+            init: false,
+        });
+    }
+    Ok(plan)
+}
+
+/// Scale-in of `gone` from the cluster's nodes `before`.
+pub(crate) fn scale_in(
+    name: &str,
+    before: &[Member],
+    gone: &[Member],
+    sharded: bool,
+) -> anyhow::Result<Plan<Step>> {
+    let refuse = |why: String| -> anyhow::Error { InputError::new("-N", "", why).into() };
+    let mut plan = Plan::new(format!("scale-in of cluster {name}"));
+    let routers_left = before
+        .iter()
+        .filter(|m| m.role == Role::Mongos && !gone.contains(m))
+        .count();
+    if sharded && routers_left == 0 {
+        return Err(refuse(
+            "every router would be removed: keep at least one".into(),
+        ));
+    }
+    let gone_refs: Vec<&Member> = gone.iter().collect();
+    let mut members = Vec::new();
+    for (set, removing) in sets(&gone_refs) {
+        let all: Vec<&Member> = before
+            .iter()
+            .filter(|m| m.replica_set.as_deref() == Some(set.as_str()))
+            .collect();
+        if removing[0].role == Role::ConfigServer {
+            return Err(refuse(format!(
+                "{} is a config server: the config server set cannot be scaled",
+                removing[0].address()
+            )));
+        }
+        if removing.len() == all.len() {
+            if !sharded {
+                return Err(refuse(format!(
+                    "every member of replica set {set} would be removed: `mup cluster destroy {name}` removes a whole cluster"
+                )));
+            }
+            plan.push(Step::RemoveShard { set });
+            continue;
+        }
+        let voters_left = all
+            .iter()
+            .filter(|m| !removing.contains(m) && m.votes != Some(0))
+            .count();
+        if voters_left == 0 {
+            return Err(refuse(format!(
+                "replica set {set} would have no voting member left"
+            )));
+        }
+        for m in removing {
+            members.push(Step::RemoveMember {
+                set: set.clone(),
+                member: m,
+            });
+        }
+    }
+    plan.steps.extend(members);
+    plan.push(Step::RemovePrograms(gone.to_vec()));
+    plan.push(Step::WriteTree {
+        nodes: before.len() - gone.len(),
+    });
+    Ok(plan)
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::path::PathBuf;
+
+    fn node(role: Role, port: u16, rs: Option<&str>) -> Member {
+        Member {
+            role,
+            host: "localhost".into(),
+            port,
+            replica_set: rs.map(String::from),
+            program: crate::naming::program_name(role, port),
+            data_dir: None,
+            data_dir_created: false,
+            config_file: PathBuf::new(),
+            log_file: PathBuf::new(),
+            priority: None,
+            hidden: None,
+            votes: None,
+        }
+    }
+
+    fn kinds(p: &Plan<Step>) -> Vec<&'static str> {
+        p.steps
+            .iter()
+            .map(|s| match s {
+                Step::WriteTree { .. } => "write",
+                Step::AddPrograms(_) => "add-programs",
+                Step::Start { init: true, .. } => "start+init",
+                Step::Start { .. } => "start",
+                Step::AddMember { .. } => "add-member",
+                Step::Promote { .. } => "promote",
+                Step::AddShard { .. } => "add-shard",
+                Step::RemoveShard { .. } => "remove-shard",
+                Step::RemoveMember { .. } => "remove-member",
+                Step::RemovePrograms(_) => "remove-programs",
+            })
+            .collect()
+    }
+
+    fn sharded() -> Vec<Member> {
+        vec![
+            node(Role::ConfigServer, 1, Some("cfg")),
+            node(Role::Mongod, 2, Some("s1")),
+            node(Role::Mongod, 3, Some("s1")),
+            node(Role::Mongod, 4, Some("s1")),
+            node(Role::Mongos, 5, None),
+        ]
+    }
+
+    #[test]
+    fn a_new_member_joins_without_a_vote_then_gets_it_and_a_new_set_becomes_a_shard() {
+        let before = sharded();
+        let mut after = before.clone();
+        after.push(node(Role::Mongod, 6, Some("s1")));
+        after.push(node(Role::Mongod, 7, Some("s2")));
+        after.push(node(Role::Mongos, 8, None));
+        let plan = scale_out("c", &before, &after, true).expect("a plan");
+        assert_eq!(
+            kinds(&plan),
+            [
+                "write",
+                "add-programs",
+                "start",
+                "add-member",
+                "promote",
+                "start+init",
+                "add-shard",
+                "start"
+            ]
+        );
+        assert!(scale_out("c", &before, &before, true)
+            .expect("a plan")
+            .steps
+            .is_empty());
+        let mut cfg = before.clone();
+        cfg.push(node(Role::ConfigServer, 9, Some("cfg")));
+        assert!(scale_out("c", &before, &cfg, true).is_err());
+    }
+
+    #[test]
+    fn scale_in_drains_a_whole_shard_and_removes_members_one_by_one() {
+        let before = sharded();
+        let plan = scale_in("c", &before, &before[1..3], true).expect("a plan");
+        assert_eq!(
+            kinds(&plan),
+            ["remove-member", "remove-member", "remove-programs", "write"]
+        );
+        let plan = scale_in("c", &before, &before[1..4], true).expect("a plan");
+        assert_eq!(kinds(&plan), ["remove-shard", "remove-programs", "write"]);
+        let refused = |gone: &[Member], sharded| {
+            scale_in("c", &before, gone, sharded)
+                .expect_err("refused")
+                .to_string()
+        };
+        assert!(refused(&before[4..5], true).contains("every router"));
+        assert!(refused(&before[0..1], true).contains("config server"));
+        assert!(refused(&before[1..4], false).contains("every member"));
+    }
+}

@@ -1,0 +1,271 @@
+//! `mup cluster scale-out` / `scale-in` against the real supervisord and the stand-ins: the
+//! pids of every other node (supervisord's getAllProcessInfo) are the same before and after,
+//! and the servers' own answers (replSetGetConfig, listShards, read with the driver) match
+//! the topology after each step.
+
+use crate::common::*;
+use mongodb::bson::{doc, Bson, Document};
+use std::collections::{BTreeMap, BTreeSet};
+use std::io::BufRead;
+use std::path::Path;
+use std::time::Duration;
+
+/// Every running program's pid, from supervisord itself.
+fn pids(tree: &Path) -> BTreeMap<String, u32> {
+    client_for(tree)
+        .get_all_process_info()
+        .expect("getAllProcessInfo")
+        .into_iter()
+        .filter(|p| p.statename == "RUNNING" && !is_monitoring(&p.name))
+        .map(|p| (p.name, p.pid))
+        .collect()
+}
+
+fn same_pids(before: &BTreeMap<String, u32>, after: &BTreeMap<String, u32>, except: &[String]) {
+    let kept: Vec<&String> = before.keys().filter(|k| !except.contains(k)).collect();
+    assert!(!kept.is_empty(), "nodes to compare");
+    for k in kept {
+        assert_eq!(
+            after.get(k),
+            Some(&before[k]),
+            "{k} was restarted or stopped"
+        );
+    }
+}
+
+/// `(host, votes, priority)` of each member, as the server's replSetGetConfig says.
+fn set_config(port: u16) -> Vec<(String, i32, f64)> {
+    let d = mongo_command(port, doc! { "replSetGetConfig": 1 });
+    let config = d.get_document("config").expect("config");
+    config
+        .get_array("members")
+        .expect("members")
+        .iter()
+        .filter_map(Bson::as_document)
+        .map(|m: &Document| {
+            (
+                m.get_str("host").expect("host").to_string(),
+                m.get_i32("votes").unwrap_or(1),
+                m.get_f64("priority").unwrap_or(1.0),
+            )
+        })
+        .collect()
+}
+
+fn hosts(ports: &[u16]) -> BTreeSet<String> {
+    ports.iter().map(|p| format!("localhost:{p}")).collect()
+}
+
+fn primary_port(ports: &[u16]) -> u16 {
+    let mut found = None;
+    assert!(wait_until(Duration::from_secs(30), || {
+        found = ports.iter().copied().find(|p| {
+            mongo_command(*p, doc! { "hello": 1 })
+                .get_bool("isWritablePrimary")
+                .unwrap_or(false)
+        });
+        found.is_some()
+    }));
+    found.expect("a primary")
+}
+
+const REPLICA_SET: &str = "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+  - {host: localhost, port: {p2}, replica_set: rs0}
+";
+
+#[test]
+fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_the_others() {
+    let mut h = Home::new(&["scalers"]);
+    let topo = h.topology("rs.yaml", REPLICA_SET, 4);
+    h.deploy("scalers", &topo);
+    let tree = h.cluster_dir("scalers");
+    let p = h.ports.clone();
+
+    // Refused: with p1 down, removing p2 leaves 2 voters of which 1 healthy.
+    h.ok(&[
+        "cluster",
+        "stop",
+        "scalers",
+        "-N",
+        &format!("localhost:{}", p[1]),
+    ]);
+    let (code, _, err) = h.run(&[
+        "cluster",
+        "scale-in",
+        "scalers",
+        "-N",
+        &format!("localhost:{}", p[2]),
+    ]);
+    assert_ne!(code, 0, "{err}");
+    assert!(err.contains("refused") && err.contains("majority"), "{err}");
+    let hosts_now: BTreeSet<String> = set_config(p[0]).into_iter().map(|m| m.0).collect();
+    assert_eq!(
+        hosts_now,
+        hosts(&p[..3]),
+        "the refused scale-in changed nothing"
+    );
+    h.ok(&[
+        "cluster",
+        "start",
+        "scalers",
+        "-N",
+        &format!("localhost:{}", p[1]),
+    ]);
+    wait_started(&tree);
+
+    // --dry-run prints the plan and changes nothing.
+    let fragment = h.scratch().join("more.yaml");
+    std::fs::write(
+        &fragment,
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {}, replica_set: rs0}}\n",
+            p[3]
+        ),
+    )
+    .expect("write fragment");
+    let f = fragment.to_str().expect("utf8");
+    let before = pids(&tree);
+    let meta_before = std::fs::read_to_string(tree.join("meta.yaml")).expect("meta");
+    let plan = h.ok(&["cluster", "scale-out", "scalers", f, "--dry-run"]);
+    assert!(
+        plan.contains("without a vote") && plan.contains("nothing changed"),
+        "{plan}"
+    );
+    assert_eq!(pids(&tree), before);
+    assert_eq!(
+        std::fs::read_to_string(tree.join("meta.yaml")).expect("meta"),
+        meta_before
+    );
+    assert_eq!(set_config(p[0]).len(), 3);
+
+    // scale-out: the new member votes, every other node keeps its process.
+    h.ok(&["cluster", "scale-out", "scalers", f]);
+    wait_started(&tree);
+    let after = pids(&tree);
+    same_pids(&before, &after, &[]);
+    assert!(after.contains_key(&format!("mongod-{}", p[3])), "{after:?}");
+    let config = set_config(p[0]);
+    assert_eq!(
+        config.iter().map(|m| m.0.clone()).collect::<BTreeSet<_>>(),
+        hosts(&p)
+    );
+    assert!(config.iter().all(|m| m.1 == 1 && m.2 == 1.0), "{config:?}");
+
+    // scale-in of the primary: stepped down first, removed, nobody else restarted.
+    let primary = primary_port(&p);
+    let gone = format!("mongod-{primary}");
+    h.ok(&[
+        "cluster",
+        "scale-in",
+        "scalers",
+        "-N",
+        &format!("localhost:{primary}"),
+    ]);
+    let last = pids(&tree);
+    same_pids(&after, &last, std::slice::from_ref(&gone));
+    assert!(!last.contains_key(&gone));
+    let left: Vec<u16> = p.iter().copied().filter(|x| *x != primary).collect();
+    let config = set_config(left[0]);
+    assert_eq!(
+        config.into_iter().map(|m| m.0).collect::<BTreeSet<_>>(),
+        hosts(&left)
+    );
+    assert_ne!(primary_port(&left), primary);
+    assert!(
+        tree.join(format!("data/localhost-{primary}")).is_dir(),
+        "data kept"
+    );
+}
+
+const SHARDED: &str = "global:
+  runtime_config:
+    standin.drainSecs: 6
+config_servers:
+  - {host: localhost, port: {p0}, replica_set: cfg}
+mongod_servers:
+  - {host: localhost, port: {p1}, replica_set: shard1}
+mongos_servers:
+  - {host: localhost, port: {p2}}
+";
+
+fn shard_ids(router: u16) -> Vec<(String, bool)> {
+    mongo_command(router, doc! { "listShards": 1 })
+        .get_array("shards")
+        .expect("shards")
+        .iter()
+        .filter_map(Bson::as_document)
+        .map(|s| {
+            (
+                s.get_str("_id").expect("_id").to_string(),
+                s.get_bool("draining").unwrap_or(false),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
+    let mut h = Home::new(&["scaleshards"]);
+    let topo = h.topology("sharded.yaml", SHARDED, 4);
+    h.deploy("scaleshards", &topo);
+    let tree = h.cluster_dir("scaleshards");
+    let p = h.ports.clone();
+    let router = p[2];
+
+    let fragment = h.scratch().join("shard2.yaml");
+    std::fs::write(
+        &fragment,
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {}, replica_set: shard2}}\n",
+            p[3]
+        ),
+    )
+    .expect("write fragment");
+    let before = pids(&tree);
+    h.ok(&[
+        "cluster",
+        "scale-out",
+        "scaleshards",
+        fragment.to_str().expect("utf8"),
+    ]);
+    wait_started(&tree);
+    let after = pids(&tree);
+    same_pids(&before, &after, &[]);
+    assert_eq!(
+        shard_ids(router),
+        [("shard1".to_string(), false), ("shard2".to_string(), false)]
+    );
+
+    // scale-in of the new shard, killed (SIGKILL) while it drains.
+    let node = format!("localhost:{}", p[3]);
+    let mut child = mup_process(h.path())
+        .args(["cluster", "scale-in", "scaleshards", "-N", &node])
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mup");
+    let out = child.stdout.take().expect("stdout");
+    let mut lines = std::io::BufReader::new(out).lines();
+    let draining = lines
+        .by_ref()
+        .map_while(Result::ok)
+        .any(|l| l.contains("draining"));
+    assert!(draining, "scale-in said it drains");
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert_eq!(
+        shard_ids(router),
+        [("shard1".to_string(), false), ("shard2".to_string(), true)],
+        "left draining"
+    );
+
+    // The same command finishes it.
+    let done = h.ok(&["cluster", "scale-in", "scaleshards", "-N", &node]);
+    assert!(done.contains("drained and removed"), "{done}");
+    assert_eq!(shard_ids(router), [("shard1".to_string(), false)]);
+    let last = pids(&tree);
+    let gone = format!("mongod-{}", p[3]);
+    same_pids(&after, &last, std::slice::from_ref(&gone));
+    assert!(!last.contains_key(&gone));
+}
