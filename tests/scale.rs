@@ -52,6 +52,29 @@ fn set_config(port: u16) -> Vec<(String, i32, f64)> {
         .collect()
 }
 
+/// Runs `mup ARGS` and kills it (SIGKILL) once a line of its output contains `needle`.
+fn kill_when(h: &Home, args: &[&str], needle: &str) {
+    let mut child = mup_process(h.path())
+        .args(args)
+        .stdout(std::process::Stdio::piped())
+        .spawn()
+        .expect("spawn mup");
+    let out = child.stdout.take().expect("stdout");
+    let mut said = Vec::new();
+    let seen = std::io::BufReader::new(out)
+        .lines()
+        .map_while(Result::ok)
+        .inspect(|l| said.push(l.clone()))
+        .any(|l| l.contains(needle));
+    child.kill().expect("SIGKILL");
+    child.wait().expect("reap");
+    assert!(
+        seen,
+        "mup {args:?} never said {needle:?}:\n{}",
+        said.join("\n")
+    );
+}
+
 fn hosts(ports: &[u16]) -> BTreeSet<String> {
     ports.iter().map(|p| format!("localhost:{p}")).collect()
 }
@@ -140,7 +163,9 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     );
     assert_eq!(set_config(p[0]).len(), 3);
 
-    // scale-out: the new member votes, every other node keeps its process.
+    // scale-out, killed (SIGKILL) while it starts the new node, then run again: the new
+    // member votes, every other node keeps its process.
+    kill_when(&h, &["cluster", "scale-out", "scalers", f], "[3/");
     h.ok(&["cluster", "scale-out", "scalers", f]);
     wait_started(&tree);
     let after = pids(&tree);
@@ -208,7 +233,7 @@ fn shard_ids(router: u16) -> Vec<(String, bool)> {
 #[test]
 fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
     let mut h = Home::new(&["scaleshards"]);
-    let topo = h.topology("sharded.yaml", SHARDED, 4);
+    let topo = h.topology("sharded.yaml", SHARDED, 5);
     h.deploy("scaleshards", &topo);
     let tree = h.cluster_dir("scaleshards");
     let p = h.ports.clone();
@@ -218,42 +243,35 @@ fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
     std::fs::write(
         &fragment,
         format!(
-            "mongod_servers:\n  - {{host: localhost, port: {}, replica_set: shard2}}\n",
-            p[3]
+            "mongod_servers:\n  - {{host: localhost, port: {}, replica_set: shard2}}\nmongos_servers:\n  - {{host: localhost, port: {}}}\n",
+            p[3], p[4]
         ),
     )
     .expect("write fragment");
     let before = pids(&tree);
-    h.ok(&[
+    let out = h.ok(&[
         "cluster",
         "scale-out",
         "scaleshards",
         fragment.to_str().expect("utf8"),
     ]);
+    assert!(out.contains("addShard shard2"), "{out}");
     wait_started(&tree);
     let after = pids(&tree);
     same_pids(&before, &after, &[]);
+    assert!(after.contains_key(&format!("mongos-{}", p[4])), "{after:?}");
     assert_eq!(
-        shard_ids(router),
+        shard_ids(p[4]),
         [("shard1".to_string(), false), ("shard2".to_string(), false)]
     );
 
-    // scale-in of the new shard, killed (SIGKILL) while it drains.
-    let node = format!("localhost:{}", p[3]);
-    let mut child = mup_process(h.path())
-        .args(["cluster", "scale-in", "scaleshards", "-N", &node])
-        .stdout(std::process::Stdio::piped())
-        .spawn()
-        .expect("spawn mup");
-    let out = child.stdout.take().expect("stdout");
-    let mut lines = std::io::BufReader::new(out).lines();
-    let draining = lines
-        .by_ref()
-        .map_while(Result::ok)
-        .any(|l| l.contains("draining"));
-    assert!(draining, "scale-in said it drains");
-    child.kill().expect("SIGKILL");
-    child.wait().expect("reap");
+    // scale-in of the new shard and router, killed (SIGKILL) while it drains.
+    let node = format!("localhost:{},localhost:{}", p[3], p[4]);
+    kill_when(
+        &h,
+        &["cluster", "scale-in", "scaleshards", "-N", &node],
+        "draining",
+    );
     assert_eq!(
         shard_ids(router),
         [("shard1".to_string(), false), ("shard2".to_string(), true)],
@@ -265,7 +283,7 @@ fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
     assert!(done.contains("drained and removed"), "{done}");
     assert_eq!(shard_ids(router), [("shard1".to_string(), false)]);
     let last = pids(&tree);
-    let gone = format!("mongod-{}", p[3]);
-    same_pids(&after, &last, std::slice::from_ref(&gone));
-    assert!(!last.contains_key(&gone));
+    let gone = [format!("mongod-{}", p[3]), format!("mongos-{}", p[4])];
+    same_pids(&after, &last, &gone);
+    assert!(gone.iter().all(|g| !last.contains_key(g)), "{last:?}");
 }

@@ -71,6 +71,15 @@ fn wanted(tree: &Tree) -> Vec<Wanted> {
         .collect()
 }
 
+/// Why a group of the daemon is removed.
+fn removed_note(group: &str) -> &'static str {
+    if crate::model::Role::from_tier(group).is_some() {
+        "a tier group of an older tree: each node is its own group now, so its nodes restart once, each in its own group (docs/supervisord.md, \"One group per node\")"
+    } else {
+        "its programs are no longer in the tree"
+    }
+}
+
 /// The plan for a diff of `reloadConfig()`: pure, from the programs that ran before
 /// (`before`) and the tree's programs. A group is handled by what the tree and the daemon
 /// say it holds, never by its name: an unknown group is only ever stopped and removed.
@@ -89,15 +98,10 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -
             .filter(|p| is_live(p))
             .map(|p| p.name.clone())
             .collect();
-        let note = if crate::model::Role::from_tier(g).is_some() {
-            "a tier group of an older tree: each node is its own group now, so its nodes restart once, each in its own group (docs/supervisord.md, \"One group per node\")"
-        } else {
-            "its programs are no longer in the tree"
-        };
         steps.push(Step {
             group: g.clone(),
             kind: StepKind::Removed,
-            note: note.into(),
+            note: removed_note(g).into(),
             stop,
             start: vec![],
         });

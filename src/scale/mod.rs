@@ -84,10 +84,17 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
     // Ports are decided and recorded under the MUP_HOME-wide lock, as at deploy.
     let _ports = crate::lock::ports()?;
     let _lock = crate::lock::exclusive(&old.layout)?;
-    let topology = tree::merged(tree::current(&old)?, &frag);
+    let (rest, written) = tree::already_written(&frag, &old.members);
+    let before: Vec<Member> = old
+        .members
+        .iter()
+        .filter(|m| !written.contains(m))
+        .cloned()
+        .collect();
+    let topology = tree::merged(tree::current(&old)?, &rest);
     let compiled = tree::compile(&old, topology, &label)?;
     let after: Vec<Member> = compiled.cluster.nodes.iter().map(member_of).collect();
-    let plan = plan::scale_out(name, &old.members, &after, is_sharded(&old))?;
+    let plan = plan::scale_out(name, &before, &after, is_sharded(&old))?;
     if dry_run {
         out!("{}", plan.render())?;
         outln!("dry run: nothing changed")?;
@@ -96,10 +103,14 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
     let client = daemon_of(&old)?;
     crate::interrupt::catch();
     let mut now = old.clone();
-    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled))?;
+    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled)).map_err(|e| {
+        e.context(format!(
+            "run the same `mup cluster scale-out {name} {label}` again to finish it (a `port: 0` entry got a port, recorded in meta.yaml: name it in the fragment)"
+        ))
+    })?;
     outln!(
         "cluster {name}: {} node(s) added",
-        after.len() - old.members.len()
+        after.len() - before.len()
     )?;
     Ok(())
 }
@@ -124,7 +135,12 @@ pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::R
     let client = daemon_of(&old)?;
     crate::interrupt::catch();
     let mut now = old.clone();
-    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled))?;
+    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled)).map_err(|e| {
+        e.context(format!(
+            "run the same `mup cluster scale-in {name} -N {}` again to finish it",
+            nodes.join(",")
+        ))
+    })?;
     outln!("cluster {name}: {} node(s) removed", gone.len())?;
     for m in gone.iter().filter(|m| m.data_dir.is_some()) {
         outln!(
@@ -134,15 +150,6 @@ pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::R
         )?;
     }
     Ok(())
-}
-
-/// The router a shard step goes through: one that stays.
-fn router(tree: &Tree, old: &Tree) -> anyhow::Result<Member> {
-    tree.members
-        .iter()
-        .find(|m| m.role == Role::Mongos && old.members.contains(m))
-        .cloned()
-        .context("the cluster has no router")
 }
 
 /// Existing members of `set` in `old` (they know the primary).
@@ -190,22 +197,16 @@ fn run(
         Step::Promote { set, member } => {
             members::promote(set, &set_members(old, set), member)?;
         }
-        Step::AddShard { set } => {
+        Step::AddShard { set, router } => {
             let sets = crate::init::sets(&now.members);
             let s = sets
                 .iter()
                 .find(|s| &s.name == set)
                 .with_context(|| format!("no replica set {set} in the tree"))?;
-            shards::add(&router(now, old)?, s)?;
+            shards::add(router, s)?;
         }
-        Step::RemoveShard { set } => {
-            let r = old
-                .members
-                .iter()
-                .find(|m| m.role == Role::Mongos)
-                .cloned()
-                .context("the cluster has no router")?;
-            shards::drain(&r, set, &|line| {
+        Step::RemoveShard { set, router } => {
+            shards::drain(router, set, &|line| {
                 let _ = outln!("  {line}");
             })?;
         }

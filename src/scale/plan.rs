@@ -12,38 +12,21 @@ use crate::steps::{self, Plan};
 #[derive(Debug, Clone, PartialEq)]
 pub(crate) enum Step {
     /// The regenerated tree written (atomically, as `mup gen`), meta.yaml last.
-    WriteTree {
-        nodes: usize,
-    },
+    WriteTree { nodes: usize },
     /// `reloadConfig`, then `addProcessGroup` of each new node's own group.
     AddPrograms(Vec<Member>),
     /// An ordered start of these nodes; with `init` their new replica set is initiated.
-    Start {
-        nodes: Vec<Member>,
-        init: bool,
-    },
+    Start { nodes: Vec<Member>, init: bool },
     /// `replSetReconfig` adding the member without a vote, then a wait for SECONDARY.
-    AddMember {
-        set: String,
-        member: Member,
-    },
+    AddMember { set: String, member: Member },
     /// `replSetReconfig` giving the member its topology's vote and priority.
-    Promote {
-        set: String,
-        member: Member,
-    },
-    AddShard {
-        set: String,
-    },
-    /// `removeShard` until completed.
-    RemoveShard {
-        set: String,
-    },
+    Promote { set: String, member: Member },
+    /// `addShard` through a router that was there before.
+    AddShard { set: String, router: Member },
+    /// `removeShard` through a router that stays, until completed.
+    RemoveShard { set: String, router: Member },
     /// `replSetReconfig` without the member (stepped down first when it is the primary).
-    RemoveMember {
-        set: String,
-        member: Member,
-    },
+    RemoveMember { set: String, member: Member },
     /// `stopProcess`, then `removeProcessGroup`, of each node's own group.
     RemovePrograms(Vec<Member>),
 }
@@ -75,10 +58,13 @@ impl steps::Step for Step {
                 member.votes.unwrap_or(1),
                 member.priority.map_or("1".into(), |p| p.to_string())
             ),
-            Step::AddShard { set } => format!("addShard {set}"),
-            Step::RemoveShard { set } => {
-                format!("removeShard {set}, waiting until it is drained and removed")
+            Step::AddShard { set, router } => {
+                format!("addShard {set} through {}", router.address())
             }
+            Step::RemoveShard { set, router } => format!(
+                "removeShard {set} through {}, waiting until it is drained and removed",
+                router.address()
+            ),
             Step::RemoveMember { set, member } => format!(
                 "remove {} from replica set {set} (stepped down first if it is the primary)",
                 member.address()
@@ -159,7 +145,14 @@ pub(crate) fn scale_out(
                 init: true,
             });
             if sharded {
-                plan.push(Step::AddShard { set });
+                let router = before
+                    .iter()
+                    .find(|m| m.role == Role::Mongos)
+                    .ok_or_else(|| refuse("the cluster has no router to add the shard".into()))?;
+                plan.push(Step::AddShard {
+                    set,
+                    router: router.clone(),
+                });
             }
         }
     }
@@ -186,11 +179,10 @@ pub(crate) fn scale_in(
 ) -> anyhow::Result<Plan<Step>> {
     let refuse = |why: String| -> anyhow::Error { InputError::new("-N", "", why).into() };
     let mut plan = Plan::new(format!("scale-in of cluster {name}"));
-    let routers_left = before
+    let router = before
         .iter()
-        .filter(|m| m.role == Role::Mongos && !gone.contains(m))
-        .count();
-    if sharded && routers_left == 0 {
+        .find(|m| m.role == Role::Mongos && !gone.contains(m));
+    if sharded && router.is_none() {
         return Err(refuse(
             "every router would be removed: keep at least one".into(),
         ));
@@ -214,7 +206,8 @@ pub(crate) fn scale_in(
                     "every member of replica set {set} would be removed: `mup cluster destroy {name}` removes a whole cluster"
                 )));
             }
-            plan.push(Step::RemoveShard { set });
+            let router = router.expect("a sharded cluster keeps a router").clone();
+            plan.push(Step::RemoveShard { set, router });
             continue;
         }
         let voters_left = all

@@ -2,7 +2,7 @@
 //! config file), changed by a scale-out fragment or a scale-in, and compiled again — with the
 //! proof that no kept node's configuration changes (so supervisord keeps its process).
 
-use crate::ctl::Tree;
+use crate::ctl::{Member, Tree};
 use crate::error::InputError;
 use crate::gen::{self, Compiled, Inputs};
 use crate::meta::NodeMeta;
@@ -210,4 +210,30 @@ fn unchanged_for_kept(tree: &Tree, compiled: &Compiled) -> anyhow::Result<()> {
         }
     }
     Ok(())
+}
+
+/// The fragment's entries that the tree already holds (same role, port and replica set),
+/// written by a scale-out that was interrupted: taken out of the fragment and returned as
+/// members, so that the same command run again finishes them instead of adding them twice.
+/// Entries with `port: 0` cannot be recognised: name their allocated ports to go on.
+pub(crate) fn already_written(fragment: &Topology, members: &[Member]) -> (Topology, Vec<Member>) {
+    let mut rest = fragment.clone();
+    let mut found = Vec::new();
+    let mut take = |specs: &mut Vec<NodeSpec>, role: Role| {
+        specs.retain(|s| {
+            let hit = members.iter().find(|m| {
+                m.role == role
+                    && s.port.is_some_and(|p| p > 0 && p == i64::from(m.port))
+                    && s.replica_set == m.replica_set
+            });
+            if let Some(m) = hit {
+                found.push(m.clone());
+            }
+            hit.is_none()
+        });
+    };
+    take(&mut rest.config_servers, Role::ConfigServer);
+    take(&mut rest.mongod_servers, Role::Mongod);
+    take(&mut rest.mongos_servers, Role::Mongos);
+    (rest, found)
 }
