@@ -181,6 +181,14 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     // scale-in of the primary: stepped down first, removed, nobody else restarted.
     let primary = primary_port(&p);
     let gone = format!("mongod-{primary}");
+    let node = format!("localhost:{primary}");
+    let plan = h.ok(&["cluster", "scale-in", "scalers", "-N", &node, "--dry-run"]);
+    assert!(
+        plan.contains("stepped down first") && plan.contains("nothing changed"),
+        "{plan}"
+    );
+    assert_eq!(pids(&tree), after);
+    assert_eq!(set_config(primary).len(), 4);
     h.ok(&[
         "cluster",
         "scale-in",

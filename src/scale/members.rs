@@ -18,6 +18,8 @@ const POLL: Duration = Duration::from_millis(200);
 /// `replSetStepDown`: not electable for this long; secondaries get this long to catch up.
 const STEP_DOWN_SECS: i32 = 60;
 const CATCH_UP_SECS: i32 = 10;
+/// `maxTimeMS` of a `replSetReconfig`.
+const RECONFIG_MS: i32 = 60_000;
 
 /// The `host:port` of the set's primary, asked of `members` (bounded by [`STATE_LIMIT`]).
 pub(crate) fn primary(set: &str, members: &[Member]) -> anyhow::Result<String> {
@@ -94,9 +96,13 @@ fn reconfig(primary: &str, mut config: Document, members: Vec<Document>) -> anyh
         members.into_iter().map(Bson::Document).collect::<Vec<_>>(),
     );
     config.remove("term");
-    on(primary, doc! { "replSetReconfig": config })
-        .map(|_| ())
-        .map_err(|e| anyhow!("replSetReconfig on {primary} (version {version}): {e}"))
+    // The server waits for a majority to install the current and the new config; bounded.
+    on(
+        primary,
+        doc! { "replSetReconfig": config, "maxTimeMS": RECONFIG_MS },
+    )
+    .map(|_| ())
+    .map_err(|e| anyhow!("replSetReconfig on {primary} (version {version}): {e}"))
 }
 
 /// Adds `m` to `set` without a vote and with priority 0 (it cannot sway an election while it
@@ -123,7 +129,9 @@ pub(crate) fn promote(set: &str, members: &[Member], m: &Member) -> anyhow::Resu
     let config = config(&primary)?;
     let mut list = members_of(&config);
     let votes = m.votes.unwrap_or(1);
-    let priority = m.priority.unwrap_or(if votes == 0 { 0.0 } else { 1.0 });
+    // A non-voting or hidden member must have priority 0 (InvalidReplicaSetConfig otherwise).
+    let zero = votes == 0 || m.hidden == Some(true);
+    let priority = m.priority.unwrap_or(if zero { 0.0 } else { 1.0 });
     let Some(d) = list.iter_mut().find(|d| is_member(d, m)) else {
         bail!("{} is not in the config of replica set {set}", m.address());
     };

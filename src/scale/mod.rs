@@ -142,12 +142,14 @@ pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::R
         ))
     })?;
     outln!("cluster {name}: {} node(s) removed", gone.len())?;
-    for m in gone.iter().filter(|m| m.data_dir.is_some()) {
-        outln!(
-            "  data of {} kept in {} (removed only by `mup cluster destroy`, when mup created it)",
-            m.program,
-            m.data_dir.as_deref().unwrap_or(Path::new("")).display()
-        )?;
+    for m in &gone {
+        let Some(dir) = &m.data_dir else { continue };
+        let fate = if dir.starts_with(old.layout.root()) {
+            "inside the cluster directory: `mup cluster destroy` removes it with the cluster"
+        } else {
+            "no longer recorded in meta.yaml: mup never removes it"
+        };
+        outln!("  data of {} kept in {} ({fate})", m.program, dir.display())?;
     }
     Ok(())
 }
