@@ -74,16 +74,19 @@ fn daemon_of(tree: &Tree) -> anyhow::Result<Client> {
 
 /// `mup cluster scale-out`.
 pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::Result<()> {
-    let old = crate::cluster::load(name)?;
+    let layout = crate::cluster::load(name)?.layout;
     let label = fragment.display().to_string();
     let frag = crate::topology::load(fragment, &label)?;
     let count = frag.mongod_servers.len() + frag.config_servers.len() + frag.mongos_servers.len();
     if count == 0 {
         return Err(InputError::new(&label, "", "names no node to add").into());
     }
-    // Ports are decided and recorded under the MUP_HOME-wide lock, as at deploy.
-    let _ports = crate::lock::ports()?;
-    let _lock = crate::lock::exclusive(&old.layout)?;
+    // Ports are decided and recorded under the MUP_HOME-wide lock, as at deploy, until the
+    // tree holds them.
+    let mut ports = Some(crate::lock::ports()?);
+    let _lock = crate::lock::exclusive(&layout)?;
+    // Read again under the lock: what another command changed meanwhile counts.
+    let old = crate::cluster::load(name)?;
     let (rest, written) = tree::already_written(&frag, &old.members);
     let before: Vec<Member> = old
         .members
@@ -92,7 +95,9 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
         .cloned()
         .collect();
     let topology = tree::merged(tree::current(&old)?, &rest);
-    let compiled = tree::compile(&old, topology, &label)?;
+    // Its entries come after the cluster's own in each list (so do the indexes in messages).
+    let merged_label = format!("{label} (after the cluster's own nodes)");
+    let compiled = tree::compile(&old, topology, &merged_label)?;
     let after: Vec<Member> = compiled.cluster.nodes.iter().map(member_of).collect();
     let plan = plan::scale_out(name, &before, &after, is_sharded(&old))?;
     if dry_run {
@@ -103,7 +108,14 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
     let client = daemon_of(&old)?;
     crate::interrupt::catch();
     let mut now = old.clone();
-    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled)).map_err(|e| {
+    let steps = steps::execute(&plan, &Say, |s| {
+        run(s, &old, &mut now, &client, &compiled)?;
+        if matches!(s, Step::WriteTree { .. }) {
+            ports.take(); // recorded in meta.yaml: other clusters see them now
+        }
+        Ok(())
+    });
+    steps.map_err(|e| {
         e.context(format!(
             "run the same `mup cluster scale-out {name} {label}` again to finish it (a `port: 0` entry got a port, recorded in meta.yaml: name it in the fragment)"
         ))
@@ -117,12 +129,13 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
 
 /// `mup cluster scale-in`.
 pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::Result<()> {
-    let old = crate::cluster::load(name)?;
     if nodes.is_empty() {
         return Err(InputError::new("-N", "", "name the nodes to remove (host:port)").into());
     }
+    let _lock = crate::lock::exclusive(&crate::cluster::load(name)?.layout)?;
+    // Read under the lock: what another command changed meanwhile counts.
+    let old = crate::cluster::load(name)?;
     let gone = old.select_nodes(&[], nodes)?.nodes;
-    let _lock = crate::lock::exclusive(&old.layout)?;
     let plan = plan::scale_in(name, &old.members, &gone, is_sharded(&old))?;
     let addresses: Vec<String> = gone.iter().map(Member::address).collect();
     let topology = tree::without(tree::current(&old)?, &addresses);

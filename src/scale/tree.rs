@@ -237,3 +237,82 @@ pub(crate) fn already_written(fragment: &Topology, members: &[Member]) -> (Topol
     take(&mut rest.mongos_servers, Role::Mongos);
     (rest, found)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn spec(port: i64, rs: Option<&str>) -> NodeSpec {
+        NodeSpec {
+            host: Some("localhost".into()),
+            port: Some(port),
+            replica_set: rs.map(String::from),
+            ..NodeSpec::default()
+        }
+    }
+
+    fn member(port: u16, rs: &str) -> Member {
+        Member {
+            role: Role::Mongod,
+            host: "localhost".into(),
+            port,
+            replica_set: Some(rs.into()),
+            program: crate::naming::program_name(Role::Mongod, port),
+            data_dir: None,
+            data_dir_created: false,
+            config_file: Default::default(),
+            log_file: Default::default(),
+            priority: None,
+            hidden: None,
+            votes: None,
+        }
+    }
+
+    #[test]
+    fn a_fragment_adds_after_the_cluster_and_its_global_options_reach_only_its_nodes() {
+        let current = Topology {
+            mongod_servers: vec![spec(1, Some("rs0"))],
+            ..Topology::default()
+        };
+        let mut fragment = Topology {
+            mongod_servers: vec![spec(2, Some("rs0"))],
+            mongos_servers: vec![spec(3, None)],
+            ..Topology::default()
+        };
+        let rc: Mapping = crate::yaml::parse("{storage: {a: 1}, net: {b: 2}}", "rc").expect("yaml");
+        fragment.global.runtime_config = Some(rc);
+        let t = merged(current, &fragment);
+        let ports: Vec<Option<i64>> = t.mongod_servers.iter().map(|s| s.port).collect();
+        assert_eq!(ports, [Some(1), Some(2)]);
+        assert!(
+            t.mongod_servers[0].runtime_config.is_none(),
+            "kept node untouched"
+        );
+        let new = t.mongod_servers[1].runtime_config.clone().expect("merged");
+        assert!(new.contains_key("storage") && new.contains_key("net"));
+        let router = t.mongos_servers[0].runtime_config.clone().expect("merged");
+        assert!(!router.contains_key("storage") && router.contains_key("net"));
+        assert!(t.global.runtime_config.is_none());
+        let left = without(t, &["localhost:1".to_string()]);
+        assert_eq!(left.mongod_servers.len(), 1);
+        assert_eq!(left.mongod_servers[0].port, Some(2));
+    }
+
+    #[test]
+    fn entries_the_tree_already_holds_are_recognised_by_port_and_set() {
+        let fragment = Topology {
+            mongod_servers: vec![
+                spec(2, Some("rs0")),
+                spec(3, Some("rs0")),
+                spec(0, Some("rs0")),
+            ],
+            ..Topology::default()
+        };
+        let (rest, found) = already_written(&fragment, &[member(1, "rs0"), member(2, "rs0")]);
+        assert_eq!(found, [member(2, "rs0")]);
+        let left: Vec<Option<i64>> = rest.mongod_servers.iter().map(|s| s.port).collect();
+        assert_eq!(left, [Some(3), Some(0)]);
+        let (_, other_set) = already_written(&fragment, &[member(2, "rs1")]);
+        assert!(other_set.is_empty());
+    }
+}
