@@ -295,3 +295,71 @@ fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
     same_pids(&after, &last, &gone);
     assert!(gone.iter().all(|g| !last.contains_key(g)), "{last:?}");
 }
+
+/// A tree written by an earlier mup grouped a tier's nodes in one `[group:]`. Its running
+/// daemon is still driven by its own meta.yaml; the regenerated tree, applied with `mup ctl
+/// reload`, moves each node into its own group once (each running node restarted once) and
+/// says why; after that nothing changes.
+#[test]
+fn an_older_trees_tier_group_is_regrouped_once_by_reload() {
+    let topo = "mongod_servers:
+  - {host: localhost, port: {p0}, replica_set: rs0}
+  - {host: localhost, port: {p1}, replica_set: rs0}
+";
+    let c = TestCluster::new("regroup", topo, 2);
+    let programs: Vec<String> = c.ports.iter().map(|p| format!("mongod-{p}")).collect();
+    let ini = c.tree.join("supervisor.ini");
+    let mut text = std::fs::read_to_string(&ini).expect("supervisor.ini");
+    text.push_str(&format!(
+        "\n[group:mongod-servers]\nprograms = {}\n",
+        programs.join(",")
+    ));
+    std::fs::write(&ini, text).expect("write supervisor.ini");
+    let meta = c.tree.join("meta.yaml");
+    let mut text = std::fs::read_to_string(&meta).expect("meta.yaml");
+    for p in &programs {
+        text = text.replace(
+            &format!("supervisor_group: {p}\n"),
+            "supervisor_group: mongod-servers\n",
+        );
+    }
+    std::fs::write(&meta, text).expect("write meta.yaml");
+    // This mup still drives it: its meta.yaml names the groups the daemon runs.
+    c.ok(&["up"]);
+    c.ok(&["start"]);
+    wait_started(&c.tree);
+    let groups = |c: &TestCluster| -> BTreeMap<String, (String, String, u32)> {
+        c.client()
+            .get_all_process_info()
+            .expect("getAllProcessInfo")
+            .into_iter()
+            .filter(|p| !is_monitoring(&p.name))
+            .map(|p| (p.name.clone(), (p.group, p.statename, p.pid)))
+            .collect()
+    };
+    let old = groups(&c);
+    assert_eq!(old.len(), 2);
+    assert!(
+        old.values()
+            .all(|(g, s, _)| g == "mongod-servers" && s == "RUNNING"),
+        "{old:?}"
+    );
+
+    c.gen();
+    let plan = c.ok(&["reload", "--dry-run"]);
+    assert!(
+        plan.contains("mongod-servers: removed (a tier group of an older tree"),
+        "{plan}"
+    );
+    c.ok(&["reload"]);
+    wait_started(&c.tree);
+    let new = groups(&c);
+    for p in &programs {
+        let (group, state, pid) = &new[p];
+        assert_eq!((group, state.as_str()), (p, "RUNNING"), "{new:?}");
+        assert_ne!(*pid, old[p].2, "{p} restarted once, into its own group");
+    }
+    let again = c.ok(&["reload"]);
+    assert!(again.contains("nothing to do"), "{again}");
+    assert_eq!(groups(&c), new);
+}

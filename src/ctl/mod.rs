@@ -82,6 +82,10 @@ impl Tree {
                 port: n.port,
                 replica_set: n.replica_set.clone(),
                 program: program_name(role, n.port),
+                group: match n.supervisor_group.as_str() {
+                    "" => program_name(role, n.port),
+                    g => g.to_string(),
+                },
                 data_dir: n.data_dir.as_ref().map(PathBuf::from),
                 data_dir_created: n.data_dir_created == Some(true),
                 config_file: PathBuf::from(&n.config_file),

@@ -15,6 +15,10 @@ pub struct Member {
     pub replica_set: Option<String>,
     /// `mongod-30000`
     pub program: String,
+    /// Its supervisord group, as meta.yaml records it: its own, named like the program, so
+    /// that adding or removing a node never touches another's group (docs/supervisord.md);
+    /// a tree written by an earlier mup records its tier's group, which its daemon still runs.
+    pub group: String,
     pub data_dir: Option<PathBuf>,
     /// mup created the data directory (so destroy may remove it when it lies outside the tree).
     pub data_dir_created: bool,
@@ -27,10 +31,8 @@ pub struct Member {
 }
 
 impl Member {
-    /// Its supervisord group: each node is its own, named like its program, so that adding
-    /// or removing a node never touches another's group (docs/supervisord.md).
     pub fn group(&self) -> &str {
-        &self.program
+        &self.group
     }
     /// `mongod-30000:mongod-30000`, the name supervisord answers to.
     pub fn qualified(&self) -> String {

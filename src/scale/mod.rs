@@ -38,6 +38,7 @@ fn member_of(n: &crate::model::Node) -> Member {
         port: n.port,
         replica_set: n.replica_set.clone(),
         program: n.program(),
+        group: n.group(),
         data_dir: n.data_dir.clone(),
         data_dir_created: n.data_dir_created,
         config_file: n.conf_file(),

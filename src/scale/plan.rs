@@ -246,6 +246,7 @@ mod tests {
             port,
             replica_set: rs.map(String::from),
             program: crate::naming::program_name(role, port),
+            group: crate::naming::program_name(role, port),
             data_dir: None,
             data_dir_created: false,
             config_file: PathBuf::new(),

@@ -258,6 +258,7 @@ mod tests {
             port,
             replica_set: Some(rs.into()),
             program: crate::naming::program_name(Role::Mongod, port),
+            group: crate::naming::program_name(Role::Mongod, port),
             data_dir: None,
             data_dir_created: false,
             config_file: Default::default(),
