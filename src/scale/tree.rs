@@ -10,7 +10,7 @@ use crate::model::Role;
 use crate::topology::{NodeSpec, Topology};
 use crate::yaml::{Mapping, Value};
 use anyhow::Context;
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Options mup writes into a node's config file itself: removed from the file's document to
 /// get back what runtime_config added (compile puts them back).
@@ -174,34 +174,22 @@ fn body(text: &str) -> String {
 /// otherwise a kept node would change (or, for supervisor.ini, its group), and supervisord
 /// would restart it.
 fn unchanged_for_kept(tree: &Tree, compiled: &Compiled) -> anyhow::Result<()> {
-    let kept: Vec<&std::path::PathBuf> = compiled
+    let ini = tree.layout.supervisor_ini();
+    let kept: Vec<PathBuf> = compiled
         .cluster
         .nodes
         .iter()
         .filter(|n| tree.members.iter().any(|m| m.program == n.program()))
         .flat_map(|n| [n.conf_file(), n.ini_file()])
-        .filter_map(|p| compiled.files.iter().find(|f| f.path == p).map(|f| &f.path))
+        .chain(std::iter::once(ini.clone()))
         .collect();
-    let ini = tree.layout.supervisor_ini();
-    let kept = kept.into_iter().chain(
-        compiled
-            .files
-            .iter()
-            .find(|f| f.path == ini)
-            .map(|f| &f.path),
-    );
-    for path in kept {
-        let new = compiled
-            .files
-            .iter()
-            .find(|f| &f.path == path)
-            .expect("the path comes from the files");
-        let old = std::fs::read_to_string(path).unwrap_or_default();
-        if body(&old) != body(&new.contents) {
+    for f in compiled.files.iter().filter(|f| kept.contains(&f.path)) {
+        let old = crate::yaml::read(&f.path, &f.path.display().to_string())?;
+        if body(&old) != body(&f.contents) {
             anyhow::bail!(
                 "{} would change ({}): a running node would restart, so nothing was changed; `mup gen --check` on the tree shows what differs from what this mup writes",
-                tree.layout.relative(path).display(),
-                if path.ends_with("supervisor.ini") {
+                tree.layout.relative(&f.path).display(),
+                if f.path == ini {
                     "the tree was written by a mup that grouped nodes by tier; see docs/supervisord.md, \"One group per node\""
                 } else {
                     "its configuration differs from what mup writes for it"
