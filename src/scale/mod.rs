@@ -101,26 +101,16 @@ pub(crate) fn scale_out(name: &str, fragment: &Path, dry_run: bool) -> anyhow::R
     let compiled = tree::compile(&old, topology, &merged_label)?;
     let after: Vec<Member> = compiled.cluster.nodes.iter().map(member_of).collect();
     let plan = plan::scale_out(name, &before, &after, is_sharded(&old))?;
-    if dry_run {
-        out!("{}", plan.render())?;
-        outln!("dry run: nothing changed")?;
+    let again = format!(
+        "run the same `mup cluster scale-out {name} {label}` again to finish it (a `port: 0` entry got a port, recorded in meta.yaml: name it in the fragment)"
+    );
+    // Once the tree is written, its meta.yaml records the new ports: other clusters see them.
+    let done = carry_out(&plan, &old, &compiled, dry_run, again, || {
+        drop(ports.take())
+    })?;
+    if !done {
         return Ok(());
     }
-    let client = daemon_of(&old)?;
-    crate::interrupt::catch();
-    let mut now = old.clone();
-    let steps = steps::execute(&plan, &Say, |s| {
-        run(s, &old, &mut now, &client, &compiled)?;
-        if matches!(s, Step::WriteTree { .. }) {
-            ports.take(); // recorded in meta.yaml: other clusters see them now
-        }
-        Ok(())
-    });
-    steps.map_err(|e| {
-        e.context(format!(
-            "run the same `mup cluster scale-out {name} {label}` again to finish it (a `port: 0` entry got a port, recorded in meta.yaml: name it in the fragment)"
-        ))
-    })?;
     outln!(
         "cluster {name}: {} node(s) added",
         after.len() - before.len()
@@ -141,20 +131,13 @@ pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::R
     let addresses: Vec<String> = gone.iter().map(Member::address).collect();
     let topology = tree::without(tree::current(&old)?, &addresses);
     let compiled = tree::compile(&old, topology, "the cluster's topology")?;
-    if dry_run {
-        out!("{}", plan.render())?;
-        outln!("dry run: nothing changed")?;
+    let again = format!(
+        "run the same `mup cluster scale-in {name} -N {}` again to finish it",
+        nodes.join(",")
+    );
+    if !carry_out(&plan, &old, &compiled, dry_run, again, || {})? {
         return Ok(());
     }
-    let client = daemon_of(&old)?;
-    crate::interrupt::catch();
-    let mut now = old.clone();
-    steps::execute(&plan, &Say, |s| run(s, &old, &mut now, &client, &compiled)).map_err(|e| {
-        e.context(format!(
-            "run the same `mup cluster scale-in {name} -N {}` again to finish it",
-            nodes.join(",")
-        ))
-    })?;
     outln!("cluster {name}: {} node(s) removed", gone.len())?;
     for m in &gone {
         let Some(dir) = &m.data_dir else { continue };
@@ -166,6 +149,36 @@ pub(crate) fn scale_in(name: &str, nodes: &[String], dry_run: bool) -> anyhow::R
         outln!("  data of {} kept in {} ({fate})", m.program, dir.display())?;
     }
     Ok(())
+}
+
+/// Prints the plan and returns false with `dry_run`; else runs it on the cluster's daemon
+/// (`written` is called once the tree is written) and returns true. A failure or Ctrl-C says
+/// `again`: how to go on.
+fn carry_out(
+    plan: &steps::Plan<Step>,
+    old: &Tree,
+    compiled: &Compiled,
+    dry_run: bool,
+    again: String,
+    mut written: impl FnMut(),
+) -> anyhow::Result<bool> {
+    if dry_run {
+        out!("{}", plan.render())?;
+        outln!("dry run: nothing changed")?;
+        return Ok(false);
+    }
+    let client = daemon_of(old)?;
+    crate::interrupt::catch();
+    let mut now = old.clone();
+    steps::execute(plan, &Say, |s| {
+        run(s, old, &mut now, &client, compiled)?;
+        if matches!(s, Step::WriteTree { .. }) {
+            written();
+        }
+        Ok(())
+    })
+    .map_err(|e| e.context(again))?;
+    Ok(true)
 }
 
 /// Existing members of `set` in `old` (they know the primary).
