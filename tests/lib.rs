@@ -14,5 +14,6 @@ mod packages;
 mod readme;
 mod resolved_paths;
 mod safety;
+mod scale;
 mod standin;
 mod standin_security;

@@ -156,7 +156,11 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
         .find(|e| e["program"] == program.as_str() && e["to"] == "EXITED")
         .expect("the crash in `events --json`");
     assert_eq!(exit["from"], "RUNNING");
-    assert_eq!(exit["group"], "mongod-servers");
+    assert_eq!(
+        exit["group"],
+        program.as_str(),
+        "each node is its own group"
+    );
     assert_eq!(exit["expected"], false);
     assert_eq!(exit["pid"], old);
     assert_eq!(exit["exit_status"], -9, "killed by SIGKILL");
@@ -327,7 +331,7 @@ fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
     assert_eq!(*v, 1.0);
     let want: BTreeMap<String, String> = [
         ("name", a.as_str()),
-        ("group", "mongod-servers"),
+        ("group", a.as_str()),
         ("cluster", "metrics"),
         ("role", "mongod"),
         ("replica_set", "rs0"),

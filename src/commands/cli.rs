@@ -117,8 +117,8 @@ pub struct CtlOpts {
 /// Which programs a verb acts on: names, groups, a replica set; all when empty.
 #[derive(Debug, Clone, clap::Args)]
 pub struct Targets {
-    /// Program (mongod-30000, mup-metrics), group (config-servers, mongod-servers,
-    /// mongos-routers, monitoring); all if none
+    /// Program (mongod-30000, mup-metrics), tier (config-servers, mongod-servers,
+    /// mongos-routers) or monitoring; all if none
     pub targets: Vec<String>,
     /// Every member of this replica set
     #[arg(long = "rs", value_name = "NAME")]
@@ -310,6 +310,35 @@ pub enum ClusterCmd {
         /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
+    },
+    /// Add nodes to a running cluster: new members of a replica set, a new shard, new
+    /// routers; no other node restarts
+    ScaleOut {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+        /// The new nodes, in the topology schema (port 0 allocates a free port)
+        fragment: PathBuf,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+    },
+    /// Remove nodes from a running cluster: members of a replica set, a whole shard
+    /// (drained first), routers; no other node restarts, data directories are kept
+    ScaleIn {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+        /// The nodes to remove
+        #[arg(
+            short = 'N',
+            long = "node",
+            value_name = "HOST:PORT",
+            value_delimiter = ',',
+            required = true
+        )]
+        nodes: Vec<String>,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
     },
     /// Start nodes (supervisord first, if needed), in tier order; the whole cluster is made
     /// ready (replica sets initiated, shards added)

@@ -59,6 +59,16 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             keep_data,
             yes,
         } => cluster::destroy(ui, &name, keep_data, yes)?,
+        C::ScaleOut {
+            name,
+            fragment,
+            dry_run,
+        } => crate::ops::scale::scale_out(ui, &name, &fragment, dry_run)?,
+        C::ScaleIn {
+            name,
+            nodes,
+            dry_run,
+        } => crate::ops::scale::scale_in(ui, &name, &nodes, dry_run)?,
         C::Migrate { name, bins, yes } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,

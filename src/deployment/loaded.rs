@@ -72,6 +72,10 @@ impl Tree {
                 port: n.port,
                 replica_set: n.replica_set.clone(),
                 program: program_name(role, n.port),
+                group: match n.supervisor_group.as_str() {
+                    "" => program_name(role, n.port),
+                    g => g.to_string(),
+                },
                 data_dir: n.data_dir.as_ref().map(PathBuf::from),
                 data_dir_created: n.data_dir_created == Some(true),
                 data_dir_resolved: n.data_dir_resolved.as_ref().map(PathBuf::from),
@@ -187,8 +191,8 @@ impl Tree {
                 .filter(|(_, m)| {
                     *t == m.program
                         || *t == m.qualified()
-                        || *t == m.group()
-                        || *t == format!("{}:*", m.group())
+                        || *t == m.role.tier()
+                        || *t == format!("{}:*", m.role.tier())
                 })
                 .map(|(i, _)| i)
                 .collect();
@@ -281,7 +285,7 @@ impl Tree {
         let mut g: Vec<&'static str> = self
             .members
             .iter()
-            .map(Node::group)
+            .map(|m| m.role.tier())
             .chain(self.monitors.iter().map(Monitor::group))
             .collect();
         g.dedup();

@@ -181,11 +181,6 @@ impl Cluster {
         self.monitors.iter().find(|m| m.service == service)
     }
 
-    /// Nodes of one role, in topology order.
-    pub(crate) fn nodes_of(&self, role: Role) -> impl Iterator<Item = &Configured> {
-        self.nodes.iter().filter(move |n| n.role == role)
-    }
-
     /// The completed meta.yaml for the tree.
     pub(crate) fn meta(&self) -> Meta {
         Meta {
@@ -229,7 +224,7 @@ impl Cluster {
                     replica_set: n.replica_set.clone(),
                     source: n.source.clone(),
                     supervisor_name: n.program.clone(),
-                    supervisor_group: n.group().to_string(),
+                    supervisor_group: n.group.clone(),
                     config_file: n.config_file.display().to_string(),
                     supervisor_config_file: n.ini_file().display().to_string(),
                     data_dir: n.data_dir.as_ref().map(|d| d.display().to_string()),

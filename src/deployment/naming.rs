@@ -23,8 +23,11 @@ impl Role {
             Role::Mongos => "mongos",
         }
     }
-    /// The supervisord group holding every node of this role.
-    pub fn group(self) -> &'static str {
+    /// The tier's name (`mongod-servers`): a ctl target naming every node of this role. Each
+    /// node is its own supervisord group (docs/supervisord.md, "One group per node"); trees
+    /// written before that grouped a tier's nodes under this name, which a daemon still
+    /// running such a tree reports.
+    pub fn tier(self) -> &'static str {
         match self {
             Role::ConfigServer => "config-servers",
             Role::Mongod => "mongod-servers",
@@ -62,8 +65,17 @@ impl Role {
             Role::Mongos => "mongos_servers",
         }
     }
-    pub fn from_group(group: &str) -> Option<Role> {
-        Role::TIERS.into_iter().find(|r| r.group() == group)
+    pub fn from_tier(tier: &str) -> Option<Role> {
+        Role::TIERS.into_iter().find(|r| r.tier() == tier)
+    }
+    /// The role of a node's program name (`mongod-30000`), `None` for any other name.
+    pub fn from_program(program: &str) -> Option<Role> {
+        Role::TIERS.into_iter().find(|r| {
+            program
+                .strip_prefix(r.program_prefix())
+                .and_then(|rest| rest.strip_prefix('-'))
+                .is_some_and(|port| port.parse::<u16>().is_ok())
+        })
     }
     pub fn from_meta_type(kind: &str) -> Option<Role> {
         Role::TIERS.into_iter().find(|r| r.meta_type() == kind)

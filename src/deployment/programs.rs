@@ -107,9 +107,12 @@ impl Program for supervisor::ProcessInfo {
         String::new()
     }
     fn stop_rank(&self) -> usize {
-        // Only a node group with a node's program name is a node's.
-        match Role::from_group(&self.group) {
-            Some(role) if self.name.starts_with(role.program_prefix()) => role_rank(role),
+        // Only a node's own group (or a tier group of an older tree) holding a program named
+        // like a node is a node's.
+        let node = Role::from_program(&self.name)
+            .filter(|r| self.group == self.name || Role::from_tier(&self.group) == Some(*r));
+        match node {
+            Some(role) => role_rank(role),
             _ if self.group == Service::Events.group()
                 && self.name == Service::Events.program() =>
             {

@@ -93,15 +93,9 @@ pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
 }
 
 fn supervisor_ini(env: &Environment, c: &Cluster) -> anyhow::Result<String> {
-    let mut groups: Vec<_> = Role::TIERS
-        .into_iter()
-        .filter_map(|role| {
-            let programs: Vec<String> = c.nodes_of(role).map(|n| n.program.clone()).collect();
-            (!programs.is_empty()).then(
-                || context! { name => role.group(), programs => programs.join(","), priority => 0 },
-            )
-        })
-        .collect();
+    // No [group:] for the nodes: each is its own group, so that adding or removing one
+    // leaves every other node's group (and process) alone (docs/supervisord.md).
+    let mut groups = Vec::new();
     if c.monitor(Service::Metrics).is_some() {
         groups.push(context! {
             name => Service::Metrics.group(),

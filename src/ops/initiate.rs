@@ -309,6 +309,7 @@ mod tests {
             port,
             replica_set: Some(rs.into()),
             program: format!("p-{port}"),
+            group: format!("p-{port}"),
             data_dir: None,
             data_dir_created: false,
             data_dir_resolved: None,

@@ -17,6 +17,7 @@ pub(crate) mod ordered;
 pub(crate) mod packages;
 pub(crate) mod playground;
 pub(crate) mod reload;
+pub(crate) mod scale;
 pub(crate) mod servers;
 pub(crate) mod setup;
 pub(crate) mod silent;

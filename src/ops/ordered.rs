@@ -171,6 +171,7 @@ mod tests {
             port,
             replica_set: set.map(str::to_string),
             program: format!("{}-{port}", role.binary()),
+            group: format!("{}-{port}", role.binary()),
             data_dir: None,
             data_dir_created: false,
             data_dir_resolved: None,

@@ -75,6 +75,15 @@ fn wanted(tree: &Tree) -> Vec<Wanted> {
         .collect()
 }
 
+/// Why a group of the daemon is removed.
+fn removed_note(group: &str) -> &'static str {
+    if crate::deployment::model::Role::from_tier(group).is_some() {
+        "a tier group of an older tree: each node is its own group now, so its nodes restart once, each in its own group (docs/supervisord.md, \"One group per node\")"
+    } else {
+        "its programs are no longer in the tree"
+    }
+}
+
 /// The plan for a diff of `reloadConfig()`: pure, from the programs that ran before
 /// (`before`) and the tree's programs. A group is handled by what the tree and the daemon
 /// say it holds, never by its name: an unknown group is only ever stopped and removed.
@@ -96,7 +105,7 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -
         steps.push(Step {
             group: g.clone(),
             kind: StepKind::Removed,
-            note: "its programs are no longer in the tree".into(),
+            note: removed_note(g).into(),
             stop,
             start: vec![],
         });
@@ -138,12 +147,14 @@ pub(crate) fn plan(before: &[ProcessInfo], diff: &Reload, programs: &[Wanted]) -
             start,
         });
     }
+    // A program that was stopped in another group (a tier group of an older tree) stays so.
+    let was_stopped = |name: &str| before.iter().any(|p| p.name == name && !is_live(p));
     for g in &diff.added {
         let members = new_members(g);
         let monitoring = !members.is_empty() && members.iter().all(|m| m.autostart);
         let start: Vec<String> = members
             .iter()
-            .filter(|m| cluster_running || m.autostart)
+            .filter(|m| m.autostart || cluster_running && !was_stopped(&m.program))
             .map(|m| m.program.clone())
             .collect();
         let note = if monitoring {
@@ -285,14 +296,14 @@ mod tests {
 
     fn member(role: Role, port: u16) -> Wanted {
         Wanted {
-            group: role.group().into(),
+            group: crate::deployment::naming::program_name(role, port),
             program: crate::deployment::naming::program_name(role, port),
             autostart: false,
         }
     }
 
     #[test]
-    fn a_grown_group_restarts_what_ran_and_starts_the_new_member() {
+    fn the_tier_groups_of_an_older_tree_become_one_group_per_node() {
         let before = vec![
             info("mongod-servers", "mongod-1", state::RUNNING),
             info("mongod-servers", "mongod-2", state::STOPPED),
@@ -305,28 +316,63 @@ mod tests {
             member(Role::ConfigServer, 5),
         ];
         let diff = Reload {
-            added: vec!["config-servers".into()],
-            changed: vec!["mongod-servers".into()],
-            removed: vec!["old-group".into()],
+            added: members.iter().map(|m| m.group.clone()).collect(),
+            changed: vec![],
+            removed: vec!["mongod-servers".into(), "old-group".into()],
         };
         let steps = plan(&before, &diff, &members);
-        let by_kind = |k: StepKind| steps.iter().find(|s| s.kind == k).expect("a step");
-        assert_eq!(by_kind(StepKind::Removed).stop, vec!["mongos-9"]);
-        let changed = by_kind(StepKind::Changed);
-        assert_eq!(changed.stop, vec!["mongod-1"]);
+        let removed: Vec<(&str, &[String], &str)> = steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Removed)
+            .map(|s| (s.group.as_str(), s.stop.as_slice(), s.note.as_str()))
+            .collect();
+        assert_eq!(removed.len(), 2);
         assert_eq!(
-            changed.start,
-            vec!["mongod-1", "mongod-3"],
+            (removed[0].0, removed[0].1),
+            ("mongod-servers", &["mongod-1".to_string()][..])
+        );
+        assert!(removed[0].2.contains("tier group"), "{}", removed[0].2);
+        assert_eq!(removed[1].1, &["mongos-9".to_string()][..]);
+        let started: Vec<&str> = steps
+            .iter()
+            .filter(|s| s.kind == StepKind::Added)
+            .flat_map(|s| s.start.iter().map(String::as_str))
+            .collect();
+        assert_eq!(
+            started,
+            ["mongod-1", "mongod-3", "config-server-5"],
             "not the stopped mongod-2"
         );
-        assert_eq!(by_kind(StepKind::Added).start, vec!["config-server-5"]);
+    }
+
+    #[test]
+    fn a_changed_node_group_restarts_that_node_only() {
+        let before = vec![
+            info("mongod-1", "mongod-1", state::RUNNING),
+            info("mongod-2", "mongod-2", state::RUNNING),
+        ];
+        let diff = Reload {
+            added: vec![],
+            changed: vec!["mongod-1".into()],
+            removed: vec![],
+        };
+        let steps = plan(
+            &before,
+            &diff,
+            &[member(Role::Mongod, 1), member(Role::Mongod, 2)],
+        );
+        assert_eq!(steps.len(), 1);
+        assert_eq!(
+            (steps[0].stop.clone(), steps[0].start.clone()),
+            (vec!["mongod-1".to_string()], vec!["mongod-1".to_string()])
+        );
     }
 
     #[test]
     fn an_unknown_group_is_only_stopped_and_removed_and_monitoring_starts_with_its_group() {
         // A hand-added listener, named like nothing mup makes, and a running cluster.
         let before = vec![
-            info("mongod-servers", "mongod-1", state::RUNNING),
+            info("mongod-1", "mongod-1", state::RUNNING),
             info("crashmail", "crashmail", state::RUNNING),
         ];
         let diff = Reload {
@@ -363,9 +409,9 @@ mod tests {
 
     #[test]
     fn a_new_group_of_a_stopped_cluster_is_only_added() {
-        let before = vec![info("mongod-servers", "mongod-1", state::STOPPED)];
+        let before = vec![info("mongod-1", "mongod-1", state::STOPPED)];
         let diff = Reload {
-            added: vec!["mongos-routers".into()],
+            added: vec!["mongos-7".into()],
             changed: vec![],
             removed: vec![],
         };

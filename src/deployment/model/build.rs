@@ -166,6 +166,7 @@ pub(super) fn node_of(
             port,
             replica_set: d.replica_set.clone(),
             program: program_name(d.role, port),
+            group: program_name(d.role, port),
             data_dir,
             data_dir_created: false,
             data_dir_resolved: None,

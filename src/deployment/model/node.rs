@@ -14,6 +14,10 @@ pub struct Node {
     pub replica_set: Option<String>,
     /// `mongod-30000`
     pub program: String,
+    /// Its supervisord group, as meta.yaml records it: its own, named like the program, so
+    /// that adding or removing a node never touches another's group (docs/supervisord.md);
+    /// a tree written by an earlier mup records its tier's group, which its daemon still runs.
+    pub group: String,
     /// `None` for mongos.
     pub data_dir: Option<PathBuf>,
     /// mup creates (or created) the data directory: only then may destroy delete it.
@@ -30,10 +34,10 @@ pub struct Node {
 }
 
 impl Node {
-    pub fn group(&self) -> &'static str {
-        self.role.group()
+    pub fn group(&self) -> &str {
+        &self.group
     }
-    /// `mongod-servers:mongod-30000`, the name supervisord answers to.
+    /// `mongod-30000:mongod-30000`, the name supervisord answers to.
     pub fn qualified(&self) -> String {
         format!("{}:{}", self.group(), self.program)
     }
