@@ -91,7 +91,7 @@ const NODE_ONLY: &str = "[ \"$MUP_ROLE\" = mongod ] || exit 0\n";
 
 #[test]
 fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
-    let c = TestCluster::new("hooktimeout", STANDALONE, 1);
+    let c = TestCluster::named("hooktimeout").topology(STANDALONE).gen();
     let dir = c.tmp.path();
     let script = format!("{NODE_ONLY}{}wait\n", grandchildren(dir));
     with_hooks(&c, &[("RUNNING", &script, Some(2))]);
@@ -120,7 +120,7 @@ fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
 
 #[test]
 fn down_kills_what_hooks_left_behind_even_in_another_session() {
-    let c = TestCluster::new("hookdown", STANDALONE, 1);
+    let c = TestCluster::named("hookdown").topology(STANDALONE).gen();
     let (left, running) = (c.tmp.path().join("left"), c.tmp.path().join("running"));
     for d in [&left, &running] {
         std::fs::create_dir(d).expect("mkdir");
@@ -148,7 +148,7 @@ fn down_kills_what_hooks_left_behind_even_in_another_session() {
 
 #[test]
 fn a_hook_running_at_down_finishes_before_the_listener_exits() {
-    let c = TestCluster::new("hookstop", STANDALONE, 1);
+    let c = TestCluster::named("hookstop").topology(STANDALONE).gen();
     let done = c.tmp.path().join("stopped");
     let script = format!("sleep 3\necho \"$MUP_PROGRAM\" >> {}\n", done.display());
     with_hooks(&c, &[("STOPPED", &script, None)]);
@@ -167,7 +167,7 @@ fn a_hook_running_at_down_finishes_before_the_listener_exits() {
 
 #[test]
 fn a_chatty_hook_writes_to_its_own_bounded_log() {
-    let c = TestCluster::new("hookchatty", STANDALONE, 1);
+    let c = TestCluster::named("hookchatty").topology(STANDALONE).gen();
     // 25 MB of 100-byte lines, more than hooks.log keeps in one file (10 MiB).
     let chatty = format!(
         "{NODE_ONLY}echo chatty-start\nhead -c 25000000 /dev/zero | tr '\\0' x | fold -w 99\necho\necho chatty-end\n"
@@ -208,7 +208,7 @@ fn a_chatty_hook_writes_to_its_own_bounded_log() {
 
 #[test]
 fn a_hook_timeout_out_of_range_is_refused_naming_the_field() {
-    let c = TestCluster::new("hookbad", STANDALONE, 1);
+    let c = TestCluster::named("hookbad").topology(STANDALONE).gen();
     let meta = c.tmp.path().join("meta.yaml");
     let mut text = std::fs::read_to_string(&meta).expect("meta");
     text.push_str("hooks:\n  - on: [FATAL]\n    command: 'true'\n    timeout: 0\n");
