@@ -58,10 +58,6 @@ fn node_pid(d: &serde_json::Value, i: usize) -> u32 {
         .expect("a running node has a pid") as u32
 }
 
-fn meta_port(dir: &Path) -> u16 {
-    read_meta(dir)["supervisor_port"].as_u64().expect("port") as u16
-}
-
 #[test]
 fn destroy_deletes_only_what_mup_created() {
     let mut h = Home::new(&["keeper", "intruder", "outside"]);
@@ -210,7 +206,7 @@ fn credentials_go_only_to_this_clusters_daemon() {
     h.deploy("creds", &topo);
     h.ok(&["cluster", "stop", "creds"]);
     let dir = h.cluster_dir("creds");
-    let port = meta_port(&dir);
+    let port = supervisor_port(&dir);
     let password = read_meta(&dir)["supervisor_password"]
         .as_str()
         .expect("pw")
@@ -324,7 +320,7 @@ fn another_clusters_node_is_never_signalled() {
 
     // A stale mongod.lock whose pid is now another cluster's node: not an orphan, not
     // signalled, and the node starts (mongod locks the file; the pid in it is information).
-    let stale = TestCluster::new("stale", ONE_NODE, 1);
+    let stale = TestCluster::named("stale").topology(ONE_NODE).gen();
     let lock = stale
         .tree
         .join("data")
@@ -337,16 +333,17 @@ fn another_clusters_node_is_never_signalled() {
 
     // A tree (under another MUP_HOME, so its port was not refused) whose node port is the
     // victim's: reported as foreign, never adopted.
-    let clash = TestCluster::new(
-        "clash",
-        &format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
-        0,
-    );
+    let clash = TestCluster::named("clash")
+        .topology(&format!(
+            "mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"
+        ))
+        .gen();
     for args in [&["up"][..], &["up", "--adopt"][..]] {
-        let (code, _, err) = clash.ctl(args);
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains("not this cluster's"), "{err}");
-        assert!(err.contains(&format!("pid {victim_pid}")), "{err}");
+        clash
+            .ctl_run(args)
+            .code(1)
+            .stderr_has("not this cluster's")
+            .stderr_has(&format!("pid {victim_pid}"));
     }
 
     // A legacy (PID-tracked) cluster whose recorded pid is now the victim's node.
@@ -427,7 +424,7 @@ fn a_dead_daemon_never_hides_running_nodes() {
 
 #[test]
 fn a_daemon_whose_port_changed_is_still_stopped() {
-    let c = TestCluster::new("moved", ONE_NODE, 1);
+    let c = TestCluster::named("moved").topology(ONE_NODE).gen();
     c.ok(&["up"]);
     c.ok(&["start"]);
     let daemon = c.client().get_pid().expect("pid");
@@ -435,7 +432,7 @@ fn a_daemon_whose_port_changed_is_still_stopped() {
     // Regenerate with another supervisord port while the daemon runs.
     let meta = c.tmp.path().join("meta.yaml");
     let text = std::fs::read_to_string(&meta).expect("meta");
-    let old = meta_port(&c.tree);
+    let old = supervisor_port(&c.tree);
     let new = free_port();
     std::fs::write(
         &meta,
@@ -446,9 +443,9 @@ fn a_daemon_whose_port_changed_is_still_stopped() {
     )
     .expect("edit");
     c.gen();
-    let (code, _, err) = c.ctl(&["status"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("does not listen on 127.0.0.1:"), "{err}");
+    c.ctl_run(&["status"])
+        .code(1)
+        .stderr_has("does not listen on 127.0.0.1:");
     let out = c.ok(&["down"]);
     assert!(out.contains("stopped with SIGTERM"), "{out}");
     assert!(!pid_alive(daemon) && !pid_alive(node), "{out}");
@@ -456,44 +453,11 @@ fn a_daemon_whose_port_changed_is_still_stopped() {
 
 #[test]
 fn the_lock_is_private_and_waiting_for_it_is_bounded() {
-    let c = TestCluster::new("locked", ONE_NODE, 1);
+    let c = TestCluster::named("locked").topology(ONE_NODE).gen();
     let lock = c.tree.join(".mup.lock");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&lock).expect("lock").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    if is_root() {
-        // Let another user reach the directory, so only the file's own mode decides.
-        for d in [c.tmp.path(), c.tree.as_path()] {
-            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
-        }
-        let control = c.tree.join("readable");
-        std::fs::write(&control, "x").expect("control");
-        std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o644)).expect("chmod");
-        let open = |p: &Path| {
-            as_other_user("python3")
-                .args(["-c", "import sys; open(sys.argv[1])"])
-                .arg(p)
-                .output()
-                .expect("python3")
-        };
-        assert!(
-            open(&control).status.success(),
-            "the directory is reachable"
-        );
-        let o = open(&lock);
-        assert!(!o.status.success());
-        assert!(
-            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
-            "{}",
-            String::from_utf8_lossy(&o.stderr)
-        );
-    } else {
-        skip(
-            "the_lock_is_private_and_waiting_for_it_is_bounded",
-            "not root: another user's open of the lock file is not tried",
-        );
-    }
-
     // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
     let holder = Reaped(spawn_ready(
         Command::new("python3")
@@ -518,128 +482,10 @@ fn the_lock_is_private_and_waiting_for_it_is_bounded() {
     );
 }
 
-/// Every file and directory under `root` with its mode and contents.
-fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).expect("stat");
-            let rel = p.strip_prefix(root).expect("under").display().to_string();
-            let contents = if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                std::fs::read(&p).expect("read")
-            };
-            out.push((rel, m.permissions().mode(), contents));
-        }
-    }
-    out.sort();
-    out
-}
-
-/// A small tmpfs, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-#[test]
-fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
-    if !is_root() {
-        skip(
-            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
-            "mounting a small tmpfs to fill needs root",
-        );
-        return;
-    }
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let mnt = scratch.path().join("mnt");
-    std::fs::create_dir(&mnt).expect("mkdir");
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    if !status.success() {
-        skip(
-            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
-            "cannot mount a tmpfs here",
-        );
-        return;
-    }
-    let _mount = Tmpfs(mnt.clone());
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let topo = |n: usize, cache: &str| {
-        let mut t = format!(
-            "global:\n  runtime_config:\n    standin:\n      tag: {cache}\nmongod_servers:\n"
-        );
-        for p in &ports[..n] {
-            t.push_str(&format!(
-                "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
-            ));
-        }
-        t
-    };
-    std::fs::write(scratch.path().join("topology.yaml"), topo(3, "first")).expect("topo");
-    std::fs::write(
-        scratch.path().join("meta.yaml"),
-        format!(
-            "name: full\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: /tmp\n",
-            stand_in_bin().display(),
-            free_port()
-        ),
-    )
-    .expect("meta");
-    let out = gen_in(
-        scratch.path(),
-        mnt.join("tree").to_str().expect("utf8"),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let before = snapshot(&mnt);
-
-    // Fill the file system, leaving room for a few of the new files but not all.
-    let mut i = 0;
-    while std::fs::write(mnt.join(format!("fill-{i}")), vec![0u8; 4096]).is_ok() {
-        i += 1;
-    }
-    let _ = std::fs::remove_file(mnt.join(format!("fill-{i}")));
-    for j in 1..=3 {
-        std::fs::remove_file(mnt.join(format!("fill-{}", i - j))).expect("free a page");
-    }
-    let filled = snapshot(&mnt);
-
-    std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
-    let out = gen_in(
-        scratch.path(),
-        mnt.join("tree").to_str().expect("utf8"),
-        &[],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("nothing was changed"), "{err}");
-    assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
-    assert!(
-        filled.len() > before.len(),
-        "the filler files are part of it"
-    );
-}
-
 #[test]
 fn two_trees_with_one_name_never_drive_each_other() {
-    let a = TestCluster::new("twin", ONE_NODE, 1);
-    let port = meta_port(&a.tree);
+    let a = TestCluster::named("twin").topology(ONE_NODE).gen();
+    let port = supervisor_port(&a.tree);
     let b_dir = tempfile::tempdir().expect("tempdir");
     let b_port = free_port();
     std::fs::write(
@@ -962,5 +808,162 @@ fn destroy_of_a_symlinked_cluster_directory_removes_the_link_and_names_what_it_k
     );
     for kept in ["meta.yaml", "supervisor.ini", "conf", "data"] {
         assert!(moved.join(kept).exists(), "{kept} kept: {out}");
+    }
+}
+
+/// Tests that only root can run (another user's view, a mount): ignored with the reason in
+/// a plain `cargo test`; `.ci/run`, which runs as root, runs them with
+/// `cargo test --test integration -- --ignored needs_root`.
+mod needs_root {
+    use super::*;
+
+    const NEEDS_ROOT: &str =
+        "this test needs root: run it as root (cargo test --test integration -- --ignored needs_root)";
+
+    /// The cluster lock file (mode 0600) cannot be opened by another user, even one who can
+    /// reach its directory.
+    #[test]
+    #[ignore = "needs root (opens the file as user nobody); as root: cargo test --test integration -- --ignored needs_root"]
+    fn the_lock_file_is_closed_to_other_users() {
+        assert!(is_root(), "{NEEDS_ROOT}");
+        use std::os::unix::fs::PermissionsExt;
+        let c = TestCluster::named("lockmode").topology(ONE_NODE).gen();
+        let lock = c.tree.join(".mup.lock");
+        // Let another user reach the directory, so only the file's own mode decides.
+        for d in [c.tmp.path(), c.tree.as_path()] {
+            std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
+        }
+        let control = c.tree.join("readable");
+        std::fs::write(&control, "x").expect("control");
+        std::fs::set_permissions(&control, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+        let open = |p: &Path| {
+            as_other_user("python3")
+                .args(["-c", "import sys; open(sys.argv[1])"])
+                .arg(p)
+                .output()
+                .expect("python3")
+        };
+        assert!(
+            open(&control).status.success(),
+            "the directory is reachable"
+        );
+        let o = open(&lock);
+        assert!(!o.status.success());
+        assert!(
+            String::from_utf8_lossy(&o.stderr).contains("Permission denied"),
+            "{}",
+            String::from_utf8_lossy(&o.stderr)
+        );
+    }
+
+    /// Every file and directory under `root` with its mode and contents.
+    fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+                let p = e.path();
+                let m = std::fs::symlink_metadata(&p).expect("stat");
+                let rel = p.strip_prefix(root).expect("under").display().to_string();
+                let contents = if m.is_dir() {
+                    stack.push(p.clone());
+                    Vec::new()
+                } else {
+                    std::fs::read(&p).expect("read")
+                };
+                out.push((rel, m.permissions().mode(), contents));
+            }
+        }
+        out.sort();
+        out
+    }
+
+    /// A small tmpfs, unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
+        }
+    }
+
+    #[test]
+    #[ignore = "needs root (mounts a tmpfs); as root: cargo test --test integration -- --ignored needs_root"]
+    fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
+        assert!(is_root(), "{NEEDS_ROOT}");
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mnt = scratch.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            mnt.display()
+        );
+        let _mount = Tmpfs(mnt.clone());
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let topo = |n: usize, cache: &str| {
+            let mut t = format!(
+                "global:\n  runtime_config:\n    standin:\n      tag: {cache}\nmongod_servers:\n"
+            );
+            for p in &ports[..n] {
+                t.push_str(&format!(
+                    "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
+                ));
+            }
+            t
+        };
+        std::fs::write(scratch.path().join("topology.yaml"), topo(3, "first")).expect("topo");
+        std::fs::write(
+            scratch.path().join("meta.yaml"),
+            format!(
+                "name: full\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: /tmp\n",
+                stand_in_bin().display(),
+                free_port()
+            ),
+        )
+        .expect("meta");
+        let out = gen_in(
+            scratch.path(),
+            mnt.join("tree").to_str().expect("utf8"),
+            &[],
+        );
+        assert!(
+            out.status.success(),
+            "{}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        let before = snapshot(&mnt);
+
+        // Fill the file system, leaving room for a few of the new files but not all.
+        let mut i = 0;
+        while std::fs::write(mnt.join(format!("fill-{i}")), vec![0u8; 4096]).is_ok() {
+            i += 1;
+        }
+        let _ = std::fs::remove_file(mnt.join(format!("fill-{i}")));
+        for j in 1..=3 {
+            std::fs::remove_file(mnt.join(format!("fill-{}", i - j))).expect("free a page");
+        }
+        let filled = snapshot(&mnt);
+
+        std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
+        let out = gen_in(
+            scratch.path(),
+            mnt.join("tree").to_str().expect("utf8"),
+            &[],
+        );
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(out.status.code(), Some(1), "{err}");
+        assert!(err.contains("nothing was changed"), "{err}");
+        assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
+        assert!(
+            filled.len() > before.len(),
+            "the filler files are part of it"
+        );
     }
 }
