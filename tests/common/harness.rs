@@ -239,15 +239,19 @@ impl Builder {
         c
     }
 
-    /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN --yes` under the
-    /// MUP_HOME the tests share: the cluster's guard and what the deploy did.
-    pub(crate) fn try_deploy(self) -> (TestCluster, Output) {
+    /// A named cluster under the MUP_HOME the tests share that the test makes itself (a
+    /// deploy with its own flags, `migrate`, `playground`): the topology written to
+    /// `<scratch>/topology.yaml`, nothing run; what it makes is stopped when dropped.
+    pub(crate) fn guard(self) -> TestCluster {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports: Vec<u16> = (0..self.ports).map(|_| free_port()).collect();
-        let topology = tmp.path().join("topology.yaml");
-        std::fs::write(&topology, fill(&self.topology, &ports)).expect("write topology");
+        std::fs::write(
+            tmp.path().join("topology.yaml"),
+            fill(&self.topology, &ports),
+        )
+        .expect("write topology");
         let tree = shared_home().join("storage/clusters").join(&self.name);
-        let c = TestCluster {
+        TestCluster {
             home: shared_home().to_path_buf(),
             cwd: repo(),
             ctl_dir: tree.clone(),
@@ -255,16 +259,23 @@ impl Builder {
             tmp,
             ports,
             name: self.name,
-        };
+        }
+    }
+
+    /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN --yes` under the
+    /// MUP_HOME the tests share: the cluster's guard and what the deploy did.
+    pub(crate) fn try_deploy(self) -> (TestCluster, Output) {
+        let bin = self.bin.clone();
+        let c = self.guard();
         let out = {
             let _ports = allocation_lock();
             c.run(&[
                 "cluster",
                 "deploy",
                 &c.name,
-                topology.to_str().expect("utf8"),
+                c.topology_file().to_str().expect("utf8"),
                 "--bin-path",
-                self.bin.to_str().expect("utf8"),
+                bin.to_str().expect("utf8"),
                 "--yes",
             ])
         };
@@ -316,6 +327,11 @@ impl TestCluster {
             .topology(topology)
             .ports(nodes)
             .gen()
+    }
+
+    /// Its MUP_HOME.
+    pub(crate) fn home(&self) -> &Path {
+        &self.home
     }
 
     /// The scratch directory.
@@ -401,6 +417,19 @@ impl TestCluster {
     /// `mup ctl status --json`, parsed.
     pub(crate) fn status(&self) -> serde_json::Value {
         self.ctl_run(&["status", "--json"]).json()
+    }
+
+    /// The state `status --json` shows for `program` (which it lists exactly once).
+    pub(crate) fn state_of(&self, program: &str) -> String {
+        let st = self.status();
+        let found: Vec<&serde_json::Value> = st["programs"]
+            .as_array()
+            .expect("programs")
+            .iter()
+            .filter(|p| p["name"] == program)
+            .collect();
+        assert_eq!(found.len(), 1, "{program} once in {st}");
+        found[0]["state"].as_str().expect("state").to_string()
     }
 
     /// `mup cluster display NAME --json`: what it did (`.json()` for the document).
