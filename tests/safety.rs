@@ -60,11 +60,8 @@ fn node_pid(d: &serde_json::Value, i: usize) -> u32 {
 
 #[test]
 fn destroy_deletes_only_what_mup_created() {
-    let mut h = Home::new(&["keeper", "intruder", "outside"]);
-    let keeper_topo = h.topology("keeper.yaml", ONE_NODE, 1);
-    h.deploy("keeper", &keeper_topo);
-    let keeper = h.cluster_dir("keeper");
-    let bin = stand_in_bin();
+    let keeper_cluster = TestCluster::named("keeper").topology(ONE_NODE).deploy();
+    let keeper = keeper_cluster.tree.clone();
 
     // A data directory that is another cluster's tree, or the home directory: refused.
     for (data_dir, why) in [
@@ -78,31 +75,29 @@ fn destroy_deletes_only_what_mup_created() {
             "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"{data_dir}\"}}\n",
             free_port()
         );
-        let topo = h.scratch().join("intruder.yaml");
-        std::fs::write(&topo, text).expect("topology");
-        let (code, _, err) = h.try_deploy("intruder", &topo, &bin);
-        assert_eq!(code, 2, "{err}");
-        assert!(
-            err.contains("mongod_servers[0].data_dir") && err.contains(&why),
-            "{err}"
-        );
-        assert!(!h.cluster_dir("intruder").exists(), "nothing written");
+        let (intruder, out) = TestCluster::named("intruder").topology(&text).try_deploy();
+        out.code(2)
+            .stderr_has("mongod_servers[0].data_dir")
+            .stderr_has(&why);
+        assert!(!intruder.tree.exists(), "nothing written");
     }
 
     // One data directory the user made (with a file of theirs), one mup creates.
-    let precious = h.scratch().join("precious");
+    let precious = keeper_cluster.scratch().join("precious");
     std::fs::create_dir_all(&precious).expect("mkdir");
     std::fs::write(precious.join("notes.txt"), "mine").expect("notes");
-    let fresh = h.scratch().join("fresh").join("node");
+    let fresh = keeper_cluster.scratch().join("fresh").join("node");
     let text = format!(
         "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
         precious.display(),
         fresh.display()
     );
-    let topo = h.topology("outside.yaml", &text, 2);
-    h.deploy("outside", &topo);
+    let outside = TestCluster::named("outside").topology(&text).deploy();
     assert!(fresh.join("mongod.lock").exists(), "the node ran in it");
-    let out = h.ok(&["cluster", "destroy", "outside", "--yes"]);
+    let out = outside
+        .run(&["cluster", "destroy", "outside", "--yes"])
+        .ok()
+        .stdout;
     assert_eq!(
         std::fs::read_to_string(precious.join("notes.txt")).expect("kept"),
         "mine"
@@ -118,33 +113,26 @@ fn destroy_deletes_only_what_mup_created() {
         !fresh.exists(),
         "the directory mup created is removed:\n{out}"
     );
-    assert!(!h.cluster_dir("outside").exists());
+    assert!(!outside.tree.exists());
 
-    let (code, d) = h.display("keeper");
-    assert_eq!(code, 0, "keeper still runs: {d}");
+    // keeper still runs.
+    keeper_cluster.display().ok();
     assert!(keeper.join("meta.yaml").exists());
 }
 
 #[test]
 fn keep_data_never_removes_a_data_file() {
-    let mut h = Home::new(&["keepdata", "dotdata"]);
     // gen refuses the cluster directory itself as a data directory.
-    let topo = h.topology(
-        "dot.yaml",
-        "mongod_servers:\n  - {host: localhost, port: {p0}, data_dir: .}\n",
-        1,
-    );
-    let bin = stand_in_bin();
-    let (code, _, err) = h.try_deploy("dotdata", &topo, &bin);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("contains the cluster directory"), "{err}");
+    let (_dotdata, out) = TestCluster::named("dotdata")
+        .topology("mongod_servers:\n  - {host: localhost, port: {p0}, data_dir: .}\n")
+        .try_deploy();
+    out.code(2).stderr_has("contains the cluster directory");
 
     // A tree recorded before that rule (its meta.yaml says the data dir is the tree itself):
     // --keep-data removes mup's files and no data file.
-    let topo = h.topology("keep.yaml", ONE_NODE, 1);
-    h.deploy("keepdata", &topo);
-    let root = h.cluster_dir("keepdata");
-    h.ok(&["cluster", "stop", "keepdata"]);
+    let c = TestCluster::named("keepdata").topology(ONE_NODE).deploy();
+    let root = c.tree.clone();
+    c.run(&["cluster", "stop", "keepdata"]).ok();
     let meta = root.join("meta.yaml");
     let m = read_meta(&root);
     let recorded = m["nodes"][0]["data_dir"].as_str().expect("data_dir");
@@ -158,7 +146,10 @@ fn keep_data_never_removes_a_data_file() {
     )
     .expect("edit meta");
     std::fs::write(root.join("collection-0.wt"), "data").expect("data file");
-    let out = h.ok(&["cluster", "destroy", "keepdata", "--keep-data", "--yes"]);
+    let out = c
+        .run(&["cluster", "destroy", "keepdata", "--keep-data", "--yes"])
+        .ok()
+        .stdout;
     assert_eq!(
         std::fs::read_to_string(root.join("collection-0.wt")).expect("kept"),
         "data",
@@ -201,11 +192,9 @@ while True:
 
 #[test]
 fn credentials_go_only_to_this_clusters_daemon() {
-    let mut h = Home::new(&["creds"]);
-    let topo = h.topology("creds.yaml", ONE_NODE, 1);
-    h.deploy("creds", &topo);
-    h.ok(&["cluster", "stop", "creds"]);
-    let dir = h.cluster_dir("creds");
+    let c = TestCluster::named("creds").topology(ONE_NODE).deploy();
+    c.run(&["cluster", "stop", "creds"]).ok();
+    let dir = c.tree.clone();
     let port = supervisor_port(&dir);
     let password = read_meta(&dir)["supervisor_password"]
         .as_str()
@@ -225,29 +214,26 @@ fn credentials_go_only_to_this_clusters_daemon() {
     let listener = capturing_listener(port, &capture);
     let pid = listener.0.id();
 
-    let (code, out, err) = h.run(&["cluster", "list"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("PORT TAKEN"), "{out}");
+    c.run(&["cluster", "list"]).ok().stdout_has("PORT TAKEN");
     for args in [
         vec!["cluster", "display", "creds"],
         vec!["cluster", "start", "creds"],
         vec!["ctl", "--cluster", "creds", "up"],
         vec!["ctl", "--cluster", "creds", "pid"],
     ] {
-        let (code, _, err) = h.run(&args);
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains(&format!("port {port} is held by")), "{err}");
+        c.run(&args)
+            .code(1)
+            .stderr_has(&format!("port {port} is held by"));
     }
     // A silent listener never makes mup wait for an answer (it used to take 60 s).
     let began = Instant::now();
-    let (code, _, err) = h.run(&["ctl", "--cluster", "creds", "status"]);
-    assert_eq!(code, 1, "{err}");
+    let out = c.run(&["ctl", "--cluster", "creds", "status"]).code(1);
     assert!(
         began.elapsed() < Duration::from_secs(10),
         "status took {:?}",
         began.elapsed()
     );
-    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    out.stderr_has(&format!("pid {pid}"));
 
     // The capture works (so an empty one means nothing was sent), and holds no credential.
     let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -266,57 +252,61 @@ fn credentials_go_only_to_this_clusters_daemon() {
     drop(listener);
     assert!(wait_until(Duration::from_secs(5), || !port_answers(port)));
     // Once the port is free again the cluster starts as usual.
-    h.ok(&["cluster", "start", "creds"]);
+    c.run(&["cluster", "start", "creds"]).ok();
 }
 
 #[test]
 fn concurrent_deploys_never_share_a_port() {
-    let h = Home::new(&["race-a", "race-b"]);
     let _ports = allocation_lock();
-    let topo = h.scratch().join("zero.yaml");
-    std::fs::write(&topo, "mongod_servers:\n  - {host: localhost, port: 0}\n").expect("topo");
+    let [a, b] = ["race-a", "race-b"].map(|name| {
+        TestCluster::named(name)
+            .topology("mongod_servers:\n  - {host: localhost, port: 0}\n")
+            .guard()
+    });
     let bin = stand_in_bin();
-    let deploy = |name: &str| {
-        let (code, out, err) = h.try_deploy(name, &topo, &bin);
-        assert_eq!(code, 0, "deploy {name}: {out}{err}");
+    let deploy = |c: &TestCluster| {
+        let topo = c.topology_file();
+        c.run(&[
+            "cluster",
+            "deploy",
+            &c.name,
+            topo.to_str().expect("utf8"),
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+            "--yes",
+        ])
+        .ok();
     };
     std::thread::scope(|s| {
-        s.spawn(|| deploy("race-a"));
-        s.spawn(|| deploy("race-b"));
+        s.spawn(|| deploy(&a));
+        s.spawn(|| deploy(&b));
     });
-    let ma = read_meta(&h.cluster_dir("race-a"));
-    let mb = read_meta(&h.cluster_dir("race-b"));
+    let ma = read_meta(&a.tree);
+    let mb = read_meta(&b.tree);
     assert_ne!(ma["supervisor_port"], mb["supervisor_port"]);
     assert_ne!(ma["nodes"][0]["port"], mb["nodes"][0]["port"]);
-    for name in ["race-a", "race-b"] {
-        h.ok(&["cluster", "destroy", name, "--yes"]);
+    for c in [&a, &b] {
+        c.run(&["cluster", "destroy", &c.name, "--yes"]).ok();
     }
 }
 
 #[test]
 fn another_clusters_node_is_never_signalled() {
-    let mut h = Home::new(&["victim", "thief", "legacythief"]);
-    let topo = h.topology("victim.yaml", ONE_NODE, 1);
-    h.deploy("victim", &topo);
-    let (_, d) = h.display("victim");
+    let victim = TestCluster::named("victim").topology(ONE_NODE).deploy();
+    let d = victim.display().json();
     let victim_pid = node_pid(&d, 0);
-    let victim_port = h.ports[0];
+    let victim_port = victim.ports[0];
 
     // An explicit port another cluster recorded is refused, naming that cluster.
-    let thief = h.scratch().join("thief.yaml");
-    std::fs::write(
-        &thief,
-        format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
-    )
-    .expect("topology");
+    let (_thief, out) = TestCluster::named("thief")
+        .topology(&format!(
+            "mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"
+        ))
+        .try_deploy();
+    out.code(2)
+        .stderr_has("mongod_servers[0].port")
+        .stderr_has("already recorded by cluster \"victim\"");
     let bin = stand_in_bin();
-    let (code, _, err) = h.try_deploy("thief", &thief, &bin);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("mongod_servers[0].port")
-            && err.contains("already recorded by cluster \"victim\""),
-        "{err}"
-    );
 
     // A stale mongod.lock whose pid is now another cluster's node: not an orphan, not
     // signalled, and the node starts (mongod locks the file; the pid in it is information).
@@ -347,11 +337,11 @@ fn another_clusters_node_is_never_signalled() {
     }
 
     // A legacy (PID-tracked) cluster whose recorded pid is now the victim's node.
-    let legacy_port = free_port();
-    h.ports.push(legacy_port);
-    let legacy_data = h.scratch().join("legacy-data");
+    let legacy = TestCluster::named("legacythief").ports(1).guard();
+    let legacy_port = legacy.ports[0];
+    let legacy_data = legacy.scratch().join("legacy-data");
     std::fs::create_dir_all(&legacy_data).expect("mkdir");
-    let legacy_dir = h.cluster_dir("legacythief");
+    let legacy_dir = legacy.tree.clone();
     std::fs::create_dir_all(&legacy_dir).expect("mkdir");
     std::fs::write(
         legacy_dir.join("meta.yaml"),
@@ -362,29 +352,30 @@ fn another_clusters_node_is_never_signalled() {
         ),
     )
     .expect("legacy meta");
-    let out = {
+    {
         let _ports = allocation_lock();
-        h.ok(&["cluster", "migrate", "legacythief"])
-    };
-    assert!(out.contains("not signalled"), "{out}");
-    h.ok(&["cluster", "destroy", "legacythief", "--yes"]);
+        legacy
+            .run(&["cluster", "migrate", "legacythief"])
+            .ok()
+            .stdout_has("not signalled");
+    }
+    legacy
+        .run(&["cluster", "destroy", "legacythief", "--yes"])
+        .ok();
 
     assert!(
         pid_alive(victim_pid),
         "the victim's node was never signalled"
     );
-    let (code, d) = h.display("victim");
-    assert_eq!(code, 0, "{d}");
+    let d = victim.display().ok().json();
     assert_eq!(node_pid(&d, 0), victim_pid);
 }
 
 #[test]
 fn a_dead_daemon_never_hides_running_nodes() {
-    let mut h = Home::new(&["orphaned"]);
-    let topo = h.topology("orphaned.yaml", ONE_NODE, 1);
-    h.deploy("orphaned", &topo);
-    let dir = h.cluster_dir("orphaned");
-    let (_, d) = h.display("orphaned");
+    let c = TestCluster::named("orphaned").topology(ONE_NODE).deploy();
+    let dir = c.tree.clone();
+    let d = c.display().json();
     let node = node_pid(&d, 0);
 
     // Logs are the owner's only.
@@ -395,30 +386,23 @@ fn a_dead_daemon_never_hides_running_nodes() {
     assert_eq!(mode(log.parent().expect("dir")), 0o700);
 
     let daemon = d["supervisord"]["pid"].as_u64().expect("daemon pid") as u32;
-    assert!(Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(send_signal(daemon, "9"), "kill -9 {daemon}");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
 
-    let (code, d) = h.display("orphaned");
-    assert_eq!(code, 3);
+    let d = c.display().code(3).json();
     assert_eq!(d["nodes"][0]["state"], "UNSUPERVISED", "{d}");
     assert_eq!(node_pid(&d, 0), node);
-    let (_, text, _) = h.run(&["cluster", "display", "orphaned"]);
-    assert!(text.contains("run without supervisord"), "{text}");
+    c.run(&["cluster", "display", "orphaned"])
+        .stdout_has("run without supervisord");
 
-    let (code, _, err) = h.run(&["ctl", "--cluster", "orphaned", "up"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains(&format!("mup ctl --dir {} up --adopt", dir.display())),
-        "the suggestion names the cluster: {err}"
-    );
+    // The suggestion names the cluster.
+    c.run(&["ctl", "--cluster", "orphaned", "up"])
+        .code(1)
+        .stderr_has(&format!("mup ctl --dir {} up --adopt", dir.display()));
 
-    let (code, out, err) = h.run(&["cluster", "stop", "orphaned"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("run without supervisord"), "{err}");
+    c.run(&["cluster", "stop", "orphaned"])
+        .ok()
+        .stderr_has("run without supervisord");
     assert!(!pid_alive(node), "the unsupervised node was stopped");
 }
 
@@ -623,33 +607,30 @@ fn swap_for_symlink(dir: &Path, target: &Path) {
 
 #[test]
 fn destroy_never_deletes_through_a_symlinked_parent() {
-    let mut h = Home::new(&["symvictim", "symstale"]);
     // B runs under the real supervisord; its node flock-holds its mongod.lock.
-    let topo = h.topology("symvictim.yaml", ONE_NODE, 1);
-    h.deploy("symvictim", &topo);
-    let victim_port = h.ports[0];
-    let victim_data = h.cluster_dir("symvictim").join("data");
+    let b = TestCluster::named("symvictim").topology(ONE_NODE).deploy();
+    let victim_port = b.ports[0];
+    let victim_data = b.tree.join("data");
     let victim_node = victim_data.join(format!("localhost-{victim_port}"));
     assert!(
         flock_held(&victim_node.join("mongod.lock")),
         "B's node holds its lock"
     );
-    let (_, d) = h.display("symvictim");
+    let d = b.display().json();
     let victim_pid = node_pid(&d, 0);
 
     // A: two data directories mup creates outside its tree, named like B's node directory
     // and like a directory of the user's.
-    let q = h.scratch().join("q");
-    let u = h.scratch().join("u");
+    let q = b.scratch().join("q");
+    let u = b.scratch().join("u");
     let text = format!(
         "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
         q.join(format!("localhost-{victim_port}")).display(),
         u.join("mine").display()
     );
-    let topo = h.topology("symstale.yaml", &text, 2);
-    h.deploy("symstale", &topo);
-    h.ok(&["cluster", "stop", "symstale"]);
-    let recorded = read_meta(&h.cluster_dir("symstale"))["nodes"][0]["data_dir_resolved"].clone();
+    let a = TestCluster::named("symstale").topology(&text).deploy();
+    a.run(&["cluster", "stop", "symstale"]).ok();
+    let recorded = read_meta(&a.tree)["nodes"][0]["data_dir_resolved"].clone();
     let created = std::fs::canonicalize(q.join(format!("localhost-{victim_port}")))
         .expect("resolves")
         .display()
@@ -657,12 +638,15 @@ fn destroy_never_deletes_through_a_symlinked_parent() {
 
     // The parents become symlinks: one to B's data/, one to the user's own directory.
     swap_for_symlink(&q, &victim_data);
-    let users = h.scratch().join("users-own");
+    let users = b.scratch().join("users-own");
     std::fs::create_dir_all(users.join("mine")).expect("mkdir");
     std::fs::write(users.join("mine").join("notes.txt"), "mine").expect("notes");
     swap_for_symlink(&u, &users);
 
-    let out = h.ok(&["cluster", "destroy", "symstale", "--yes"]);
+    let out = a
+        .run(&["cluster", "destroy", "symstale", "--yes"])
+        .ok()
+        .stdout;
     assert!(
         victim_node.join("mongod.lock").exists() && flock_held(&victim_node.join("mongod.lock")),
         "B's data directory is intact and still locked by its node:\n{out}"
@@ -679,87 +663,87 @@ fn destroy_never_deletes_through_a_symlinked_parent() {
         );
     }
     assert!(std::fs::symlink_metadata(&q).is_ok_and(|m| m.is_symlink()));
-    assert!(!h.cluster_dir("symstale").exists(), "A's own tree is gone");
+    assert!(!a.tree.exists(), "A's own tree is gone");
     assert!(pid_alive(victim_pid), "B's node was not touched");
     assert_eq!(
         recorded.as_str(),
         Some(created.as_str()),
         "gen recorded where the directory resolved"
     );
-    let (code, d) = h.display("symvictim");
-    assert_eq!(code, 0, "{d}");
+    let d = b.display().ok().json();
     assert_eq!(node_pid(&d, 0), victim_pid);
 }
 
 #[test]
 fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
-    let mut h = Home::new(&["lockowner", "lockalias"]);
     // A: a data directory mup created outside the tree; A is stopped.
-    let real = h.scratch().join("real").join("node");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
-        real.display()
-    );
-    let topo = h.topology("lockowner.yaml", &text, 1);
-    h.deploy("lockowner", &topo);
-    h.ok(&["cluster", "stop", "lockowner"]);
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let real = dirs.path().join("real").join("node");
+    let on = |data: &Path| {
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+            data.display()
+        )
+    };
+    let a = TestCluster::named("lockowner")
+        .topology(&on(&real))
+        .deploy();
+    a.run(&["cluster", "stop", "lockowner"]).ok();
 
     // B reaches the same directory through a symlinked alias and runs in it.
-    let alias = h.scratch().join("alias");
-    std::os::unix::fs::symlink(h.scratch().join("real"), &alias).expect("symlink");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
-        alias.join("node").display()
-    );
-    let topo = h.topology("lockalias.yaml", &text, 1);
-    h.deploy("lockalias", &topo);
+    let alias = dirs.path().join("alias");
+    std::os::unix::fs::symlink(dirs.path().join("real"), &alias).expect("symlink");
+    let b = TestCluster::named("lockalias")
+        .topology(&on(&alias.join("node")))
+        .deploy();
     assert!(
         flock_held(&real.join("mongod.lock")),
         "B's node holds the lock"
     );
 
-    let out = h.ok(&["cluster", "destroy", "lockowner", "--yes"]);
-    assert!(
-        out.contains(&format!(
+    let out = a
+        .run(&["cluster", "destroy", "lockowner", "--yes"])
+        .ok()
+        .stdout_has(&format!(
             "kept {} (its mongod.lock is locked by a running process",
             real.display()
-        )),
-        "{out}"
-    );
+        ))
+        .stdout;
     assert!(real.join("mongod.lock").exists(), "{out}");
     assert!(
         flock_held(&real.join("mongod.lock")),
         "B's node still runs in it"
     );
-    let (code, d) = h.display("lockalias");
-    assert_eq!(code, 0, "{d}");
+    b.display().ok();
 }
 
 #[test]
 fn keep_data_keeps_data_that_resolves_into_the_tree() {
-    let mut h = Home::new(&["keepalias"]);
-    let q = h.scratch().join("q");
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let q = dirs.path().join("q");
     let text = format!(
         "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
         q.join("node").display()
     );
-    let topo = h.topology("keepalias.yaml", &text, 1);
-    h.deploy("keepalias", &topo);
-    h.ok(&["cluster", "stop", "keepalias"]);
+    let c = TestCluster::named("keepalias").topology(&text).deploy();
+    c.run(&["cluster", "stop", "keepalias"]).ok();
     // The data moves into the tree's logs/ and its old place becomes a symlink to it; conf/
     // becomes a symlink to a directory of the user's.
-    let root = h.cluster_dir("keepalias");
+    let root = c.tree.clone();
     let moved = root.join("logs").join("q");
     std::fs::rename(&q, &moved).expect("move the data");
     std::os::unix::fs::symlink(&moved, &q).expect("symlink");
     std::fs::write(moved.join("node").join("collection-0.wt"), "data").expect("data file");
-    let users = h.scratch().join("users-conf");
+    let users = dirs.path().join("users-conf");
     std::fs::create_dir_all(&users).expect("mkdir");
     std::fs::write(users.join("notes.txt"), "mine").expect("notes");
     std::fs::remove_dir_all(root.join("conf")).expect("rm conf");
     std::os::unix::fs::symlink(&users, root.join("conf")).expect("symlink");
 
-    let out = h.ok(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"]);
+    let out = c
+        .run(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"])
+        .ok()
+        .stdout;
     assert_eq!(
         std::fs::read_to_string(moved.join("node").join("collection-0.wt")).expect("kept"),
         "data",
@@ -782,26 +766,24 @@ fn keep_data_keeps_data_that_resolves_into_the_tree() {
 /// "destroyed" with the data silently left behind).
 #[test]
 fn destroy_of_a_symlinked_cluster_directory_removes_the_link_and_names_what_it_keeps() {
-    let mut h = Home::new(&["movedtree"]);
-    let topo = h.topology("movedtree.yaml", ONE_NODE, 1);
-    h.deploy("movedtree", &topo);
-    h.ok(&["cluster", "stop", "movedtree"]);
-    let link = h.cluster_dir("movedtree");
-    let moved = std::fs::canonicalize(h.scratch())
+    let c = TestCluster::named("movedtree").topology(ONE_NODE).deploy();
+    c.run(&["cluster", "stop", "movedtree"]).ok();
+    let link = c.tree.clone();
+    let moved = std::fs::canonicalize(c.scratch())
         .expect("resolves")
         .join("moved");
     std::fs::rename(&link, &moved).expect("move the tree");
     std::os::unix::fs::symlink(&moved, &link).expect("symlink");
 
-    let out = h.ok(&["cluster", "destroy", "movedtree", "--yes"]);
-    assert!(
-        out.contains(&format!(
+    let out = c
+        .run(&["cluster", "destroy", "movedtree", "--yes"])
+        .ok()
+        .stdout_has(&format!(
             "kept {} ({} is a symlink to it",
             moved.display(),
             link.display()
-        )),
-        "{out}"
-    );
+        ))
+        .stdout;
     assert!(
         std::fs::symlink_metadata(&link).is_err(),
         "the link is gone"

@@ -106,6 +106,15 @@ pub(crate) fn run_mup(mut cmd: Command, args: &[&str]) -> Output {
     Output::of(format!("mup {}", args.join(" ")), out)
 }
 
+/// `mup gen topology.yaml --meta meta.yaml --out OUT EXTRA...`, run in `dir` with
+/// MUP_HOME=`dir`/mup-home: what it did.
+pub(crate) fn run_gen(dir: &Path, out: &str, extra: &[&str]) -> Output {
+    let mut cmd = mup(&dir.join("mup-home"));
+    cmd.current_dir(dir);
+    let args = ["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out];
+    run_mup(cmd, &[&args[..], extra].concat())
+}
+
 /// The one `pids()`: program name → pid of a tree's nodes as supervisord reports them (0 when
 /// not running); the monitoring programs (mup-events, mup-metrics) are left out.
 pub(crate) fn pids(tree: &Path) -> BTreeMap<String, u32> {
