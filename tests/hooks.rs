@@ -207,13 +207,9 @@ fn a_hook_timeout_out_of_range_is_refused_naming_the_field() {
     let mut text = std::fs::read_to_string(&meta).expect("meta");
     text.push_str("hooks:\n  - on: [FATAL]\n    command: 'true'\n    timeout: 0\n");
     std::fs::write(&meta, text).expect("write meta");
-    let out = gen_in(c.tmp.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("meta.yaml")
-            && err.contains("hooks[0].timeout")
-            && err.contains("0 is not a number of seconds from 1 to 3600"),
-        "{err}"
-    );
+    run_gen(c.scratch(), "tree", &[])
+        .code(2)
+        .stderr_has("meta.yaml")
+        .stderr_has("hooks[0].timeout")
+        .stderr_has("0 is not a number of seconds from 1 to 3600");
 }

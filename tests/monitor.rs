@@ -537,13 +537,9 @@ fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
         "[eventlistener:crashmail]\ncommand = /bin/cat\nevents = PROCESS_STATE\nautostart = false\n",
     )
     .expect("write");
-    let out = gen_in(c.tmp.path(), "tree", &["--check"]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("extra: conf/extra/supervisor-crashmail.ini (not made by mup"),
-        "{text}"
-    );
+    run_gen(c.scratch(), "tree", &["--check"])
+        .code(1)
+        .stdout_has("extra: conf/extra/supervisor-crashmail.ini (not made by mup");
     // Loaded by the daemon: `up` names it; reload (after the file is gone) removes the group.
     c.client().reload_config().expect("reread");
     c.client().add_process_group("crashmail").expect("add");

@@ -486,42 +486,25 @@ fn two_trees_with_one_name_never_drive_each_other() {
         ),
     )
     .expect("meta");
-    let out = gen_in(b_dir.path(), "tree", &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_gen(b_dir.path(), "tree", &[]).ok();
     a.ok(&["up"]);
     a.ok(&["start"]);
     let before = a.pids();
 
     let b = |args: &[&str]| {
-        let o = mup(&b_dir.path().join("mup-home"))
-            .current_dir(b_dir.path())
-            .args(["ctl", "--dir", "tree"])
-            .args(args)
-            .output()
-            .expect("mup");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
-        )
+        let mut cmd = mup(&b_dir.path().join("mup-home"));
+        cmd.current_dir(b_dir.path());
+        run_mup(cmd, &[&["ctl", "--dir", "tree"][..], args].concat())
     };
     let a_ini = a.tree.join("supervisor.ini").display().to_string();
-    for args in [&["up"][..], &["status"][..], &["stop"][..], &["down"][..]] {
-        let (code, err) = b(args);
-        if args == ["down"] {
-            // Nothing of B runs: down says so and touches nothing.
-            assert_eq!(code, 0, "{err}");
-            continue;
-        }
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(
-            err.contains("not this tree's supervisord") && err.contains(&a_ini),
-            "{args:?}: {err}"
-        );
+    for args in [&["up"][..], &["status"][..], &["stop"][..]] {
+        b(args)
+            .code(1)
+            .stderr_has("not this tree's supervisord")
+            .stderr_has(&a_ini);
     }
+    // Nothing of B runs: down says so and touches nothing.
+    b(&["down"]).ok();
     assert_eq!(a.pids(), before, "A's programs were not touched");
     assert!(port_answers(a.ports[0]));
 }
@@ -545,13 +528,10 @@ fn smaller_input_and_listing_faults() {
         ),
     )
     .expect("topo");
-    let out = gen_in(dir.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("mongod_servers[0].data_dir") && err.contains("%("),
-        "{err}"
-    );
+    run_gen(dir.path(), "tree", &[])
+        .code(2)
+        .stderr_has("mongod_servers[0].data_dir")
+        .stderr_has("%(");
 
     // Deeply nested YAML is refused at once instead of parsing in quadratic time.
     let deep = format!(
@@ -561,10 +541,9 @@ fn smaller_input_and_listing_faults() {
         "]".repeat(50_000)
     );
     std::fs::write(dir.path().join("topology.yaml"), deep).expect("topo");
-    let out = gen_in(dir.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("nests 50000 levels"), "{err}");
+    run_gen(dir.path(), "tree", &[])
+        .code(2)
+        .stderr_has("nests 50000 levels");
     assert!(!dir.path().join("tree").exists());
 
     // `cluster list` names a cluster whose meta.yaml does not parse.
@@ -572,18 +551,15 @@ fn smaller_input_and_listing_faults() {
     let broken = home.join("storage/clusters/broken");
     std::fs::create_dir_all(&broken).expect("mkdir");
     std::fs::write(broken.join("meta.yaml"), "name: [\n").expect("broken meta");
-    let out = mup(&home).args(["cluster", "list"]).output().expect("list");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
+    let out = run_mup(mup(&home), &["cluster", "list"])
+        .ok()
+        .stderr_has(&broken.join("meta.yaml").display().to_string());
     assert!(
-        text.lines()
+        out.stdout
+            .lines()
             .any(|l| l.starts_with("broken") && l.contains("UNREADABLE")),
-        "{text}"
-    );
-    assert!(
-        err.contains(&broken.join("meta.yaml").display().to_string()),
-        "{err}"
+        "{}",
+        out.stdout
     );
 }
 
@@ -910,16 +886,8 @@ mod needs_root {
             ),
         )
         .expect("meta");
-        let out = gen_in(
-            scratch.path(),
-            mnt.join("tree").to_str().expect("utf8"),
-            &[],
-        );
-        assert!(
-            out.status.success(),
-            "{}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        let tree = mnt.join("tree");
+        run_gen(scratch.path(), tree.to_str().expect("utf8"), &[]).ok();
         let before = snapshot(&mnt);
 
         // Fill the file system, leaving room for a few of the new files but not all.
@@ -934,14 +902,9 @@ mod needs_root {
         let filled = snapshot(&mnt);
 
         std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
-        let out = gen_in(
-            scratch.path(),
-            mnt.join("tree").to_str().expect("utf8"),
-            &[],
-        );
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{err}");
-        assert!(err.contains("nothing was changed"), "{err}");
+        run_gen(scratch.path(), tree.to_str().expect("utf8"), &[])
+            .code(1)
+            .stderr_has("nothing was changed");
         assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
         assert!(
             filled.len() > before.len(),
