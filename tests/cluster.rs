@@ -707,20 +707,7 @@ fn deploy_reads_the_leading_version_of_mongod() {
         let _ports = allocation_lock();
         let mut cmd = c.mup();
         cmd.env("MUP_STANDIN_VERSION", says);
-        let topo = c.topology_file();
-        let bin = stand_in_bin();
-        run_mup(
-            cmd,
-            &[
-                "cluster",
-                "deploy",
-                &c.name,
-                topo.to_str().expect("utf8"),
-                "--bin-path",
-                bin.to_str().expect("utf8"),
-                "--yes",
-            ],
-        )
+        c.deploy_with(cmd, &stand_in_bin())
     };
     let buildver = TestCluster::named("buildver").topology(topology).guard();
     deploy(&buildver, "7.0.14 (build)").ok();
@@ -835,16 +822,7 @@ fn deploy_bounds_mongod_version() {
     }
     let deploy = |i: usize| {
         let c = &clusters[i];
-        let (topo, bin) = (c.topology_file(), bins.path().join(&c.name));
-        let out = c.run(&[
-            "cluster",
-            "deploy",
-            &c.name,
-            topo.to_str().expect("utf8"),
-            "--bin-path",
-            bin.to_str().expect("utf8"),
-            "--yes",
-        ]);
+        let out = c.deploy_with(c.mup(), &bins.path().join(&c.name));
         (Some(out.code), out.stderr)
     };
     let mongod = |name: &str| bins.path().join(name).join("mongod").display().to_string();

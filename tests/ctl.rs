@@ -144,9 +144,7 @@ fn sharded_up_start_status_stop_down_in_tier_order() {
 
 #[test]
 fn kill_9_of_a_node_is_restarted_by_supervisord() {
-    let c = TestCluster::named("heal").topology(REPLICA_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("heal").topology(REPLICA_SET).start();
     let before = running_pids(&c);
     let (name, old) = before
         .iter()
@@ -182,9 +180,7 @@ fn kill_9_of_a_node_is_restarted_by_supervisord() {
 
 #[test]
 fn one_program_one_group_one_replica_set_leave_the_others_alone() {
-    let c = TestCluster::named("targets").topology(SHARDED).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("targets").topology(SHARDED).start();
     let all = running_pids(&c);
     let same_except = |changed: &dyn Fn(&str) -> bool, now: &BTreeMap<String, u32>| {
         for (n, p) in &all {
@@ -243,9 +239,7 @@ mongod_servers:
   - {host: localhost, port: {p1}, replica_set: shard1}
   - {host: localhost, port: {p2}, replica_set: shard1}
 ";
-    let c = TestCluster::named("reload").topology(topo).ports(5).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("reload").topology(topo).ports(5).start();
     let first = running_pids(&c);
 
     // The first mongos: a new group.
@@ -300,9 +294,7 @@ mongod_servers:
 
 #[test]
 fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
-    let c = TestCluster::named("orphans").topology(REPLICA_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("orphans").topology(REPLICA_SET).start();
     let old = running_pids(&c);
     let monitoring: Vec<u32> = c
         .client()
@@ -496,9 +488,7 @@ fn tail_keeps_the_logs_final_newline() {
 /// and the wait; `down` stops it by signal (SIGCONT, SIGTERM), nodes included.
 #[test]
 fn a_frozen_daemon_is_reported_as_timed_out_and_stopped_by_down() {
-    let c = TestCluster::named("frozen").topology(REPLICA_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("frozen").topology(REPLICA_SET).start();
     let nodes: Vec<u32> = c.pids().into_values().collect();
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");
@@ -534,9 +524,7 @@ fn a_frozen_daemon_is_reported_as_timed_out_and_stopped_by_down() {
 /// that refuses it stops the daemon by signal, saying the credentials do not match.
 #[test]
 fn down_stops_a_daemon_that_refuses_the_edited_credentials() {
-    let c = TestCluster::named("badpass").topology(REPLICA_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("badpass").topology(REPLICA_SET).start();
     let nodes: Vec<u32> = c.pids().into_values().collect();
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");

@@ -102,9 +102,7 @@ fn value(body: &str, metric: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
-    let c = TestCluster::named("events").topology(TWO_NODE_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("events").topology(TWO_NODE_SET).start();
     wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let program = format!("mongod-{}", c.ports[0]);
     let old = pid_of(&c, &program);
@@ -285,9 +283,7 @@ fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
 
 #[test]
 fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
-    let c = TestCluster::named("metrics").topology(TWO_NODE_SET).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("metrics").topology(TWO_NODE_SET).start();
     wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let port = metrics_port(&c.tree);
     let (a, b) = (
@@ -409,9 +405,7 @@ fn promtool(args: &[&str], stdin: &str, shown: &str) {
 
 #[test]
 fn a_prometheus_server_scrapes_the_exporter() {
-    let c = TestCluster::named("scraped").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("scraped").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     let web = free_port();
     let dir = c.tmp.path().join("prometheus");
@@ -527,9 +521,7 @@ fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
 
 #[test]
 fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
-    let c = TestCluster::named("handmade").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("handmade").topology(STANDALONE).start();
     let extra = c.tree.join("conf/extra/supervisor-crashmail.ini");
     std::fs::create_dir_all(extra.parent().expect("dir")).expect("mkdir");
     std::fs::write(
@@ -552,9 +544,7 @@ fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
 
 #[test]
 fn the_password_is_on_no_command_line() {
-    let c = TestCluster::named("secret").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("secret").topology(STANDALONE).start();
     let password = read_meta(&c.tree)["supervisor_password"]
         .as_str()
         .expect("password")
@@ -584,30 +574,19 @@ fn gen_check_notices_a_moved_mup_binary() {
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     let copy = elsewhere.join("mup");
     std::fs::copy(env!("CARGO_BIN_EXE_mup"), &copy).expect("copy mup");
-    let check = |mup: &Path| {
-        std::process::Command::new(mup)
-            .args([
-                "gen",
-                "topology.yaml",
-                "--meta",
-                "meta.yaml",
-                "--out",
-                "tree",
-                "--check",
-            ])
-            .current_dir(c.tmp.path())
+    // `mup gen ... EXTRA` run by the binary `mup`.
+    let gen_by = |mup: &Path, extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::new(mup);
+        cmd.current_dir(c.scratch())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", c.tmp.path())
+            .env("HOME", c.scratch())
             .env("USER", "tester")
-            .env("MUP_HOME", c.tmp.path().join("mup-home"))
-            .output()
-            .expect("run mup gen --check")
+            .env("MUP_HOME", c.home());
+        run_mup(cmd, &gen_args("tree", extra))
     };
-    assert!(check(Path::new(env!("CARGO_BIN_EXE_mup"))).status.success());
-    let out = check(&copy);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    gen_by(Path::new(env!("CARGO_BIN_EXE_mup")), &["--check"]).ok();
+    let text = gen_by(&copy, &["--check"]).code(1).stdout;
     for file in [
         "conf/monitoring/supervisor-mup-events.ini",
         "conf/monitoring/supervisor-mup-metrics.ini",
@@ -621,24 +600,7 @@ fn gen_check_notices_a_moved_mup_binary() {
 
     // A tree written by the copy, which is then deleted: the nodes start, monitoring does not,
     // and the start says so without failing; `gen` with this binary and `reload` repair it.
-    let gen = std::process::Command::new(&copy)
-        .args([
-            "gen",
-            "topology.yaml",
-            "--meta",
-            "meta.yaml",
-            "--out",
-            "tree",
-        ])
-        .current_dir(c.tmp.path())
-        .env("MUP_HOME", c.tmp.path().join("mup-home"))
-        .output()
-        .expect("gen with the copy");
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    gen_by(&copy, &[]).ok();
     std::fs::remove_file(&copy).expect("rm the copy");
     c.ok(&["up"]);
     c.ctl_run(&["start"])
@@ -792,9 +754,7 @@ fn peak_rss(pid: u32) -> u64 {
 
 #[test]
 fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
-    let c = TestCluster::named("pipeline").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("pipeline").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     // 1,000 scrapes in one write, and not one answer read while it stays connected.
     let mut hostile = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -824,9 +784,7 @@ fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
 fn clients_that_trickle_a_request_head_on_every_slot_do_not_hold_up_a_scrape() {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let c = TestCluster::named("trickle").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("trickle").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
     // 64 connections, twice the connections served at once, each sending one byte of a head
@@ -878,9 +836,7 @@ fn clients_that_trickle_a_request_head_on_every_slot_do_not_hold_up_a_scrape() {
 #[test]
 fn a_huge_request_head_is_refused_without_memory_growth() {
     use std::io::{Read, Write};
-    let c = TestCluster::named("bighead").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("bighead").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
     let exporter = pid_of(&c, "mup-metrics");
@@ -922,9 +878,7 @@ fn a_huge_request_head_is_refused_without_memory_growth() {
 
 #[test]
 fn a_stopped_daemon_is_reported_down_within_the_deadline() {
-    let c = TestCluster::named("sigstop").topology(STANDALONE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("sigstop").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     let up = "mup_supervisord_up{cluster=\"sigstop\"} ";
     assert!(scrape(port).contains(&format!("{up}1")));

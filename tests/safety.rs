@@ -265,17 +265,7 @@ fn concurrent_deploys_never_share_a_port() {
     });
     let bin = stand_in_bin();
     let deploy = |c: &TestCluster| {
-        let topo = c.topology_file();
-        c.run(&[
-            "cluster",
-            "deploy",
-            &c.name,
-            topo.to_str().expect("utf8"),
-            "--bin-path",
-            bin.to_str().expect("utf8"),
-            "--yes",
-        ])
-        .ok();
+        c.deploy_with(c.mup(), &bin).ok();
     };
     std::thread::scope(|s| {
         s.spawn(|| deploy(&a));
@@ -408,9 +398,7 @@ fn a_dead_daemon_never_hides_running_nodes() {
 
 #[test]
 fn a_daemon_whose_port_changed_is_still_stopped() {
-    let c = TestCluster::named("moved").topology(ONE_NODE).gen();
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("moved").topology(ONE_NODE).start();
     let daemon = c.client().get_pid().expect("pid");
     let node = c.pids()[&format!("mongod-{}", c.ports[0])];
     // Regenerate with another supervisord port while the daemon runs.

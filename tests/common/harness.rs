@@ -111,8 +111,14 @@ pub(crate) fn run_mup(mut cmd: Command, args: &[&str]) -> Output {
 pub(crate) fn run_gen(dir: &Path, out: &str, extra: &[&str]) -> Output {
     let mut cmd = mup(&dir.join("mup-home"));
     cmd.current_dir(dir);
+    run_mup(cmd, &gen_args(out, extra))
+}
+
+/// `gen topology.yaml --meta meta.yaml --out OUT EXTRA...`: the arguments of a gen in a
+/// directory holding both files.
+pub(crate) fn gen_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
     let args = ["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out];
-    run_mup(cmd, &[&args[..], extra].concat())
+    [&args[..], extra].concat()
 }
 
 /// The one `pids()`: program name → pid of a tree's nodes as supervisord reports them (0 when
@@ -216,9 +222,8 @@ impl Builder {
         self
     }
 
-    /// A ctl tree: `mup gen` into `<scratch>/tree`, with its own MUP_HOME and meta.yaml
-    /// (stand-in binaries, free supervisord and metrics ports); nothing started.
-    pub(crate) fn gen(self) -> TestCluster {
+    /// The scratch directory with the topology written to `topology.yaml`, its ports drawn.
+    fn scratch(&self) -> (tempfile::TempDir, Vec<u16>) {
         let tmp = tempfile::tempdir().expect("tempdir");
         let ports: Vec<u16> = (0..self.ports).map(|_| free_port()).collect();
         std::fs::write(
@@ -226,6 +231,13 @@ impl Builder {
             fill(&self.topology, &ports),
         )
         .expect("write topology");
+        (tmp, ports)
+    }
+
+    /// A ctl tree: `mup gen` into `<scratch>/tree`, with its own MUP_HOME and meta.yaml
+    /// (stand-in binaries, free supervisord and metrics ports); nothing started.
+    pub(crate) fn gen(self) -> TestCluster {
+        let (tmp, ports) = self.scratch();
         let meta = format!(
             "name: {}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nmetrics_port: {}\nhome: {}\n",
             self.name,
@@ -248,17 +260,20 @@ impl Builder {
         c
     }
 
+    /// [`Builder::gen`], then `mup ctl up` and `mup ctl start`, each asserted successful.
+    #[track_caller]
+    pub(crate) fn start(self) -> TestCluster {
+        let c = self.gen();
+        c.ok(&["up"]);
+        c.ok(&["start"]);
+        c
+    }
+
     /// A named cluster under the MUP_HOME the tests share that the test makes itself (a
     /// deploy with its own flags, `migrate`, `playground`): the topology written to
     /// `<scratch>/topology.yaml`, nothing run; what it makes is stopped when dropped.
     pub(crate) fn guard(self) -> TestCluster {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<u16> = (0..self.ports).map(|_| free_port()).collect();
-        std::fs::write(
-            tmp.path().join("topology.yaml"),
-            fill(&self.topology, &ports),
-        )
-        .expect("write topology");
+        let (tmp, ports) = self.scratch();
         let tree = shared_home().join("storage/clusters").join(&self.name);
         TestCluster {
             home: shared_home().to_path_buf(),
@@ -278,15 +293,7 @@ impl Builder {
         let c = self.guard();
         let out = {
             let _ports = allocation_lock();
-            c.run(&[
-                "cluster",
-                "deploy",
-                &c.name,
-                c.topology_file().to_str().expect("utf8"),
-                "--bin-path",
-                bin.to_str().expect("utf8"),
-                "--yes",
-            ])
+            c.deploy_with(c.mup(), &bin)
         };
         (c, out)
     }
@@ -355,15 +362,7 @@ impl TestCluster {
 
     /// Regenerates a ctl tree from `topology.yaml` (after a test edited it).
     pub(crate) fn gen(&self) {
-        self.run(&[
-            "gen",
-            "topology.yaml",
-            "--meta",
-            "meta.yaml",
-            "--out",
-            "tree",
-        ])
-        .ok();
+        self.run(&gen_args("tree", &[])).ok();
     }
 
     /// The mup binary with this cluster's MUP_HOME, in its working directory (the scratch for
@@ -372,6 +371,24 @@ impl TestCluster {
         let mut cmd = mup(&self.home);
         cmd.current_dir(&self.cwd);
         cmd
+    }
+
+    /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN --yes` run with `cmd`
+    /// (this cluster's [`TestCluster::mup`], with more environment if the test needs it).
+    pub(crate) fn deploy_with(&self, cmd: Command, bin: &Path) -> Output {
+        let topology = self.topology_file();
+        run_mup(
+            cmd,
+            &[
+                "cluster",
+                "deploy",
+                &self.name,
+                topology.to_str().expect("utf8"),
+                "--bin-path",
+                bin.to_str().expect("utf8"),
+                "--yes",
+            ],
+        )
     }
 
     /// `mup ARGS`: what it did.

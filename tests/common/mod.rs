@@ -48,13 +48,11 @@ pub(crate) fn mup_process(mup_home: &Path) -> std::process::Command {
     cmd
 }
 
-/// `mup gen topology.yaml --meta meta.yaml --out OUT EXTRA...`, run in `dir` with
-/// MUP_HOME=`dir`/mup-home.
+/// [`run_gen`] as a plain `std::process::Output`, for tests written against it.
 pub(crate) fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     mup(&dir.join("mup-home"))
         .current_dir(dir)
-        .args(["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out])
-        .args(extra)
+        .args(gen_args(out, extra))
         .output()
         .expect("run mup gen")
 }
