@@ -1,9 +1,15 @@
-//! The one test harness: a cluster under test built in the style of just's tests,
-//! `TestCluster::named("life").topology(TOPOLOGY).deploy()` (or `.gen()` for a bare ctl tree),
-//! commands run with `.run(args)` into an [`Output`] asserted with `.ok()`, `.code(n)`,
-//! `.stdout_has(..)`, `.stderr_has(..)`; the one [`pids`] (what supervisord reports); and the
-//! clean-up every guard shares. [`Home`] is the older shape for tests that drive several
-//! named clusters by hand; it runs on the same pieces.
+//! The one test harness, in the style of just's tests: a cluster under test is built with
+//! `TestCluster::named("life").topology(TOPOLOGY)` and made with `.deploy()` (a named
+//! cluster under the shared MUP_HOME), `.gen()` (a bare ctl tree with its own MUP_HOME),
+//! `.start()` (that tree up and started) or `.guard()` (the test makes it itself); every
+//! command runs with `.run(args)` / `.ctl_run(args)` (or [`run_mup`], [`run_gen`]) into an
+//! [`Output`] asserted with `.ok()`, `.code(n)`, `.stdout_has(..)`, `.stderr_has(..)`,
+//! `.json()`. Also here: the one [`pids`] (what supervisord reports), [`shown_pids`] (what
+//! mup's JSON shows) and the clean-up every guard shares.
+//!
+//! Kept for tests written against the older shapes, on the same pieces: [`Home`] (several
+//! named clusters by hand, tuples of (code, stdout, stderr)), `TestCluster::new`,
+//! `TestCluster::ctl` and `TestCluster::ok`.
 
 use super::{client_for, free_port, is_monitoring, mup, pid_alive, stand_in_bin, stop_daemon};
 use super::{read_meta, repo, wait_started};
@@ -511,9 +517,9 @@ pub(crate) fn shared_home() -> &'static Path {
         .path()
 }
 
-/// One test's view of the shared MUP_HOME, for a test that drives several named clusters by
-/// hand: its own scratch directory, and on drop its own clusters shut down and their ports
-/// cleared. A test of one cluster uses [`TestCluster::named`].
+/// The older shape, kept for tests written against it: one test's view of the shared
+/// MUP_HOME, its own scratch directory, and on drop its own clusters shut down and their ports
+/// cleared. New tests make each cluster a [`TestCluster`] (`.deploy()` or `.guard()`).
 pub(crate) struct Home {
     scratch: tempfile::TempDir,
     names: Vec<&'static str>,

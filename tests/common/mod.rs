@@ -1,5 +1,6 @@
-//! Test harness: the mup binary with a clean environment, the real supervisord (installed
-//! with `mup setup` when missing, never skipped), free ports, and daemon guards.
+//! Test support: the mup binary with a clean environment, the real supervisord (installed
+//! with `mup setup` when missing, never skipped), free ports, and daemon guards; the cluster
+//! harness itself (`TestCluster`, `Output`, `pids`) is in `harness.rs`.
 
 #![allow(dead_code)]
 
