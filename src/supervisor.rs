@@ -26,18 +26,11 @@ pub mod state {
 
 /// Fault codes supervisord answers with (docs/supervisord.md §5).
 pub mod fault {
-    pub const UNKNOWN_METHOD: i32 = 1;
     pub const BAD_NAME: i32 = 10;
     pub const BAD_SIGNAL: i32 = 11;
-    pub const NO_FILE: i32 = 20;
-    pub const NOT_EXECUTABLE: i32 = 21;
-    pub const ABNORMAL_TERMINATION: i32 = 40;
-    pub const SPAWN_ERROR: i32 = 50;
     pub const ALREADY_STARTED: i32 = 60;
     pub const NOT_RUNNING: i32 = 70;
-    pub const SUCCESS: i32 = 80;
     pub const ALREADY_ADDED: i32 = 90;
-    pub const STILL_RUNNING: i32 = 91;
     pub const CANT_REREAD: i32 = 92;
     pub const SHUTDOWN_STATE: i32 = 6;
 }
@@ -115,16 +108,6 @@ impl ProcessInfo {
     pub fn uptime(&self) -> Option<i64> {
         (self.state == state::RUNNING && self.start > 0).then(|| (self.now - self.start).max(0))
     }
-}
-
-/// One element of the arrays that group calls return: per-process results are reported
-/// here, not raised (docs/supervisord.md §5).
-#[derive(Debug, Clone, PartialEq, Eq)]
-pub struct GroupResult {
-    pub name: String,
-    pub group: String,
-    pub status: i32,
-    pub description: String,
 }
 
 /// The diff `reloadConfig()` computes (nothing is applied by it).
@@ -248,18 +231,6 @@ impl Client {
     /// `wait=false` returns at once with the process STARTING (docs/supervisord.md §6).
     pub fn start_process(&self, name: &str, wait: bool) -> Result<bool> {
         as_bool(&self.sup("startProcess", vec![s(name), Value::Boolean(wait)])?)
-    }
-
-    pub fn stop_process(&self, name: &str, wait: bool) -> Result<bool> {
-        as_bool(&self.sup("stopProcess", vec![s(name), Value::Boolean(wait)])?)
-    }
-
-    pub fn start_process_group(&self, group: &str, wait: bool) -> Result<Vec<GroupResult>> {
-        group_results(&self.sup("startProcessGroup", vec![s(group), Value::Boolean(wait)])?)
-    }
-
-    pub fn stop_process_group(&self, group: &str, wait: bool) -> Result<Vec<GroupResult>> {
-        group_results(&self.sup("stopProcessGroup", vec![s(group), Value::Boolean(wait)])?)
     }
 
     pub fn signal_process(&self, name: &str, signal: &str) -> Result<bool> {

@@ -1,7 +1,6 @@
 //! `mup cluster` and `mup playground` against the real daemon and the stand-ins.
 
 use crate::common::*;
-use std::collections::BTreeMap;
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
@@ -16,14 +15,14 @@ mongos_servers:
 
 #[test]
 fn deploy_display_stop_start_restart_destroy() {
-    let mut h = Home::new(&["life"]);
-    let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
-    let out = h.deploy("life", &topo);
-    assert!(
-        out.contains(&format!("connect: mongodb://localhost:{}/", h.ports[3])),
-        "{out}"
-    );
-    let (code, _, err) = h.run(&[
+    let (c, out) = TestCluster::named("life")
+        .topology(SMALL_SHARDED)
+        .try_deploy();
+    out.ok()
+        .stdout_has(&format!("connect: mongodb://localhost:{}/", c.ports[3]));
+    wait_started(&c.tree);
+    let topo = c.topology_file();
+    let again = [
         "cluster",
         "deploy",
         "life",
@@ -31,65 +30,53 @@ fn deploy_display_stop_start_restart_destroy() {
         "--bin-path",
         "fixtures/bin",
         "--yes",
-    ]);
-    assert_eq!(
-        code, 0,
-        "the same deploy again continues (here: finds it done)\n{err}"
-    );
+    ];
+    // The same deploy again continues (here: finds it done).
+    c.run(&again).ok();
     // A gen killed while staging leaves its .mup-* files beside the tree's: what the daemon
-    // and the nodes read is still this deploy's, so the same deploy still continues.
-    let staged = h.cluster_dir("life").join(".mup-Xy12Zw");
+    // and the nodes read is still this deploy's, so the same deploy still continues (staged
+    // leftovers are not another topology).
+    let staged = c.tree.join(".mup-Xy12Zw");
     std::fs::write(&staged, "staged").expect("stage");
-    let (code, _, err) = h.run(&[
-        "cluster",
-        "deploy",
-        "life",
-        topo.to_str().expect("utf8"),
-        "--bin-path",
-        "fixtures/bin",
-        "--yes",
-    ]);
-    assert_eq!(code, 0, "staged leftovers are not another topology\n{err}");
-    let other = h.scratch().join("other.yaml");
+    c.run(&again).ok();
+    // Another topology under an existing name is refused.
+    let other = c.scratch().join("other.yaml");
     std::fs::write(
         &other,
         std::fs::read_to_string(&topo)
             .expect("topology")
-            .replace(&h.ports[3].to_string(), &free_port().to_string()),
+            .replace(&c.ports[3].to_string(), &free_port().to_string()),
     )
     .expect("write topology");
-    let (code, _, err) = h.try_deploy("life", &other, &stand_in_bin());
-    assert_eq!(
-        code, 2,
-        "another topology under an existing name is refused"
-    );
-    assert!(
-        err.contains("already exists") && err.contains("`mup cluster start life`"),
-        "{err}"
-    );
+    c.run(&[
+        "cluster",
+        "deploy",
+        "life",
+        other.to_str().expect("utf8"),
+        "--bin-path",
+        stand_in_bin().to_str().expect("utf8"),
+        "--yes",
+    ])
+    .code(2)
+    .stderr_has("already exists")
+    .stderr_has("`mup cluster start life`");
 
     // display: every node RUNNING, with the pids the daemon reports.
-    let (code, d) = h.display("life");
-    assert_eq!(code, 0);
+    let d = c.display().ok().json();
     assert_eq!(d["supervisord"]["state"], "RUNNING");
     assert_eq!(
         (d["total"].as_u64(), d["running"].as_u64()),
         (Some(4), Some(4))
     );
-    let tree = h.cluster_dir("life");
-    let daemon: BTreeMap<String, u64> = client_for(&tree)
-        .get_all_process_info()
-        .expect("info")
-        .into_iter()
-        .filter(|p| !is_monitoring(&p.name))
-        .map(|p| (p.name, u64::from(p.pid)))
-        .collect();
-    assert_eq!(h.pids("life"), daemon);
-    let text = h.ok(&["cluster", "display", "life"]);
-    assert!(
-        text.contains("Total nodes: 4, running: 4, not running: 0"),
-        "{text}"
-    );
+    let tree = c.tree.clone();
+    let daemon = c.pids();
+    assert_eq!(daemon.len(), 4);
+    assert_eq!(shown_pids(&d), daemon);
+    let text = c
+        .run(&["cluster", "display", "life"])
+        .ok()
+        .stdout_has("Total nodes: 4, running: 4, not running: 0")
+        .stdout;
     // The monitoring programs under their own heading, the metrics URL with a scrape config,
     // the events command.
     let metrics_port = read_meta(&tree)["metrics_port"]
@@ -117,7 +104,7 @@ fn deploy_display_stop_start_restart_destroy() {
         assert!(text.contains(want), "{want:?} in:\n{text}");
     }
     // What the event listener saw of the deploy: every node STARTING then RUNNING.
-    let events = h.ok(&["cluster", "events", "life", "--json"]);
+    let events = c.run(&["cluster", "events", "life", "--json"]).ok().stdout;
     for name in daemon.keys() {
         for to in ["STARTING", "RUNNING"] {
             assert!(
@@ -132,14 +119,13 @@ fn deploy_display_stop_start_restart_destroy() {
     }
 
     // stop: no process left, the daemon gone; display still works and exits 3.
-    let daemon_pid = client_for(&tree).get_pid().expect("pid");
-    h.ok(&["cluster", "stop", "life"]);
+    let daemon_pid = c.client().get_pid().expect("pid");
+    c.run(&["cluster", "stop", "life"]).ok();
     assert!(!pid_alive(daemon_pid));
     for pid in daemon.values() {
-        assert!(!pid_alive(*pid as u32));
+        assert!(!pid_alive(*pid));
     }
-    let (code, d) = h.display("life");
-    assert_eq!(code, 3);
+    let d = c.display().code(3).json();
     assert_eq!(d["supervisord"]["state"], "DOWN");
     assert!(d["nodes"]
         .as_array()
@@ -148,60 +134,47 @@ fn deploy_display_stop_start_restart_destroy() {
         .all(|n| n["state"] == "STOPPED"));
 
     // start, then restart only the mongod role.
-    h.ok(&["cluster", "start", "life"]);
-    let before = h.pids("life");
+    c.run(&["cluster", "start", "life"]).ok();
+    let before = c.pids();
     assert!(before.values().all(|p| *p > 0));
-    h.ok(&["cluster", "restart", "life", "-R", "mongod"]);
-    let after = h.pids("life");
+    c.run(&["cluster", "restart", "life", "-R", "mongod"]).ok();
+    let after = c.pids();
     for (name, pid) in &before {
         assert_eq!(after[name] != *pid, name.starts_with("mongod-"), "{name}");
     }
     // -N picks one node (localhost and 127.0.0.1 are the same machine).
-    h.ok(&[
-        "cluster",
-        "stop",
-        "life",
-        "-N",
-        &format!("127.0.0.1:{}", h.ports[2]),
-    ]);
-    assert_eq!(h.pids("life")[&format!("mongod-{}", h.ports[2])], 0);
-    h.ok(&[
-        "cluster",
-        "start",
-        "life",
-        "-N",
-        &format!("localhost:{}", h.ports[2]),
-    ]);
+    let node = |host: &str| format!("{host}:{}", c.ports[2]);
+    c.run(&["cluster", "stop", "life", "-N", &node("127.0.0.1")])
+        .ok();
+    assert_eq!(c.pids()[&format!("mongod-{}", c.ports[2])], 0);
+    c.run(&["cluster", "start", "life", "-N", &node("localhost")])
+        .ok();
 
     // destroy: tree gone, every port free.
-    let out = h.ok(&["cluster", "destroy", "life", "--yes"]);
-    assert!(out.contains("cluster life destroyed"), "{out}");
-    assert!(out.contains(&format!(", {metrics_port})")), "{out}");
+    c.run(&["cluster", "destroy", "life", "--yes"])
+        .ok()
+        .stdout_has("cluster life destroyed")
+        .stdout_has(&format!(", {metrics_port})"));
     assert!(!tree.exists());
-    for p in h.ports.iter().chain([&(metrics_port as u16)]) {
+    for p in c.ports.iter().chain([&(metrics_port as u16)]) {
         assert!(!port_answers(*p), "port {p} free");
     }
-    let (code, _, _) = h.run(&["cluster", "display", "life"]);
-    assert_eq!(code, 2);
+    c.run(&["cluster", "display", "life"]).code(2);
 }
 
 #[test]
 fn two_clusters_side_by_side_get_their_own_daemon_ports() {
-    let mut h = Home::new(&["alpha", "beta"]);
     let rs = "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n";
-    let a = h.topology("a.yaml", rs, 1);
-    let b = h.topology("b.yaml", rs, 1);
-    h.deploy("alpha", &a);
-    h.deploy("beta", &b);
-    let (_, da) = h.display("alpha");
-    let (_, db) = h.display("beta");
+    let alpha = TestCluster::named("alpha").topology(rs).deploy();
+    let beta = TestCluster::named("beta").topology(rs).deploy();
+    let da = alpha.display().json();
+    let db = beta.display().json();
     assert_ne!(da["supervisord"]["url"], db["supervisord"]["url"]);
     assert_eq!(
         (da["running"].as_u64(), db["running"].as_u64()),
         (Some(1), Some(1))
     );
-    let list = h.ok(&["cluster", "list", "--json"]);
-    let rows: serde_json::Value = serde_json::from_str(&list).expect("json");
+    let rows = alpha.run(&["cluster", "list", "--json"]).ok().json();
     let states: Vec<(&str, &str)> = rows
         .as_array()
         .expect("rows")
@@ -215,20 +188,20 @@ fn two_clusters_side_by_side_get_their_own_daemon_ports() {
         .filter(|(name, _)| ["alpha", "beta"].contains(name)) // the home is shared
         .collect();
     assert_eq!(states, vec![("alpha", "RUNNING"), ("beta", "RUNNING")]);
-    h.ok(&["cluster", "destroy", "alpha", "--keep-data", "--yes"]);
+    alpha
+        .run(&["cluster", "destroy", "alpha", "--keep-data", "--yes"])
+        .ok();
     assert!(
-        h.cluster_dir("alpha").join("data").is_dir(),
+        alpha.tree.join("data").is_dir(),
         "--keep-data keeps the data"
     );
-    assert!(!h.cluster_dir("alpha").join("meta.yaml").exists());
-    h.ok(&["cluster", "destroy", "beta", "--yes"]);
+    assert!(!alpha.tree.join("meta.yaml").exists());
+    beta.run(&["cluster", "destroy", "beta", "--yes"]).ok();
 }
 
 #[test]
 fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
-    let mut h = Home::new(&["storm"]);
-    let topo = h.topology("topology.yaml", SMALL_SHARDED, 4);
-    h.deploy("storm", &topo);
+    let c = TestCluster::named("storm").topology(SMALL_SHARDED).deploy();
     let verbs: [&[&str]; 4] = [
         &["cluster", "display", "storm"],
         &["cluster", "start", "storm"],
@@ -238,20 +211,13 @@ fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
     std::thread::scope(|s| {
         for i in 0..20 {
             let args = verbs[i % 4];
-            let h = &h;
+            let c = &c;
             s.spawn(move || {
                 // Mutating commands wait for each other on the cluster lock (up to 20 of
                 // them in a row here: allow for it).
-                let o = mup(h.path())
-                    .env("MUP_LOCK_TIMEOUT", "600")
-                    .args(args)
-                    .output()
-                    .expect("run mup");
-                let code = o.status.code().unwrap_or(-1);
-                let (out, err) = (
-                    String::from_utf8_lossy(&o.stdout),
-                    String::from_utf8_lossy(&o.stderr),
-                );
+                let mut cmd = c.mup();
+                cmd.env("MUP_LOCK_TIMEOUT", "600");
+                let (code, out, err) = run_mup(cmd, args).parts();
                 if args[1] == "display" {
                     // No lock: it may see the daemon stopped (exit 3) or going down under it.
                     let valid = (code == 0 || code == 3) && out.contains("Cluster:     storm")
@@ -264,17 +230,16 @@ fn twenty_concurrent_invocations_never_corrupt_or_double_start() {
             });
         }
     });
-    let tree = h.cluster_dir("storm");
+    let tree = c.tree.clone();
     let meta: serde_yaml::Value =
         serde_yaml::from_str(&std::fs::read_to_string(tree.join("meta.yaml")).expect("meta"))
             .expect("meta.yaml parses");
     assert_eq!(meta["name"], "storm");
     // A consistent end: start converges, then every node has exactly one stand-in, the one
     // supervisord reports, holding its lock.
-    h.ok(&["cluster", "start", "storm"]);
+    c.run(&["cluster", "start", "storm"]).ok();
     wait_started(&tree);
-    let (code, d) = h.display("storm");
-    assert_eq!(code, 0, "{d}");
+    let d = c.display().ok().json();
     for n in d["nodes"].as_array().expect("nodes") {
         let port: u16 = n["id"]
             .as_str()
@@ -364,11 +329,10 @@ fn legacy_node(
 
 #[test]
 fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place() {
-    let mut h = Home::new(&["legacy"]);
-    let ports: Vec<u16> = (0..4).map(|_| free_port()).collect();
-    h.ports.extend(&ports);
-    let cluster = h.cluster_dir("legacy");
-    let nodes_dir = h.scratch().join("go-mup-nodes");
+    let c = TestCluster::named("legacy").ports(4).guard();
+    let ports = c.ports.clone();
+    let cluster = c.tree.clone();
+    let nodes_dir = c.scratch().join("go-mup-nodes");
     let cfg = format!("cfg/localhost:{}", ports[0]);
     let specs = [
         ("config", ports[0], Some("cfg")),
@@ -405,18 +369,18 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
     std::fs::write(cluster.join("meta.yaml"), &yaml).expect("legacy meta");
 
     // Other commands tell the user to migrate.
-    let (code, _, err) = h.run(&["cluster", "display", "legacy"]);
-    assert_eq!(code, 2);
-    assert!(err.contains("mup cluster migrate"), "{err}");
+    c.run(&["cluster", "display", "legacy"])
+        .code(2)
+        .stderr_has("mup cluster migrate");
 
-    let out = {
+    {
         let _ports = allocation_lock();
-        h.ok(&["cluster", "migrate", "legacy"])
-    };
-    assert!(out.contains("cluster legacy migrated"), "{out}");
+        c.run(&["cluster", "migrate", "legacy"])
+            .ok()
+            .stdout_has("cluster legacy migrated");
+    }
     wait_started(&cluster);
-    let (code, d) = h.display("legacy");
-    assert_eq!(code, 0, "{d}");
+    let d = c.display().ok().json();
     for (kind, port, old_pid, data, _) in &legacy {
         assert!(!pid_alive(*old_pid), "legacy {kind} pid {old_pid} is gone");
         let node = d["nodes"]
@@ -449,21 +413,25 @@ fn migrate_moves_a_pid_tracked_cluster_under_supervisord_with_its_data_in_place(
         yaml
     );
 
-    let again = h.ok(&["cluster", "migrate", "legacy"]);
-    assert!(again.contains("already managed by supervisord"), "{again}");
+    c.run(&["cluster", "migrate", "legacy"])
+        .ok()
+        .stdout_has("already managed by supervisord");
 }
 
 #[test]
 fn playground_start_status_stop_destroy() {
     let _ports = allocation_lock(); // for the whole test: the playground holds 30000..
-    let h = Home::new(&["playground"]);
+    let c = TestCluster::named("playground").guard();
     let bin = stand_in_bin();
-    let out = h.ok(&[
-        "playground",
-        "start",
-        "--bin-path",
-        bin.to_str().expect("utf8"),
-    ]);
+    let out = c
+        .run(&[
+            "playground",
+            "start",
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+        ])
+        .ok()
+        .stdout;
     let uri = out
         .lines()
         .find_map(|l| l.trim().strip_prefix("connect: "))
@@ -473,8 +441,8 @@ fn playground_start_status_stop_destroy() {
         uri.ends_with("/?replicaSet=rs0") && uri.matches("localhost:").count() == 3,
         "{uri}"
     );
-    wait_started(&h.cluster_dir("playground"));
-    let (_, d) = h.display("playground");
+    wait_started(&c.tree);
+    let d = c.display().json();
     let mut ports: Vec<u16> = d["nodes"]
         .as_array()
         .expect("nodes")
@@ -506,16 +474,16 @@ fn playground_start_status_stop_destroy() {
         .filter_map(|n| n["member_state"].as_str())
         .collect();
     assert_eq!(states.iter().filter(|s| **s == "PRIMARY").count(), 1, "{d}");
-    let status = h.ok(&["playground", "status"]);
-    assert!(status.contains(&format!("Connect:     {uri}")), "{status}");
-    h.ok(&["playground", "stop"]);
-    let (code, _, _) = h.run(&["playground", "status"]);
-    assert_eq!(code, 3);
-    h.ok(&["playground", "start"]);
-    wait_started(&h.cluster_dir("playground"));
-    assert_eq!(h.display("playground").1["running"].as_u64(), Some(3));
-    h.ok(&["playground", "destroy"]);
-    assert!(!h.cluster_dir("playground").exists());
+    c.run(&["playground", "status"])
+        .ok()
+        .stdout_has(&format!("Connect:     {uri}"));
+    c.run(&["playground", "stop"]).ok();
+    c.run(&["playground", "status"]).code(3);
+    c.run(&["playground", "start"]).ok();
+    wait_started(&c.tree);
+    assert_eq!(c.display().json()["running"].as_u64(), Some(3));
+    c.run(&["playground", "destroy"]).ok();
+    assert!(!c.tree.exists());
     for p in ports {
         assert!(!port_answers(p));
     }
@@ -526,13 +494,8 @@ fn playground_start_status_stop_destroy() {
 fn with_closed_stdout(mup_home: &Path, args: &[&str]) -> std::process::Output {
     let (reader, writer) = std::io::pipe().expect("pipe");
     drop(reader);
-    std::process::Command::new(env!("CARGO_BIN_EXE_mup"))
+    mup_process(mup_home)
         .args(args)
-        .env_clear()
-        .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-        .env("HOME", mup_home.join("home"))
-        .env("MUP_HOME", mup_home)
-        .env("MUP_SUPERVISORD", supervisord())
         .stdout(writer)
         .output()
         .expect("run mup")
@@ -554,41 +517,50 @@ fn bin_dir(dir: &Path, mongos: Option<&str>) -> PathBuf {
 
 #[test]
 fn deploy_checks_supervisord_and_every_binary_before_writing_anything() {
-    let mut h = Home::new(&["nodaemon", "nomongos"]);
-    let topo = h.topology("prereq.yaml", SMALL_SHARDED, 4);
+    let nodaemon = TestCluster::named("nodaemon")
+        .topology(SMALL_SHARDED)
+        .guard();
+    let topo = nodaemon.topology_file();
     let topo = topo.to_str().expect("utf8");
     // No supervisord where mup looks: MUP_SUPERVISORD empty, none on PATH, no `mup setup` copy.
-    let empty = h.scratch().join("empty-path");
+    let empty = nodaemon.scratch().join("empty-path");
     std::fs::create_dir(&empty).expect("mkdir");
     let bins = stand_in_bin();
-    let out = mup(h.path())
-        .env("MUP_SUPERVISORD", "")
-        .env("PATH", &empty)
-        .args(["cluster", "deploy", "nodaemon", topo, "--version", "7.0.14"])
-        .args(["--bin-path", bins.to_str().expect("utf8"), "--yes"])
-        .output()
-        .expect("run mup");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_ne!(out.status.code(), Some(0), "{err}");
-    assert!(
-        err.contains("supervisord not found") && err.contains("nothing was written"),
-        "{err}"
-    );
-    assert!(!h.cluster_dir("nodaemon").exists(), "nothing was written");
+    let mut cmd = nodaemon.mup();
+    cmd.env("MUP_SUPERVISORD", "").env("PATH", &empty);
+    let out = run_mup(
+        cmd,
+        &[
+            "cluster",
+            "deploy",
+            "nodaemon",
+            topo,
+            "--version",
+            "7.0.14",
+            "--bin-path",
+            bins.to_str().expect("utf8"),
+            "--yes",
+        ],
+    )
+    .stderr_has("supervisord not found")
+    .stderr_has("nothing was written");
+    assert_ne!(out.code, 0, "{}", out.stderr);
+    assert!(!nodaemon.tree.exists(), "nothing was written");
 
     // mongod but no mongos: named before anything is written or started.
-    let bin = bin_dir(h.scratch(), None);
-    let (code, _, err) = h.try_deploy("nomongos", Path::new(topo), &bin);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains(&format!(
+    let bin = bin_dir(nodaemon.scratch(), None);
+    let (nomongos, out) = TestCluster::named("nomongos")
+        .topology(SMALL_SHARDED)
+        .bin(&bin)
+        .try_deploy();
+    out.code(2)
+        .stderr_has(&format!(
             "has no executable mongos (needed by mongos-{})",
-            h.ports[3]
-        )) && err.contains("nothing was written"),
-        "{err}"
-    );
-    assert!(!h.cluster_dir("nomongos").exists(), "nothing was written");
-    for p in &h.ports {
+            nomongos.ports[3]
+        ))
+        .stderr_has("nothing was written");
+    assert!(!nomongos.tree.exists(), "nothing was written");
+    for p in nodaemon.ports.iter().chain(&nomongos.ports) {
         assert!(!port_answers(*p), "nothing was started on {p}");
     }
 }
@@ -606,12 +578,14 @@ fn progress_counts(out: &str) -> Vec<(usize, usize)> {
 
 #[test]
 fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it() {
-    let mut h = Home::new(&["unfinished"]);
-    let topo = h.topology("unfinished.yaml", SMALL_SHARDED, 4);
+    let c = TestCluster::named("unfinished")
+        .topology(SMALL_SHARDED)
+        .guard();
+    let topo = c.topology_file();
     let topo_arg = topo.to_str().expect("utf8");
     // Routers that cannot start: every attempt exits 3 at once.
     let bin = bin_dir(
-        h.scratch(),
+        c.scratch(),
         Some("#!/bin/sh\necho 'no router here'\nexit 3\n"),
     );
     let bin_arg = bin.to_str().expect("utf8");
@@ -623,11 +597,11 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
         "--bin-path",
         bin_arg,
     ];
-    let mongos = format!("mongos-{}", h.ports[3]);
+    let mongos = format!("mongos-{}", c.ports[3]);
     let _ports = allocation_lock();
 
     // 1. Ctrl-C once the shards answer: exit 130, saying what is left and how to go on.
-    let mut child = mup_process(h.path())
+    let mut child = mup_process(c.home())
         .arg("-v")
         .args(deploy)
         .arg("--yes")
@@ -646,11 +620,7 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
             String::from_utf8_lossy(&out.stderr)
         );
     }
-    let interrupted = std::process::Command::new("kill")
-        .args(["-INT", &child.id().to_string()])
-        .status()
-        .expect("kill -INT");
-    assert!(interrupted.success());
+    assert!(send_signal(child.id(), "INT"), "kill -INT");
     assert!(
         wait_until(Duration::from_secs(30), || child
             .try_wait()
@@ -670,10 +640,9 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
     }
 
     // 2. The same deploy continues, and fails naming the router that does not run.
-    let (code, _, err) = h.run(&[&deploy[..], &["--yes"]].concat());
-    assert_eq!(code, 1, "{err}");
+    let err = c.run(&[&deploy[..], &["--yes"]].concat()).code(1).stderr;
     for want in [
-        format!("{mongos} (localhost:{}) went FATAL", h.ports[3]),
+        format!("{mongos} (localhost:{}) went FATAL", c.ports[3]),
         "no router here".to_string(),
         "deploy of cluster unfinished did not finish".to_string(),
         "3 of 4 node(s) are left running".to_string(),
@@ -681,17 +650,19 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
     ] {
         assert!(err.contains(&want), "{want:?} in:\n{err}");
     }
-    let before = h.pids("unfinished");
+    let before = c.pids();
     assert_eq!(before[&mongos], 0, "{before:?}");
 
     // 3. With a router that works, the same deploy finishes: the running nodes are kept, the
     //    sets are not initiated again, and the progress only counts up, to the end.
     std::fs::remove_file(bin.join("mongos")).expect("rm mongos");
     std::os::unix::fs::symlink(stand_in_bin().join("mongod"), bin.join("mongos")).expect("link");
-    let (code, out, err) = h.run(&[&["-v"][..], &deploy[..], &["--yes"]].concat());
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(out.contains("cfg: already initiated"), "{out}");
-    assert!(out.contains("shard shard1 added"), "{out}");
+    let out = c
+        .run(&[&["-v"][..], &deploy[..], &["--yes"]].concat())
+        .ok()
+        .stdout_has("cfg: already initiated")
+        .stdout_has("shard shard1 added")
+        .stdout;
     let counts = progress_counts(&out);
     assert!(!counts.is_empty(), "progress lines in:\n{out}");
     assert!(
@@ -703,14 +674,14 @@ fn a_deploy_that_stopped_short_says_what_is_left_and_the_same_deploy_finishes_it
         Some(&(6, 6)),
         "4 nodes and 2 monitoring programs"
     );
-    let after = h.pids("unfinished");
+    let after = c.pids();
     for (name, pid) in &before {
         if *name != mongos {
             assert_eq!(after[name], *pid, "{name} kept running");
         }
     }
     assert!(after[&mongos] > 0);
-    h.ok(&["cluster", "destroy", "unfinished", "--yes"]);
+    c.run(&["cluster", "destroy", "unfinished", "--yes"]).ok();
 }
 
 /// `mup … | head` under `set -o pipefail`: when the reader has closed the pipe, mup ends
@@ -737,37 +708,23 @@ fn a_closed_stdout_ends_quietly_with_success() {
 /// prints more after it; a line without a version is refused naming the binary.
 #[test]
 fn deploy_reads_the_leading_version_of_mongod() {
-    let mut h = Home::new(&["buildver", "nover"]);
-    let topo = h.topology(
-        "topology.yaml",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
-    let deploy = |name: &str, says: &str| {
+    let topology = "mongod_servers:\n  - host: localhost\n    port: {p0}\n";
+    let deploy = |c: &TestCluster, says: &str| {
         let _ports = allocation_lock();
-        let out = mup(h.path())
-            .env("MUP_STANDIN_VERSION", says)
-            .args(["cluster", "deploy", name])
-            .arg(&topo)
-            .arg("--bin-path")
-            .arg(stand_in_bin())
-            .arg("--yes")
-            .output()
-            .expect("run mup");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+        let mut cmd = c.mup();
+        cmd.env("MUP_STANDIN_VERSION", says);
+        c.deploy_with(cmd, &stand_in_bin())
     };
-    let (code, out, err) = deploy("buildver", "7.0.14 (build)");
-    assert_eq!(code, Some(0), "{out}\n{err}");
-    let (_, d) = h.display("buildver");
+    let buildver = TestCluster::named("buildver").topology(topology).guard();
+    deploy(&buildver, "7.0.14 (build)").ok();
+    let d = buildver.display().json();
     assert_eq!(d["version"], "7.0.14", "{d}");
-    h.ok(&["cluster", "destroy", "buildver", "--yes"]);
+    buildver
+        .run(&["cluster", "destroy", "buildver", "--yes"])
+        .ok();
 
-    let (code, out, err) = deploy("nover", "banana (build)");
-    assert_eq!(code, Some(2), "{out}\n{err}");
+    let nover = TestCluster::named("nover").topology(topology).guard();
+    let err = deploy(&nover, "banana (build)").code(2).stderr;
     assert_eq!(
         err,
         format!(
@@ -775,7 +732,7 @@ fn deploy_reads_the_leading_version_of_mongod() {
             stand_in_bin().join("mongod").display()
         )
     );
-    assert!(!h.cluster_dir("nover").exists(), "nothing written");
+    assert!(!nover.tree.exists(), "nothing written");
 }
 
 /// With no playground, every playground command says so in its own words: no `NAME` the
@@ -806,12 +763,10 @@ fn playground_commands_without_a_playground_say_so() {
 /// is done, and the exit code is the command's own.
 #[test]
 fn a_closed_stdout_does_not_cut_a_deploy_short() {
-    let mut h = Home::new(&["pipedeploy"]);
-    let topo = h.topology(
-        "topology.yaml",
-        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
-        1,
-    );
+    let c = TestCluster::named("pipedeploy")
+        .topology("mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n")
+        .guard();
+    let topo = c.topology_file();
     let _ports = allocation_lock();
     let bin = stand_in_bin();
     let (topo, bin) = (topo.to_str().expect("utf8"), bin.to_str().expect("utf8"));
@@ -824,7 +779,7 @@ fn a_closed_stdout_does_not_cut_a_deploy_short() {
         bin,
         "--yes",
     ];
-    let out = with_closed_stdout(h.path(), &args);
+    let out = with_closed_stdout(c.home(), &args);
     assert_eq!(
         out.status.code(),
         Some(0),
@@ -832,9 +787,8 @@ fn a_closed_stdout_does_not_cut_a_deploy_short() {
         String::from_utf8_lossy(&out.stderr)
     );
     // The deploy returns once the node answers; RUNNING comes after supervisord's startsecs.
-    wait_started(&h.cluster_dir("pipedeploy"));
-    let (code, d) = h.display("pipedeploy");
-    assert_eq!(code, 0, "{d}");
+    wait_started(&c.tree);
+    let d = c.display().ok().json();
     assert_eq!(d["supervisord"]["state"], "RUNNING", "{d}");
     assert_eq!(
         (d["total"].as_u64(), d["running"].as_u64()),
@@ -849,12 +803,8 @@ fn a_closed_stdout_does_not_cut_a_deploy_short() {
 #[test]
 fn deploy_bounds_mongod_version() {
     use std::os::unix::fs::PermissionsExt;
-    let mut h = Home::new(&["hangs", "chatty"]);
-    let topo = h.topology(
-        "topology.yaml",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
+    let topology = "mongod_servers:\n  - host: localhost\n    port: {p0}\n";
+    let clusters = ["hangs", "chatty"].map(|n| TestCluster::named(n).topology(topology).guard());
     let bins = tempfile::tempdir().expect("tempdir");
     let pidfile = bins.path().join("sleep.pid");
     for (name, script) in [
@@ -876,23 +826,14 @@ fn deploy_bounds_mongod_version() {
         std::fs::write(&mongod, script).expect("write mongod");
         std::fs::set_permissions(&mongod, std::fs::Permissions::from_mode(0o755)).expect("chmod");
     }
-    let deploy = |name: &str| {
-        let out = mup(h.path())
-            .args(["cluster", "deploy", name])
-            .arg(&topo)
-            .arg("--bin-path")
-            .arg(bins.path().join(name))
-            .arg("--yes")
-            .output()
-            .expect("run mup");
-        (
-            out.status.code(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
+    let deploy = |i: usize| {
+        let c = &clusters[i];
+        let out = c.deploy_with(c.mup(), &bins.path().join(&c.name));
+        (Some(out.code), out.stderr)
     };
     let mongod = |name: &str| bins.path().join(name).join("mongod").display().to_string();
 
-    let (code, err) = deploy("hangs");
+    let (code, err) = deploy(0);
     assert_eq!(
         err,
         format!("error: `{} --version` did not finish within 10 s (killed it and its process group); check that it is a working mongod, or pass --version\n", mongod("hangs"))
@@ -910,14 +851,14 @@ fn deploy_bounds_mongod_version() {
         "the fake mongod's child {sleeper} outlived the deploy"
     );
 
-    let (code, err) = deploy("chatty");
+    let (code, err) = deploy(1);
     assert_eq!(
         err,
         format!("error: `{} --version` printed more than 65536 bytes (killed it and its process group); check that it is a working mongod, or pass --version\n", mongod("chatty"))
     );
     assert_eq!(code, Some(1));
-    for name in ["hangs", "chatty"] {
-        assert!(!h.cluster_dir(name).exists(), "nothing written for {name}");
+    for c in &clusters {
+        assert!(!c.tree.exists(), "nothing written for {}", c.name);
     }
 }
 
@@ -925,47 +866,25 @@ fn deploy_bounds_mongod_version() {
 /// (daemon UNRESPONSIVE, nodes UNKNOWN) and fails saying the call timed out.
 #[test]
 fn display_json_of_a_frozen_daemon_is_a_document() {
-    let mut h = Home::new(&["frozendisplay"]);
-    let topo = h.topology(
-        "topology.yaml",
-        "mongod_servers:\n  - host: localhost\n    port: {p0}\n",
-        1,
-    );
-    h.deploy("frozendisplay", &topo);
-    let dir = h.cluster_dir("frozendisplay");
-    let daemon: u32 = std::fs::read_to_string(dir.join("supervisor.pid"))
-        .expect("supervisor.pid")
-        .trim()
-        .parse()
-        .expect("a pid");
-    let kill = |signal: &str| {
-        std::process::Command::new("kill")
-            .args([signal, &daemon.to_string()])
-            .status()
-            .expect("run kill")
-    };
-    assert!(kill("-STOP").success());
-    let (code, out, err) = h.run(&["cluster", "display", "frozendisplay", "--json"]);
+    let c = TestCluster::named("frozendisplay")
+        .topology("mongod_servers:\n  - host: localhost\n    port: {p0}\n")
+        .deploy();
+    let daemon = c.daemon_pid();
+    assert!(send_signal(daemon, "STOP"), "kill -STOP {daemon}");
+    let resume = Resume(daemon);
+    let display = c.display();
     // Stopped by signal before anything is asserted, so nothing is left frozen.
-    let (down_code, down_out, down_err) =
-        h.run(&["ctl", "--dir", dir.to_str().expect("utf8"), "down"]);
-    let _ = kill("-CONT");
+    let down = c.ctl_run(&["down"]);
+    drop(resume);
 
-    assert_eq!(code, 1, "{out}\n{err}");
-    let d: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("display --json is not JSON ({e}):\n{out}\n{err}"));
+    let d = display
+        .code(1)
+        .stderr_has("did not answer within 10 s (timed out)")
+        .json();
     assert_eq!(d["supervisord"]["state"], "UNRESPONSIVE", "{d}");
     assert_eq!(d["supervisord"]["pid"], daemon, "{d}");
     let nodes = d["nodes"].as_array().expect("nodes");
     assert_eq!(nodes.len(), 1, "{d}");
     assert_eq!(nodes[0]["state"], "UNKNOWN", "{d}");
-    assert!(
-        err.contains("did not answer within 10 s (timed out)"),
-        "{err}"
-    );
-    assert_eq!(down_code, 0, "{down_out}\n{down_err}");
-    assert!(
-        down_out.contains("it was stopped with SIGTERM"),
-        "{down_out}"
-    );
+    down.ok().stdout_has("it was stopped with SIGTERM");
 }

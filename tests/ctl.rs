@@ -66,27 +66,24 @@ fn first_of(ev: &BTreeMap<String, Vec<f64>>, prefix: &str) -> f64 {
     times_of(ev, prefix).into_iter().fold(f64::MAX, f64::min)
 }
 
+/// The node pids `status --json` shows once supervisord's startsecs are over, every node
+/// RUNNING with a pid.
 fn running_pids(c: &TestCluster) -> BTreeMap<String, u32> {
     wait_started(&c.tree);
     let st = c.status();
-    st["programs"]
-        .as_array()
-        .expect("programs")
-        .iter()
-        .filter(|p| !is_monitoring(p["name"].as_str().unwrap_or_default()))
-        .map(|p| {
+    let pids = shown_pids(&st);
+    for p in st["programs"].as_array().expect("programs") {
+        if !is_monitoring(p["name"].as_str().unwrap_or_default()) {
             assert_eq!(p["state"], "RUNNING", "{p}");
-            (
-                p["name"].as_str().expect("name").to_string(),
-                p["pid"].as_u64().expect("pid") as u32,
-            )
-        })
-        .collect()
+        }
+    }
+    assert!(pids.values().all(|p| *p > 0), "{st}");
+    pids
 }
 
 #[test]
 fn sharded_up_start_status_stop_down_in_tier_order() {
-    let c = TestCluster::new("tiers", SHARDED, 11);
+    let c = TestCluster::named("tiers").topology(SHARDED).gen();
     let out = c.ok(&["up"]);
     assert!(out.contains("supervisord for cluster tiers is up"), "{out}");
     c.ok(&["up"]); // idempotent
@@ -96,8 +93,7 @@ fn sharded_up_start_status_stop_down_in_tier_order() {
     let pids = running_pids(&c);
     assert_eq!(pids.len(), 11);
     assert_eq!(pids, c.pids());
-    let (code, table, _) = c.ctl(&["status"]);
-    assert_eq!(code, 0, "{table}");
+    let table = c.ok(&["status"]);
     assert_eq!(table.lines().count(), 14, "{table}"); // 11 nodes, 2 monitoring, header
 
     // Start order, from the stand-ins' own clocks: every config server listening before any
@@ -130,8 +126,8 @@ fn sharded_up_start_status_stop_down_in_tier_order() {
         last_of(&stopping, "mongod") < first_of(&stopping, "config-server"),
         "{stopping:?}"
     );
-    let (code, _, _) = c.ctl(&["status"]);
-    assert_eq!(code, 3, "status exits 3 when a program is not RUNNING");
+    // status exits 3 when a program is not RUNNING.
+    c.ctl_run(&["status"]).code(3);
     c.ok(&["stop"]); // idempotent
 
     // down: the daemon's pid has exited and its port is free when the command returns.
@@ -140,10 +136,7 @@ fn sharded_up_start_status_stop_down_in_tier_order() {
     let out = c.ok(&["down"]);
     assert!(out.contains("is down"), "{out}");
     assert!(!pid_alive(daemon_pid));
-    let port = read_meta(&c.tree)["supervisor_port"]
-        .as_u64()
-        .expect("port") as u16;
-    assert!(!port_answers(port));
+    assert!(!port_answers(c.supervisor_port()));
     for p in pids.values() {
         assert!(!pid_alive(*p), "node pid {p} survived down");
     }
@@ -151,9 +144,7 @@ fn sharded_up_start_status_stop_down_in_tier_order() {
 
 #[test]
 fn kill_9_of_a_node_is_restarted_by_supervisord() {
-    let c = TestCluster::new("heal", REPLICA_SET, 3);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("heal").topology(REPLICA_SET).start();
     let before = running_pids(&c);
     let (name, old) = before
         .iter()
@@ -161,11 +152,7 @@ fn kill_9_of_a_node_is_restarted_by_supervisord() {
         .map(|(k, v)| (k.clone(), *v))
         .expect("a node");
     let killed = Instant::now();
-    assert!(std::process::Command::new("kill")
-        .args(["-9", &old.to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(send_signal(old, "9"), "kill -9 {old}");
     let client = c.client();
     let q = format!("{name}:{name}");
     let mut respawned = None;
@@ -193,9 +180,7 @@ fn kill_9_of_a_node_is_restarted_by_supervisord() {
 
 #[test]
 fn one_program_one_group_one_replica_set_leave_the_others_alone() {
-    let c = TestCluster::new("targets", SHARDED, 11);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("targets").topology(SHARDED).start();
     let all = running_pids(&c);
     let same_except = |changed: &dyn Fn(&str) -> bool, now: &BTreeMap<String, u32>| {
         for (n, p) in &all {
@@ -240,12 +225,10 @@ fn one_program_one_group_one_replica_set_leave_the_others_alone() {
     }
 
     // Unknown targets are bad input, naming what exists.
-    let (code, _, err) = c.ctl(&["stop", "mongod-1"]);
-    assert_eq!(code, 2);
-    assert!(
-        err.contains("no such program or group \"mongod-1\"") && err.contains(&one),
-        "{err}"
-    );
+    c.ctl_run(&["stop", "mongod-1"])
+        .code(2)
+        .stderr_has("no such program or group \"mongod-1\"")
+        .stderr_has(&one);
 }
 
 #[test]
@@ -256,18 +239,16 @@ mongod_servers:
   - {host: localhost, port: {p1}, replica_set: shard1}
   - {host: localhost, port: {p2}, replica_set: shard1}
 ";
-    let c = TestCluster::new("reload", topo, 5);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("reload").topology(topo).ports(5).start();
     let first = running_pids(&c);
 
     // The first mongos: a new group.
-    let filled = std::fs::read_to_string(c.tmp.path().join("topology.yaml")).expect("read");
+    let filled = std::fs::read_to_string(c.topology_file()).expect("read");
     let with_mongos = format!(
         "{filled}mongos_servers:\n  - {{host: localhost, port: {}}}\n",
         c.ports[3]
     );
-    std::fs::write(c.tmp.path().join("topology.yaml"), &with_mongos).expect("write");
+    std::fs::write(c.topology_file(), &with_mongos).expect("write");
     c.gen();
     let plan = c.ok(&["reload", "--dry-run"]);
     assert!(
@@ -291,7 +272,7 @@ mongod_servers:
             c.ports[4]
         ),
     );
-    std::fs::write(c.tmp.path().join("topology.yaml"), grown).expect("write");
+    std::fs::write(c.topology_file(), grown).expect("write");
     c.gen();
     let plan = c.ok(&["reload", "--dry-run"]);
     assert!(
@@ -309,9 +290,7 @@ mongod_servers:
 
 #[test]
 fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
-    let c = TestCluster::new("orphans", REPLICA_SET, 3);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("orphans").topology(REPLICA_SET).start();
     let old = running_pids(&c);
     let monitoring: Vec<u32> = c
         .client()
@@ -323,11 +302,7 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
         .collect();
     assert_eq!(monitoring.len(), 2);
     let daemon = c.client().get_pid().expect("pid");
-    assert!(std::process::Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(send_signal(daemon, "9"), "kill -9 {daemon}");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
     // The listener (stdin closed) and the exporter (parent gone) leave with the daemon.
     assert!(
@@ -337,8 +312,7 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
         "monitoring processes outlived the daemon: {monitoring:?}"
     );
 
-    let (code, _, err) = c.ctl(&["up"]);
-    assert_eq!(code, 1, "{err}");
+    let err = c.ctl_run(&["up"]).code(1).stderr_has("--adopt").stderr;
     for (name, pid) in &old {
         let port = name.trim_start_matches("mongod-");
         assert!(
@@ -346,7 +320,6 @@ fn orphans_of_a_killed_daemon_are_reported_then_adopted() {
             "{name} pid {pid} reported:\n{err}"
         );
     }
-    assert!(err.contains("--adopt"), "{err}");
 
     c.ok(&["up", "--adopt"]);
     for pid in old.values() {
@@ -387,30 +360,26 @@ fn a_node_that_exits_at_once_fails_the_start_with_its_log() {
         exitAfterSecs: 0
         exitCode: 1
 ";
-    let c = TestCluster::new("crash", topo, 1);
+    let c = TestCluster::named("crash").topology(topo).gen();
     c.ok(&["up"]);
-    let (code, _, err) = c.ctl(&["start"]);
-    assert_eq!(code, 1, "{err}");
     let name = format!("mongod-{}", c.ports[0]);
-    assert!(
-        err.contains(&format!("{name} (localhost:{}) went FATAL", c.ports[0])),
-        "{err}"
-    );
-    assert!(
-        err.contains("exiting on purpose code=1"),
-        "the log tail is shown:\n{err}"
-    );
+    c.ctl_run(&["start"])
+        .code(1)
+        .stderr_has(&format!("{name} (localhost:{}) went FATAL", c.ports[0]))
+        // the log tail is shown
+        .stderr_has("exiting on purpose code=1");
 }
 
 /// A script reading `status --json` gets JSON with the daemon down too: the document with
 /// `"state": "DOWN"` and every program STOPPED, exit 1 and the sentence on stderr.
 #[test]
 fn status_json_with_the_daemon_down_is_a_document() {
-    let c = TestCluster::new("downjson", REPLICA_SET, 3);
-    let (code, out, err) = c.ctl(&["status", "--json"]);
-    assert_eq!(code, 1, "{out}\n{err}");
-    let doc: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}\n{err}"));
+    let c = TestCluster::named("downjson").topology(REPLICA_SET).gen();
+    let out = c
+        .ctl_run(&["status", "--json"])
+        .code(1)
+        .stderr_has("supervisord for cluster downjson is not running on 127.0.0.1:");
+    let doc = out.json();
     assert_eq!(doc["cluster"], "downjson");
     assert_eq!(doc["supervisord"]["state"], "DOWN", "{doc}");
     assert_eq!(doc["supervisord"]["pid"], serde_json::Value::Null, "{doc}");
@@ -426,61 +395,42 @@ fn status_json_with_the_daemon_down_is_a_document() {
             .all(|p| p["state"] == "STOPPED" && p["pid"].is_null()),
         "{doc}"
     );
-    assert!(
-        err.contains("supervisord for cluster downjson is not running on 127.0.0.1:"),
-        "{err}"
-    );
 }
 
 #[test]
 fn wrong_credentials_and_a_stopped_daemon_get_sentences() {
-    let c = TestCluster::new("sentences", REPLICA_SET, 3);
-    let (code, _, err) = c.ctl(&["status"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("supervisord for cluster sentences is not running on 127.0.0.1:")
-            && err.contains("mup ctl --dir"),
-        "{err}"
-    );
+    let c = TestCluster::named("sentences").topology(REPLICA_SET).gen();
+    c.ctl_run(&["status"])
+        .code(1)
+        .stderr_has("supervisord for cluster sentences is not running on 127.0.0.1:")
+        .stderr_has("mup ctl --dir");
     c.ok(&["up"]);
     let meta = c.tree.join("meta.yaml");
     let text = std::fs::read_to_string(&meta).expect("meta");
     let m: serde_yaml::Value = serde_yaml::from_str(&text).expect("yaml");
     let pw = m["supervisor_password"].as_str().expect("pw").to_string();
     std::fs::write(&meta, text.replace(&pw, "wrong-password")).expect("tamper");
-    let (code, _, err) = c.ctl(&["status"]);
+    let out = c.ctl_run(&["status"]);
     std::fs::write(&meta, &text).expect("restore");
-    assert_eq!(code, 1);
-    assert!(
-        err.contains("refused the credentials in")
-            && err.contains("do not match the running daemon"),
-        "{err}"
-    );
+    out.code(1)
+        .stderr_has("refused the credentials in")
+        .stderr_has("do not match the running daemon");
 }
 
 #[test]
 fn tail_pid_signal_and_a_held_supervisor_port() {
-    let c = TestCluster::new(
-        "verbs",
-        "mongod_servers:\n  - {host: localhost, port: {p0}}\n",
-        1,
-    );
+    let c = TestCluster::named("verbs")
+        .topology("mongod_servers:\n  - {host: localhost, port: {p0}}\n")
+        .gen();
     let name = format!("mongod-{}", c.ports[0]);
 
     // Something else on supervisord's port: a clear error naming the port.
-    let port = read_meta(&c.tree)["supervisor_port"]
-        .as_u64()
-        .expect("port") as u16;
+    let port = c.supervisor_port();
     let blocker = std::net::TcpListener::bind(("127.0.0.1", port)).expect("hold the port");
-    let (code, _, err) = c.ctl(&["up"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains(&format!(
-            "port {port} is held by pid {}",
-            std::process::id()
-        )),
-        "{err}"
-    );
+    c.ctl_run(&["up"]).code(1).stderr_has(&format!(
+        "port {port} is held by pid {}",
+        std::process::id()
+    ));
     drop(blocker);
 
     c.ok(&["up"]);
@@ -498,21 +448,21 @@ fn tail_pid_signal_and_a_held_supervisor_port() {
         .contains("received SIGUSR1")));
     assert_eq!(running_pids(&c), pids, "USR1 does not restart the node");
     // A signal supervisord does not know is bad input: exit 2, naming the value.
-    let (code, _, err) = c.ctl(&["signal", "BOGUS", &name]);
+    let out = c.ctl_run(&["signal", "BOGUS", &name]).code(2);
     assert_eq!(
-        (code, err.as_str()),
-        (2, "error: SIGNAL: \"BOGUS\" is not a signal name or number supervisord knows (HUP, USR1, 10, ...)\n")
+        out.stderr,
+        "error: SIGNAL: \"BOGUS\" is not a signal name or number supervisord knows (HUP, USR1, 10, ...)\n"
     );
-    let (code, _, err) = c.ctl(&["tail", "mongod-1"]);
-    assert_eq!(code, 2);
-    assert!(err.contains(&format!("programs: {name}")), "{err}");
+    c.ctl_run(&["tail", "mongod-1"])
+        .code(2)
+        .stderr_has(&format!("programs: {name}"));
 }
 
 /// `ctl tail` prints the log's bytes as they are: the final newline (and any whitespace at
 /// either end of what supervisord sends) is kept.
 #[test]
 fn tail_keeps_the_logs_final_newline() {
-    let c = TestCluster::new("tailnl", REPLICA_SET, 3);
+    let c = TestCluster::named("tailnl").topology(REPLICA_SET).gen();
     c.ok(&["up"]);
     let name = format!("mongod-{}", c.ports[0]);
     c.ok(&["start", &name]);
@@ -529,79 +479,37 @@ fn tail_keeps_the_logs_final_newline() {
     );
 }
 
-/// Sends `signal` (a name such as STOP) to `pid` with kill(1).
-fn send(pid: u32, signal: &str) {
-    let ok = std::process::Command::new("kill")
-        .arg(format!("-{signal}"))
-        .arg(pid.to_string())
-        .status()
-        .expect("run kill");
-    assert!(ok.success(), "kill -{signal} {pid}");
-}
-
-/// Resumes a stopped daemon when a test ends early, so its clean-up can shut it down.
-struct Resume(u32);
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        if pid_alive(self.0) {
-            let _ = std::process::Command::new("kill")
-                .args(["-CONT", &self.0.to_string()])
-                .status();
-        }
-    }
-}
-
-fn daemon_pid(c: &TestCluster) -> u32 {
-    std::fs::read_to_string(c.tree.join("supervisor.pid"))
-        .expect("supervisor.pid")
-        .trim()
-        .parse()
-        .expect("a pid")
-}
-
 /// A frozen daemon (SIGSTOP): `status --json` still prints its document, saying the daemon
 /// is UNRESPONSIVE and the programs UNKNOWN, and the error says it timed out, naming the port
 /// and the wait; `down` stops it by signal (SIGCONT, SIGTERM), nodes included.
 #[test]
 fn a_frozen_daemon_is_reported_as_timed_out_and_stopped_by_down() {
-    let c = TestCluster::new("frozen", REPLICA_SET, 3);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("frozen").topology(REPLICA_SET).start();
     let nodes: Vec<u32> = c.pids().into_values().collect();
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");
-    let daemon = daemon_pid(&c);
-    let port = read_meta(&c.tree)["supervisor_port"]
-        .as_u64()
-        .expect("supervisor_port");
-    send(daemon, "STOP");
+    let daemon = c.daemon_pid();
+    let port = c.supervisor_port();
+    assert!(send_signal(daemon, "STOP"), "kill -STOP {daemon}");
     let _resume = Resume(daemon);
 
-    let (code, out, err) = c.ctl(&["status", "--json"]);
-    assert_eq!(code, 1, "{out}\n{err}");
-    let doc: serde_json::Value = serde_json::from_str(&out)
-        .unwrap_or_else(|e| panic!("status --json is not JSON ({e}):\n{out}\n{err}"));
+    let out = c
+        .ctl_run(&["status", "--json"])
+        .code(1)
+        .stderr_has(&format!(
+            "supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out)"
+        ))
+        .stderr_has("down` stops it by signal");
+    let doc = out.json();
     assert_eq!(doc["supervisord"]["state"], "UNRESPONSIVE", "{doc}");
     assert_eq!(doc["supervisord"]["pid"], daemon, "{doc}");
     let programs = doc["programs"].as_array().expect("programs");
     assert_eq!(programs.len(), 3 + 2, "{doc}");
     assert!(programs.iter().all(|p| p["state"] == "UNKNOWN"), "{doc}");
-    assert!(
-        err.contains(&format!(
-            "supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out)"
-        )) && err.contains("down` stops it by signal"),
-        "{err}"
-    );
 
-    let (code, out, err) = c.ctl(&["down"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains(&format!(
-            "supervisord for cluster frozen (pid {daemon}) supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out): it was stopped with SIGTERM"
-        )),
-        "{out}"
-    );
+    c.ctl_run(&["down"]).ok().stdout_has(&format!(
+        "supervisord for cluster frozen (pid {daemon}) supervisord on 127.0.0.1:{port} did not answer within 10 s (timed out): it was stopped with SIGTERM"
+    ));
     assert!(!pid_alive(daemon), "the daemon {daemon} is gone");
     for pid in nodes {
         assert!(!pid_alive(pid), "node {pid} is stopped");
@@ -612,13 +520,11 @@ fn a_frozen_daemon_is_reported_as_timed_out_and_stopped_by_down() {
 /// that refuses it stops the daemon by signal, saying the credentials do not match.
 #[test]
 fn down_stops_a_daemon_that_refuses_the_edited_credentials() {
-    let c = TestCluster::new("badpass", REPLICA_SET, 3);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("badpass").topology(REPLICA_SET).start();
     let nodes: Vec<u32> = c.pids().into_values().collect();
     assert_eq!(nodes.len(), 3, "{nodes:?}");
     assert!(nodes.iter().all(|p| *p > 0), "{nodes:?}");
-    let daemon = daemon_pid(&c);
+    let daemon = c.daemon_pid();
     let meta = c.tree.join("meta.yaml");
     let text = std::fs::read_to_string(&meta).expect("meta");
     let pw = read_meta(&c.tree)["supervisor_password"]
@@ -627,16 +533,14 @@ fn down_stops_a_daemon_that_refuses_the_edited_credentials() {
         .to_string();
     std::fs::write(&meta, text.replace(&pw, "edited-by-hand")).expect("edit");
 
-    let (code, out, err) = c.ctl(&["down"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(
-        out.contains(&format!(
+    c.ctl_run(&["down"])
+        .ok()
+        .stdout_has(&format!(
             "supervisord for cluster badpass (pid {daemon}) refused the credentials in {}: they do not match the ones it runs with (from {}",
             meta.display(),
             c.tree.join("supervisor.ini").display()
-        )) && out.contains("it was stopped with SIGTERM"),
-        "{out}"
-    );
+        ))
+        .stdout_has("it was stopped with SIGTERM");
     assert!(!pid_alive(daemon), "the daemon {daemon} is gone");
     for pid in nodes {
         assert!(!pid_alive(pid), "node {pid} is stopped");

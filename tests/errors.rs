@@ -1,26 +1,27 @@
 //! Bad input: exit 2, a message naming the file, the field and the value (pinned verbatim
 //! for a handful of cases), and nothing written.
 
-use crate::common::{gen_in, mup};
-use std::path::Path;
+use crate::common::{mup, run_gen, run_mup};
 
 const META: &str = "name: demo\nversion: \"7.0.14\"\nbin_path: /opt/mongodb/bin\n";
+
+/// A scratch directory holding `topology.yaml` and `meta.yaml`.
+fn inputs(topology: &str, meta: &str) -> tempfile::TempDir {
+    let tmp = tempfile::tempdir().expect("tempdir");
+    std::fs::write(tmp.path().join("topology.yaml"), topology).expect("write");
+    std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write");
+    tmp
+}
 
 /// Runs `mup gen topology.yaml --meta meta.yaml --out out` in a scratch directory and
 /// returns stderr; asserts exit 2 and that nothing was created.
 fn refused(topology: &str, meta: &str) -> String {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("topology.yaml"), topology).expect("write");
-    std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write");
-    let out = gen_in(tmp.path(), "out", &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "exit code; stderr: {stderr}");
-    assert!(
-        !Path::new(&tmp.path().join("out")).exists(),
-        "nothing may be written"
-    );
-    assert!(!stderr.contains("panicked"), "{stderr}");
-    stderr
+    let tmp = inputs(topology, meta);
+    let out = run_gen(tmp.path(), "out", &[])
+        .code(2)
+        .stderr_lacks("panicked");
+    assert!(!tmp.path().join("out").exists(), "nothing may be written");
+    out.stderr
 }
 
 fn rs(ports: &[&str]) -> String {
@@ -185,24 +186,21 @@ fn broken_yaml_duplicate_keys_and_alias_bombs_do_not_panic() {
 
 #[test]
 fn existing_tree_of_another_cluster_is_not_overwritten() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
-    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
+    let tmp = inputs(&rs(&["30000"]), META);
     std::fs::write(tmp.path().join("other.yaml"), META.replace("demo", "other")).expect("write");
     let gen = |meta: &str| {
-        mup(&tmp.path().join("mup-home"))
-            .current_dir(tmp.path())
-            .args(["gen", "topology.yaml", "--meta", meta, "--out", "out"])
-            .output()
-            .expect("run")
+        let mut cmd = mup(&tmp.path().join("mup-home"));
+        cmd.current_dir(tmp.path());
+        run_mup(
+            cmd,
+            &["gen", "topology.yaml", "--meta", meta, "--out", "out"],
+        )
     };
-    assert!(gen("meta.yaml").status.success());
+    gen("meta.yaml").ok();
     let before = std::fs::read(tmp.path().join("out/meta.yaml")).expect("meta");
-    let out = gen("other.yaml");
-    assert_eq!(out.status.code(), Some(2));
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("holds the cluster \"demo\", not \"other\"")
-    );
+    gen("other.yaml")
+        .code(2)
+        .stderr_has("holds the cluster \"demo\", not \"other\"");
     assert_eq!(
         std::fs::read(tmp.path().join("out/meta.yaml")).expect("meta"),
         before
@@ -239,10 +237,8 @@ fn yaml_str(value: &str) -> String {
 /// `gen --check` (never written as port 0, never "up to date"), naming that file.
 #[test]
 fn a_port_out_of_range_in_the_trees_meta_is_refused_naming_that_file() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
-    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
-    assert!(gen_in(tmp.path(), "out", &[]).status.success());
+    let tmp = inputs(&rs(&["30000"]), META);
+    run_gen(tmp.path(), "out", &[]).ok();
     let tree_meta = tmp.path().join("out/meta.yaml");
     let ini = tmp.path().join("out/supervisor.ini");
     let (meta_before, ini_before) = (
@@ -257,16 +253,15 @@ fn a_port_out_of_range_in_the_trees_meta_is_refused_naming_that_file() {
         let edited = meta_before.replace(line, &format!("{field}: 70000"));
         std::fs::write(&tree_meta, &edited).expect("edit");
         for extra in [&[][..], &["--check"][..], &["--dry-run"][..]] {
-            let out = gen_in(tmp.path(), "out", extra);
+            let out = run_gen(tmp.path(), "out", extra).code(2);
             assert_eq!(
-                String::from_utf8_lossy(&out.stderr),
+                out.stderr,
                 format!(
                     "error: {}: {field}: 70000 is not a port: use 1..65535\n",
                     tree_meta.display()
                 ),
                 "gen {extra:?}"
             );
-            assert_eq!(out.status.code(), Some(2), "gen {extra:?}");
             assert_eq!(std::fs::read_to_string(&tree_meta).expect("meta"), edited);
             assert_eq!(std::fs::read(&ini).expect("ini"), ini_before);
         }
@@ -284,12 +279,12 @@ fn an_input_file_is_read_with_a_bound() {
     // 64 MiB of zeros without the disk space: a sparse file.
     let big = std::fs::File::create(tmp.path().join("topology.yaml")).expect("create");
     big.set_len(64 << 20).expect("sparse");
-    let out = gen_in(tmp.path(), "out", &[]);
-    let stderr = String::from_utf8_lossy(&out.stderr).to_string();
-    assert_eq!(out.status.code(), Some(2), "{stderr}");
+    let out = run_gen(tmp.path(), "out", &[]).code(2);
     assert!(
-        stderr.starts_with("error: topology.yaml: is larger than 16 MiB"),
-        "{stderr}"
+        out.stderr
+            .starts_with("error: topology.yaml: is larger than 16 MiB"),
+        "{}",
+        out.stderr
     );
     assert!(!tmp.path().join("out").exists(), "nothing may be written");
 }
@@ -298,10 +293,8 @@ fn an_input_file_is_read_with_a_bound() {
 /// "missing"), and `supervisor_port: 0` is refused before any daemon is started or asked.
 #[test]
 fn ctl_refuses_a_supervisor_port_out_of_range_in_the_trees_meta() {
-    let tmp = tempfile::tempdir().expect("tempdir");
-    std::fs::write(tmp.path().join("topology.yaml"), rs(&["30000"])).expect("write");
-    std::fs::write(tmp.path().join("meta.yaml"), META).expect("write");
-    assert!(gen_in(tmp.path(), "out", &[]).status.success());
+    let tmp = inputs(&rs(&["30000"]), META);
+    run_gen(tmp.path(), "out", &[]).ok();
     let tree_meta = tmp.path().join("out/meta.yaml");
     let meta_before = std::fs::read_to_string(&tree_meta).expect("meta");
     let line = meta_before
@@ -315,24 +308,20 @@ fn ctl_refuses_a_supervisor_port_out_of_range_in_the_trees_meta() {
         )
         .expect("edit");
         for cmd in ["status", "up"] {
-            let out = mup(&tmp.path().join("mup-home"))
-                .args([
-                    "ctl",
-                    "--dir",
-                    tmp.path().join("out").to_str().expect("utf8"),
-                    cmd,
-                ])
-                .output()
-                .expect("run mup ctl");
+            let tree = tmp.path().join("out");
+            let out = run_mup(
+                mup(&tmp.path().join("mup-home")),
+                &["ctl", "--dir", tree.to_str().expect("utf8"), cmd],
+            )
+            .code(2);
             assert_eq!(
-                String::from_utf8_lossy(&out.stderr),
+                out.stderr,
                 format!(
                     "error: {}: supervisor_port: {bad} is not a port: use 1..65535\n",
                     tree_meta.display()
                 ),
                 "ctl {cmd}"
             );
-            assert_eq!(out.status.code(), Some(2), "ctl {cmd}");
             assert!(!tmp.path().join("out/supervisor.pid").exists(), "ctl {cmd}");
         }
     }

@@ -1,7 +1,7 @@
 //! The tree on disk: decisions made once, --check and --dry-run write nothing, vanished
 //! nodes' files are removed and reported while their data stays.
 
-use crate::common::gen_in;
+use crate::common::{run_gen, Output};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
@@ -15,8 +15,8 @@ fn topo(ports: &[u16]) -> String {
     t
 }
 
-fn gen(dir: &Path, extra: &[&str]) -> std::process::Output {
-    gen_in(dir, "tree", extra)
+fn gen(dir: &Path, extra: &[&str]) -> Output {
+    run_gen(dir, "tree", extra)
 }
 
 #[test]
@@ -29,7 +29,7 @@ fn minimal_meta_is_completed_once_and_kept_private() {
         "name: mini\nversion: \"7.0\"\nbin_path: bin\n",
     )
     .expect("write");
-    assert!(gen(d, &[]).status.success());
+    gen(d, &[]).ok();
     let first = std::fs::read_to_string(d.join("tree/meta.yaml")).expect("meta");
     let m: serde_yaml::Value = serde_yaml::from_str(&first).expect("parse");
     let password = m["supervisor_password"].as_str().expect("password decided");
@@ -49,12 +49,7 @@ fn minimal_meta_is_completed_once_and_kept_private() {
         assert_eq!(mode & 0o777, 0o600, "{f} holds credentials");
     }
     // Same inputs again: nothing changes (ports, password, HOME/USER are reused).
-    let out = gen(d, &[]);
-    assert!(
-        String::from_utf8_lossy(&out.stdout).contains("0 files changed"),
-        "{}",
-        String::from_utf8_lossy(&out.stdout)
-    );
+    gen(d, &[]).stdout_has("0 files changed");
     assert_eq!(
         std::fs::read_to_string(d.join("tree/meta.yaml")).expect("meta"),
         first
@@ -68,29 +63,23 @@ fn check_and_dry_run_write_nothing_and_report_drift() {
     std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
     std::fs::write(d.join("meta.yaml"), "name: drift\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9009\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
 
-    let out = gen(d, &["--check"]);
-    assert_eq!(out.status.code(), Some(1));
+    gen(d, &["--check"]).code(1);
     assert!(!d.join("tree").exists(), "--check writes nothing");
-    let dry = gen(d, &["--dry-run"]);
-    assert!(dry.status.success());
-    assert!(String::from_utf8_lossy(&dry.stdout)
-        .contains("create     conf/localhost-30000/mongod.conf"));
+    gen(d, &["--dry-run"])
+        .ok()
+        .stdout_has("create     conf/localhost-30000/mongod.conf");
     assert!(!d.join("tree").exists(), "--dry-run writes nothing");
 
-    assert!(gen(d, &[]).status.success());
-    assert!(gen(d, &["--check"]).status.success());
+    gen(d, &[]).ok();
+    gen(d, &["--check"]).ok();
 
     // Hand edit → drift, with a diff for public files.
     let conf = d.join("tree/conf/localhost-30000/mongod.conf");
     std::fs::write(&conf, "net:\n  port: 1\n").expect("edit");
-    let out = gen(d, &["--check"]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("differs: conf/localhost-30000/mongod.conf"),
-        "{text}"
-    );
-    assert!(text.contains("+  port: 30000"), "{text}");
+    gen(d, &["--check"])
+        .code(1)
+        .stdout_has("differs: conf/localhost-30000/mongod.conf")
+        .stdout_has("+  port: 30000");
 }
 
 #[test]
@@ -99,7 +88,7 @@ fn removed_node_loses_its_files_not_its_data() {
     let d = tmp.path();
     std::fs::write(d.join("meta.yaml"), "name: shrink\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9010\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
     std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001, 30002])).expect("write");
-    assert!(gen(d, &[]).status.success());
+    gen(d, &[]).ok();
     std::fs::write(
         d.join("tree/data/localhost-30002/collection.wt"),
         "precious",
@@ -107,16 +96,10 @@ fn removed_node_loses_its_files_not_its_data() {
     .expect("data");
 
     std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
-    let out = gen(d, &["--check"]);
-    assert!(String::from_utf8_lossy(&out.stdout)
-        .contains("extra: conf/localhost-30002/supervisor-mongod.ini"));
-    let out = gen(d, &[]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("removed conf/localhost-30002/mongod.conf"),
-        "{text}"
-    );
+    gen(d, &["--check"]).stdout_has("extra: conf/localhost-30002/supervisor-mongod.ini");
+    gen(d, &[])
+        .ok()
+        .stdout_has("removed conf/localhost-30002/mongod.conf");
     assert!(!d.join("tree/conf/localhost-30002").exists());
     assert_eq!(
         std::fs::read_to_string(d.join("tree/data/localhost-30002/collection.wt")).expect("kept"),
@@ -160,9 +143,7 @@ fn directories_outside_the_tree_are_named() {
         format!("{}/", data.display()),
     ];
 
-    let dry = gen(d, &["--dry-run"]);
-    assert!(dry.status.success());
-    let plan = String::from_utf8_lossy(&dry.stdout);
+    let plan = gen(d, &["--dry-run"]).ok().stdout;
     let mkdirs: Vec<&str> = plan
         .lines()
         .filter_map(|l| l.trim().strip_prefix("mkdir"))
@@ -180,9 +161,7 @@ fn directories_outside_the_tree_are_named() {
     }
     assert!(!mkdirs.contains(&"/"), "{plan}");
 
-    let out = gen(d, &[]);
-    assert!(out.status.success());
-    let said = String::from_utf8_lossy(&out.stderr);
+    let said = gen(d, &[]).ok().stderr;
     let created: Vec<&str> = said
         .lines()
         .filter_map(|l| l.strip_prefix("created "))
@@ -199,8 +178,7 @@ fn directories_outside_the_tree_are_named() {
     );
     assert!(data.join("localhost-30000").is_dir() && d.join("elsewhere/logs").is_dir());
     // Nothing is created the second time: nothing said.
-    let again = gen(d, &[]);
-    assert!(!String::from_utf8_lossy(&again.stderr).contains("created "));
+    gen(d, &[]).stderr_lacks("created ");
 }
 
 #[test]
@@ -237,7 +215,7 @@ fn two_thousand_nodes_are_written_with_256_descriptors() {
         .filter(|e| e.file_name().to_string_lossy().starts_with(".mup-"))
         .collect();
     assert!(staged.is_empty(), "no staged file is left: {staged:?}");
-    assert!(gen(d, &["--check"]).status.success());
+    gen(d, &["--check"]).ok();
 }
 
 #[test]
@@ -253,10 +231,9 @@ fn a_failed_gen_leaves_no_new_directory_behind() {
     );
     std::fs::write(d.join("topology.yaml"), topology).expect("write");
     std::fs::write(d.join("meta.yaml"), "name: failed\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9012\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
-    let out = gen_in(d, "new/tree", &[]);
-    assert_eq!(out.status.code(), Some(1), "{out:?}");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(err.contains("a-file/logs"), "{err}");
+    run_gen(d, "new/tree", &[])
+        .code(1)
+        .stderr_has("a-file/logs");
     assert!(
         !d.join("new").exists(),
         "gen left {}",
@@ -273,7 +250,7 @@ fn staged_files_a_killed_gen_left_are_named_and_removed_by_the_next_gen() {
     let d = tmp.path();
     std::fs::write(d.join("meta.yaml"), "name: killed\nversion: \"7.0\"\nbin_path: /b\nsupervisor_port: 9011\nsupervisor_password: pw\nhome: /h\nuser: u\n").expect("write");
     std::fs::write(d.join("topology.yaml"), topo(&[30000, 30001])).expect("write");
-    assert!(gen(d, &[]).status.success());
+    gen(d, &[]).ok();
     let tree = d.join("tree");
     // What a gen killed between staging and its renames leaves: the staged copies.
     let staged = [
@@ -288,33 +265,20 @@ fn staged_files_a_killed_gen_left_are_named_and_removed_by_the_next_gen() {
     let link = tree.join("conf/localhost-30001/.mup-Link00");
     std::os::unix::fs::symlink(&outside, &link).expect("symlink");
 
-    let out = gen(d, &["--check"]);
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert_eq!(out.status.code(), Some(1), "{text}");
-    assert!(
-        text.contains("extra: conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)"),
-        "{text}"
-    );
-    assert!(text.contains("extra: .mup-Qr7tUv"), "{text}");
+    gen(d, &["--check"])
+        .code(1)
+        .stdout_has("extra: conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)")
+        .stdout_has("extra: .mup-Qr7tUv");
 
-    let out = gen(d, &[]);
-    assert!(out.status.success());
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("removed conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)"),
-        "{text}"
-    );
+    gen(d, &[])
+        .ok()
+        .stdout_has("removed conf/localhost-30000/.mup-Ab3xYz (staged by an interrupted gen)");
     for s in &staged {
         assert!(!s.exists(), "{} removed", s.display());
     }
     assert!(link.symlink_metadata().is_ok(), "a symlink is not staged");
     assert_eq!(std::fs::read_to_string(&outside).expect("kept"), "keep");
-    let check = gen(d, &["--check"]);
-    assert!(
-        !String::from_utf8_lossy(&check.stdout).contains("staged"),
-        "{}",
-        String::from_utf8_lossy(&check.stdout)
-    );
+    gen(d, &["--check"]).stdout_lacks("staged");
 }
 
 /// `--out` a symlink to a directory not made yet: refused as bad input (exit 2) naming the
@@ -327,19 +291,12 @@ fn an_out_that_is_a_dangling_symlink_is_named_with_its_target() {
     std::fs::write(d.join("topology.yaml"), topo(&[30000])).expect("write");
     let target = d.join("not-yet");
     std::os::unix::fs::symlink(&target, d.join("tree")).expect("symlink");
-    let out = gen(d, &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains(&format!("{}", d.join("tree").display())),
-        "{err}"
-    );
-    assert!(
-        err.contains(&format!(
+    gen(d, &[])
+        .code(2)
+        .stderr_has(&format!("{}", d.join("tree").display()))
+        .stderr_has(&format!(
             "a symbolic link to {}, which does not exist",
             target.display()
-        )),
-        "{err}"
-    );
+        ));
     assert!(!target.exists(), "nothing is created through the link");
 }

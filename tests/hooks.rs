@@ -91,7 +91,7 @@ const NODE_ONLY: &str = "[ \"$MUP_ROLE\" = mongod ] || exit 0\n";
 
 #[test]
 fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
-    let c = TestCluster::new("hooktimeout", STANDALONE, 1);
+    let c = TestCluster::named("hooktimeout").topology(STANDALONE).gen();
     let dir = c.tmp.path();
     let script = format!("{NODE_ONLY}{}wait\n", grandchildren(dir));
     with_hooks(&c, &[("RUNNING", &script, Some(2))]);
@@ -109,18 +109,12 @@ fn a_timed_out_hook_is_killed_with_its_setsid_grandchild() {
     let hooks = std::fs::read_to_string(hooks_log(&c)).expect("hooks.log");
     assert!(hooks.contains("killed after 2 s ("), "{hooks}");
     // The listener itself goes on.
-    assert_eq!(
-        c.status()["programs"].as_array().map(|p| p
-            .iter()
-            .filter(|p| p["name"] == "mup-events" && p["state"] == "RUNNING")
-            .count()),
-        Some(1)
-    );
+    assert_eq!(c.state_of("mup-events"), "RUNNING");
 }
 
 #[test]
 fn down_kills_what_hooks_left_behind_even_in_another_session() {
-    let c = TestCluster::new("hookdown", STANDALONE, 1);
+    let c = TestCluster::named("hookdown").topology(STANDALONE).gen();
     let (left, running) = (c.tmp.path().join("left"), c.tmp.path().join("running"));
     for d in [&left, &running] {
         std::fs::create_dir(d).expect("mkdir");
@@ -148,7 +142,7 @@ fn down_kills_what_hooks_left_behind_even_in_another_session() {
 
 #[test]
 fn a_hook_running_at_down_finishes_before_the_listener_exits() {
-    let c = TestCluster::new("hookstop", STANDALONE, 1);
+    let c = TestCluster::named("hookstop").topology(STANDALONE).gen();
     let done = c.tmp.path().join("stopped");
     let script = format!("sleep 3\necho \"$MUP_PROGRAM\" >> {}\n", done.display());
     with_hooks(&c, &[("STOPPED", &script, None)]);
@@ -167,7 +161,7 @@ fn a_hook_running_at_down_finishes_before_the_listener_exits() {
 
 #[test]
 fn a_chatty_hook_writes_to_its_own_bounded_log() {
-    let c = TestCluster::new("hookchatty", STANDALONE, 1);
+    let c = TestCluster::named("hookchatty").topology(STANDALONE).gen();
     // 25 MB of 100-byte lines, more than hooks.log keeps in one file (10 MiB).
     let chatty = format!(
         "{NODE_ONLY}echo chatty-start\nhead -c 25000000 /dev/zero | tr '\\0' x | fold -w 99\necho\necho chatty-end\n"
@@ -208,18 +202,14 @@ fn a_chatty_hook_writes_to_its_own_bounded_log() {
 
 #[test]
 fn a_hook_timeout_out_of_range_is_refused_naming_the_field() {
-    let c = TestCluster::new("hookbad", STANDALONE, 1);
+    let c = TestCluster::named("hookbad").topology(STANDALONE).gen();
     let meta = c.tmp.path().join("meta.yaml");
     let mut text = std::fs::read_to_string(&meta).expect("meta");
     text.push_str("hooks:\n  - on: [FATAL]\n    command: 'true'\n    timeout: 0\n");
     std::fs::write(&meta, text).expect("write meta");
-    let out = gen_in(c.tmp.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("meta.yaml")
-            && err.contains("hooks[0].timeout")
-            && err.contains("0 is not a number of seconds from 1 to 3600"),
-        "{err}"
-    );
+    run_gen(c.scratch(), "tree", &[])
+        .code(2)
+        .stderr_has("meta.yaml")
+        .stderr_has("hooks[0].timeout")
+        .stderr_has("0 is not a number of seconds from 1 to 3600");
 }

@@ -54,14 +54,13 @@ mongos_servers:
 
 #[test]
 fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
-    let mut h = Home::new(&["ready"]);
-    let topo = h.topology("ready.yaml", SHARDED, 7);
-    let p = h.ports.clone();
-    let out = h.deploy("ready", &topo);
-    assert!(out.contains("connect: mongodb://localhost:"), "{out}");
-    let logs = h.cluster_dir("ready").join("logs");
+    let (c, out) = TestCluster::named("ready").topology(SHARDED).try_deploy();
+    out.ok().stdout_has("connect: mongodb://localhost:");
+    wait_started(&c.tree);
+    let p = c.ports.clone();
+    let logs = c.tree.join("logs");
 
-    let check = |h: &Home| {
+    let check = |c: &TestCluster| {
         // One primary per set, the right members, configsvr on the config set.
         for (set, ports) in [
             ("cfg", &p[0..2]),
@@ -114,8 +113,7 @@ fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
             "the hidden member is not a seed"
         );
         // display shows the member states and the shards.
-        let (code, d) = h.display("ready");
-        assert_eq!(code, 0, "{d}");
+        let d = c.display().ok().json();
         let states: Vec<_> = nodes(&d);
         let primaries = states
             .iter()
@@ -129,21 +127,22 @@ fn a_sharded_deploy_is_ready_and_stays_ready_without_initiating_twice() {
         assert!(states.iter().any(|n| n.1 == "mongos" && n.3.is_none()));
         assert_eq!(d["shards"].as_array().map(Vec::len), Some(2), "{d}");
     };
-    check(&h);
+    check(&c);
     let initiations = || count_in_logs(&logs, "replSetInitiate: initiated");
     let added = || count_in_logs(&logs, "shard added");
     assert_eq!((initiations(), added()), (3, 2));
 
     // Stop, start, start again: ready each time, and no second initiation or addShard.
-    h.ok(&["cluster", "stop", "ready"]);
-    let out = h.ok(&["-v", "cluster", "start", "ready"]);
-    assert!(out.contains("cfg: already initiated"), "{out}");
-    assert!(out.contains("shard shard1: already added"), "{out}");
-    h.ok(&["cluster", "start", "ready"]);
-    wait_started(&h.cluster_dir("ready"));
-    check(&h);
+    c.run(&["cluster", "stop", "ready"]).ok();
+    c.run(&["-v", "cluster", "start", "ready"])
+        .ok()
+        .stdout_has("cfg: already initiated")
+        .stdout_has("shard shard1: already added");
+    c.run(&["cluster", "start", "ready"]).ok();
+    wait_started(&c.tree);
+    check(&c);
     assert_eq!((initiations(), added()), (3, 2));
-    h.ok(&["cluster", "destroy", "ready", "--yes"]);
+    c.run(&["cluster", "destroy", "ready", "--yes"]).ok();
 }
 
 const REPLICA_SET: &str = "mongod_servers:
@@ -156,23 +155,18 @@ const REPLICA_SET: &str = "mongod_servers:
 /// killed the members run UNSUPERVISED and still report PRIMARY / SECONDARY (they showed `-`).
 #[test]
 fn display_shows_the_member_states_of_nodes_running_without_supervisord() {
-    let mut h = Home::new(&["unsupervised-rs"]);
-    let topo = h.topology("unsupervised-rs.yaml", REPLICA_SET, 3);
-    h.deploy("unsupervised-rs", &topo);
-    let (_, d) = h.display("unsupervised-rs");
+    let c = TestCluster::named("unsupervised-rs")
+        .topology(REPLICA_SET)
+        .deploy();
+    let d = c.display().json();
     let daemon = d["supervisord"]["pid"].as_u64().expect("daemon pid") as u32;
-    let killed = std::process::Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill");
-    assert!(killed.success());
+    assert!(send_signal(daemon, "9"), "kill -9 {daemon}");
     assert!(wait_until(
         std::time::Duration::from_secs(5),
         || !pid_alive(daemon)
     ));
 
-    let (code, d) = h.display("unsupervised-rs");
-    assert_eq!(code, 3, "{d}");
+    let d = c.display().code(3).json();
     let states = d["nodes"].as_array().expect("nodes");
     assert_eq!(states.len(), 3, "{d}");
     assert!(states.iter().all(|n| n["state"] == "UNSUPERVISED"), "{d}");
@@ -180,19 +174,20 @@ fn display_shows_the_member_states_of_nodes_running_without_supervisord() {
     members.sort();
     let want = ["PRIMARY", "SECONDARY", "SECONDARY"].map(|s| Some(s.to_string()));
     assert_eq!(members, want, "{d}");
-    h.ok(&["cluster", "destroy", "unsupervised-rs", "--yes"]);
+    c.run(&["cluster", "destroy", "unsupervised-rs", "--yes"])
+        .ok();
 }
 
 #[test]
 fn a_member_whose_data_belongs_to_another_set_is_named() {
-    let c = TestCluster::new(
-        "foreignset",
-        "mongod_servers:
+    let c = TestCluster::named("foreignset")
+        .topology(
+            "mongod_servers:
   - {host: localhost, port: {p0}, replica_set: rs0}
   - {host: localhost, port: {p1}, replica_set: rs0}
 ",
-        2,
-    );
+        )
+        .gen();
     // The second member's dbPath already holds the config of a set called "other".
     let data = c
         .tree
@@ -207,19 +202,14 @@ fn a_member_whose_data_belongs_to_another_set_is_named() {
     )
     .expect("seed another set");
     c.ok(&["up"]);
-    let (code, _, err) = c.ctl(&["start"]);
-    assert_eq!(code, 1, "{err}");
     let member = format!("mongod-{} (localhost:{})", c.ports[1], c.ports[1]);
-    assert!(
-        err.contains(&format!(
+    c.ctl_run(&["start"])
+        .code(1)
+        .stderr_has(&format!(
             "rs0: {member}: it belongs to replica set \"other\", not \"rs0\""
-        )),
-        "{err}"
-    );
-    assert!(
-        err.contains("last lines of"),
-        "the member's log tail: {err}"
-    );
+        ))
+        // the member's log tail
+        .stderr_has("last lines of");
     // Nothing was initiated.
     let hello = mongo_command(c.ports[0], doc! { "hello": 1 });
     assert!(hello.get_str("setName").is_err(), "{hello}");
@@ -227,13 +217,13 @@ fn a_member_whose_data_belongs_to_another_set_is_named() {
 
 #[test]
 fn an_uninitiated_config_set_is_explained_and_no_init_starts_processes_only() {
-    let c = TestCluster::new(
-        "noinit",
-        "mongod_servers:
+    let c = TestCluster::named("noinit")
+        .topology(
+            "mongod_servers:
   - {host: localhost, port: {p0}, replica_set: rs0}
 ",
-        1,
-    );
+        )
+        .gen();
     c.ok(&["up"]);
     c.ok(&["start", "--no-init"]);
     let hello = mongo_command(c.ports[0], doc! { "hello": 1 });
@@ -250,20 +240,16 @@ fn an_uninitiated_config_set_is_explained_and_no_init_starts_processes_only() {
 
 #[test]
 fn connect_runs_the_shell_with_the_connection_string() {
-    let mut h = Home::new(&["shell"]);
-    let topo = h.topology(
-        "shell.yaml",
-        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
-        1,
-    );
-    h.deploy("shell", &topo);
-    let uri = format!("mongodb://localhost:{}/?replicaSet=rs0", h.ports[0]);
-    assert_eq!(h.ok(&["cluster", "uri", "shell"]).trim(), uri);
+    let c = TestCluster::named("shell")
+        .topology("mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n")
+        .deploy();
+    let uri = format!("mongodb://localhost:{}/?replicaSet=rs0", c.ports[0]);
+    assert_eq!(c.run(&["cluster", "uri", "shell"]).ok().stdout.trim(), uri);
 
     // A fake mongosh on PATH records what it is given.
-    let fake = h.scratch().join("fakebin");
+    let fake = c.scratch().join("fakebin");
     std::fs::create_dir_all(&fake).expect("mkdir");
-    let record = h.scratch().join("args");
+    let record = c.scratch().join("args");
     std::fs::write(
         fake.join("mongosh"),
         format!("#!/bin/sh\necho \"$@\" > {}\n", record.display()),
@@ -277,16 +263,9 @@ fn connect_runs_the_shell_with_the_connection_string() {
         fake.display(),
         std::env::var("PATH").unwrap_or_default()
     );
-    let out = mup(h.path())
-        .env("PATH", &path)
-        .args(["cluster", "connect", "shell"])
-        .output()
-        .expect("connect");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    let mut cmd = c.mup();
+    cmd.env("PATH", &path);
+    run_mup(cmd, &["cluster", "connect", "shell"]).ok();
     assert_eq!(
         std::fs::read_to_string(&record)
             .expect("the shell ran")
@@ -295,15 +274,13 @@ fn connect_runs_the_shell_with_the_connection_string() {
     );
 
     // Without a shell: the connection string, and what was looked for.
-    let out = mup(h.path())
-        .env("PATH", "/usr/bin:/bin")
-        .args(["cluster", "connect", "shell"])
-        .output()
-        .expect("connect");
-    assert_eq!(out.status.code(), Some(1));
-    assert_eq!(String::from_utf8_lossy(&out.stdout).trim(), uri);
-    assert!(String::from_utf8_lossy(&out.stderr).contains("looked for mongosh"));
-    h.ok(&["cluster", "destroy", "shell", "--yes"]);
+    let mut cmd = c.mup();
+    cmd.env("PATH", "/usr/bin:/bin");
+    let out = run_mup(cmd, &["cluster", "connect", "shell"])
+        .code(1)
+        .stderr_has("looked for mongosh");
+    assert_eq!(out.stdout.trim(), uri);
+    c.run(&["cluster", "destroy", "shell", "--yes"]).ok();
 }
 
 /// With `MUP_TEST_MONGODB_BIN` naming a directory of real MongoDB binaries (mongod, mongos),
@@ -315,7 +292,6 @@ fn real_binaries_deploy_standalone_replica_set_and_sharded() {
     let bin = std::env::var_os("MUP_TEST_MONGODB_BIN")
         .map(PathBuf::from)
         .expect("MUP_TEST_MONGODB_BIN names a directory holding real mongod and mongos");
-    let mut h = Home::new(&["real-standalone", "real-rs", "real-sharded"]);
     let cases = [
         (
             "real-standalone",
@@ -334,17 +310,13 @@ fn real_binaries_deploy_standalone_replica_set_and_sharded() {
         ("real-sharded", SHARDED, 7),
     ];
     for (name, template, n) in cases {
-        let topo = h.topology(&format!("{name}.yaml"), template, n);
-        let ports: Vec<u16> = h.ports[h.ports.len() - n..].to_vec();
-        let out = {
-            let _lock = allocation_lock();
-            {
-                let (code, out, err) = h.try_deploy(name, &topo, &bin);
-                assert_eq!(code, 0, "{name}: {out}{err}");
-                out
-            }
-        };
-        assert!(out.contains("is running"), "{out}");
+        let (c, out) = TestCluster::named(name)
+            .topology(template)
+            .ports(n)
+            .bin(&bin)
+            .try_deploy();
+        out.ok().stdout_has("is running");
+        let ports = c.ports.clone();
         let router_or_first = *ports.last().expect("a port");
         let hello = mongo_command(router_or_first, doc! { "hello": 1 });
         assert!(
@@ -365,6 +337,6 @@ fn real_binaries_deploy_standalone_replica_set_and_sharded() {
                 .count();
             assert_eq!(primaries, 1);
         }
-        h.ok(&["cluster", "destroy", name, "--yes"]);
+        c.run(&["cluster", "destroy", name, "--yes"]).ok();
     }
 }

@@ -48,15 +48,7 @@ fn pid_of(c: &TestCluster, program: &str) -> u32 {
 }
 
 fn kill9(pid: u32) {
-    assert!(signal(pid, "-9"), "kill -9 {pid}");
-}
-
-/// `kill SIGNAL PID`; whether it was sent.
-fn signal(pid: u32, signal: &str) -> bool {
-    std::process::Command::new("kill")
-        .args([signal, &pid.to_string()])
-        .status()
-        .is_ok_and(|s| s.success())
+    assert!(send_signal(pid, "9"), "kill -9 {pid}");
 }
 
 fn metrics_port(tree: &Path) -> u16 {
@@ -110,9 +102,7 @@ fn value(body: &str, metric: &str, name: &str) -> Option<f64> {
 
 #[test]
 fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
-    let c = TestCluster::new("events", TWO_NODE_SET, 2);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("events").topology(TWO_NODE_SET).start();
     wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let program = format!("mongod-{}", c.ports[0]);
     let old = pid_of(&c, &program);
@@ -216,31 +206,31 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
         !recent.contains("EXITED") && !recent.contains("STOPPING"),
         "{recent}"
     );
-    let (code, out, err) = c.ctl(&["events", "--since", "1ms"]);
-    assert_eq!((code, out.as_str()), (0, ""), "{err}");
-    assert!(err.starts_with("no events in the last 1ms in "), "{err}");
+    let out = c.ctl_run(&["events", "--since", "1ms"]).ok();
+    assert_eq!(out.stdout, "", "{}", out.stderr);
+    assert!(
+        out.stderr.starts_with("no events in the last 1ms in "),
+        "{}",
+        out.stderr
+    );
 }
 
 /// A `--since` longer than the clock can go back is a clear usage error (exit 2), not a
 /// panic; the longest the clock can count still works.
 #[test]
 fn events_since_beyond_the_clock_is_a_usage_error() {
-    let c = TestCluster::new("longago", STANDALONE, 1);
-    let (code, out, err) = c.ctl(&["events", "--since", "18446744073709551615s"]);
-    assert_eq!(code, 2, "{out}\n{err}");
-    assert!(
-        err.contains("invalid value '18446744073709551615s' for '--since <DURATION>'")
-            && err.contains("reaches back further than the clock can count"),
-        "{err}"
-    );
-    assert!(!err.contains("panicked"), "{err}");
-    let (code, _, err) = c.ctl(&["events", "--since", "100000years"]);
-    assert_eq!(code, 0, "{err}");
+    let c = TestCluster::named("longago").topology(STANDALONE).gen();
+    c.ctl_run(&["events", "--since", "18446744073709551615s"])
+        .code(2)
+        .stderr_has("invalid value '18446744073709551615s' for '--since <DURATION>'")
+        .stderr_has("reaches back further than the clock can count")
+        .stderr_lacks("panicked");
+    c.ctl_run(&["events", "--since", "100000years"]).ok();
 }
 
 #[test]
 fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
-    let c = TestCluster::new("hooks", TWO_NODE_SET, 2);
+    let c = TestCluster::named("hooks").topology(TWO_NODE_SET).gen();
     let out = c.tmp.path().join("hook-out");
     let meta = c.tmp.path().join("meta.yaml");
     let mut text = std::fs::read_to_string(&meta).expect("meta");
@@ -292,20 +282,12 @@ fn hooks_run_with_the_event_and_a_failing_hook_changes_nothing() {
         "{tail}"
     );
     assert!(pid_of(&c, "mup-metrics") > 0);
-    assert_eq!(
-        c.status()["programs"].as_array().map(|p| p
-            .iter()
-            .filter(|p| p["name"] == "mup-events" && p["state"] == "RUNNING")
-            .count()),
-        Some(1)
-    );
+    assert_eq!(c.state_of("mup-events"), "RUNNING");
 }
 
 #[test]
 fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
-    let c = TestCluster::new("metrics", TWO_NODE_SET, 2);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("metrics").topology(TWO_NODE_SET).start();
     wait_started(&c.tree); // a start returns before startsecs: the tests below need RUNNING
     let port = metrics_port(&c.tree);
     let (a, b) = (
@@ -392,10 +374,18 @@ fn metrics_follow_start_stop_and_crash_and_pass_promtool() {
     ));
 }
 
+/// `promtool check metrics` accepts `body` (the exposition format, on its stdin).
 fn promtool_accepts(body: &str) {
+    promtool(&["check", "metrics"], body, body);
+}
+
+/// Runs `promtool ARGS` with `stdin` and asserts it accepts; `shown` is what a failure
+/// prints beside promtool's words. promtool is Debian's prometheus package (`.ci/run`
+/// installs it): without it the test fails saying so.
+fn promtool(args: &[&str], stdin: &str, shown: &str) {
     use std::io::Write;
     let mut child = std::process::Command::new("promtool")
-        .args(["check", "metrics"])
+        .args(args)
         .stdin(std::process::Stdio::piped())
         .stdout(std::process::Stdio::piped())
         .stderr(std::process::Stdio::piped())
@@ -405,12 +395,13 @@ fn promtool_accepts(body: &str) {
         .stdin
         .take()
         .expect("stdin")
-        .write_all(body.as_bytes())
+        .write_all(stdin.as_bytes())
         .expect("write");
     let out = child.wait_with_output().expect("promtool");
     assert!(
         out.status.success(),
-        "promtool check metrics: {}{}\n{body}",
+        "promtool {}: {}{}\n{shown}",
+        args.join(" "),
         String::from_utf8_lossy(&out.stdout),
         String::from_utf8_lossy(&out.stderr)
     );
@@ -418,9 +409,7 @@ fn promtool_accepts(body: &str) {
 
 #[test]
 fn a_prometheus_server_scrapes_the_exporter() {
-    let c = TestCluster::new("scraped", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("scraped").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     let web = free_port();
     let dir = c.tmp.path().join("prometheus");
@@ -479,7 +468,7 @@ fn a_prometheus_server_scrapes_the_exporter() {
 
 #[test]
 fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
-    let c = TestCluster::new("toggle", STANDALONE, 1);
+    let c = TestCluster::named("toggle").topology(STANDALONE).gen();
     let meta = c.tmp.path().join("meta.yaml");
     let original = std::fs::read_to_string(&meta).expect("meta");
     std::fs::write(&meta, format!("{original}events: false\nmetrics: false\n")).expect("write");
@@ -495,9 +484,7 @@ fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
     let names: Vec<String> = c.pids().into_keys().collect();
     assert_eq!(names, vec![format!("mongod-{}", c.ports[0])]);
     assert!(!c.tree.join("events.log").exists());
-    let (code, _, err) = c.ctl(&["events"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("events: false"), "{err}");
+    c.ctl_run(&["events"]).code(1).stderr_has("events: false");
 
     // On again: reload adds both, and they run (the node keeps its pid).
     let node_pid = c.pids()[&format!("mongod-{}", c.ports[0])];
@@ -533,15 +520,12 @@ fn reload_adds_and_removes_the_monitoring_programs_and_off_means_none() {
     let names: Vec<String> = c.pids().into_keys().collect();
     assert_eq!(names, vec![format!("mongod-{}", c.ports[0])]);
     assert_eq!(c.pids()[&format!("mongod-{}", c.ports[0])], node_pid);
-    let (code, out, err) = c.ctl(&["up"]);
-    assert_eq!(code, 0, "{out}{err}");
+    c.ctl_run(&["up"]).ok();
 }
 
 #[test]
 fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
-    let c = TestCluster::new("handmade", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("handmade").topology(STANDALONE).start();
     let extra = c.tree.join("conf/extra/supervisor-crashmail.ini");
     std::fs::create_dir_all(extra.parent().expect("dir")).expect("mkdir");
     std::fs::write(
@@ -549,19 +533,13 @@ fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
         "[eventlistener:crashmail]\ncommand = /bin/cat\nevents = PROCESS_STATE\nautostart = false\n",
     )
     .expect("write");
-    let out = gen_in(c.tmp.path(), "tree", &["--check"]);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
-    assert!(
-        text.contains("extra: conf/extra/supervisor-crashmail.ini (not made by mup"),
-        "{text}"
-    );
+    run_gen(c.scratch(), "tree", &["--check"])
+        .code(1)
+        .stdout_has("extra: conf/extra/supervisor-crashmail.ini (not made by mup");
     // Loaded by the daemon: `up` names it; reload (after the file is gone) removes the group.
     c.client().reload_config().expect("reread");
     c.client().add_process_group("crashmail").expect("add");
-    let (code, _, err) = c.ctl(&["up"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("crashmail"), "{err}");
+    c.ctl_run(&["up"]).code(1).stderr_has("crashmail");
     std::fs::remove_file(&extra).expect("rm");
     let out = c.ok(&["reload"]);
     assert!(out.contains("crashmail: removed"), "{out}");
@@ -570,9 +548,7 @@ fn a_hand_added_listener_is_reported_and_reload_removes_it_by_its_group() {
 
 #[test]
 fn the_password_is_on_no_command_line() {
-    let c = TestCluster::new("secret", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("secret").topology(STANDALONE).start();
     let password = read_meta(&c.tree)["supervisor_password"]
         .as_str()
         .expect("password")
@@ -597,35 +573,24 @@ fn the_password_is_on_no_command_line() {
 
 #[test]
 fn gen_check_notices_a_moved_mup_binary() {
-    let c = TestCluster::new("moved", STANDALONE, 1);
+    let c = TestCluster::named("moved").topology(STANDALONE).gen();
     let elsewhere = c.tmp.path().join("bin");
     std::fs::create_dir_all(&elsewhere).expect("mkdir");
     let copy = elsewhere.join("mup");
     std::fs::copy(env!("CARGO_BIN_EXE_mup"), &copy).expect("copy mup");
-    let check = |mup: &Path| {
-        std::process::Command::new(mup)
-            .args([
-                "gen",
-                "topology.yaml",
-                "--meta",
-                "meta.yaml",
-                "--out",
-                "tree",
-                "--check",
-            ])
-            .current_dir(c.tmp.path())
+    // `mup gen ... EXTRA` run by the binary `mup`.
+    let gen_by = |mup: &Path, extra: &[&str]| {
+        let mut cmd = assert_cmd::Command::new(mup);
+        cmd.current_dir(c.scratch())
             .env_clear()
             .env("PATH", std::env::var_os("PATH").unwrap_or_default())
-            .env("HOME", c.tmp.path())
+            .env("HOME", c.scratch())
             .env("USER", "tester")
-            .env("MUP_HOME", c.tmp.path().join("mup-home"))
-            .output()
-            .expect("run mup gen --check")
+            .env("MUP_HOME", c.home());
+        run_mup(cmd, &gen_args("tree", extra))
     };
-    assert!(check(Path::new(env!("CARGO_BIN_EXE_mup"))).status.success());
-    let out = check(&copy);
-    assert_eq!(out.status.code(), Some(1));
-    let text = String::from_utf8_lossy(&out.stdout);
+    gen_by(Path::new(env!("CARGO_BIN_EXE_mup")), &["--check"]).ok();
+    let text = gen_by(&copy, &["--check"]).code(1).stdout;
     for file in [
         "conf/monitoring/supervisor-mup-events.ini",
         "conf/monitoring/supervisor-mup-metrics.ini",
@@ -639,32 +604,12 @@ fn gen_check_notices_a_moved_mup_binary() {
 
     // A tree written by the copy, which is then deleted: the nodes start, monitoring does not,
     // and the start says so without failing; `gen` with this binary and `reload` repair it.
-    let gen = std::process::Command::new(&copy)
-        .args([
-            "gen",
-            "topology.yaml",
-            "--meta",
-            "meta.yaml",
-            "--out",
-            "tree",
-        ])
-        .current_dir(c.tmp.path())
-        .env("MUP_HOME", c.tmp.path().join("mup-home"))
-        .output()
-        .expect("gen with the copy");
-    assert!(
-        gen.status.success(),
-        "{}",
-        String::from_utf8_lossy(&gen.stderr)
-    );
+    gen_by(&copy, &[]).ok();
     std::fs::remove_file(&copy).expect("rm the copy");
     c.ok(&["up"]);
-    let (code, out, err) = c.ctl(&["start"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(
-        err.contains("monitoring is not running (the nodes are not affected)"),
-        "{err}"
-    );
+    c.ctl_run(&["start"])
+        .ok()
+        .stderr_has("monitoring is not running (the nodes are not affected)");
     assert_eq!(
         c.pids().values().filter(|p| **p > 0).count(),
         1,
@@ -743,24 +688,14 @@ fn display_prints_a_scrape_config_promtool_accepts() {
     );
     let file = tmp.path().join("prometheus.yml");
     std::fs::write(&file, &doc).expect("write");
-    let check = std::process::Command::new("promtool")
-        .args(["check", "config"])
-        .arg(&file)
-        .output()
-        .expect("promtool (Debian's prometheus package; .ci/run installs it)");
-    assert!(
-        check.status.success(),
-        "promtool check config: {}{}\n{doc}",
-        String::from_utf8_lossy(&check.stdout),
-        String::from_utf8_lossy(&check.stderr)
-    );
+    promtool(&["check", "config", file.to_str().expect("utf8")], "", &doc);
 }
 
 /// When another cluster's exporter holds this cluster's metrics port, display says so and
 /// advertises no URL or scrape config (those series are the other cluster's).
 #[test]
 fn display_does_not_advertise_another_clusters_exporter() {
-    let other = TestCluster::new("holder", STANDALONE, 1);
+    let other = TestCluster::named("holder").topology(STANDALONE).gen();
     other.ok(&["up"]);
     let port = metrics_port(&other.tree);
     assert!(
@@ -823,9 +758,7 @@ fn peak_rss(pid: u32) -> u64 {
 
 #[test]
 fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
-    let c = TestCluster::new("pipeline", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("pipeline").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     // 1,000 scrapes in one write, and not one answer read while it stays connected.
     let mut hostile = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -855,9 +788,7 @@ fn a_client_that_pipelines_and_never_reads_does_not_hold_up_a_scrape() {
 fn clients_that_trickle_a_request_head_on_every_slot_do_not_hold_up_a_scrape() {
     use std::io::Write;
     use std::sync::atomic::{AtomicBool, Ordering};
-    let c = TestCluster::new("trickle", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("trickle").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
     // 64 connections, twice the connections served at once, each sending one byte of a head
@@ -909,9 +840,7 @@ fn clients_that_trickle_a_request_head_on_every_slot_do_not_hold_up_a_scrape() {
 #[test]
 fn a_huge_request_head_is_refused_without_memory_growth() {
     use std::io::{Read, Write};
-    let c = TestCluster::new("bighead", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("bighead").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
     let exporter = pid_of(&c, "mup-metrics");
@@ -951,29 +880,14 @@ fn a_huge_request_head_is_refused_without_memory_growth() {
     assert!(scrape_within(port, Duration::from_secs(10)).is_ok());
 }
 
-/// Sends SIGCONT to the daemon when dropped (a failed assertion included).
-struct Resume(u32);
-
-impl Drop for Resume {
-    fn drop(&mut self) {
-        signal(self.0, "-CONT");
-    }
-}
-
 #[test]
 fn a_stopped_daemon_is_reported_down_within_the_deadline() {
-    let c = TestCluster::new("sigstop", STANDALONE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("sigstop").topology(STANDALONE).start();
     let port = metrics_port(&c.tree);
     let up = "mup_supervisord_up{cluster=\"sigstop\"} ";
     assert!(scrape(port).contains(&format!("{up}1")));
-    let daemon: u32 = std::fs::read_to_string(c.tree.join("supervisor.pid"))
-        .expect("supervisor.pid")
-        .trim()
-        .parse()
-        .expect("a pid");
-    assert!(signal(daemon, "-STOP"), "kill -STOP {daemon}");
+    let daemon = c.daemon_pid();
+    assert!(send_signal(daemon, "STOP"), "kill -STOP {daemon}");
     let resume = Resume(daemon);
     // Two scrapes at once: each gets its answer within the exporter's 5 s deadline (+ 3 s),
     // inside Prometheus' default scrape timeout of 10 s.

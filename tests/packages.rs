@@ -197,11 +197,11 @@ fn packages(home: &Path) -> Vec<String> {
     v
 }
 
-fn install(home: &Path, m: &Mirror, version: &str) -> std::process::Output {
-    mup(home)
-        .args(["install", version, "--mirror", &m.url, "--yes"])
-        .output()
-        .expect("mup install")
+fn install(home: &Path, m: &Mirror, version: &str) -> Output {
+    run_mup(
+        mup(home),
+        &["install", version, "--mirror", &m.url, "--yes"],
+    )
 }
 
 #[test]
@@ -210,28 +210,12 @@ fn install_by_version_and_series_verified_and_whole() {
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
 
-    let out = install(h, &m, "7.0.9");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    assert!(
-        String::from_utf8_lossy(&out.stderr).contains("plain HTTP"),
-        "a plain-HTTP mirror is warned about"
-    );
-    let out = install(h, &m, "7.0");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    // A plain-HTTP mirror is warned about.
+    install(h, &m, "7.0.9").ok().stderr_has("plain HTTP");
+    let out = install(h, &m, "7.0").ok();
     let bin = h.join("storage/packages/7.0.14/bin");
     assert_eq!(
-        String::from_utf8_lossy(&out.stdout)
-            .trim_end()
-            .lines()
-            .last(),
+        out.stdout.trim_end().lines().last(),
         Some(bin.to_str().expect("utf8"))
     );
     let version = Command::new(bin.join("mongod"))
@@ -240,11 +224,7 @@ fn install_by_version_and_series_verified_and_whole() {
         .expect("mongod --version");
     assert!(String::from_utf8_lossy(&version.stdout).contains("db version v7.0.14"));
     assert_eq!(packages(h), vec!["7.0.14", "7.0.9"]);
-    let listed = mup(h)
-        .args(["versions", "--mirror", &m.url])
-        .output()
-        .expect("versions");
-    let listed = String::from_utf8_lossy(&listed.stdout);
+    let listed = run_mup(mup(h), &["versions", "--mirror", &m.url]).stdout;
     assert_eq!(
         listed.lines().take(3).collect::<Vec<_>>(),
         vec!["8.0.4", "7.0.14  (installed)", "7.0.9  (installed)"],
@@ -257,10 +237,7 @@ fn install_by_version_and_series_verified_and_whole() {
         ("6.0.19", "does not match the published"),
         ("6.0.20", "broke off"),
     ] {
-        let out = install(h, &m, version);
-        let err = String::from_utf8_lossy(&out.stderr);
-        assert_eq!(out.status.code(), Some(1), "{version}: {err}");
-        assert!(err.contains(why), "{version}: {err}");
+        install(h, &m, version).code(1).stderr_has(why);
         assert_eq!(
             packages(h),
             vec!["7.0.14", "7.0.9"],
@@ -274,14 +251,11 @@ fn install_by_version_and_series_verified_and_whole() {
         let b = s.spawn(|| install(h, &m, "8.0.4"));
         (a.join().expect("a"), b.join().expect("b"))
     });
-    assert!(a.status.success() && b.status.success());
+    a.ok();
+    b.ok();
     assert_eq!(packages(h), vec!["7.0.14", "7.0.9", "8.0.4"]);
 
-    let out = mup(h)
-        .args(["uninstall", "7.0.9"])
-        .output()
-        .expect("uninstall");
-    assert!(out.status.success());
+    run_mup(mup(h), &["uninstall", "7.0.9"]).ok();
     assert_eq!(packages(h), vec!["7.0.14", "8.0.4"]);
 }
 
@@ -291,8 +265,9 @@ fn playground_with_a_version_installs_and_runs_it() {
     let _ports = allocation_lock(); // the playground takes ports from 30000
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    let out = mup(h)
-        .args([
+    run_mup(
+        mup(h),
+        &[
             "playground",
             "start",
             "--version",
@@ -302,14 +277,9 @@ fn playground_with_a_version_installs_and_runs_it() {
             "--yes",
             "--nodes",
             "1",
-        ])
-        .output()
-        .expect("playground start");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+        ],
+    )
+    .ok();
     let tree = h.join("storage/clusters/playground");
     let meta = read_meta(&tree);
     assert_eq!(meta["version"], "7.0.14");
@@ -318,51 +288,25 @@ fn playground_with_a_version_installs_and_runs_it() {
         h.join("storage/packages/7.0.14/bin").to_str()
     );
     wait_started(&tree); // display exits 0 once supervisord calls the node RUNNING
-    let d = mup(h)
-        .args(["cluster", "display", "playground", "--json"])
-        .output()
-        .expect("display");
-    assert!(d.status.success(), "{}", String::from_utf8_lossy(&d.stdout));
+    run_mup(mup(h), &["cluster", "display", "playground", "--json"]).ok();
 
     // A version a cluster uses cannot be uninstalled.
-    let out = mup(h)
-        .args(["uninstall", "7.0.14"])
-        .output()
-        .expect("uninstall");
-    assert_eq!(out.status.code(), Some(1));
-    assert!(String::from_utf8_lossy(&out.stderr).contains("used by cluster(s) playground"));
-    assert!(mup(h)
-        .args(["playground", "destroy"])
-        .output()
-        .expect("destroy")
-        .status
-        .success());
-    let out = mup(h)
-        .args(["uninstall", "7.0.14"])
-        .output()
-        .expect("uninstall");
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
+    run_mup(mup(h), &["uninstall", "7.0.14"])
+        .code(1)
+        .stderr_has("used by cluster(s) playground");
+    run_mup(mup(h), &["playground", "destroy"]).ok();
+    run_mup(mup(h), &["uninstall", "7.0.14"]).ok();
 }
 
 /// `mup ARGS` under `home` with `env`, as the tests' `mup` runs it, bounded by `limit` (a
 /// hang fails the test instead of stalling the suite).
-fn mup_bounded(home: &Path, env: &[(&str, &str)], args: &[&str]) -> std::process::Output {
+fn mup_bounded(home: &Path, env: &[(&str, &str)], args: &[&str]) -> Output {
     let mut cmd = mup(home);
     for (k, v) in env {
         cmd.env(k, v);
     }
-    cmd.args(args)
-        .timeout(Duration::from_secs(60))
-        .output()
-        .expect("mup")
-}
-
-fn stderr(out: &std::process::Output) -> String {
-    String::from_utf8_lossy(&out.stderr).into_owned()
+    cmd.timeout(Duration::from_secs(60));
+    run_mup(cmd, args)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -378,8 +322,7 @@ fn a_setuid_archive_installs_at_most_0755() {
     let m = hostile_mirror();
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    let out = install(h, &m, "6.0.22");
-    assert!(out.status.success(), "{}", stderr(&out));
+    install(h, &m, "6.0.22").ok();
     let pkg = h.join("storage/packages/6.0.22");
     assert_eq!(mode(&pkg.join("bin/mongod")), 0o755, "setuid dropped");
     assert_eq!(
@@ -400,24 +343,16 @@ fn a_stalled_mirror_fails_naming_the_url_and_releases_the_lock() {
 
     // Before the headers: the index.
     let stalled = format!("{}/stall-head", m.url);
-    let out = mup_bounded(h, &short, &["install", "7.0.9", "--mirror", &stalled]);
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("{stalled}/full.json sent nothing for 1 s")),
-        "{}",
-        stderr(&out)
-    );
+    mup_bounded(h, &short, &["install", "7.0.9", "--mirror", &stalled])
+        .code(1)
+        .stderr_has(&format!("{stalled}/full.json sent nothing for 1 s"));
 
     // Mid-body: the archive, twice: the second run finds the version's lock free.
     let url = format!("{}/stall-mongodb-linux-x86_64-6.0.21.tgz", m.url);
     for _ in 0..2 {
-        let out = mup_bounded(h, &short, &["install", "6.0.21", "--mirror", &m.url]);
-        assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-        assert!(
-            stderr(&out).contains(&format!("{url} sent nothing for 1 s")),
-            "{}",
-            stderr(&out)
-        );
+        mup_bounded(h, &short, &["install", "6.0.21", "--mirror", &m.url])
+            .code(1)
+            .stderr_has(&format!("{url} sent nothing for 1 s"));
         assert_eq!(packages(h), Vec::<String>::new(), "nothing left behind");
     }
 }
@@ -430,17 +365,13 @@ fn a_trickling_mirror_fails_naming_the_url() {
     let home = tempfile::tempdir().expect("home");
     let short = [("MUP_DOWNLOAD_TIMEOUT", "1"), ("MUP_LOCK_TIMEOUT", "0")];
     let trickle = format!("{}/trickle", m.url);
-    let out = mup_bounded(
+    mup_bounded(
         home.path(),
         &short,
         &["install", "7.0.9", "--mirror", &trickle],
-    );
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains(&format!("{trickle}/full.json sent only ")),
-        "{}",
-        stderr(&out)
-    );
+    )
+    .code(1)
+    .stderr_has(&format!("{trickle}/full.json sent only "));
 }
 
 /// `.download-*` directories under `home`'s package cache.
@@ -484,16 +415,14 @@ fn a_killed_install_leaves_nothing_once_the_next_runs() {
     let in_use = downloads(h);
 
     // Another install while it runs: its directory is in use and stays.
-    let out = install(h, &m, "7.0.9");
-    assert!(out.status.success(), "{}", stderr(&out));
+    install(h, &m, "7.0.9").ok();
     assert_eq!(downloads(h), in_use, "a running install's download is kept");
 
     // Killed: its directory stays behind until the next install, which removes it.
     stalled.kill().expect("kill");
     stalled.wait().expect("wait");
     assert_eq!(downloads(h), in_use);
-    let out = install(h, &m, "7.0.14");
-    assert!(out.status.success(), "{}", stderr(&out));
+    install(h, &m, "7.0.14").ok();
     assert_eq!(
         downloads(h),
         Vec::<PathBuf>::new(),
@@ -507,13 +436,10 @@ fn a_gzip_bomb_stops_at_the_bound() {
     let m = hostile_mirror();
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    let out = install(h, &m, "6.0.23");
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains("/filler it would unpack to more than 64 MiB") && err.contains("stopped"),
-        "{err}"
-    );
+    install(h, &m, "6.0.23")
+        .code(1)
+        .stderr_has("/filler it would unpack to more than 64 MiB")
+        .stderr_has("stopped");
     assert_eq!(packages(h), Vec::<String>::new(), "nothing left behind");
 }
 
@@ -523,13 +449,9 @@ fn a_huge_index_is_refused() {
     let home = tempfile::tempdir().expect("home");
     // 200 MiB, streamed without a Content-Length.
     let huge = format!("{}/huge-index-{}", m.url, 200u64 << 20);
-    let out = mup_bounded(home.path(), &[], &["versions", "--mirror", &huge]);
-    let err = stderr(&out);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("{huge}/full.json is larger than 128 MiB")),
-        "{err}"
-    );
+    mup_bounded(home.path(), &[], &["versions", "--mirror", &huge])
+        .code(1)
+        .stderr_has(&format!("{huge}/full.json is larger than 128 MiB"));
 }
 
 #[test]
@@ -541,13 +463,9 @@ fn a_version_that_is_a_path_is_refused() {
         ("./../../x", "http://127.0.0.1:9"), // refused before any request
         ("../../escape", m.url.as_str()),    // in the index, still refused
     ] {
-        let out = mup_bounded(h, &[], &["install", version, "--mirror", mirror]);
-        let err = stderr(&out);
-        assert_eq!(out.status.code(), Some(2), "{version}: {err}");
-        assert!(
-            err.contains(&format!("{version:?} is not a MongoDB version")),
-            "{err}"
-        );
+        mup_bounded(h, &[], &["install", version, "--mirror", mirror])
+            .code(2)
+            .stderr_has(&format!("{version:?} is not a MongoDB version"));
     }
     assert!(!h.join("escape").exists() && !h.join("storage/escape").exists());
     assert_eq!(packages(h), Vec::<String>::new());
@@ -558,12 +476,9 @@ fn install_without_a_terminal_does_not_ask() {
     let m = mirror();
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    let out = mup(h)
-        .args(["install", "7.0", "--mirror", &m.url])
-        .write_stdin("") // not a terminal, and nothing to answer with
-        .output()
-        .expect("mup install");
-    assert!(out.status.success(), "{}", stderr(&out));
+    let mut cmd = mup(h);
+    cmd.write_stdin(""); // not a terminal, and nothing to answer with
+    run_mup(cmd, &["install", "7.0", "--mirror", &m.url]).ok();
     assert_eq!(packages(h), vec!["7.0.14"]);
 }
 
@@ -573,32 +488,26 @@ fn uninstall_refuses_a_version_a_cluster_uses_through_a_symlink() {
     let _ports = allocation_lock(); // the playground takes ports from 30000
     let home = tempfile::tempdir().expect("home");
     let h = home.path();
-    let out = install(h, &m, "7.0.14");
-    assert!(out.status.success(), "{}", stderr(&out));
+    install(h, &m, "7.0.14").ok();
     let link = h.join("mongodb-bin");
     std::os::unix::fs::symlink(h.join("storage/packages/7.0.14/bin"), &link).expect("symlink");
-    let out = mup(h)
-        .args(["playground", "start", "--yes", "--nodes", "1", "--bin-path"])
-        .arg(&link)
-        .output()
-        .expect("playground start");
-    assert!(out.status.success(), "{}", stderr(&out));
+    run_mup(
+        mup(h),
+        &[
+            "playground",
+            "start",
+            "--yes",
+            "--nodes",
+            "1",
+            "--bin-path",
+            link.to_str().expect("utf8"),
+        ],
+    )
+    .ok();
 
-    let out = mup(h)
-        .args(["uninstall", "7.0.14"])
-        .output()
-        .expect("uninstall");
-    assert_eq!(out.status.code(), Some(1), "{}", stderr(&out));
-    assert!(
-        stderr(&out).contains("used by cluster(s) playground"),
-        "{}",
-        stderr(&out)
-    );
+    run_mup(mup(h), &["uninstall", "7.0.14"])
+        .code(1)
+        .stderr_has("used by cluster(s) playground");
     assert!(link.join("mongod").is_file(), "the package is still there");
-    assert!(mup(h)
-        .args(["playground", "destroy"])
-        .output()
-        .expect("destroy")
-        .status
-        .success());
+    run_mup(mup(h), &["playground", "destroy"]).ok();
 }

@@ -58,17 +58,10 @@ fn node_pid(d: &serde_json::Value, i: usize) -> u32 {
         .expect("a running node has a pid") as u32
 }
 
-fn meta_port(dir: &Path) -> u16 {
-    read_meta(dir)["supervisor_port"].as_u64().expect("port") as u16
-}
-
 #[test]
 fn destroy_deletes_only_what_mup_created() {
-    let mut h = Home::new(&["keeper", "intruder", "outside"]);
-    let keeper_topo = h.topology("keeper.yaml", ONE_NODE, 1);
-    h.deploy("keeper", &keeper_topo);
-    let keeper = h.cluster_dir("keeper");
-    let bin = stand_in_bin();
+    let keeper_cluster = TestCluster::named("keeper").topology(ONE_NODE).deploy();
+    let keeper = keeper_cluster.tree.clone();
 
     // A data directory that is another cluster's tree, or the home directory: refused.
     for (data_dir, why) in [
@@ -82,31 +75,29 @@ fn destroy_deletes_only_what_mup_created() {
             "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"{data_dir}\"}}\n",
             free_port()
         );
-        let topo = h.scratch().join("intruder.yaml");
-        std::fs::write(&topo, text).expect("topology");
-        let (code, _, err) = h.try_deploy("intruder", &topo, &bin);
-        assert_eq!(code, 2, "{err}");
-        assert!(
-            err.contains("mongod_servers[0].data_dir") && err.contains(&why),
-            "{err}"
-        );
-        assert!(!h.cluster_dir("intruder").exists(), "nothing written");
+        let (intruder, out) = TestCluster::named("intruder").topology(&text).try_deploy();
+        out.code(2)
+            .stderr_has("mongod_servers[0].data_dir")
+            .stderr_has(&why);
+        assert!(!intruder.tree.exists(), "nothing written");
     }
 
     // One data directory the user made (with a file of theirs), one mup creates.
-    let precious = h.scratch().join("precious");
+    let precious = keeper_cluster.scratch().join("precious");
     std::fs::create_dir_all(&precious).expect("mkdir");
     std::fs::write(precious.join("notes.txt"), "mine").expect("notes");
-    let fresh = h.scratch().join("fresh").join("node");
+    let fresh = keeper_cluster.scratch().join("fresh").join("node");
     let text = format!(
         "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
         precious.display(),
         fresh.display()
     );
-    let topo = h.topology("outside.yaml", &text, 2);
-    h.deploy("outside", &topo);
+    let outside = TestCluster::named("outside").topology(&text).deploy();
     assert!(fresh.join("mongod.lock").exists(), "the node ran in it");
-    let out = h.ok(&["cluster", "destroy", "outside", "--yes"]);
+    let out = outside
+        .run(&["cluster", "destroy", "outside", "--yes"])
+        .ok()
+        .stdout;
     assert_eq!(
         std::fs::read_to_string(precious.join("notes.txt")).expect("kept"),
         "mine"
@@ -122,33 +113,26 @@ fn destroy_deletes_only_what_mup_created() {
         !fresh.exists(),
         "the directory mup created is removed:\n{out}"
     );
-    assert!(!h.cluster_dir("outside").exists());
+    assert!(!outside.tree.exists());
 
-    let (code, d) = h.display("keeper");
-    assert_eq!(code, 0, "keeper still runs: {d}");
+    // keeper still runs.
+    keeper_cluster.display().ok();
     assert!(keeper.join("meta.yaml").exists());
 }
 
 #[test]
 fn keep_data_never_removes_a_data_file() {
-    let mut h = Home::new(&["keepdata", "dotdata"]);
     // gen refuses the cluster directory itself as a data directory.
-    let topo = h.topology(
-        "dot.yaml",
-        "mongod_servers:\n  - {host: localhost, port: {p0}, data_dir: .}\n",
-        1,
-    );
-    let bin = stand_in_bin();
-    let (code, _, err) = h.try_deploy("dotdata", &topo, &bin);
-    assert_eq!(code, 2, "{err}");
-    assert!(err.contains("contains the cluster directory"), "{err}");
+    let (_dotdata, out) = TestCluster::named("dotdata")
+        .topology("mongod_servers:\n  - {host: localhost, port: {p0}, data_dir: .}\n")
+        .try_deploy();
+    out.code(2).stderr_has("contains the cluster directory");
 
     // A tree recorded before that rule (its meta.yaml says the data dir is the tree itself):
     // --keep-data removes mup's files and no data file.
-    let topo = h.topology("keep.yaml", ONE_NODE, 1);
-    h.deploy("keepdata", &topo);
-    let root = h.cluster_dir("keepdata");
-    h.ok(&["cluster", "stop", "keepdata"]);
+    let c = TestCluster::named("keepdata").topology(ONE_NODE).deploy();
+    let root = c.tree.clone();
+    c.run(&["cluster", "stop", "keepdata"]).ok();
     let meta = root.join("meta.yaml");
     let m = read_meta(&root);
     let recorded = m["nodes"][0]["data_dir"].as_str().expect("data_dir");
@@ -162,7 +146,10 @@ fn keep_data_never_removes_a_data_file() {
     )
     .expect("edit meta");
     std::fs::write(root.join("collection-0.wt"), "data").expect("data file");
-    let out = h.ok(&["cluster", "destroy", "keepdata", "--keep-data", "--yes"]);
+    let out = c
+        .run(&["cluster", "destroy", "keepdata", "--keep-data", "--yes"])
+        .ok()
+        .stdout;
     assert_eq!(
         std::fs::read_to_string(root.join("collection-0.wt")).expect("kept"),
         "data",
@@ -205,12 +192,10 @@ while True:
 
 #[test]
 fn credentials_go_only_to_this_clusters_daemon() {
-    let mut h = Home::new(&["creds"]);
-    let topo = h.topology("creds.yaml", ONE_NODE, 1);
-    h.deploy("creds", &topo);
-    h.ok(&["cluster", "stop", "creds"]);
-    let dir = h.cluster_dir("creds");
-    let port = meta_port(&dir);
+    let c = TestCluster::named("creds").topology(ONE_NODE).deploy();
+    c.run(&["cluster", "stop", "creds"]).ok();
+    let dir = c.tree.clone();
+    let port = supervisor_port(&dir);
     let password = read_meta(&dir)["supervisor_password"]
         .as_str()
         .expect("pw")
@@ -229,29 +214,26 @@ fn credentials_go_only_to_this_clusters_daemon() {
     let listener = capturing_listener(port, &capture);
     let pid = listener.0.id();
 
-    let (code, out, err) = h.run(&["cluster", "list"]);
-    assert_eq!(code, 0, "{err}");
-    assert!(out.contains("PORT TAKEN"), "{out}");
+    c.run(&["cluster", "list"]).ok().stdout_has("PORT TAKEN");
     for args in [
         vec!["cluster", "display", "creds"],
         vec!["cluster", "start", "creds"],
         vec!["ctl", "--cluster", "creds", "up"],
         vec!["ctl", "--cluster", "creds", "pid"],
     ] {
-        let (code, _, err) = h.run(&args);
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains(&format!("port {port} is held by")), "{err}");
+        c.run(&args)
+            .code(1)
+            .stderr_has(&format!("port {port} is held by"));
     }
     // A silent listener never makes mup wait for an answer (it used to take 60 s).
     let began = Instant::now();
-    let (code, _, err) = h.run(&["ctl", "--cluster", "creds", "status"]);
-    assert_eq!(code, 1, "{err}");
+    let out = c.run(&["ctl", "--cluster", "creds", "status"]).code(1);
     assert!(
         began.elapsed() < Duration::from_secs(10),
         "status took {:?}",
         began.elapsed()
     );
-    assert!(err.contains(&format!("pid {pid}")), "{err}");
+    out.stderr_has(&format!("pid {pid}"));
 
     // The capture works (so an empty one means nothing was sent), and holds no credential.
     let mut probe = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect");
@@ -270,61 +252,55 @@ fn credentials_go_only_to_this_clusters_daemon() {
     drop(listener);
     assert!(wait_until(Duration::from_secs(5), || !port_answers(port)));
     // Once the port is free again the cluster starts as usual.
-    h.ok(&["cluster", "start", "creds"]);
+    c.run(&["cluster", "start", "creds"]).ok();
 }
 
 #[test]
 fn concurrent_deploys_never_share_a_port() {
-    let h = Home::new(&["race-a", "race-b"]);
     let _ports = allocation_lock();
-    let topo = h.scratch().join("zero.yaml");
-    std::fs::write(&topo, "mongod_servers:\n  - {host: localhost, port: 0}\n").expect("topo");
+    let [a, b] = ["race-a", "race-b"].map(|name| {
+        TestCluster::named(name)
+            .topology("mongod_servers:\n  - {host: localhost, port: 0}\n")
+            .guard()
+    });
     let bin = stand_in_bin();
-    let deploy = |name: &str| {
-        let (code, out, err) = h.try_deploy(name, &topo, &bin);
-        assert_eq!(code, 0, "deploy {name}: {out}{err}");
+    let deploy = |c: &TestCluster| {
+        c.deploy_with(c.mup(), &bin).ok();
     };
     std::thread::scope(|s| {
-        s.spawn(|| deploy("race-a"));
-        s.spawn(|| deploy("race-b"));
+        s.spawn(|| deploy(&a));
+        s.spawn(|| deploy(&b));
     });
-    let ma = read_meta(&h.cluster_dir("race-a"));
-    let mb = read_meta(&h.cluster_dir("race-b"));
+    let ma = read_meta(&a.tree);
+    let mb = read_meta(&b.tree);
     assert_ne!(ma["supervisor_port"], mb["supervisor_port"]);
     assert_ne!(ma["nodes"][0]["port"], mb["nodes"][0]["port"]);
-    for name in ["race-a", "race-b"] {
-        h.ok(&["cluster", "destroy", name, "--yes"]);
+    for c in [&a, &b] {
+        c.run(&["cluster", "destroy", &c.name, "--yes"]).ok();
     }
 }
 
 #[test]
 fn another_clusters_node_is_never_signalled() {
-    let mut h = Home::new(&["victim", "thief", "legacythief"]);
-    let topo = h.topology("victim.yaml", ONE_NODE, 1);
-    h.deploy("victim", &topo);
-    let (_, d) = h.display("victim");
+    let victim = TestCluster::named("victim").topology(ONE_NODE).deploy();
+    let d = victim.display().json();
     let victim_pid = node_pid(&d, 0);
-    let victim_port = h.ports[0];
+    let victim_port = victim.ports[0];
 
     // An explicit port another cluster recorded is refused, naming that cluster.
-    let thief = h.scratch().join("thief.yaml");
-    std::fs::write(
-        &thief,
-        format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
-    )
-    .expect("topology");
+    let (_thief, out) = TestCluster::named("thief")
+        .topology(&format!(
+            "mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"
+        ))
+        .try_deploy();
+    out.code(2)
+        .stderr_has("mongod_servers[0].port")
+        .stderr_has("already recorded by cluster \"victim\"");
     let bin = stand_in_bin();
-    let (code, _, err) = h.try_deploy("thief", &thief, &bin);
-    assert_eq!(code, 2, "{err}");
-    assert!(
-        err.contains("mongod_servers[0].port")
-            && err.contains("already recorded by cluster \"victim\""),
-        "{err}"
-    );
 
     // A stale mongod.lock whose pid is now another cluster's node: not an orphan, not
     // signalled, and the node starts (mongod locks the file; the pid in it is information).
-    let stale = TestCluster::new("stale", ONE_NODE, 1);
+    let stale = TestCluster::named("stale").topology(ONE_NODE).gen();
     let lock = stale
         .tree
         .join("data")
@@ -337,24 +313,25 @@ fn another_clusters_node_is_never_signalled() {
 
     // A tree (under another MUP_HOME, so its port was not refused) whose node port is the
     // victim's: reported as foreign, never adopted.
-    let clash = TestCluster::new(
-        "clash",
-        &format!("mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"),
-        0,
-    );
+    let clash = TestCluster::named("clash")
+        .topology(&format!(
+            "mongod_servers:\n  - {{host: localhost, port: {victim_port}}}\n"
+        ))
+        .gen();
     for args in [&["up"][..], &["up", "--adopt"][..]] {
-        let (code, _, err) = clash.ctl(args);
-        assert_eq!(code, 1, "{args:?}: {err}");
-        assert!(err.contains("not this cluster's"), "{err}");
-        assert!(err.contains(&format!("pid {victim_pid}")), "{err}");
+        clash
+            .ctl_run(args)
+            .code(1)
+            .stderr_has("not this cluster's")
+            .stderr_has(&format!("pid {victim_pid}"));
     }
 
     // A legacy (PID-tracked) cluster whose recorded pid is now the victim's node.
-    let legacy_port = free_port();
-    h.ports.push(legacy_port);
-    let legacy_data = h.scratch().join("legacy-data");
+    let legacy = TestCluster::named("legacythief").ports(1).guard();
+    let legacy_port = legacy.ports[0];
+    let legacy_data = legacy.scratch().join("legacy-data");
     std::fs::create_dir_all(&legacy_data).expect("mkdir");
-    let legacy_dir = h.cluster_dir("legacythief");
+    let legacy_dir = legacy.tree.clone();
     std::fs::create_dir_all(&legacy_dir).expect("mkdir");
     std::fs::write(
         legacy_dir.join("meta.yaml"),
@@ -365,29 +342,30 @@ fn another_clusters_node_is_never_signalled() {
         ),
     )
     .expect("legacy meta");
-    let out = {
+    {
         let _ports = allocation_lock();
-        h.ok(&["cluster", "migrate", "legacythief"])
-    };
-    assert!(out.contains("not signalled"), "{out}");
-    h.ok(&["cluster", "destroy", "legacythief", "--yes"]);
+        legacy
+            .run(&["cluster", "migrate", "legacythief"])
+            .ok()
+            .stdout_has("not signalled");
+    }
+    legacy
+        .run(&["cluster", "destroy", "legacythief", "--yes"])
+        .ok();
 
     assert!(
         pid_alive(victim_pid),
         "the victim's node was never signalled"
     );
-    let (code, d) = h.display("victim");
-    assert_eq!(code, 0, "{d}");
+    let d = victim.display().ok().json();
     assert_eq!(node_pid(&d, 0), victim_pid);
 }
 
 #[test]
 fn a_dead_daemon_never_hides_running_nodes() {
-    let mut h = Home::new(&["orphaned"]);
-    let topo = h.topology("orphaned.yaml", ONE_NODE, 1);
-    h.deploy("orphaned", &topo);
-    let dir = h.cluster_dir("orphaned");
-    let (_, d) = h.display("orphaned");
+    let c = TestCluster::named("orphaned").topology(ONE_NODE).deploy();
+    let dir = c.tree.clone();
+    let d = c.display().json();
     let node = node_pid(&d, 0);
 
     // Logs are the owner's only.
@@ -398,44 +376,35 @@ fn a_dead_daemon_never_hides_running_nodes() {
     assert_eq!(mode(log.parent().expect("dir")), 0o700);
 
     let daemon = d["supervisord"]["pid"].as_u64().expect("daemon pid") as u32;
-    assert!(Command::new("kill")
-        .args(["-9", &daemon.to_string()])
-        .status()
-        .expect("kill")
-        .success());
+    assert!(send_signal(daemon, "9"), "kill -9 {daemon}");
     assert!(wait_until(Duration::from_secs(5), || !pid_alive(daemon)));
 
-    let (code, d) = h.display("orphaned");
-    assert_eq!(code, 3);
+    let d = c.display().code(3).json();
     assert_eq!(d["nodes"][0]["state"], "UNSUPERVISED", "{d}");
     assert_eq!(node_pid(&d, 0), node);
-    let (_, text, _) = h.run(&["cluster", "display", "orphaned"]);
-    assert!(text.contains("run without supervisord"), "{text}");
+    c.run(&["cluster", "display", "orphaned"])
+        .stdout_has("run without supervisord");
 
-    let (code, _, err) = h.run(&["ctl", "--cluster", "orphaned", "up"]);
-    assert_eq!(code, 1);
-    assert!(
-        err.contains(&format!("mup ctl --dir {} up --adopt", dir.display())),
-        "the suggestion names the cluster: {err}"
-    );
+    // The suggestion names the cluster.
+    c.run(&["ctl", "--cluster", "orphaned", "up"])
+        .code(1)
+        .stderr_has(&format!("mup ctl --dir {} up --adopt", dir.display()));
 
-    let (code, out, err) = h.run(&["cluster", "stop", "orphaned"]);
-    assert_eq!(code, 0, "{out}{err}");
-    assert!(err.contains("run without supervisord"), "{err}");
+    c.run(&["cluster", "stop", "orphaned"])
+        .ok()
+        .stderr_has("run without supervisord");
     assert!(!pid_alive(node), "the unsupervised node was stopped");
 }
 
 #[test]
 fn a_daemon_whose_port_changed_is_still_stopped() {
-    let c = TestCluster::new("moved", ONE_NODE, 1);
-    c.ok(&["up"]);
-    c.ok(&["start"]);
+    let c = TestCluster::named("moved").topology(ONE_NODE).start();
     let daemon = c.client().get_pid().expect("pid");
     let node = c.pids()[&format!("mongod-{}", c.ports[0])];
     // Regenerate with another supervisord port while the daemon runs.
     let meta = c.tmp.path().join("meta.yaml");
     let text = std::fs::read_to_string(&meta).expect("meta");
-    let old = meta_port(&c.tree);
+    let old = supervisor_port(&c.tree);
     let new = free_port();
     std::fs::write(
         &meta,
@@ -446,9 +415,9 @@ fn a_daemon_whose_port_changed_is_still_stopped() {
     )
     .expect("edit");
     c.gen();
-    let (code, _, err) = c.ctl(&["status"]);
-    assert_eq!(code, 1);
-    assert!(err.contains("does not listen on 127.0.0.1:"), "{err}");
+    c.ctl_run(&["status"])
+        .code(1)
+        .stderr_has("does not listen on 127.0.0.1:");
     let out = c.ok(&["down"]);
     assert!(out.contains("stopped with SIGTERM"), "{out}");
     assert!(!pid_alive(daemon) && !pid_alive(node), "{out}");
@@ -456,12 +425,356 @@ fn a_daemon_whose_port_changed_is_still_stopped() {
 
 #[test]
 fn the_lock_is_private_and_waiting_for_it_is_bounded() {
-    let c = TestCluster::new("locked", ONE_NODE, 1);
+    let c = TestCluster::named("locked").topology(ONE_NODE).gen();
     let lock = c.tree.join(".mup.lock");
     use std::os::unix::fs::PermissionsExt;
     let mode = std::fs::metadata(&lock).expect("lock").permissions().mode() & 0o777;
     assert_eq!(mode, 0o600);
-    if is_root() {
+    // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
+    let holder = Reaped(spawn_ready(
+        Command::new("python3")
+            .args([
+                "-c",
+                "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
+            ])
+            .arg(&lock),
+        "held",
+    ));
+    let out = c
+        .mup()
+        .env("MUP_LOCK_TIMEOUT", "1")
+        .args(["ctl", "--dir", "tree", "up"])
+        .output()
+        .expect("mup");
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(1), "{err}");
+    assert!(
+        err.contains(&format!("held by pid {}", holder.0.id())) && err.contains("python3"),
+        "{err}"
+    );
+}
+
+#[test]
+fn two_trees_with_one_name_never_drive_each_other() {
+    let a = TestCluster::named("twin").topology(ONE_NODE).gen();
+    let port = supervisor_port(&a.tree);
+    let b_dir = tempfile::tempdir().expect("tempdir");
+    let b_port = free_port();
+    std::fs::write(
+        b_dir.path().join("topology.yaml"),
+        format!("mongod_servers:\n  - {{host: localhost, port: {b_port}}}\n"),
+    )
+    .expect("topo");
+    std::fs::write(
+        b_dir.path().join("meta.yaml"),
+        format!(
+            "name: twin\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {port}\nhome: {}\n",
+            stand_in_bin().display(),
+            b_dir.path().display()
+        ),
+    )
+    .expect("meta");
+    run_gen(b_dir.path(), "tree", &[]).ok();
+    a.ok(&["up"]);
+    a.ok(&["start"]);
+    let before = a.pids();
+
+    let b = |args: &[&str]| {
+        let mut cmd = mup(&b_dir.path().join("mup-home"));
+        cmd.current_dir(b_dir.path());
+        run_mup(cmd, &[&["ctl", "--dir", "tree"][..], args].concat())
+    };
+    let a_ini = a.tree.join("supervisor.ini").display().to_string();
+    for args in [&["up"][..], &["status"][..], &["stop"][..]] {
+        b(args)
+            .code(1)
+            .stderr_has("not this tree's supervisord")
+            .stderr_has(&a_ini);
+    }
+    // Nothing of B runs: down says so and touches nothing.
+    b(&["down"]).ok();
+    assert_eq!(a.pids(), before, "A's programs were not touched");
+    assert!(port_answers(a.ports[0]));
+}
+
+#[test]
+fn smaller_input_and_listing_faults() {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let meta = format!(
+        "name: small\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\n",
+        stand_in_bin().display(),
+        free_port()
+    );
+    std::fs::write(dir.path().join("meta.yaml"), &meta).expect("meta");
+
+    // A path with %(here)s would break supervisord: refused.
+    std::fs::write(
+        dir.path().join("topology.yaml"),
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"d%(here)s\"}}\n",
+            free_port()
+        ),
+    )
+    .expect("topo");
+    run_gen(dir.path(), "tree", &[])
+        .code(2)
+        .stderr_has("mongod_servers[0].data_dir")
+        .stderr_has("%(");
+
+    // Deeply nested YAML is refused at once instead of parsing in quadratic time.
+    let deep = format!(
+        "mongod_servers:\n  - host: localhost\n    port: {}\n    runtime_config:\n      a: {}{}\n",
+        free_port(),
+        "[".repeat(50_000),
+        "]".repeat(50_000)
+    );
+    std::fs::write(dir.path().join("topology.yaml"), deep).expect("topo");
+    run_gen(dir.path(), "tree", &[])
+        .code(2)
+        .stderr_has("nests 50000 levels");
+    assert!(!dir.path().join("tree").exists());
+
+    // `cluster list` names a cluster whose meta.yaml does not parse.
+    let home = dir.path().join("mup-home");
+    let broken = home.join("storage/clusters/broken");
+    std::fs::create_dir_all(&broken).expect("mkdir");
+    std::fs::write(broken.join("meta.yaml"), "name: [\n").expect("broken meta");
+    let out = run_mup(mup(&home), &["cluster", "list"])
+        .ok()
+        .stderr_has(&broken.join("meta.yaml").display().to_string());
+    assert!(
+        out.stdout
+            .lines()
+            .any(|l| l.starts_with("broken") && l.contains("UNREADABLE")),
+        "{}",
+        out.stdout
+    );
+}
+
+/// True when a process other than ours holds a flock on `lock` (probed with flock(1)).
+fn flock_held(lock: &Path) -> bool {
+    let status = Command::new("flock")
+        .args(["--nonblock", "--conflict-exit-code", "99"])
+        .arg(lock)
+        .arg("true")
+        .status()
+        .expect("run flock(1)");
+    status.code() == Some(99)
+}
+
+/// Moves `dir` aside and puts a symlink to `target` in its place.
+fn swap_for_symlink(dir: &Path, target: &Path) {
+    let aside = dir.with_extension("aside");
+    std::fs::rename(dir, &aside).expect("move the directory aside");
+    std::os::unix::fs::symlink(target, dir).expect("symlink");
+}
+
+#[test]
+fn destroy_never_deletes_through_a_symlinked_parent() {
+    // B runs under the real supervisord; its node flock-holds its mongod.lock.
+    let b = TestCluster::named("symvictim").topology(ONE_NODE).deploy();
+    let victim_port = b.ports[0];
+    let victim_data = b.tree.join("data");
+    let victim_node = victim_data.join(format!("localhost-{victim_port}"));
+    assert!(
+        flock_held(&victim_node.join("mongod.lock")),
+        "B's node holds its lock"
+    );
+    let d = b.display().json();
+    let victim_pid = node_pid(&d, 0);
+
+    // A: two data directories mup creates outside its tree, named like B's node directory
+    // and like a directory of the user's.
+    let q = b.scratch().join("q");
+    let u = b.scratch().join("u");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
+        q.join(format!("localhost-{victim_port}")).display(),
+        u.join("mine").display()
+    );
+    let a = TestCluster::named("symstale").topology(&text).deploy();
+    a.run(&["cluster", "stop", "symstale"]).ok();
+    let recorded = read_meta(&a.tree)["nodes"][0]["data_dir_resolved"].clone();
+    let created = std::fs::canonicalize(q.join(format!("localhost-{victim_port}")))
+        .expect("resolves")
+        .display()
+        .to_string();
+
+    // The parents become symlinks: one to B's data/, one to the user's own directory.
+    swap_for_symlink(&q, &victim_data);
+    let users = b.scratch().join("users-own");
+    std::fs::create_dir_all(users.join("mine")).expect("mkdir");
+    std::fs::write(users.join("mine").join("notes.txt"), "mine").expect("notes");
+    swap_for_symlink(&u, &users);
+
+    let out = a
+        .run(&["cluster", "destroy", "symstale", "--yes"])
+        .ok()
+        .stdout;
+    assert!(
+        victim_node.join("mongod.lock").exists() && flock_held(&victim_node.join("mongod.lock")),
+        "B's data directory is intact and still locked by its node:\n{out}"
+    );
+    assert_eq!(
+        std::fs::read_to_string(users.join("mine").join("notes.txt")).expect("kept"),
+        "mine",
+        "{out}"
+    );
+    for kept in [q.join(format!("localhost-{victim_port}")), u.join("mine")] {
+        assert!(
+            out.contains(&format!("kept {} (it now resolves to", kept.display())),
+            "{out}"
+        );
+    }
+    assert!(std::fs::symlink_metadata(&q).is_ok_and(|m| m.is_symlink()));
+    assert!(!a.tree.exists(), "A's own tree is gone");
+    assert!(pid_alive(victim_pid), "B's node was not touched");
+    assert_eq!(
+        recorded.as_str(),
+        Some(created.as_str()),
+        "gen recorded where the directory resolved"
+    );
+    let d = b.display().ok().json();
+    assert_eq!(node_pid(&d, 0), victim_pid);
+}
+
+#[test]
+fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
+    // A: a data directory mup created outside the tree; A is stopped.
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let real = dirs.path().join("real").join("node");
+    let on = |data: &Path| {
+        format!(
+            "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+            data.display()
+        )
+    };
+    let a = TestCluster::named("lockowner")
+        .topology(&on(&real))
+        .deploy();
+    a.run(&["cluster", "stop", "lockowner"]).ok();
+
+    // B reaches the same directory through a symlinked alias and runs in it.
+    let alias = dirs.path().join("alias");
+    std::os::unix::fs::symlink(dirs.path().join("real"), &alias).expect("symlink");
+    let b = TestCluster::named("lockalias")
+        .topology(&on(&alias.join("node")))
+        .deploy();
+    assert!(
+        flock_held(&real.join("mongod.lock")),
+        "B's node holds the lock"
+    );
+
+    let out = a
+        .run(&["cluster", "destroy", "lockowner", "--yes"])
+        .ok()
+        .stdout_has(&format!(
+            "kept {} (its mongod.lock is locked by a running process",
+            real.display()
+        ))
+        .stdout;
+    assert!(real.join("mongod.lock").exists(), "{out}");
+    assert!(
+        flock_held(&real.join("mongod.lock")),
+        "B's node still runs in it"
+    );
+    b.display().ok();
+}
+
+#[test]
+fn keep_data_keeps_data_that_resolves_into_the_tree() {
+    let dirs = tempfile::tempdir().expect("tempdir");
+    let q = dirs.path().join("q");
+    let text = format!(
+        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
+        q.join("node").display()
+    );
+    let c = TestCluster::named("keepalias").topology(&text).deploy();
+    c.run(&["cluster", "stop", "keepalias"]).ok();
+    // The data moves into the tree's logs/ and its old place becomes a symlink to it; conf/
+    // becomes a symlink to a directory of the user's.
+    let root = c.tree.clone();
+    let moved = root.join("logs").join("q");
+    std::fs::rename(&q, &moved).expect("move the data");
+    std::os::unix::fs::symlink(&moved, &q).expect("symlink");
+    std::fs::write(moved.join("node").join("collection-0.wt"), "data").expect("data file");
+    let users = dirs.path().join("users-conf");
+    std::fs::create_dir_all(&users).expect("mkdir");
+    std::fs::write(users.join("notes.txt"), "mine").expect("notes");
+    std::fs::remove_dir_all(root.join("conf")).expect("rm conf");
+    std::os::unix::fs::symlink(&users, root.join("conf")).expect("symlink");
+
+    let out = c
+        .run(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"])
+        .ok()
+        .stdout;
+    assert_eq!(
+        std::fs::read_to_string(moved.join("node").join("collection-0.wt")).expect("kept"),
+        "data",
+        "{out}"
+    );
+    assert!(moved.join("node").join("mongod.lock").exists(), "{out}");
+    assert_eq!(
+        std::fs::read_to_string(users.join("notes.txt")).expect("kept"),
+        "mine"
+    );
+    assert!(
+        std::fs::symlink_metadata(root.join("conf")).is_err(),
+        "the symlink itself is mup's entry, removed as a link:\n{out}"
+    );
+    assert!(!root.join("meta.yaml").exists(), "{out}");
+}
+
+/// A cluster directory moved to another disk and replaced by a symlink: destroy removes the
+/// link, never anything through it, and says that the directory it points to is kept (not
+/// "destroyed" with the data silently left behind).
+#[test]
+fn destroy_of_a_symlinked_cluster_directory_removes_the_link_and_names_what_it_keeps() {
+    let c = TestCluster::named("movedtree").topology(ONE_NODE).deploy();
+    c.run(&["cluster", "stop", "movedtree"]).ok();
+    let link = c.tree.clone();
+    let moved = std::fs::canonicalize(c.scratch())
+        .expect("resolves")
+        .join("moved");
+    std::fs::rename(&link, &moved).expect("move the tree");
+    std::os::unix::fs::symlink(&moved, &link).expect("symlink");
+
+    let out = c
+        .run(&["cluster", "destroy", "movedtree", "--yes"])
+        .ok()
+        .stdout_has(&format!(
+            "kept {} ({} is a symlink to it",
+            moved.display(),
+            link.display()
+        ))
+        .stdout;
+    assert!(
+        std::fs::symlink_metadata(&link).is_err(),
+        "the link is gone"
+    );
+    for kept in ["meta.yaml", "supervisor.ini", "conf", "data"] {
+        assert!(moved.join(kept).exists(), "{kept} kept: {out}");
+    }
+}
+
+/// Tests that only root can run (another user's view, a mount): ignored with the reason in
+/// a plain `cargo test`; `.ci/run`, which runs as root, runs them with
+/// `cargo test --test integration -- --ignored needs_root`.
+mod needs_root {
+    use super::*;
+
+    const NEEDS_ROOT: &str =
+        "this test needs root: run it as root (cargo test --test integration -- --ignored needs_root)";
+
+    /// The cluster lock file (mode 0600) cannot be opened by another user, even one who can
+    /// reach its directory.
+    #[test]
+    #[ignore = "needs root (opens the file as user nobody); as root: cargo test --test integration -- --ignored needs_root"]
+    fn the_lock_file_is_closed_to_other_users() {
+        assert!(is_root(), "{NEEDS_ROOT}");
+        use std::os::unix::fs::PermissionsExt;
+        let c = TestCluster::named("lockmode").topology(ONE_NODE).gen();
+        let lock = c.tree.join(".mup.lock");
         // Let another user reach the directory, so only the file's own mode decides.
         for d in [c.tmp.path(), c.tree.as_path()] {
             std::fs::set_permissions(d, std::fs::Permissions::from_mode(0o711)).expect("chmod");
@@ -487,480 +800,103 @@ fn the_lock_is_private_and_waiting_for_it_is_bounded() {
             "{}",
             String::from_utf8_lossy(&o.stderr)
         );
-    } else {
-        skip(
-            "the_lock_is_private_and_waiting_for_it_is_bounded",
-            "not root: another user's open of the lock file is not tried",
-        );
     }
 
-    // A holder that never lets go: mup gives up after MUP_LOCK_TIMEOUT and names it.
-    let holder = Reaped(spawn_ready(
-        Command::new("python3")
-            .args([
-                "-c",
-                "import fcntl, sys, time; f = open(sys.argv[1]); fcntl.flock(f, fcntl.LOCK_EX); print('held', flush=True); time.sleep(60)",
-            ])
-            .arg(&lock),
-        "held",
-    ));
-    let out = c
-        .mup()
-        .env("MUP_LOCK_TIMEOUT", "1")
-        .args(["ctl", "--dir", "tree", "up"])
-        .output()
-        .expect("mup");
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(
-        err.contains(&format!("held by pid {}", holder.0.id())) && err.contains("python3"),
-        "{err}"
-    );
-}
+    /// Every file and directory under `root` with its mode and contents.
+    fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
+        use std::os::unix::fs::PermissionsExt;
+        let mut out = Vec::new();
+        let mut stack = vec![root.to_path_buf()];
+        while let Some(d) = stack.pop() {
+            for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
+                let p = e.path();
+                let m = std::fs::symlink_metadata(&p).expect("stat");
+                let rel = p.strip_prefix(root).expect("under").display().to_string();
+                let contents = if m.is_dir() {
+                    stack.push(p.clone());
+                    Vec::new()
+                } else {
+                    std::fs::read(&p).expect("read")
+                };
+                out.push((rel, m.permissions().mode(), contents));
+            }
+        }
+        out.sort();
+        out
+    }
 
-/// Every file and directory under `root` with its mode and contents.
-fn snapshot(root: &Path) -> Vec<(String, u32, Vec<u8>)> {
-    use std::os::unix::fs::PermissionsExt;
-    let mut out = Vec::new();
-    let mut stack = vec![root.to_path_buf()];
-    while let Some(d) = stack.pop() {
-        for e in std::fs::read_dir(&d).expect("read_dir").flatten() {
-            let p = e.path();
-            let m = std::fs::symlink_metadata(&p).expect("stat");
-            let rel = p.strip_prefix(root).expect("under").display().to_string();
-            let contents = if m.is_dir() {
-                stack.push(p.clone());
-                Vec::new()
-            } else {
-                std::fs::read(&p).expect("read")
-            };
-            out.push((rel, m.permissions().mode(), contents));
+    /// A small tmpfs, unmounted when dropped.
+    struct Tmpfs(PathBuf);
+
+    impl Drop for Tmpfs {
+        fn drop(&mut self) {
+            let _ = Command::new("umount").arg(&self.0).status();
         }
     }
-    out.sort();
-    out
-}
 
-/// A small tmpfs, unmounted when dropped.
-struct Tmpfs(PathBuf);
-
-impl Drop for Tmpfs {
-    fn drop(&mut self) {
-        let _ = Command::new("umount").arg(&self.0).status();
-    }
-}
-
-#[test]
-fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
-    if !is_root() {
-        skip(
-            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
-            "mounting a small tmpfs to fill needs root",
+    #[test]
+    #[ignore = "needs root (mounts a tmpfs); as root: cargo test --test integration -- --ignored needs_root"]
+    fn a_gen_that_fails_midway_leaves_the_tree_as_it_was() {
+        assert!(is_root(), "{NEEDS_ROOT}");
+        let scratch = tempfile::tempdir().expect("tempdir");
+        let mnt = scratch.path().join("mnt");
+        std::fs::create_dir(&mnt).expect("mkdir");
+        let status = Command::new("mount")
+            .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
+            .arg(&mnt)
+            .status()
+            .expect("mount");
+        assert!(
+            status.success(),
+            "cannot mount a tmpfs on {}",
+            mnt.display()
         );
-        return;
-    }
-    let scratch = tempfile::tempdir().expect("tempdir");
-    let mnt = scratch.path().join("mnt");
-    std::fs::create_dir(&mnt).expect("mkdir");
-    let status = Command::new("mount")
-        .args(["-t", "tmpfs", "-o", "size=512k", "tmpfs"])
-        .arg(&mnt)
-        .status()
-        .expect("mount");
-    if !status.success() {
-        skip(
-            "a_gen_that_fails_midway_leaves_the_tree_as_it_was",
-            "cannot mount a tmpfs here",
-        );
-        return;
-    }
-    let _mount = Tmpfs(mnt.clone());
-    let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
-    let topo = |n: usize, cache: &str| {
-        let mut t = format!(
-            "global:\n  runtime_config:\n    standin:\n      tag: {cache}\nmongod_servers:\n"
-        );
-        for p in &ports[..n] {
-            t.push_str(&format!(
-                "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
-            ));
-        }
-        t
-    };
-    std::fs::write(scratch.path().join("topology.yaml"), topo(3, "first")).expect("topo");
-    std::fs::write(
-        scratch.path().join("meta.yaml"),
-        format!(
-            "name: full\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: /tmp\n",
-            stand_in_bin().display(),
-            free_port()
-        ),
-    )
-    .expect("meta");
-    let out = gen_in(
-        scratch.path(),
-        mnt.join("tree").to_str().expect("utf8"),
-        &[],
-    );
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let before = snapshot(&mnt);
-
-    // Fill the file system, leaving room for a few of the new files but not all.
-    let mut i = 0;
-    while std::fs::write(mnt.join(format!("fill-{i}")), vec![0u8; 4096]).is_ok() {
-        i += 1;
-    }
-    let _ = std::fs::remove_file(mnt.join(format!("fill-{i}")));
-    for j in 1..=3 {
-        std::fs::remove_file(mnt.join(format!("fill-{}", i - j))).expect("free a page");
-    }
-    let filled = snapshot(&mnt);
-
-    std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
-    let out = gen_in(
-        scratch.path(),
-        mnt.join("tree").to_str().expect("utf8"),
-        &[],
-    );
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(1), "{err}");
-    assert!(err.contains("nothing was changed"), "{err}");
-    assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
-    assert!(
-        filled.len() > before.len(),
-        "the filler files are part of it"
-    );
-}
-
-#[test]
-fn two_trees_with_one_name_never_drive_each_other() {
-    let a = TestCluster::new("twin", ONE_NODE, 1);
-    let port = meta_port(&a.tree);
-    let b_dir = tempfile::tempdir().expect("tempdir");
-    let b_port = free_port();
-    std::fs::write(
-        b_dir.path().join("topology.yaml"),
-        format!("mongod_servers:\n  - {{host: localhost, port: {b_port}}}\n"),
-    )
-    .expect("topo");
-    std::fs::write(
-        b_dir.path().join("meta.yaml"),
-        format!(
-            "name: twin\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {port}\nhome: {}\n",
-            stand_in_bin().display(),
-            b_dir.path().display()
-        ),
-    )
-    .expect("meta");
-    let out = gen_in(b_dir.path(), "tree", &[]);
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    a.ok(&["up"]);
-    a.ok(&["start"]);
-    let before = a.pids();
-
-    let b = |args: &[&str]| {
-        let o = mup(&b_dir.path().join("mup-home"))
-            .current_dir(b_dir.path())
-            .args(["ctl", "--dir", "tree"])
-            .args(args)
-            .output()
-            .expect("mup");
-        (
-            o.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&o.stderr).into_owned(),
+        let _mount = Tmpfs(mnt.clone());
+        let ports: Vec<u16> = (0..6).map(|_| free_port()).collect();
+        let topo = |n: usize, cache: &str| {
+            let mut t = format!(
+                "global:\n  runtime_config:\n    standin:\n      tag: {cache}\nmongod_servers:\n"
+            );
+            for p in &ports[..n] {
+                t.push_str(&format!(
+                    "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
+                ));
+            }
+            t
+        };
+        std::fs::write(scratch.path().join("topology.yaml"), topo(3, "first")).expect("topo");
+        std::fs::write(
+            scratch.path().join("meta.yaml"),
+            format!(
+                "name: full\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nhome: /tmp\n",
+                stand_in_bin().display(),
+                free_port()
+            ),
         )
-    };
-    let a_ini = a.tree.join("supervisor.ini").display().to_string();
-    for args in [&["up"][..], &["status"][..], &["stop"][..], &["down"][..]] {
-        let (code, err) = b(args);
-        if args == ["down"] {
-            // Nothing of B runs: down says so and touches nothing.
-            assert_eq!(code, 0, "{err}");
-            continue;
+        .expect("meta");
+        let tree = mnt.join("tree");
+        run_gen(scratch.path(), tree.to_str().expect("utf8"), &[]).ok();
+        let before = snapshot(&mnt);
+
+        // Fill the file system, leaving room for a few of the new files but not all.
+        let mut i = 0;
+        while std::fs::write(mnt.join(format!("fill-{i}")), vec![0u8; 4096]).is_ok() {
+            i += 1;
         }
-        assert_eq!(code, 1, "{args:?}: {err}");
+        let _ = std::fs::remove_file(mnt.join(format!("fill-{i}")));
+        for j in 1..=3 {
+            std::fs::remove_file(mnt.join(format!("fill-{}", i - j))).expect("free a page");
+        }
+        let filled = snapshot(&mnt);
+
+        std::fs::write(scratch.path().join("topology.yaml"), topo(6, "second")).expect("topo");
+        run_gen(scratch.path(), tree.to_str().expect("utf8"), &[])
+            .code(1)
+            .stderr_has("nothing was changed");
+        assert_eq!(snapshot(&mnt), filled, "the tree is exactly as before");
         assert!(
-            err.contains("not this tree's supervisord") && err.contains(&a_ini),
-            "{args:?}: {err}"
+            filled.len() > before.len(),
+            "the filler files are part of it"
         );
-    }
-    assert_eq!(a.pids(), before, "A's programs were not touched");
-    assert!(port_answers(a.ports[0]));
-}
-
-#[test]
-fn smaller_input_and_listing_faults() {
-    let dir = tempfile::tempdir().expect("tempdir");
-    let meta = format!(
-        "name: small\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\n",
-        stand_in_bin().display(),
-        free_port()
-    );
-    std::fs::write(dir.path().join("meta.yaml"), &meta).expect("meta");
-
-    // A path with %(here)s would break supervisord: refused.
-    std::fs::write(
-        dir.path().join("topology.yaml"),
-        format!(
-            "mongod_servers:\n  - {{host: localhost, port: {}, data_dir: \"d%(here)s\"}}\n",
-            free_port()
-        ),
-    )
-    .expect("topo");
-    let out = gen_in(dir.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(
-        err.contains("mongod_servers[0].data_dir") && err.contains("%("),
-        "{err}"
-    );
-
-    // Deeply nested YAML is refused at once instead of parsing in quadratic time.
-    let deep = format!(
-        "mongod_servers:\n  - host: localhost\n    port: {}\n    runtime_config:\n      a: {}{}\n",
-        free_port(),
-        "[".repeat(50_000),
-        "]".repeat(50_000)
-    );
-    std::fs::write(dir.path().join("topology.yaml"), deep).expect("topo");
-    let out = gen_in(dir.path(), "tree", &[]);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert_eq!(out.status.code(), Some(2), "{err}");
-    assert!(err.contains("nests 50000 levels"), "{err}");
-    assert!(!dir.path().join("tree").exists());
-
-    // `cluster list` names a cluster whose meta.yaml does not parse.
-    let home = dir.path().join("mup-home");
-    let broken = home.join("storage/clusters/broken");
-    std::fs::create_dir_all(&broken).expect("mkdir");
-    std::fs::write(broken.join("meta.yaml"), "name: [\n").expect("broken meta");
-    let out = mup(&home).args(["cluster", "list"]).output().expect("list");
-    let text = String::from_utf8_lossy(&out.stdout);
-    let err = String::from_utf8_lossy(&out.stderr);
-    assert!(out.status.success(), "{err}");
-    assert!(
-        text.lines()
-            .any(|l| l.starts_with("broken") && l.contains("UNREADABLE")),
-        "{text}"
-    );
-    assert!(
-        err.contains(&broken.join("meta.yaml").display().to_string()),
-        "{err}"
-    );
-}
-
-/// True when a process other than ours holds a flock on `lock` (probed with flock(1)).
-fn flock_held(lock: &Path) -> bool {
-    let status = Command::new("flock")
-        .args(["--nonblock", "--conflict-exit-code", "99"])
-        .arg(lock)
-        .arg("true")
-        .status()
-        .expect("run flock(1)");
-    status.code() == Some(99)
-}
-
-/// Moves `dir` aside and puts a symlink to `target` in its place.
-fn swap_for_symlink(dir: &Path, target: &Path) {
-    let aside = dir.with_extension("aside");
-    std::fs::rename(dir, &aside).expect("move the directory aside");
-    std::os::unix::fs::symlink(target, dir).expect("symlink");
-}
-
-#[test]
-fn destroy_never_deletes_through_a_symlinked_parent() {
-    let mut h = Home::new(&["symvictim", "symstale"]);
-    // B runs under the real supervisord; its node flock-holds its mongod.lock.
-    let topo = h.topology("symvictim.yaml", ONE_NODE, 1);
-    h.deploy("symvictim", &topo);
-    let victim_port = h.ports[0];
-    let victim_data = h.cluster_dir("symvictim").join("data");
-    let victim_node = victim_data.join(format!("localhost-{victim_port}"));
-    assert!(
-        flock_held(&victim_node.join("mongod.lock")),
-        "B's node holds its lock"
-    );
-    let (_, d) = h.display("symvictim");
-    let victim_pid = node_pid(&d, 0);
-
-    // A: two data directories mup creates outside its tree, named like B's node directory
-    // and like a directory of the user's.
-    let q = h.scratch().join("q");
-    let u = h.scratch().join("u");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n  - {{host: localhost, port: {{p1}}, data_dir: {}}}\n",
-        q.join(format!("localhost-{victim_port}")).display(),
-        u.join("mine").display()
-    );
-    let topo = h.topology("symstale.yaml", &text, 2);
-    h.deploy("symstale", &topo);
-    h.ok(&["cluster", "stop", "symstale"]);
-    let recorded = read_meta(&h.cluster_dir("symstale"))["nodes"][0]["data_dir_resolved"].clone();
-    let created = std::fs::canonicalize(q.join(format!("localhost-{victim_port}")))
-        .expect("resolves")
-        .display()
-        .to_string();
-
-    // The parents become symlinks: one to B's data/, one to the user's own directory.
-    swap_for_symlink(&q, &victim_data);
-    let users = h.scratch().join("users-own");
-    std::fs::create_dir_all(users.join("mine")).expect("mkdir");
-    std::fs::write(users.join("mine").join("notes.txt"), "mine").expect("notes");
-    swap_for_symlink(&u, &users);
-
-    let out = h.ok(&["cluster", "destroy", "symstale", "--yes"]);
-    assert!(
-        victim_node.join("mongod.lock").exists() && flock_held(&victim_node.join("mongod.lock")),
-        "B's data directory is intact and still locked by its node:\n{out}"
-    );
-    assert_eq!(
-        std::fs::read_to_string(users.join("mine").join("notes.txt")).expect("kept"),
-        "mine",
-        "{out}"
-    );
-    for kept in [q.join(format!("localhost-{victim_port}")), u.join("mine")] {
-        assert!(
-            out.contains(&format!("kept {} (it now resolves to", kept.display())),
-            "{out}"
-        );
-    }
-    assert!(std::fs::symlink_metadata(&q).is_ok_and(|m| m.is_symlink()));
-    assert!(!h.cluster_dir("symstale").exists(), "A's own tree is gone");
-    assert!(pid_alive(victim_pid), "B's node was not touched");
-    assert_eq!(
-        recorded.as_str(),
-        Some(created.as_str()),
-        "gen recorded where the directory resolved"
-    );
-    let (code, d) = h.display("symvictim");
-    assert_eq!(code, 0, "{d}");
-    assert_eq!(node_pid(&d, 0), victim_pid);
-}
-
-#[test]
-fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
-    let mut h = Home::new(&["lockowner", "lockalias"]);
-    // A: a data directory mup created outside the tree; A is stopped.
-    let real = h.scratch().join("real").join("node");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
-        real.display()
-    );
-    let topo = h.topology("lockowner.yaml", &text, 1);
-    h.deploy("lockowner", &topo);
-    h.ok(&["cluster", "stop", "lockowner"]);
-
-    // B reaches the same directory through a symlinked alias and runs in it.
-    let alias = h.scratch().join("alias");
-    std::os::unix::fs::symlink(h.scratch().join("real"), &alias).expect("symlink");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
-        alias.join("node").display()
-    );
-    let topo = h.topology("lockalias.yaml", &text, 1);
-    h.deploy("lockalias", &topo);
-    assert!(
-        flock_held(&real.join("mongod.lock")),
-        "B's node holds the lock"
-    );
-
-    let out = h.ok(&["cluster", "destroy", "lockowner", "--yes"]);
-    assert!(
-        out.contains(&format!(
-            "kept {} (its mongod.lock is locked by a running process",
-            real.display()
-        )),
-        "{out}"
-    );
-    assert!(real.join("mongod.lock").exists(), "{out}");
-    assert!(
-        flock_held(&real.join("mongod.lock")),
-        "B's node still runs in it"
-    );
-    let (code, d) = h.display("lockalias");
-    assert_eq!(code, 0, "{d}");
-}
-
-#[test]
-fn keep_data_keeps_data_that_resolves_into_the_tree() {
-    let mut h = Home::new(&["keepalias"]);
-    let q = h.scratch().join("q");
-    let text = format!(
-        "mongod_servers:\n  - {{host: localhost, port: {{p0}}, data_dir: {}}}\n",
-        q.join("node").display()
-    );
-    let topo = h.topology("keepalias.yaml", &text, 1);
-    h.deploy("keepalias", &topo);
-    h.ok(&["cluster", "stop", "keepalias"]);
-    // The data moves into the tree's logs/ and its old place becomes a symlink to it; conf/
-    // becomes a symlink to a directory of the user's.
-    let root = h.cluster_dir("keepalias");
-    let moved = root.join("logs").join("q");
-    std::fs::rename(&q, &moved).expect("move the data");
-    std::os::unix::fs::symlink(&moved, &q).expect("symlink");
-    std::fs::write(moved.join("node").join("collection-0.wt"), "data").expect("data file");
-    let users = h.scratch().join("users-conf");
-    std::fs::create_dir_all(&users).expect("mkdir");
-    std::fs::write(users.join("notes.txt"), "mine").expect("notes");
-    std::fs::remove_dir_all(root.join("conf")).expect("rm conf");
-    std::os::unix::fs::symlink(&users, root.join("conf")).expect("symlink");
-
-    let out = h.ok(&["cluster", "destroy", "keepalias", "--keep-data", "--yes"]);
-    assert_eq!(
-        std::fs::read_to_string(moved.join("node").join("collection-0.wt")).expect("kept"),
-        "data",
-        "{out}"
-    );
-    assert!(moved.join("node").join("mongod.lock").exists(), "{out}");
-    assert_eq!(
-        std::fs::read_to_string(users.join("notes.txt")).expect("kept"),
-        "mine"
-    );
-    assert!(
-        std::fs::symlink_metadata(root.join("conf")).is_err(),
-        "the symlink itself is mup's entry, removed as a link:\n{out}"
-    );
-    assert!(!root.join("meta.yaml").exists(), "{out}");
-}
-
-/// A cluster directory moved to another disk and replaced by a symlink: destroy removes the
-/// link, never anything through it, and says that the directory it points to is kept (not
-/// "destroyed" with the data silently left behind).
-#[test]
-fn destroy_of_a_symlinked_cluster_directory_removes_the_link_and_names_what_it_keeps() {
-    let mut h = Home::new(&["movedtree"]);
-    let topo = h.topology("movedtree.yaml", ONE_NODE, 1);
-    h.deploy("movedtree", &topo);
-    h.ok(&["cluster", "stop", "movedtree"]);
-    let link = h.cluster_dir("movedtree");
-    let moved = std::fs::canonicalize(h.scratch())
-        .expect("resolves")
-        .join("moved");
-    std::fs::rename(&link, &moved).expect("move the tree");
-    std::os::unix::fs::symlink(&moved, &link).expect("symlink");
-
-    let out = h.ok(&["cluster", "destroy", "movedtree", "--yes"]);
-    assert!(
-        out.contains(&format!(
-            "kept {} ({} is a symlink to it",
-            moved.display(),
-            link.display()
-        )),
-        "{out}"
-    );
-    assert!(
-        std::fs::symlink_metadata(&link).is_err(),
-        "the link is gone"
-    );
-    for kept in ["meta.yaml", "supervisor.ini", "conf", "data"] {
-        assert!(moved.join(kept).exists(), "{kept} kept: {out}");
     }
 }

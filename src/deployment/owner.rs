@@ -352,19 +352,65 @@ mod tests {
         );
     }
 
+    /// A child that sleeps with `args` on its command line, in `dir`, killed when dropped.
+    struct Sleeper(std::process::Child);
+
+    impl Sleeper {
+        fn start(dir: &Path, args: &[&str]) -> Sleeper {
+            let script = dir.join("sleep.py");
+            std::fs::write(&script, "import time\ntime.sleep(30)\n").expect("write script");
+            let child = std::process::Command::new("python3")
+                .arg(&script)
+                .args(args)
+                .current_dir(dir)
+                .spawn()
+                .expect("python3");
+            // Its arguments are readable once python3 has exec'd (a few ms).
+            let deadline = std::time::Instant::now() + Duration::from_secs(10);
+            while procs::args(child.id()).is_none_or(|a| a.len() < 2 + args.len()) {
+                assert!(std::time::Instant::now() < deadline, "no /proc args");
+                std::thread::sleep(Duration::from_millis(10));
+            }
+            Sleeper(child)
+        }
+        fn pid(&self) -> u32 {
+            self.0.id()
+        }
+    }
+
+    impl Drop for Sleeper {
+        fn drop(&mut self) {
+            let _ = self.0.kill();
+            let _ = self.0.wait();
+        }
+    }
+
     #[test]
     fn a_relative_argument_is_resolved_against_the_process_directory() {
-        let me = std::process::id();
-        let cwd = std::env::current_dir().expect("cwd");
-        assert!(names_file(
-            me,
-            Path::new("Cargo.toml"),
-            &cwd.join("Cargo.toml")
-        ));
+        // The process runs in `theirs`, this test in another directory: a relative argument
+        // is the file in the process's directory, not in ours.
+        let theirs = tempfile::tempdir().expect("tempdir");
+        let file = theirs.path().join("mongod.conf");
+        std::fs::write(&file, "").expect("write");
+        let child = Sleeper::start(theirs.path(), &["--config", "mongod.conf"]);
+        assert_ne!(std::env::current_dir().expect("cwd"), theirs.path());
+        assert!(names_file(child.pid(), Path::new("mongod.conf"), &file));
         assert!(!names_file(
-            me,
-            Path::new("Cargo.lock"),
-            &cwd.join("Cargo.toml")
+            std::process::id(),
+            Path::new("mongod.conf"),
+            &file
+        ));
+        let other = theirs.path().join("other.conf");
+        std::fs::write(&other, "").expect("write");
+        assert!(!names_file(child.pid(), Path::new("mongod.conf"), &other));
+        // Through a symlink to the directory: the same file once resolved.
+        let link = tempfile::tempdir().expect("tempdir");
+        let via = link.path().join("via");
+        std::os::unix::fs::symlink(theirs.path(), &via).expect("symlink");
+        assert!(names_file(
+            child.pid(),
+            Path::new("mongod.conf"),
+            &via.join("mongod.conf")
         ));
     }
 
@@ -405,9 +451,26 @@ mod tests {
 
     #[test]
     fn a_process_is_ours_only_with_our_exact_file() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let conf = dir.path().join("mongod.conf");
+        let ini = dir.path().join("supervisor.ini");
+        let other = dir.path().join("other.conf");
+        let node = Sleeper::start(dir.path(), &["--config", conf.to_str().expect("utf8")]);
+        let daemon = Sleeper::start(dir.path(), &["-c", ini.to_str().expect("utf8")]);
+        // Each holds its own proof, and only its own.
+        assert!(Proof::Node(conf.clone()).holds(node.pid()));
+        assert!(Proof::Daemon(ini.clone()).holds(daemon.pid()));
+        assert!(!Proof::Node(other.clone()).holds(node.pid()));
+        assert!(!Proof::Daemon(conf.clone()).holds(node.pid()));
+        assert!(!Proof::Node(ini.clone()).holds(daemon.pid()));
+        assert!(!Proof::Daemon(other).holds(daemon.pid()));
+        // This test process names no file: never ours; nor a pid that is not alive.
         let me = std::process::id();
-        assert!(!Proof::Node(PathBuf::from("/nonexistent/mongod.conf")).holds(me));
-        assert!(!Proof::Daemon(PathBuf::from("/nonexistent/supervisor.ini")).holds(me));
+        assert!(!Proof::Node(conf.clone()).holds(me));
+        assert!(!Proof::Daemon(ini).holds(me));
+        let gone = node.pid();
+        drop(node);
+        assert!(!Proof::Node(conf).holds(gone));
         assert!(!Proof::Node(PathBuf::from("/x")).holds(u32::MAX));
     }
 }

@@ -1,7 +1,7 @@
 //! supervisord's XML-RPC values: the body of a call, and answers decoded into typed values
 //! (process infos, group results, faults). No I/O.
 
-use super::{infos, Error, GroupResult, ProcessInfo, Result};
+use super::{infos, Error, ProcessInfo, Result};
 use dxr::{FaultResponse, MethodCall, MethodResponse, Value};
 use std::collections::BTreeMap;
 
@@ -149,19 +149,4 @@ pub(super) fn process_info(v: &Value) -> Result<ProcessInfo> {
 /// The array `getAllProcessInfo` returns (also inside a multicall answer).
 pub fn process_infos(v: &Value) -> Result<Vec<ProcessInfo>> {
     as_array(v)?.iter().map(process_info).collect()
-}
-
-pub(super) fn group_results(v: &Value) -> Result<Vec<GroupResult>> {
-    as_array(v)?
-        .iter()
-        .map(|item| {
-            let m = as_struct(item)?;
-            Ok(GroupResult {
-                name: string(m, "name")?,
-                group: string(m, "group")?,
-                status: int(m, "status")? as i32,
-                description: string(m, "description").unwrap_or_default(),
-            })
-        })
-        .collect()
 }

@@ -1,18 +1,21 @@
-//! Test harness: the mup binary with a clean environment, the real supervisord (installed
-//! with `mup setup` when missing, never skipped), free ports, and daemon guards.
+//! Test support: the mup binary with a clean environment, the real supervisord (installed
+//! with `mup setup` when missing, never skipped), free ports, and daemon guards; the cluster
+//! harness itself (`TestCluster`, `Output`, `pids`) is in `harness.rs`.
 
 #![allow(dead_code)]
 
 use assert_cmd::Command;
 use mup::supervisor::Client;
-use std::collections::{BTreeMap, BTreeSet};
+use std::collections::BTreeSet;
 use std::net::{TcpListener, TcpStream};
 use std::path::{Path, PathBuf};
 use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
+mod harness;
 mod python;
 mod standin;
+pub(crate) use harness::*;
 pub(crate) use python::*;
 pub(crate) use standin::*;
 
@@ -46,13 +49,11 @@ pub(crate) fn mup_process(mup_home: &Path) -> std::process::Command {
     cmd
 }
 
-/// `mup gen topology.yaml --meta meta.yaml --out OUT EXTRA...`, run in `dir` with
-/// MUP_HOME=`dir`/mup-home.
+/// [`run_gen`] as a plain `std::process::Output`, for tests written against it.
 pub(crate) fn gen_in(dir: &Path, out: &str, extra: &[&str]) -> std::process::Output {
     mup(&dir.join("mup-home"))
         .current_dir(dir)
-        .args(["gen", "topology.yaml", "--meta", "meta.yaml", "--out", out])
-        .args(extra)
+        .args(gen_args(out, extra))
         .output()
         .expect("run mup gen")
 }
@@ -243,258 +244,6 @@ pub(crate) fn stop_daemon(client: &Client, pid: u32) {
         let _ = std::process::Command::new("kill")
             .args(["-9", &pid.to_string()])
             .status();
-    }
-}
-
-/// A cluster tree generated for a test from a topology (ports chosen by the test), with its
-/// own MUP_HOME; everything it started is stopped when dropped, even after a failure.
-pub(crate) struct TestCluster {
-    pub tmp: tempfile::TempDir,
-    pub tree: PathBuf,
-    pub ports: Vec<u16>,
-}
-
-impl TestCluster {
-    /// `topology` is YAML whose ports are `{p0}`, `{p1}`, ... placeholders, filled with free ports.
-    pub(crate) fn new(name: &str, topology: &str, nodes: usize) -> TestCluster {
-        let tmp = tempfile::tempdir().expect("tempdir");
-        let ports: Vec<u16> = (0..nodes).map(|_| free_port()).collect();
-        let mut text = topology.to_string();
-        for (i, p) in ports.iter().enumerate() {
-            text = text.replace(&format!("{{p{i}}}"), &p.to_string());
-        }
-        std::fs::write(tmp.path().join("topology.yaml"), text).expect("write topology");
-        let meta = format!(
-            "name: {name}\nversion: \"7.0.14\"\nbin_path: {}\nsupervisor_port: {}\nmetrics_port: {}\nhome: {}\n",
-            stand_in_bin().display(),
-            free_port(),
-            free_port(),
-            tmp.path().display()
-        );
-        std::fs::write(tmp.path().join("meta.yaml"), meta).expect("write meta");
-        let c = TestCluster {
-            tree: tmp.path().join("tree"),
-            tmp,
-            ports,
-        };
-        c.gen();
-        c
-    }
-
-    /// Regenerates the tree from `topology.yaml` (after a test edited it).
-    pub(crate) fn gen(&self) {
-        let out = gen_in(self.tmp.path(), "tree", &[]);
-        assert!(
-            out.status.success(),
-            "gen: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-
-    pub(crate) fn mup(&self) -> Command {
-        let mut cmd = mup(&self.tmp.path().join("mup-home"));
-        cmd.current_dir(self.tmp.path());
-        cmd
-    }
-
-    /// `mup ctl --dir tree ARGS`: (exit code, stdout, stderr).
-    pub(crate) fn ctl(&self, args: &[&str]) -> (i32, String, String) {
-        let out = self
-            .mup()
-            .args(["ctl", "--dir", "tree"])
-            .args(args)
-            .output()
-            .expect("run mup ctl");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-
-    /// Runs ctl and asserts success; returns stdout.
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.ctl(args);
-        assert_eq!(code, 0, "mup ctl {args:?} failed:\n{out}\n{err}");
-        out
-    }
-
-    pub(crate) fn client(&self) -> Client {
-        client_for(&self.tree)
-    }
-
-    /// node program name → pid, as supervisord reports them (0 when not running); the
-    /// monitoring programs (mup-events, mup-metrics) are left out.
-    pub(crate) fn pids(&self) -> std::collections::BTreeMap<String, u32> {
-        self.client()
-            .get_all_process_info()
-            .expect("getAllProcessInfo")
-            .into_iter()
-            .filter(|p| !is_monitoring(&p.name))
-            .map(|p| (p.name, p.pid))
-            .collect()
-    }
-
-    /// `mup ctl status --json`, parsed.
-    pub(crate) fn status(&self) -> serde_json::Value {
-        let (_, out, err) = self.ctl(&["status", "--json"]);
-        serde_json::from_str(&out).unwrap_or_else(|e| panic!("status --json: {e}\n{out}\n{err}"))
-    }
-}
-
-impl Drop for TestCluster {
-    fn drop(&mut self) {
-        clean_up(std::slice::from_ref(&self.tree), &self.ports);
-    }
-}
-
-/// The one clean-up of the tests' guards: each tree's daemon shut down (if its pidfile names
-/// a live one), then whatever still listens on the test's ports (orphans of a killed daemon,
-/// stand-ins a test started itself) killed.
-pub(crate) fn clean_up(trees: &[PathBuf], ports: &[u16]) {
-    for tree in trees {
-        let pid = std::fs::read_to_string(tree.join("supervisor.pid"))
-            .ok()
-            .and_then(|s| s.trim().parse::<u32>().ok());
-        if let Some(pid) = pid.filter(|p| pid_alive(*p)) {
-            if tree.join("meta.yaml").exists() {
-                stop_daemon(&client_for(tree), pid);
-            }
-        }
-    }
-    for port in ports {
-        if let Some(pid) = mup::listener_pid(*port) {
-            let _ = std::process::Command::new("kill")
-                .args(["-9", &pid.to_string()])
-                .status();
-        }
-    }
-}
-
-/// Held around every command that lets mup allocate ports on the machine and then binds them:
-/// allocation checks a port free, so two tests allocating at once (each with its own MUP_HOME)
-/// could pick the same one before either binds it. The golden Go-style case needs 30000.. free
-/// (`port: 0` allocation), which the playground takes; supervisord ports come from 9001.
-pub(crate) fn allocation_lock() -> std::sync::MutexGuard<'static, ()> {
-    static LOCK: Mutex<()> = Mutex::new(());
-    LOCK.lock().unwrap_or_else(|poisoned| poisoned.into_inner())
-}
-
-/// The MUP_HOME every test here shares, as users' clusters share one: clusters under one home
-/// never get the same supervisord port (allocation skips the ports other clusters recorded,
-/// stopped ones included), which separate homes could not promise each other.
-fn shared_home() -> &'static Path {
-    static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
-    HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"))
-        .path()
-}
-
-/// One test's view of the shared MUP_HOME: its own scratch directory, and on drop its own
-/// clusters shut down and their ports cleared.
-pub(crate) struct Home {
-    scratch: tempfile::TempDir,
-    names: Vec<&'static str>,
-    pub ports: Vec<u16>,
-}
-
-impl Home {
-    /// `names`: the clusters this test creates (cluster names are unique across tests).
-    pub(crate) fn new(names: &[&'static str]) -> Home {
-        Home {
-            scratch: tempfile::tempdir().expect("tempdir"),
-            names: names.to_vec(),
-            ports: Vec::new(),
-        }
-    }
-    pub(crate) fn path(&self) -> &Path {
-        shared_home()
-    }
-    pub(crate) fn scratch(&self) -> &Path {
-        self.scratch.path()
-    }
-    pub(crate) fn cluster_dir(&self, name: &str) -> PathBuf {
-        self.path().join("storage/clusters").join(name)
-    }
-    /// `mup ARGS` with this MUP_HOME: (code, stdout, stderr).
-    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
-        let out = mup(self.path()).args(args).output().expect("run mup");
-        (
-            out.status.code().unwrap_or(-1),
-            String::from_utf8_lossy(&out.stdout).into_owned(),
-            String::from_utf8_lossy(&out.stderr).into_owned(),
-        )
-    }
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        let (code, out, err) = self.run(args);
-        assert_eq!(code, 0, "mup {args:?}:\n{out}\n{err}");
-        out
-    }
-    /// A topology file with `n` fresh ports substituted for `{p0}`...
-    pub(crate) fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
-        let mut text = template.to_string();
-        for i in 0..n {
-            let p = free_port();
-            self.ports.push(p);
-            text = text.replace(&format!("{{p{i}}}"), &p.to_string());
-        }
-        let path = self.scratch().join(file);
-        std::fs::write(&path, text).expect("write topology");
-        path
-    }
-    /// `mup cluster deploy NAME TOPOLOGY --bin-path BIN --yes`: (code, stdout, stderr).
-    pub(crate) fn try_deploy(
-        &self,
-        name: &str,
-        topology: &Path,
-        bin: &Path,
-    ) -> (i32, String, String) {
-        self.run(&[
-            "cluster",
-            "deploy",
-            name,
-            topology.to_str().expect("utf8"),
-            "--bin-path",
-            bin.to_str().expect("utf8"),
-            "--yes",
-        ])
-    }
-    /// Deploys with the stand-ins, asserts success and waits out supervisord's startsecs
-    /// ([`wait_started`]); returns stdout.
-    pub(crate) fn deploy(&self, name: &str, topology: &Path) -> String {
-        let _ports = allocation_lock();
-        let (code, out, err) = self.try_deploy(name, topology, &stand_in_bin());
-        assert_eq!(code, 0, "deploy {name}:\n{out}\n{err}");
-        wait_started(&self.cluster_dir(name));
-        out
-    }
-    pub(crate) fn display(&self, name: &str) -> (i32, serde_json::Value) {
-        let (code, out, err) = self.run(&["cluster", "display", name, "--json"]);
-        (
-            code,
-            serde_json::from_str(&out)
-                .unwrap_or_else(|e| panic!("display --json: {e}\n{out}\n{err}")),
-        )
-    }
-    pub(crate) fn pids(&self, name: &str) -> BTreeMap<String, u64> {
-        let (_, d) = self.display(name);
-        d["nodes"]
-            .as_array()
-            .expect("nodes")
-            .iter()
-            .map(|n| {
-                (
-                    n["program"].as_str().expect("p").to_string(),
-                    n["pid"].as_u64().unwrap_or(0),
-                )
-            })
-            .collect()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let trees: Vec<PathBuf> = self.names.iter().map(|n| self.cluster_dir(n)).collect();
-        clean_up(&trees, &self.ports);
     }
 }
 
