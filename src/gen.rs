@@ -173,6 +173,11 @@ fn decide(
         })?,
     };
 
+    let security = crate::security::decide(
+        given.security.as_ref(),
+        existing.and_then(|m| m.security.as_ref()),
+        mf,
+    )?;
     let events = prior_flag(given, existing, |m| m.events);
     let metrics = prior_flag(given, existing, |m| m.metrics);
     let ports = decide_ports(plan, given, existing, layout, metrics, (mf, tf))?;
@@ -197,6 +202,7 @@ fn decide(
         events,
         metrics_port: ports.metrics,
         mup_binary,
+        security,
     })
 }
 
@@ -408,6 +414,8 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             Ok(true)
         }
         Mode::Write => {
+            // The keyFile and certificates first: meta.yaml, written last, names them.
+            crate::security::files::ensure(&compiled.cluster)?;
             let created = tree::apply(&cmp, &compiled.files)?;
             report_written(&cmp, &created, layout)?;
             Ok(true)

@@ -87,6 +87,7 @@ mod packages;
 mod plan;
 mod ports;
 mod render;
+mod security;
 mod setup;
 mod steps;
 pub mod supervisor;
@@ -220,10 +221,12 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             topology,
             bins,
             init,
+            security,
             yes,
         } => {
+            let asked = security::requested(&security)?;
             let b = binaries(&bins, yes)?;
-            cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
+            cluster::deploy(&name, &topology, &b, !init.no_init, yes, asked)?;
         }
         C::Start {
             name,
@@ -236,11 +239,16 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         C::List { json } => cluster::list(json)?,
         C::Connect { name } => cluster::connect(&name)?,
         C::Events { name, opts } => monitor::show::run(&cluster::load(&name)?, events_opts(&opts))?,
-        C::Uri { name } => {
-            for uri in cluster::connection_strings(&cluster::load(&name)?) {
+        C::Uri {
+            name,
+            show_password,
+        } => {
+            let tree = cluster::load(&name)?;
+            for uri in cluster::connection_strings_with(&tree, show_password) {
                 outln!("{uri}")?;
             }
         }
+        C::Credentials { name } => cluster::credentials(&name)?,
         C::Destroy {
             name,
             keep_data,
@@ -264,13 +272,15 @@ fn run_playground(cmd: cli::PlaygroundCmd) -> anyhow::Result<Outcome> {
             nodes,
             bins,
             init,
+            security,
             yes,
         } => {
+            let asked = security::requested(&security)?;
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
                 _ => Some(binaries(&bins, yes)?),
             };
-            cluster::playground_start(nodes, b, !init.no_init)?;
+            cluster::playground_start(nodes, b, !init.no_init, asked)?;
         }
         P::Stop => cluster::stop(cluster::existing_playground()?, &[], &[])?,
         P::Status => {

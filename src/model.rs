@@ -57,6 +57,8 @@ pub(crate) struct Decisions {
     pub metrics_port: Option<u16>,
     /// The mup binary supervisord runs for the monitoring programs (absolute).
     pub mup_binary: PathBuf,
+    /// `--auth` / `--tls`, completed (user and password decided); `None`: not secured.
+    pub security: Option<crate::security::Settings>,
 }
 
 /// Where inputs came from, for messages and relative paths.
@@ -153,6 +155,7 @@ pub(crate) struct Cluster {
     pub monitors: Vec<Monitor>,
     pub mup_binary: PathBuf,
     pub hooks: Vec<Hook>,
+    pub security: Option<crate::security::Settings>,
 }
 
 impl Cluster {
@@ -364,6 +367,14 @@ impl Cluster {
                 tf,
                 &own,
             )?;
+            if let Some(sec) = &decided.security {
+                let files = crate::security::node_files(
+                    sec,
+                    &layout,
+                    &node_dir_name(&d.host, nodes[i].port),
+                );
+                crate::mongod_conf::secure(&mut conf, &files, tf, &d.source())?;
+            }
             nodes[i].conf = conf;
         }
         Ok(Cluster {
@@ -382,6 +393,7 @@ impl Cluster {
             monitors,
             mup_binary,
             hooks: meta.hooks.clone(),
+            security: decided.security.clone(),
         })
     }
 
@@ -415,6 +427,7 @@ impl Cluster {
                 .and_then(|m| m.port)
                 .map(i64::from),
             hooks: self.hooks.clone(),
+            security: self.security.clone(),
             services: self
                 .monitors
                 .iter()

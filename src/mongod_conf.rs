@@ -184,3 +184,65 @@ pub(crate) fn overlay(
     }
     Ok(())
 }
+
+/// Adds what a secured cluster sets on every node: `security.keyFile` (auth) and
+/// `net.tls` (tls: requireTLS with the node's certificate and the cluster's CA; clients
+/// without a certificate of their own are accepted, the CA file alone verifies the server).
+/// runtime_config (already merged into `conf`) may not set those options then (`tf` and
+/// `source` name the topology entry in the message).
+pub(crate) fn secure(
+    conf: &mut Mapping,
+    files: &crate::security::NodeFiles,
+    tf: &str,
+    source: &str,
+) -> InputResult<()> {
+    let taken = |conf: &Mapping, section: &str, key: &str| {
+        conf.get(section)
+            .and_then(Value::as_mapping)
+            .is_some_and(|m| m.contains_key(key))
+    };
+    let refuse = |option: &str, flag: &str| {
+        InputError::new(
+            tf,
+            format!("{source}.runtime_config"),
+            format!(
+                "sets {option}, which mup sets itself for {flag} (global or node runtime_config)"
+            ),
+        )
+    };
+    if let Some(key) = &files.key_file {
+        if taken(conf, "security", "keyFile") || taken(conf, "security", "clusterAuthMode") {
+            return Err(refuse(
+                "security.keyFile or security.clusterAuthMode",
+                "--auth",
+            ));
+        }
+        section(conf, "security").insert(s("keyFile"), s(&key.display().to_string()));
+    }
+    if let Some((pem, ca)) = &files.tls {
+        if taken(conf, "net", "tls") || taken(conf, "net", "ssl") {
+            return Err(refuse("net.tls", "--tls"));
+        }
+        section(conf, "net").insert(
+            s("tls"),
+            map(vec![
+                ("mode", s("requireTLS")),
+                ("certificateKeyFile", s(&pem.display().to_string())),
+                ("CAFile", s(&ca.display().to_string())),
+                ("allowConnectionsWithoutCertificates", Value::Bool(true)),
+            ]),
+        );
+    }
+    Ok(())
+}
+
+/// The mapping `name` of `conf`, made (in place, keeping the order of keys) when missing.
+fn section<'a>(conf: &'a mut Mapping, name: &str) -> &'a mut Mapping {
+    if !conf.get(name).is_some_and(Value::is_mapping) {
+        conf.insert(s(name), Value::Mapping(Mapping::new()));
+    }
+    match conf.get_mut(name) {
+        Some(Value::Mapping(m)) => m,
+        _ => unreachable!("made a mapping just above"),
+    }
+}

@@ -11,6 +11,7 @@ use crate::interrupt;
 use crate::layout::Layout;
 use crate::meta::Meta;
 use crate::model::{self, Role};
+use crate::security::Settings;
 use crate::supervisor::state;
 use crate::topology::Topology;
 use anyhow::bail;
@@ -25,22 +26,25 @@ pub(crate) fn deploy(
     bins: &Binaries,
     init: bool,
     yes: bool,
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
     let tf = topology_path.display().to_string();
     let topology = crate::topology::load(topology_path, &tf)?;
-    deploy_topology(name, topology, tf, bins, init, yes)
+    deploy_topology(name, topology, tf, bins, (init, yes), security)
 }
 
+/// A deploy of `topology` as cluster `name`; `(init, yes)`: make it ready, do not ask.
 pub(crate) fn deploy_topology(
     name: &str,
     topology: Topology,
     label: String,
     bins: &Binaries,
-    init: bool,
-    yes: bool,
+    (init, yes): (bool, bool),
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
+    crate::security::refuse_change(&layout, name, security.as_ref())?;
     let inputs = || Inputs {
         topology: topology.clone(),
         topology_label: label.clone(),
@@ -48,6 +52,7 @@ pub(crate) fn deploy_topology(
             name: name.to_string(),
             version: bins.version.clone(),
             bin_path: bins.bin_path.display().to_string(),
+            security: security.clone(),
             ..Meta::default()
         },
         meta_label: "meta".into(),

@@ -86,7 +86,7 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     };
     // Every node with a process (STARTING, RUNNING, UNSUPERVISED) is asked, not only RUNNING ones.
     let up: Vec<bool> = st.programs.iter().map(|p| p.pid.is_some()).collect();
-    let (roles, shards) = server_view(&tree.members, &up);
+    let (roles, shards) = server_view(&tree.members, &up, &crate::security::access(&tree));
     let nodes: Vec<DisplayNode> = st
         .programs
         .iter()

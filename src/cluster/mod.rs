@@ -146,8 +146,36 @@ pub(super) fn log_dir(tree: &Tree) -> PathBuf {
 }
 
 /// MongoDB connection strings: the routers for a sharded cluster, one per replica set
-/// otherwise, one per standalone node.
+/// otherwise, one per standalone node. A secured cluster's carry the user (not the
+/// password), `authSource`, `tls=true` and `tlsCAFile`.
 pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
+    connection_strings_with(tree, false)
+}
+
+/// [`connection_strings`], with the password in them when `password`.
+pub(crate) fn connection_strings_with(tree: &Tree, password: bool) -> Vec<String> {
+    let (user, secured) = crate::security::uri_parts(tree, password);
+    with_options(tree, &user, &secured)
+}
+
+/// The connection strings with `user` (`name@`, or empty) and the `extra` options.
+pub(crate) fn with_options(tree: &Tree, user: &str, extra: &[String]) -> Vec<String> {
+    addresses(tree)
+        .into_iter()
+        .map(|(hosts, mut options)| {
+            options.extend(extra.iter().cloned());
+            let query = if options.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", options.join("&"))
+            };
+            format!("mongodb://{user}{hosts}/{query}")
+        })
+        .collect()
+}
+
+/// Each connection string's hosts and its own options (`replicaSet`, `directConnection`).
+fn addresses(tree: &Tree) -> Vec<(String, Vec<String>)> {
     let routers: Vec<String> = tree
         .members
         .iter()
@@ -155,7 +183,7 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
         .map(Member::address)
         .collect();
     if !routers.is_empty() {
-        return vec![format!("mongodb://{}/", routers.join(","))];
+        return vec![(routers.join(","), Vec::new())];
     }
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -169,10 +197,10 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
                     .filter(|x| x.replica_set.as_deref() == Some(rs))
                     .map(Member::address)
                     .collect();
-                out.push(format!("mongodb://{}/?replicaSet={rs}", hosts.join(",")));
+                out.push((hosts.join(","), vec![format!("replicaSet={rs}")]));
             }
             Some(_) => {}
-            None => out.push(format!("mongodb://{}/?directConnection=true", m.address())),
+            None => out.push((m.address(), vec!["directConnection=true".into()])),
         }
     }
     out
@@ -183,7 +211,13 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
 /// mup. Without a shell, prints the connection string and says what it looked for.
 pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
     let tree = load(name)?;
-    let uris = connection_strings(&tree);
+    let secured = tree.meta.security.clone().unwrap_or_default();
+    // With auth, the shell gets the user and password from a private script, not from
+    // its command line: the URI carries neither (a user without a password makes it ask).
+    let uris = match secured.auth {
+        true => with_options(&tree, "", &crate::security::uri_parts(&tree, false).1),
+        false => connection_strings(&tree),
+    };
     let uri = uris.first().context("the cluster has no node")?;
     let mut shells = vec!["mongosh"];
     if model::Version::parse(&tree.meta.version).is_some_and(|v| !v.at_least(6, 0)) {
@@ -212,9 +246,19 @@ pub(crate) fn connect(name: &str) -> anyhow::Result<()> {
             uris.len()
         );
     }
+    if secured.auth {
+        return crate::security::shell::run(&tree, &shell, uri);
+    }
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(&shell).arg(uri).exec();
     Err(err).with_context(|| format!("cannot run {}", shell.display()))
+}
+
+/// `mup cluster credentials`: where a secured cluster's secrets are kept.
+pub(crate) fn credentials(name: &str) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let uris = connection_strings(&tree);
+    crate::security::shell::credentials(&tree, &uris)
 }
 
 /// `mup cluster start`: the daemon up if needed, then an ordered start.

@@ -3,6 +3,7 @@
 use super::{binaries, deploy_topology, start, Binaries};
 use crate::error::InputError;
 use crate::layout::Layout;
+use crate::security::Settings;
 use crate::topology::{NodeSpec, Topology};
 
 /// The playground: a replica set `rs0` of `nodes` members on free ports, named `playground`.
@@ -30,8 +31,11 @@ pub(crate) fn playground_start(
     nodes: usize,
     bins: Option<Binaries>,
     init: bool,
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
-    if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
+    let layout = Layout::for_cluster(PLAYGROUND);
+    if layout.meta_file().exists() {
+        crate::security::refuse_change(&layout, PLAYGROUND, security.as_ref())?;
         start(PLAYGROUND, &[], &[], init)
     } else {
         if nodes == 0 {
@@ -59,8 +63,8 @@ pub(crate) fn playground_start(
             topology,
             "playground topology".into(),
             &bins,
-            init,
-            true,
+            (init, true),
+            security,
         )
     }
 }

@@ -8,6 +8,7 @@ use super::{log_tail, procs, Member, Monitor, Program, Tree};
 use crate::init;
 use crate::interrupt;
 use crate::model::Role;
+use crate::security::users;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use anyhow::bail;
 use indicatif::{ProgressBar, ProgressStyle};
@@ -109,12 +110,12 @@ enum Answer {
 /// for a listener), then — once something listens — the socket table, read once (it costs
 /// milliseconds per read on a busy machine), to prove the listener is that process, then
 /// `hello`.
-fn answer(m: &Member, pid: u32) -> Answer {
+fn answer(m: &Member, pid: u32, access: &crate::mongo::Access) -> Answer {
     if !procs::listening(&m.host, m.port) {
         return Answer::NotYet;
     }
     if procs::owns_listener4(pid, m.port) {
-        return match crate::mongo::hello(&m.host, m.port) {
+        return match crate::mongo::hello(&m.host, m.port, access) {
             Ok(_) => Answer::Ready,
             Err(_) => Answer::NotYet,
         };
@@ -130,13 +131,13 @@ fn answer(m: &Member, pid: u32) -> Answer {
 const ASK_AT_ONCE: usize = 16;
 
 /// [`answer`] for each (node, pid), asked in parallel, in input order.
-fn answers(up: &[(&Member, u32)]) -> Vec<Answer> {
+fn answers(up: &[(&Member, u32)], access: &crate::mongo::Access) -> Vec<Answer> {
     up.chunks(ASK_AT_ONCE)
         .flat_map(|chunk| {
             std::thread::scope(|s| {
                 let asks: Vec<_> = chunk
                     .iter()
-                    .map(|(m, pid)| s.spawn(move || answer(m, *pid)))
+                    .map(|(m, pid)| s.spawn(move || answer(m, *pid, access)))
                     .collect();
                 asks.into_iter()
                     .map(|a| a.join().unwrap_or(Answer::NotYet))
@@ -158,6 +159,7 @@ pub(crate) fn wait_answering<'a>(
     limit: Duration,
 ) -> anyhow::Result<Vec<(&'a Member, u32)>> {
     let start = Instant::now();
+    let access = crate::security::access(tree);
     let mut pending: Vec<&Member> = tier.to_vec();
     let mut ready = Vec::new();
     let mut failures = Vec::new();
@@ -179,7 +181,7 @@ pub(crate) fn wait_answering<'a>(
                 _ => still.push(m),
             }
         }
-        for ((m, pid), a) in up.iter().zip(answers(&up)) {
+        for ((m, pid), a) in up.iter().zip(answers(&up, &access)) {
             match a {
                 Answer::Ready => {
                     progress.done(&m.program, &format!("answers, pid {pid}"));
@@ -372,6 +374,7 @@ pub(crate) fn make_ready(
     tier: &[&Member],
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    let access = crate::security::access(tree);
     let explain = |f: init::Failure| -> anyhow::Error {
         match &f.member {
             Some(m) => anyhow::anyhow!(
@@ -394,8 +397,12 @@ pub(crate) fn make_ready(
         let Some(router) = tier.first() else {
             return Ok(());
         };
+        // The cluster's user lives in the config servers: made through a router, before
+        // anything that needs it.
+        let made = users::first_user(router, "cluster", &access).map_err(explain)?;
+        say_user(progress, "cluster (through a router)", made);
         progress.message("adding the shards".into());
-        for (name, added) in init::add_shards(router, &shards).map_err(explain)? {
+        for (name, added) in init::add_shards(router, &shards, &access).map_err(explain)? {
             progress.say(if added {
                 format!("shard {name} added")
             } else {
@@ -407,26 +414,64 @@ pub(crate) fn make_ready(
     let owned: Vec<Member> = tier.iter().map(|m| (*m).clone()).collect();
     progress.message(format!("initiating the {} replica sets", tier_name(role)));
     let mut failures = Vec::new();
-    for (set, result, took) in init::initiate_all(&init::sets(&owned)) {
-        match result {
-            Ok(init::Outcome::Initiated { primary }) => progress.say(format!(
-                "{}: initiated, primary {primary} ({:.1} s)",
-                set.name,
-                took.as_secs_f64()
-            )),
-            Ok(init::Outcome::AlreadyInitiated { primary }) => progress.say(format!(
-                "{}: already initiated, primary {primary}",
-                set.name
-            )),
-            Err(f) => failures.push(explain(f).to_string()),
+    // Where a user is made once the tier is ready: each set's primary, each standalone node
+    // (not the config servers: their users come through a router).
+    let mut user_homes: Vec<(String, Member)> = owned
+        .iter()
+        .filter(|m| m.replica_set.is_none() && m.role == Role::Mongod)
+        .map(|m| (m.program.clone(), m.clone()))
+        .collect();
+    for (set, result, took) in init::initiate_all(&init::sets(&owned), &access) {
+        let primary = match result {
+            Ok(init::Outcome::Initiated { primary }) => {
+                progress.say(format!(
+                    "{}: initiated, primary {primary} ({:.1} s)",
+                    set.name,
+                    took.as_secs_f64()
+                ));
+                primary
+            }
+            Ok(init::Outcome::AlreadyInitiated { primary }) => {
+                progress.say(format!(
+                    "{}: already initiated, primary {primary}",
+                    set.name
+                ));
+                primary
+            }
+            Err(f) => {
+                failures.push(explain(f).to_string());
+                continue;
+            }
+        };
+        if let Some(m) = set.members.iter().find(|m| m.is(&primary)) {
+            if role == Role::Mongod {
+                user_homes.push((set.name.clone(), m.clone()));
+            }
         }
     }
     // Ctrl-C ends the initiation's waits early: say that, not their failure.
     interrupt::check()?;
+    if failures.is_empty() {
+        for (place, m) in &user_homes {
+            match users::first_user(m, place, &access) {
+                Ok(made) => say_user(progress, place, made),
+                Err(f) => failures.push(explain(f).to_string()),
+            }
+        }
+    }
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
     }
     Ok(())
+}
+
+/// A progress line for the first user of `place`.
+fn say_user(progress: &Progress, place: &str, made: Option<users::Outcome>) {
+    match made {
+        Some(users::Outcome::Created) => progress.say(format!("{place}: first user created")),
+        Some(users::Outcome::Existing) => progress.say(format!("{place}: user authenticates")),
+        None => {}
+    }
 }
 
 #[cfg(test)]
