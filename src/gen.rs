@@ -11,7 +11,6 @@ use crate::render::{self, OutFile};
 use crate::topology;
 use crate::tree::{self, Comparison, State};
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A compiled cluster: the model, its rendered files and warnings about ignored input.
@@ -164,7 +163,8 @@ fn decide(
     let supervisor_user = prior(|m| m.supervisor_user.clone()).unwrap_or_else(|| "mup".into());
     let supervisor_password = match prior(|m| m.supervisor_password.clone()) {
         Some(p) => p,
-        None => random_token().map_err(|e| {
+        // 24 letters and digits: safe in supervisord's files (no `%`).
+        None => crate::security::random_alnum(24).map_err(|e| {
             InputError::new(
                 mf,
                 "supervisor_password",
@@ -173,11 +173,8 @@ fn decide(
         })?,
     };
 
-    let security = crate::security::decide(
-        given.security.as_ref(),
-        existing.and_then(|m| m.security.as_ref()),
-        mf,
-    )?;
+    let recorded = existing.and_then(|m| m.security.as_ref());
+    let security = crate::security::decide(given.security.as_ref(), recorded, mf)?;
     let events = prior_flag(given, existing, |m| m.events);
     let metrics = prior_flag(given, existing, |m| m.metrics);
     let ports = decide_ports(plan, given, existing, layout, metrics, (mf, tf))?;
@@ -318,17 +315,6 @@ fn caller_user() -> Option<String> {
     let out = crate::child::run_bounded(std::process::Command::new("id").arg("-un"), bound).ok()?;
     let name = String::from_utf8(out.stdout).ok()?.trim().to_string();
     (!name.is_empty()).then_some(name)
-}
-
-/// 24 random characters from [A-Za-z0-9]: safe in supervisord's files (no `%`).
-fn random_token() -> std::io::Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect())
 }
 
 /// What `mup gen` does with a compiled tree.

@@ -367,14 +367,8 @@ impl Cluster {
                 tf,
                 &own,
             )?;
-            if let Some(sec) = &decided.security {
-                let files = crate::security::node_files(
-                    sec,
-                    &layout,
-                    &node_dir_name(&d.host, nodes[i].port),
-                );
-                crate::mongod_conf::secure(&mut conf, &files, tf, &d.source())?;
-            }
+            let files = crate::security::node_files(decided.security.as_ref(), &layout, &nodes[i]);
+            crate::mongod_conf::secure(&mut conf, &files, tf, &d.source())?;
             nodes[i].conf = conf;
         }
         Ok(Cluster {

@@ -13,5 +13,6 @@ mod monitor;
 mod packages;
 mod readme;
 mod safety;
+mod security;
 mod standin;
 mod standin_security;

@@ -365,7 +365,8 @@ fn warn_monitoring(tree: &Tree, failures: &[String]) {
 }
 
 /// The initiation step after `role`'s tier answers: its replica sets initiated with a
-/// primary (config servers, shards), or every shard added (routers).
+/// primary (config servers, shards), or every shard added (routers); with auth, the first
+/// user made where it belongs (`security::users`).
 pub(crate) fn make_ready(
     tree: &Tree,
     client: &Client,
@@ -387,29 +388,7 @@ pub(crate) fn make_ready(
         }
     };
     if role == Role::Mongos {
-        let shards = init::sets(
-            &members
-                .iter()
-                .filter(|m| m.role == Role::Mongod)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        let Some(router) = tier.first() else {
-            return Ok(());
-        };
-        // The cluster's user lives in the config servers: made through a router, before
-        // anything that needs it.
-        let made = users::first_user(router, "cluster", &access).map_err(explain)?;
-        say_user(progress, "cluster (through a router)", made);
-        progress.message("adding the shards".into());
-        for (name, added) in init::add_shards(router, &shards, &access).map_err(explain)? {
-            progress.say(if added {
-                format!("shard {name} added")
-            } else {
-                format!("shard {name}: already added")
-            });
-        }
-        return Ok(());
+        return ready_routers(members, tier, &access, progress, &explain);
     }
     let owned: Vec<Member> = tier.iter().map(|m| (*m).clone()).collect();
     progress.message(format!("initiating the {} replica sets", tier_name(role)));
@@ -454,7 +433,9 @@ pub(crate) fn make_ready(
     if failures.is_empty() {
         for (place, m) in &user_homes {
             match users::first_user(m, place, &access) {
-                Ok(made) => say_user(progress, place, made),
+                Ok(made) => users::said(place, made)
+                    .into_iter()
+                    .for_each(|l| progress.say(l)),
                 Err(f) => failures.push(explain(f).to_string()),
             }
         }
@@ -465,13 +446,38 @@ pub(crate) fn make_ready(
     Ok(())
 }
 
-/// A progress line for the first user of `place`.
-fn say_user(progress: &Progress, place: &str, made: Option<users::Outcome>) {
-    match made {
-        Some(users::Outcome::Created) => progress.say(format!("{place}: first user created")),
-        Some(users::Outcome::Existing) => progress.say(format!("{place}: user authenticates")),
-        None => {}
+/// The routers' step: the cluster's first user made through a router (it lives in the
+/// config servers), before anything that needs it; then every shard added.
+fn ready_routers(
+    members: &[Member],
+    tier: &[&Member],
+    access: &crate::mongo::Access,
+    progress: &Progress,
+    explain: &dyn Fn(init::Failure) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    let shards = init::sets(
+        &members
+            .iter()
+            .filter(|m| m.role == Role::Mongod)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let Some(router) = tier.first() else {
+        return Ok(());
+    };
+    let made = users::first_user(router, "cluster", access).map_err(explain)?;
+    if let Some(line) = users::said("cluster (through a router)", made) {
+        progress.say(line);
     }
+    progress.message("adding the shards".into());
+    for (name, added) in init::add_shards(router, &shards, access).map_err(explain)? {
+        progress.say(if added {
+            format!("shard {name} added")
+        } else {
+            format!("shard {name}: already added")
+        });
+    }
+    Ok(())
 }
 
 #[cfg(test)]

@@ -73,7 +73,7 @@ pub(crate) fn decide(
         check_username(&username).map_err(|why| InputError::new(mf, "security.username", why))?;
         let password = match prior(|s| s.password.clone()) {
             Some(p) => p,
-            None => random_password().map_err(|e| {
+            None => random_alnum(PASSWORD_LEN).map_err(|e| {
                 InputError::new(mf, "security.password", format!("cannot generate one: {e}"))
             })?,
         };
@@ -204,11 +204,12 @@ pub(crate) fn refuse_change(
     Ok(())
 }
 
-/// `PASSWORD_LEN` random letters and digits from the operating system's CSPRNG.
-fn random_password() -> Result<String, getrandom::Error> {
+/// `len` random letters and digits from the operating system's CSPRNG: mup's passwords
+/// (supervisord's, the first user's).
+pub(crate) fn random_alnum(len: usize) -> Result<String, getrandom::Error> {
     const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut out = String::with_capacity(PASSWORD_LEN);
-    while out.len() < PASSWORD_LEN {
+    let mut out = String::with_capacity(len);
+    while out.len() < len {
         let mut bytes = [0u8; 64];
         getrandom::fill(&mut bytes)?;
         // 248 = 4 × 62: rejecting larger bytes keeps every character equally likely.
@@ -217,7 +218,7 @@ fn random_password() -> Result<String, getrandom::Error> {
                 .iter()
                 .filter(|b| **b < 248)
                 .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-                .take(PASSWORD_LEN - out.len()),
+                .take(len - out.len()),
         );
     }
     Ok(out)
@@ -230,14 +231,18 @@ pub(crate) struct NodeFiles {
     pub tls: Option<(PathBuf, PathBuf)>,
 }
 
-/// The files of `settings` for the node whose conf directory is named `node_dir`.
-pub(crate) fn node_files(settings: &Settings, layout: &Layout, node_dir: &str) -> NodeFiles {
+/// The files `node`'s config names for `settings` (none when the cluster is not secured).
+pub(crate) fn node_files(
+    settings: Option<&Settings>,
+    layout: &Layout,
+    node: &crate::model::Node,
+) -> NodeFiles {
     let paths = files::Paths::new(layout);
+    let node_dir = crate::model::node_dir_name(&node.host, node.port);
+    let on = |f: fn(&Settings) -> bool| settings.is_some_and(f);
     NodeFiles {
-        key_file: settings.auth.then(|| paths.key_file()),
-        tls: settings
-            .tls
-            .then(|| (paths.node_pem(node_dir), paths.ca_file())),
+        key_file: on(|s| s.auth).then(|| paths.key_file()),
+        tls: on(|s| s.tls).then(|| (paths.node_pem(&node_dir), paths.ca_file())),
     }
 }
 

@@ -70,3 +70,11 @@ pub(crate) fn refused(user: &str, e: &mongo::Error) -> String {
         format!("authenticating as {user:?}: {e}")
     }
 }
+
+/// A progress line for the first user of `place` (none without auth).
+pub(crate) fn said(place: &str, made: Option<Outcome>) -> Option<String> {
+    Some(match made? {
+        Outcome::Created => format!("{place}: first user created"),
+        Outcome::Existing => format!("{place}: the recorded user authenticates"),
+    })
+}
