@@ -368,7 +368,7 @@ impl Cluster {
                 &own,
             )?;
             let files = crate::security::node_files(decided.security.as_ref(), &layout, &nodes[i]);
-            crate::mongod_conf::secure(&mut conf, &files, tf, &d.source())?;
+            crate::mongod_conf::secure(&mut conf, &files, version, tf, &d.source())?;
             nodes[i].conf = conf;
         }
         Ok(Cluster {

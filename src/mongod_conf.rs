@@ -193,9 +193,17 @@ pub(crate) fn overlay(
 pub(crate) fn secure(
     conf: &mut Mapping,
     files: &crate::security::NodeFiles,
+    version: Version,
     tf: &str,
     source: &str,
 ) -> InputResult<()> {
+    if files.tls.is_some() && !version.at_least(4, 2) {
+        return Err(InputError::new(
+            "--tls",
+            "",
+            "mup writes net.tls, which MongoDB has from 4.2 on (before: net.ssl): use 4.2 or later",
+        ));
+    }
     let taken = |conf: &Mapping, section: &str, key: &str| {
         conf.get(section)
             .and_then(Value::as_mapping)
@@ -244,5 +252,63 @@ fn section<'a>(conf: &'a mut Mapping, name: &str) -> &'a mut Mapping {
     match conf.get_mut(name) {
         Some(Value::Mapping(m)) => m,
         _ => unreachable!("made a mapping just above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::security::NodeFiles;
+    use std::path::PathBuf;
+
+    fn files() -> NodeFiles {
+        NodeFiles {
+            key_file: Some(PathBuf::from("/c/security/keyfile")),
+            tls: Some((
+                PathBuf::from("/c/security/n.pem"),
+                PathBuf::from("/c/security/ca.pem"),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_secured_node_gets_its_key_file_and_tls_and_runtime_config_may_not_set_them() {
+        let v7 = Version::parse("7.0.14").expect("version");
+        let mut conf: Mapping = crate::yaml::parse("net:\n  port: 1\n", "t").expect("yaml");
+        secure(&mut conf, &files(), v7, "t", "mongod_servers[0]").expect("secured");
+        let text = crate::yaml::to_string(&conf);
+        assert!(
+            text.starts_with("net:\n  port: 1\n  tls:\n    mode: requireTLS\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("allowConnectionsWithoutCertificates: true"),
+            "{text}"
+        );
+        assert!(
+            text.contains("security:\n  keyFile: /c/security/keyfile"),
+            "{text}"
+        );
+        for own in [
+            "security:\n  keyFile: /k\n",
+            "net:\n  tls:\n    mode: disabled\n",
+        ] {
+            let mut conf: Mapping = crate::yaml::parse(own, "t").expect("yaml");
+            let e = secure(&mut conf, &files(), v7, "t", "mongod_servers[0]").expect_err("refused");
+            assert!(
+                e.to_string().contains("mongod_servers[0].runtime_config"),
+                "{e}"
+            );
+        }
+        let old = Version::parse("4.0.28").expect("version");
+        let e = secure(&mut Mapping::new(), &files(), old, "t", "x").expect_err("no net.tls");
+        assert!(e.to_string().contains("4.2"), "{e}");
+        let none = NodeFiles {
+            key_file: None,
+            tls: None,
+        };
+        let mut conf = Mapping::new();
+        secure(&mut conf, &none, old, "t", "x").expect("nothing to do");
+        assert!(conf.is_empty());
     }
 }
