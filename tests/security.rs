@@ -112,6 +112,7 @@ fn check_goals(h: &Home, name: &str, routers: &[u16], nodes: &[u16]) {
         "no password without --show-password: {uri}"
     );
     let (_, d) = h.display(name);
+    assert_eq!(d["security"], "access control (user mup), TLS", "{d}");
     let primaries: Vec<u64> = d["nodes"]
         .as_array()
         .expect("nodes")
@@ -258,6 +259,23 @@ fn a_sharded_cluster_with_auth_and_tls_refuses_the_unauthenticated_and_keeps_its
     wait_started(&tree);
     check_goals(&h, "sec-shards", &ports[5..], &ports);
     assert_eq!(password(&tree), secret);
+}
+
+/// The same goals with real MongoDB binaries (`MUP_TEST_MONGODB_BIN`): what the stand-in
+/// cannot show (the real option names, the real localhost exception and TLS).
+#[test]
+#[ignore = "needs real MongoDB binaries: MUP_TEST_MONGODB_BIN=DIR cargo test real_binaries -- --ignored"]
+fn real_binaries_with_auth_and_tls() {
+    let bin = std::env::var_os("MUP_TEST_MONGODB_BIN")
+        .map(PathBuf::from)
+        .expect("MUP_TEST_MONGODB_BIN names a directory holding real mongod and mongos");
+    let mut h = Home::new(&["real-secured"]);
+    let topo = h.topology("topology.yaml", SHARDED, 7);
+    let ports = h.ports.clone();
+    let (code, out, err) = deploy(&h, "real-secured", &topo, &bin, &["--auth", "--tls"]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    check_goals(&h, "real-secured", &ports[5..], &ports);
+    h.ok(&["cluster", "destroy", "real-secured", "--yes"]);
 }
 
 const REPLICA_SET: &str = "mongod_servers:

@@ -37,6 +37,8 @@ pub(crate) struct Display {
     pub metrics_port_held_by: Option<String>,
     /// Where the event listener appends transitions; `None` when events are off.
     pub events_log: Option<String>,
+    /// `access control (user NAME)`, `TLS`, or both; `None` when the cluster is not secured.
+    pub security: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -141,6 +143,7 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
         metrics_url,
         metrics_port_held_by,
         events_log,
+        security: crate::security::summary(&tree),
     };
     if json {
         outln!("{}", serde_json::to_string_pretty(&d)?)?;
@@ -164,6 +167,12 @@ fn display_text(d: &Display) -> String {
     );
     for uri in &d.connection {
         out.push_str(&format!("Connect:     {uri}\n"));
+    }
+    if let Some(s) = &d.security {
+        let name = &d.name;
+        out.push_str(&format!(
+            "Security:    {s} (secrets: mup cluster credentials {name})\n"
+        ));
     }
     for sh in &d.shards {
         out.push_str(&format!("Shard:       {} {}\n", sh.id, sh.host));

@@ -261,6 +261,21 @@ pub(crate) fn access(tree: &Tree) -> Access {
     }
 }
 
+/// What `display` says of `tree`'s security: `access control (user NAME)`, `TLS`, or
+/// both; `None` when it is not secured.
+pub(crate) fn summary(tree: &Tree) -> Option<String> {
+    let s = tree.meta.security.as_ref().filter(|s| !s.is_off())?;
+    let mut parts = Vec::new();
+    if s.auth {
+        let user = s.username.as_deref().unwrap_or_default();
+        parts.push(format!("access control (user {user})"));
+    }
+    if s.tls {
+        parts.push("TLS".to_string());
+    }
+    Some(parts.join(", "))
+}
+
 /// What a connection string of `tree` carries for its security: the user-info part
 /// (`user@` or, with `password`, `user:password@`, percent-encoded) and the options
 /// (`authSource=admin`, `tls=true`, `tlsCAFile=...`).
