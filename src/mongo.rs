@@ -1,7 +1,8 @@
 //! Talking to MongoDB servers with the official driver (blocking API): one direct connection
 //! per server (an uninitiated replica-set member answers only those), short timeouts inside
 //! the callers' own deadlines, and errors as the server's code name and message — never the
-//! driver's raw text.
+//! driver's raw text. A secured cluster's credentials and CA reach the driver here only
+//! ([`Access`]).
 
 use mongodb::bson::{doc, Document};
 use mongodb::error::ErrorKind;
