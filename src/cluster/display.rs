@@ -156,7 +156,9 @@ pub(crate) fn display(name: &str, json: bool) -> anyhow::Result<bool> {
     Ok(running == d.total)
 }
 
-fn display_text(d: &Display) -> String {
+/// The lines above the table: the cluster, its daemon, connection strings, security and
+/// shards.
+fn header_text(d: &Display) -> String {
     let daemon = match d.supervisord.pid {
         Some(pid) => format!("{} ({}, pid {pid})", d.supervisord.url, d.supervisord.state),
         None => format!("{} ({})", d.supervisord.url, d.supervisord.state),
@@ -177,6 +179,11 @@ fn display_text(d: &Display) -> String {
     for sh in &d.shards {
         out.push_str(&format!("Shard:       {} {}\n", sh.id, sh.host));
     }
+    out
+}
+
+fn display_text(d: &Display) -> String {
+    let mut out = header_text(d);
     out.push('\n');
     let rows: Vec<Vec<String>> = d
         .nodes
