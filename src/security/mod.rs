@@ -276,6 +276,17 @@ pub(crate) fn summary(tree: &Tree) -> Option<String> {
     Some(parts.join(", "))
 }
 
+/// For `destroy --keep-data` of a cluster with auth: the kept data holds the first user,
+/// whose password only meta.yaml records, and destroy removes meta.yaml.
+pub(crate) fn kept_user_note(tree: &Tree) -> Option<String> {
+    let s = tree.meta.security.as_ref().filter(|s| s.auth)?;
+    Some(format!(
+        "they hold the user {:?}, whose password is recorded only in meta.yaml, which is removed: note it first (`mup cluster uri {} --show-password`)",
+        s.username.as_deref().unwrap_or_default(),
+        tree.name()
+    ))
+}
+
 /// What a connection string of `tree` carries for its security: the user-info part
 /// (`user@` or, with `password`, `user:password@`, percent-encoded) and the options
 /// (`authSource=admin`, `tls=true`, `tlsCAFile=...`).
