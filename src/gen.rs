@@ -360,14 +360,17 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
     match mode {
         Mode::Check => {
             report(&cmp, &compiled.files, layout)?;
-            if cmp.is_clean() {
+            let secrets = crate::security::files::drift(&compiled.cluster);
+            secrets.iter().try_for_each(|line| outln!("{line}"))?;
+            let clean = cmp.is_clean() && secrets.is_empty();
+            if clean {
                 outln!(
                     "{}: up to date ({} files)",
                     layout.root().display(),
                     compiled.files.len()
                 )?;
             }
-            Ok(cmp.is_clean())
+            Ok(clean)
         }
         Mode::DryRun => {
             outln!("would write to {}:", layout.root().display())?;
@@ -396,6 +399,9 @@ pub(crate) fn apply(compiled: &Compiled, mode: Mode) -> anyhow::Result<bool> {
             }
             for p in &cmp.foreign {
                 outln!("  keep       {} (not made by mup)", rel(p))?;
+            }
+            for p in crate::security::files::missing(&compiled.cluster) {
+                outln!("  create     {}", rel(&p))?;
             }
             Ok(true)
         }

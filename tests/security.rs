@@ -421,6 +421,18 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
     // A keyFile readable by others: the node refuses to start, as mongod does (exit 1).
     let key = tree.join("security/keyfile");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
+    let meta = tree.join("meta.yaml");
+    let (code, out, _) = h.run(&[
+        "gen",
+        topo.to_str().expect("utf8"),
+        "--meta",
+        meta.to_str().expect("utf8"),
+        "--out",
+        tree.to_str().expect("utf8"),
+        "--check",
+    ]);
+    assert_eq!(code, 1, "gen --check names the drift: {out}");
+    assert!(out.contains("differs: security/keyfile (mode 644"), "{out}");
     let node = format!("localhost:{}", h.ports[1]);
     let (code, _, err) = h.run(&["cluster", "restart", "sec-rs", "-N", &node]);
     assert_ne!(code, 0);

@@ -44,10 +44,60 @@ impl Paths {
     pub(crate) fn ca_key_file(&self) -> PathBuf {
         self.dir.join("ca-key.pem")
     }
-    /// The certificate and key of the node whose conf directory is `node_dir`.
-    pub(crate) fn node_pem(&self, node_dir: &str) -> PathBuf {
+    /// The certificate and key of the node `host:port` (named as its conf directory).
+    pub(crate) fn node_pem(&self, host: &str, port: u16) -> PathBuf {
+        let node_dir = crate::model::node_dir_name(host, port);
         self.dir.join(format!("{node_dir}.pem"))
     }
+}
+
+/// Every file `cluster`'s security needs, with the mode it must have: the keyFile (auth),
+/// the CA, its key and each node's PEM (tls).
+fn wanted(cluster: &Cluster) -> Vec<(PathBuf, u32)> {
+    let Some(settings) = &cluster.security else {
+        return Vec::new();
+    };
+    let paths = Paths::new(&cluster.layout);
+    let mut out = Vec::new();
+    if settings.auth {
+        out.push((paths.key_file(), SECRET));
+    }
+    if settings.tls {
+        out.push((paths.ca_file(), PUBLIC));
+        out.push((paths.ca_key_file(), SECRET));
+        for n in &cluster.nodes {
+            out.push((paths.node_pem(&n.host, n.port), SECRET));
+        }
+    }
+    out
+}
+
+/// The files of [`wanted`] that do not exist yet (`gen --dry-run`).
+pub(crate) fn missing(cluster: &Cluster) -> Vec<PathBuf> {
+    wanted(cluster)
+        .into_iter()
+        .filter(|(p, _)| !p.exists())
+        .map(|(p, _)| p)
+        .collect()
+}
+
+/// `gen --check`'s lines for the security files: missing ones, and a private one others may
+/// read (mongod refuses such a keyFile).
+pub(crate) fn drift(cluster: &Cluster) -> Vec<String> {
+    use std::os::unix::fs::PermissionsExt;
+    let rel = |p: &Path| cluster.layout.relative(p).display().to_string();
+    wanted(cluster)
+        .into_iter()
+        .filter_map(|(p, mode)| match std::fs::metadata(&p) {
+            Err(_) => Some(format!("missing: {}", rel(&p))),
+            Ok(m) if mode == SECRET && m.permissions().mode() & 0o077 != 0 => Some(format!(
+                "differs: {} (mode {:o}: a key must be readable by its owner only, 0400)",
+                rel(&p),
+                m.permissions().mode() & 0o777
+            )),
+            Ok(_) => None,
+        })
+        .collect()
 }
 
 /// Makes the files `cluster`'s security needs that are missing. The caller holds the
@@ -66,7 +116,7 @@ pub(crate) fn ensure(cluster: &Cluster) -> anyhow::Result<()> {
     if settings.tls {
         let ca = ensure_ca(&cluster.name, &paths)?;
         for n in &cluster.nodes {
-            let pem = paths.node_pem(&crate::model::node_dir_name(&n.host, n.port));
+            let pem = paths.node_pem(&n.host, n.port);
             if !pem.exists() {
                 let text = node_certificate(&n.host, &ca)
                     .with_context(|| format!("cannot make the certificate of {}", n.source))?;

@@ -238,11 +238,10 @@ pub(crate) fn node_files(
     node: &crate::model::Node,
 ) -> NodeFiles {
     let paths = files::Paths::new(layout);
-    let node_dir = crate::model::node_dir_name(&node.host, node.port);
     let on = |f: fn(&Settings) -> bool| settings.is_some_and(f);
     NodeFiles {
         key_file: on(|s| s.auth).then(|| paths.key_file()),
-        tls: on(|s| s.tls).then(|| (paths.node_pem(&node_dir), paths.ca_file())),
+        tls: on(|s| s.tls).then(|| (paths.node_pem(&node.host, node.port), paths.ca_file())),
     }
 }
 

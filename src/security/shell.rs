@@ -91,7 +91,10 @@ pub(crate) fn credentials(tree: &Tree, uris: &[String]) -> anyhow::Result<()> {
         )?;
         outln!(
             "  nodes:       {} (each node's certificate and key, mode 0400)",
-            paths.node_pem("<host>-<port>").display()
+            tree.layout
+                .security_dir()
+                .join("<host>-<port>.pem")
+                .display()
         )?;
     }
     for uri in uris {
