@@ -45,6 +45,8 @@ pub(crate) fn deploy_topology(
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
     crate::security::refuse_change(&layout, name, security.as_ref())?;
+    // A tree that exists keeps the security it records (the flags asked for no more).
+    let security = security.filter(|_| !layout.meta_file().exists());
     let inputs = || Inputs {
         topology: topology.clone(),
         topology_label: label.clone(),
