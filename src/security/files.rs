@@ -163,11 +163,26 @@ fn ca_params(cluster: &str) -> anyhow::Result<CertificateParams> {
 fn ensure_ca(cluster: &str, paths: &Paths) -> anyhow::Result<Issuer<'static, KeyPair>> {
     let (cert, key) = (paths.ca_file(), paths.ca_key_file());
     let params = ca_params(cluster)?;
-    if cert.exists() && key.exists() {
-        let pem = read_small(&key)?;
-        let pair = KeyPair::from_pem(&pem)
-            .with_context(|| format!("{} is not a private key", key.display()))?;
-        return Ok(Issuer::new(params, pair));
+    match (cert.exists(), key.exists()) {
+        (true, true) => {
+            let pem = read_small(&key)?;
+            let pair = KeyPair::from_pem(&pem)
+                .with_context(|| format!("{} is not a private key", key.display()))?;
+            return Ok(Issuer::new(params, pair));
+        }
+        (false, false) => {}
+        (has_cert, _) => {
+            let (there, gone) = if has_cert {
+                (&cert, &key)
+            } else {
+                (&key, &cert)
+            };
+            anyhow::bail!(
+                "{} is there but {} is missing: restore it (a new CA would not verify the nodes' certificates), or remove the security directory's CA and node files to make new ones",
+                there.display(),
+                gone.display()
+            );
+        }
     }
     let pair = KeyPair::generate().context("cannot generate the CA's key")?;
     let ca = params.self_signed(&pair).context("cannot sign the CA")?;
