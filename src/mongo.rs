@@ -1,13 +1,15 @@
 //! Talking to MongoDB servers with the official driver (blocking API): one direct connection
 //! per server (an uninitiated replica-set member answers only those), short timeouts inside
 //! the callers' own deadlines, and errors as the server's code name and message — never the
-//! driver's raw text.
+//! driver's raw text. A secured cluster's credentials and CA reach the driver here only
+//! ([`Access`]).
 
 use mongodb::bson::{doc, Document};
 use mongodb::error::ErrorKind;
-use mongodb::options::{ClientOptions, ServerAddress};
+use mongodb::options::{ClientOptions, Credential, ServerAddress, Tls, TlsOptions};
 use mongodb::sync::Client;
 use std::fmt;
+use std::path::PathBuf;
 use std::time::Duration;
 
 /// How long one attempt may take to reach a server; callers retry within their deadline.
@@ -55,11 +57,47 @@ impl std::error::Error for Error {}
 pub(crate) mod code {
     pub(crate) const ALREADY_INITIALIZED: i32 = 23;
     pub(crate) const NOT_YET_INITIALIZED: i32 = 94;
+    pub(crate) const AUTHENTICATION_FAILED: i32 = 18;
 }
 
-/// A direct connection to `host:port`.
-pub(crate) fn connect(host: &str, port: u16) -> Result<Client, Error> {
+/// How mup connects to a cluster's servers: the one place its credentials and CA reach the
+/// driver (built from the tree by `security::access`). The default: plain, no credentials.
+#[derive(Debug, Clone, Default, PartialEq, Eq)]
+pub(crate) struct Access {
+    /// TLS, verifying the servers' certificates with this CA.
+    pub tls_ca: Option<PathBuf>,
+    /// SCRAM credentials (user, password) of the `admin` database.
+    pub credential: Option<(String, String)>,
+}
+
+impl Access {
+    /// The same transport without credentials: for `hello` (answered before
+    /// authentication) and for what the localhost exception allows.
+    pub(crate) fn anonymous(&self) -> Access {
+        Access {
+            tls_ca: self.tls_ca.clone(),
+            credential: None,
+        }
+    }
+}
+
+/// A direct connection to `host:port`, over TLS and authenticated as `access` says.
+pub(crate) fn connect(host: &str, port: u16, access: &Access) -> Result<Client, Error> {
     let mut options = ClientOptions::default();
+    if let Some(ca) = &access.tls_ca {
+        options.tls = Some(Tls::Enabled(
+            TlsOptions::builder().ca_file_path(ca.clone()).build(),
+        ));
+    }
+    if let Some((user, password)) = &access.credential {
+        options.credential = Some(
+            Credential::builder()
+                .username(user.clone())
+                .password(password.clone())
+                .source("admin".to_string())
+                .build(),
+        );
+    }
     options.hosts = vec![ServerAddress::Tcp {
         host: host.to_string(),
         port: Some(port),
@@ -81,8 +119,13 @@ pub(crate) fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
 }
 
 /// One command on a fresh direct connection.
-pub(crate) fn command(host: &str, port: u16, cmd: Document) -> Result<Document, Error> {
-    run(&connect(host, port)?, cmd)
+pub(crate) fn command(
+    host: &str,
+    port: u16,
+    access: &Access,
+    cmd: Document,
+) -> Result<Document, Error> {
+    run(&connect(host, port, access)?, cmd)
 }
 
 fn translate(e: mongodb::error::Error) -> Error {
@@ -91,6 +134,11 @@ fn translate(e: mongodb::error::Error) -> Error {
             code: c.code,
             code_name: c.code_name,
             message: c.message,
+        },
+        ErrorKind::Authentication { message, .. } => Error::Command {
+            code: code::AUTHENTICATION_FAILED,
+            code_name: "AuthenticationFailed".into(),
+            message,
         },
         ErrorKind::ServerSelection { .. } => {
             Error::Unreachable("no answer within the server selection timeout".into())
@@ -112,9 +160,9 @@ pub(crate) struct Hello {
     pub replica_set: bool,
 }
 
-/// `hello` on `host:port`.
-pub(crate) fn hello(host: &str, port: u16) -> Result<Hello, Error> {
-    let d = command(host, port, doc! { "hello": 1 })?;
+/// `hello` on `host:port`, never authenticated (servers answer it before authentication).
+pub(crate) fn hello(host: &str, port: u16, access: &Access) -> Result<Hello, Error> {
+    let d = command(host, port, &access.anonymous(), doc! { "hello": 1 })?;
     let flag = |k: &str| d.get_bool(k).unwrap_or(false);
     Ok(Hello {
         set_name: d.get_str("setName").ok().map(String::from),
@@ -136,8 +184,12 @@ pub(crate) struct SetStatus {
 
 /// `replSetGetStatus` on `host:port`: the state of every member of its set in one answer;
 /// `None` when it is not a replica-set member.
-pub(crate) fn set_status(host: &str, port: u16) -> Result<Option<SetStatus>, Error> {
-    let d = match command(host, port, doc! { "replSetGetStatus": 1 }) {
+pub(crate) fn set_status(
+    host: &str,
+    port: u16,
+    access: &Access,
+) -> Result<Option<SetStatus>, Error> {
+    let d = match command(host, port, access, doc! { "replSetGetStatus": 1 }) {
         Ok(d) => d,
         Err(e) if e.code() == Some(code::NOT_YET_INITIALIZED) => {
             return Ok(Some(SetStatus {
@@ -145,6 +197,9 @@ pub(crate) fn set_status(host: &str, port: u16) -> Result<Option<SetStatus>, Err
                 members: Vec::new(),
             }))
         }
+        // Not a member (a standalone, a router) answers with an error; credentials it
+        // refuses are said.
+        Err(e) if e.code() == Some(code::AUTHENTICATION_FAILED) => return Err(e),
         Err(Error::Command { .. }) => return Ok(None),
         Err(e) => return Err(e),
     };

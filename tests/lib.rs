@@ -15,5 +15,6 @@ mod readme;
 mod resolved_paths;
 mod safety;
 mod scale;
+mod security;
 mod standin;
 mod standin_security;

@@ -262,6 +262,25 @@ pub struct BinOpts {
     pub source: SourceOpts,
 }
 
+/// A secured cluster: access control and TLS (recorded in meta.yaml, kept by later starts).
+#[derive(Debug, Clone, clap::Args)]
+pub struct SecurityOpts {
+    /// Access control: a keyFile for every node and a first user (role root); the
+    /// credentials are kept in the cluster's meta.yaml (mode 0600)
+    #[arg(long)]
+    pub auth: bool,
+    /// TLS from a local CA: every node requires TLS; URIs carry tls=true&tlsCAFile=...
+    #[arg(long)]
+    pub tls: bool,
+    /// The first user's name (with --auth)
+    #[arg(long, requires = "auth", value_name = "NAME")]
+    pub username: Option<String>,
+    /// Read the first user's password from this file's first line (with --auth; default:
+    /// a random one)
+    #[arg(long, requires = "auth", value_name = "FILE")]
+    pub password_file: Option<PathBuf>,
+}
+
 /// A node role, as `-R` takes it.
 #[derive(Debug, Clone, Copy, PartialEq, Eq, clap::ValueEnum)]
 pub enum RoleArg {
@@ -307,6 +326,8 @@ pub enum ClusterCmd {
         bins: BinOpts,
         #[command(flatten)]
         init: InitOpts,
+        #[command(flatten)]
+        security: SecurityOpts,
         /// Do not ask for confirmation
         #[arg(short, long)]
         yes: bool,
@@ -390,8 +411,16 @@ pub enum ClusterCmd {
         #[command(flatten)]
         opts: EventsOpts,
     },
-    /// Print the cluster's connection string
+    /// Print the cluster's connection string (a secured cluster's without its password)
     Uri {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+        /// Put the password in the connection string
+        #[arg(long)]
+        show_password: bool,
+    },
+    /// Where a secured cluster's credentials, keyFile and certificates are kept
+    Credentials {
         /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
         name: String,
     },
@@ -435,6 +464,8 @@ pub enum PlaygroundCmd {
         bins: BinOpts,
         #[command(flatten)]
         init: InitOpts,
+        #[command(flatten)]
+        security: SecurityOpts,
         /// Do not ask before downloading MongoDB
         #[arg(short, long)]
         yes: bool,

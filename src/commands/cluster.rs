@@ -13,10 +13,12 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             topology,
             bins,
             init,
+            security,
             yes,
         } => {
+            let asked = super::requested(&security)?;
             let b = binaries(ui, &bins, yes)?;
-            cluster::deploy(ui, &name, &topology, &b, !init.no_init, yes)?;
+            cluster::deploy(ui, &name, &topology, &b, !init.no_init, yes, asked)?;
         }
         C::Start {
             name,
@@ -49,11 +51,16 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         C::Events { name, opts } => {
             monitor::show::run(ui, &cluster::load(&name)?, events_opts(&opts))?
         }
-        C::Uri { name } => {
-            for uri in cluster::connection_strings(&cluster::load(&name)?) {
+        C::Uri {
+            name,
+            show_password,
+        } => {
+            let tree = cluster::load(&name)?;
+            for uri in cluster::connection_strings_with(&tree, show_password) {
                 outln!(ui, "{uri}")?;
             }
         }
+        C::Credentials { name } => cluster::credentials(ui, &name)?,
         C::Destroy {
             name,
             keep_data,
@@ -108,13 +115,15 @@ pub(crate) fn run_playground(ui: &Ui, cmd: cli::PlaygroundCmd) -> anyhow::Result
             nodes,
             bins,
             init,
+            security,
             yes,
         } => {
+            let asked = super::requested(&security)?;
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
                 _ => Some(binaries(ui, &bins, yes)?),
             };
-            cluster::playground_start(ui, nodes, b, !init.no_init)?;
+            cluster::playground_start(ui, nodes, b, !init.no_init, asked)?;
         }
         P::Stop => cluster::stop(ui, cluster::existing_playground()?, &[], &[])?,
         P::Status => {

@@ -110,3 +110,27 @@ pub(crate) fn roles(filters: &cli::Filters) -> Vec<model::Role> {
         })
         .collect()
 }
+
+/// What `--auth`, `--tls`, `--username` and `--password-file` ask for; `None` when neither
+/// flag is given.
+pub(crate) fn requested(
+    opts: &cli::SecurityOpts,
+) -> crate::error::InputResult<Option<crate::deployment::security::Settings>> {
+    if !opts.auth && !opts.tls {
+        return Ok(None);
+    }
+    if let Some(u) = &opts.username {
+        crate::deployment::security::check_username(u)
+            .map_err(|why| crate::error::InputError::new("--username", "", why))?;
+    }
+    let password = match &opts.password_file {
+        Some(path) => Some(crate::deployment::security::read_password_file(path)?),
+        None => None,
+    };
+    Ok(Some(crate::deployment::security::Settings {
+        auth: opts.auth,
+        tls: opts.tls,
+        username: opts.username.clone(),
+        password,
+    }))
+}

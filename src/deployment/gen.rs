@@ -15,7 +15,6 @@ use crate::error::{InputError, InputResult};
 use crate::ui::Ui;
 
 use std::collections::{BTreeMap, BTreeSet};
-use std::io::Read;
 use std::path::{Path, PathBuf};
 
 /// A compiled cluster: the model, its rendered files and warnings about ignored input.
@@ -171,7 +170,8 @@ fn decide(
     let supervisor_user = prior(|m| m.supervisor_user.clone()).unwrap_or_else(|| "mup".into());
     let supervisor_password = match prior(|m| m.supervisor_password.clone()) {
         Some(p) => p,
-        None => random_token().map_err(|e| {
+        // 24 letters and digits: safe in supervisord's files (no `%`).
+        None => crate::deployment::security::random_alnum(24).map_err(|e| {
             InputError::new(
                 mf,
                 "supervisor_password",
@@ -180,6 +180,8 @@ fn decide(
         })?,
     };
 
+    let recorded = existing.and_then(|m| m.security.as_ref());
+    let security = crate::deployment::security::decide(given.security.as_ref(), recorded, mf)?;
     let events = prior_flag(given, existing, |m| m.events);
     let metrics = prior_flag(given, existing, |m| m.metrics);
     let ports = decide_ports(outline, given, existing, layout, metrics, (mf, tf))?;
@@ -204,6 +206,7 @@ fn decide(
         events,
         metrics_port: ports.metrics,
         mup_binary,
+        security,
     })
 }
 
@@ -322,17 +325,6 @@ fn caller_user() -> Option<String> {
     (!name.is_empty()).then_some(name)
 }
 
-/// 24 random characters from [A-Za-z0-9]: safe in supervisord's files (no `%`).
-fn random_token() -> std::io::Result<String> {
-    const ALPHABET: &[u8] = b"ABCDEFGHIJKLMNOPQRSTUVWXYZabcdefghijklmnopqrstuvwxyz0123456789";
-    let mut bytes = [0u8; 24];
-    std::fs::File::open("/dev/urandom")?.read_exact(&mut bytes)?;
-    Ok(bytes
-        .iter()
-        .map(|b| ALPHABET[usize::from(*b) % ALPHABET.len()] as char)
-        .collect())
-}
-
 /// What `mup gen` does with a compiled tree.
 #[derive(Debug, Clone, Copy, PartialEq, Eq)]
 pub(crate) enum Mode {
@@ -376,7 +368,10 @@ pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<
     match mode {
         Mode::Check => {
             report::differences(ui, &cmp, &compiled.files, layout)?;
-            if cmp.is_clean() {
+            let secrets = crate::deployment::security::files::drift(&compiled.cluster);
+            secrets.iter().try_for_each(|line| outln!(ui, "{line}"))?;
+            let clean = cmp.is_clean() && secrets.is_empty();
+            if clean {
                 outln!(
                     ui,
                     "{}: up to date ({} files)",
@@ -384,13 +379,18 @@ pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<
                     compiled.files.len()
                 )?;
             }
-            Ok(cmp.is_clean())
+            Ok(clean)
         }
         Mode::DryRun => {
             report::would_write(ui, &cmp, &compiled.files, layout)?;
+            for p in crate::deployment::security::files::missing(&compiled.cluster) {
+                outln!(ui, "  create     {}", layout.relative(&p).display())?;
+            }
             Ok(true)
         }
         Mode::Write => {
+            // The keyFile and certificates first: meta.yaml, written last, names them.
+            crate::deployment::security::files::ensure(&compiled.cluster)?;
             let created = write::apply(&cmp, &compiled.files)?;
             report::written(ui, &cmp, &created, layout)?;
             Ok(true)

@@ -93,9 +93,14 @@ impl Layout {
             self.events_log(),
             self.conf_dir(),
             self.default_logs_dir(),
+            self.security_dir(),
         ];
         own.extend(events_backups);
         own
+    }
+    /// `security/`: the keyFile, the local CA and the nodes' certificates (mode 0700).
+    pub fn security_dir(&self) -> PathBuf {
+        self.root.join("security")
     }
     pub fn conf_dir(&self) -> PathBuf {
         self.root.join("conf")

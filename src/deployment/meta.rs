@@ -42,6 +42,9 @@ pub struct Meta {
     pub metrics: Option<bool>,
     #[serde(default, skip_serializing_if = "Option::is_none")]
     pub metrics_port: Option<i64>,
+    /// Access control and TLS (`--auth`, `--tls`), with the first user's credentials.
+    #[serde(default, skip_serializing_if = "Option::is_none")]
+    pub security: Option<crate::deployment::security::Settings>,
     /// Commands the event listener runs on chosen transitions.
     #[serde(default, skip_serializing_if = "Vec::is_empty")]
     pub hooks: Vec<Hook>,

@@ -20,6 +20,7 @@ pub(crate) mod owner;
 pub(crate) mod ports;
 pub(crate) mod programs;
 pub(crate) mod render;
+pub(crate) mod security;
 pub(crate) mod topology;
 pub(crate) mod write;
 pub(crate) mod yaml;

@@ -60,6 +60,8 @@ pub(crate) struct Decisions {
     pub metrics_port: Option<u16>,
     /// The mup binary supervisord runs for the monitoring programs (absolute).
     pub mup_binary: PathBuf,
+    /// `--auth` / `--tls`, completed (user and password decided); `None`: not secured.
+    pub security: Option<crate::deployment::security::Settings>,
 }
 
 /// Where inputs came from, for messages and relative paths.
@@ -116,6 +118,7 @@ pub(crate) struct Cluster {
     pub monitors: Vec<Monitor>,
     pub mup_binary: PathBuf,
     pub hooks: Vec<Hook>,
+    pub security: Option<crate::deployment::security::Settings>,
 }
 
 impl Cluster {
@@ -155,7 +158,20 @@ impl Cluster {
         let config_db = config_db(nodes.iter().map(|n| &n.node));
         for (i, d) in outline.drafts.iter().enumerate() {
             let base = base_conf(&nodes[i], checked.version, outline.kind, &config_db);
-            nodes[i].conf = build::node_conf(base, d, outline, tf)?;
+            let mut conf = build::node_conf(base, d, outline, tf)?;
+            let files = crate::deployment::security::node_files(
+                decided.security.as_ref(),
+                &layout,
+                &nodes[i],
+            );
+            crate::deployment::mongod_conf::secure(
+                &mut conf,
+                &files,
+                checked.version,
+                tf,
+                &d.source(),
+            )?;
+            nodes[i].conf = conf;
         }
         Ok(Cluster {
             name: meta.name.clone(),
@@ -173,6 +189,7 @@ impl Cluster {
             monitors,
             mup_binary,
             hooks: meta.hooks.clone(),
+            security: decided.security.clone(),
         })
     }
 
@@ -201,6 +218,7 @@ impl Cluster {
                 .and_then(|m| m.port)
                 .map(i64::from),
             hooks: self.hooks.clone(),
+            security: self.security.clone(),
             services: self
                 .monitors
                 .iter()

@@ -184,3 +184,132 @@ pub(crate) fn overlay(
     }
     Ok(())
 }
+
+/// Adds what a secured cluster sets on every node: `security.keyFile` (auth) and
+/// `net.tls` (tls: requireTLS with the node's certificate and the cluster's CA; clients
+/// without a certificate of their own are accepted, the CA file alone verifies the server).
+/// runtime_config (already merged into `conf`) may not set those options then (`tf` and
+/// `source` name the topology entry in the message).
+pub(crate) fn secure(
+    conf: &mut Mapping,
+    files: &crate::deployment::security::NodeFiles,
+    version: Version,
+    tf: &str,
+    source: &str,
+) -> InputResult<()> {
+    if files.tls.is_some() && !version.at_least(4, 2) {
+        return Err(InputError::new(
+            "--tls",
+            "",
+            "mup writes net.tls, which MongoDB has from 4.2 on (before: net.ssl): use 4.2 or later",
+        ));
+    }
+    let taken = |conf: &Mapping, section: &str, key: &str| {
+        conf.get(section)
+            .and_then(Value::as_mapping)
+            .is_some_and(|m| m.contains_key(key))
+    };
+    let refuse = |option: &str, flag: &str| {
+        InputError::new(
+            tf,
+            format!("{source}.runtime_config"),
+            format!(
+                "sets {option}, which mup sets itself for {flag} (global or node runtime_config)"
+            ),
+        )
+    };
+    if let Some(key) = &files.key_file {
+        if taken(conf, "security", "keyFile") || taken(conf, "security", "clusterAuthMode") {
+            return Err(refuse(
+                "security.keyFile or security.clusterAuthMode",
+                "--auth",
+            ));
+        }
+        section(conf, "security").insert(s("keyFile"), s(&key.display().to_string()));
+    }
+    if let Some((pem, ca)) = &files.tls {
+        if taken(conf, "net", "tls") || taken(conf, "net", "ssl") {
+            return Err(refuse("net.tls", "--tls"));
+        }
+        section(conf, "net").insert(
+            s("tls"),
+            map(vec![
+                ("mode", s("requireTLS")),
+                ("certificateKeyFile", s(&pem.display().to_string())),
+                ("CAFile", s(&ca.display().to_string())),
+                ("allowConnectionsWithoutCertificates", Value::Bool(true)),
+            ]),
+        );
+    }
+    Ok(())
+}
+
+/// The mapping `name` of `conf`, made (in place, keeping the order of keys) when missing.
+fn section<'a>(conf: &'a mut Mapping, name: &str) -> &'a mut Mapping {
+    if !conf.get(name).is_some_and(Value::is_mapping) {
+        conf.insert(s(name), Value::Mapping(Mapping::new()));
+    }
+    match conf.get_mut(name) {
+        Some(Value::Mapping(m)) => m,
+        _ => unreachable!("made a mapping just above"),
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::deployment::security::NodeFiles;
+    use std::path::PathBuf;
+
+    fn files() -> NodeFiles {
+        NodeFiles {
+            key_file: Some(PathBuf::from("/c/security/keyfile")),
+            tls: Some((
+                PathBuf::from("/c/security/n.pem"),
+                PathBuf::from("/c/security/ca.pem"),
+            )),
+        }
+    }
+
+    #[test]
+    fn a_secured_node_gets_its_key_file_and_tls_and_runtime_config_may_not_set_them() {
+        let v7 = Version::parse("7.0.14").expect("version");
+        let mut conf: Mapping =
+            crate::deployment::yaml::parse("net:\n  port: 1\n", "t").expect("yaml");
+        secure(&mut conf, &files(), v7, "t", "mongod_servers[0]").expect("secured");
+        let text = crate::deployment::yaml::to_string(&conf);
+        assert!(
+            text.starts_with("net:\n  port: 1\n  tls:\n    mode: requireTLS\n"),
+            "{text}"
+        );
+        assert!(
+            text.contains("allowConnectionsWithoutCertificates: true"),
+            "{text}"
+        );
+        assert!(
+            text.contains("security:\n  keyFile: /c/security/keyfile"),
+            "{text}"
+        );
+        for own in [
+            "security:\n  keyFile: /k\n",
+            "net:\n  tls:\n    mode: disabled\n",
+        ] {
+            let mut conf: Mapping = crate::deployment::yaml::parse(own, "t").expect("yaml");
+            let e = secure(&mut conf, &files(), v7, "t", "mongod_servers[0]").expect_err("refused");
+            assert!(
+                e.to_string().contains("mongod_servers[0].runtime_config"),
+                "{e}"
+            );
+        }
+        let old = Version::parse("4.0.28").expect("version");
+        let e = secure(&mut Mapping::new(), &files(), old, "t", "x").expect_err("no net.tls");
+        assert!(e.to_string().contains("4.2"), "{e}");
+        let none = NodeFiles {
+            key_file: None,
+            tls: None,
+        };
+        let mut conf = Mapping::new();
+        secure(&mut conf, &none, old, "t", "x").expect("nothing to do");
+        assert!(conf.is_empty());
+    }
+}

@@ -117,8 +117,36 @@ pub(super) fn log_dir(tree: &Tree) -> PathBuf {
 }
 
 /// MongoDB connection strings: the routers for a sharded cluster, one per replica set
-/// otherwise, one per standalone node.
+/// otherwise, one per standalone node. A secured cluster's carry the user (not the
+/// password), `authSource`, `tls=true` and `tlsCAFile`.
 pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
+    connection_strings_with(tree, false)
+}
+
+/// [`connection_strings`], with the password in them when `password`.
+pub(crate) fn connection_strings_with(tree: &Tree, password: bool) -> Vec<String> {
+    let (user, secured) = crate::deployment::security::uri_parts(tree, password);
+    with_options(tree, &user, &secured)
+}
+
+/// The connection strings with `user` (`name@`, or empty) and the `extra` options.
+pub(crate) fn with_options(tree: &Tree, user: &str, extra: &[String]) -> Vec<String> {
+    addresses(tree)
+        .into_iter()
+        .map(|(hosts, mut options)| {
+            options.extend(extra.iter().cloned());
+            let query = if options.is_empty() {
+                String::new()
+            } else {
+                format!("?{}", options.join("&"))
+            };
+            format!("mongodb://{user}{hosts}/{query}")
+        })
+        .collect()
+}
+
+/// Each connection string's hosts and its own options (`replicaSet`, `directConnection`).
+fn addresses(tree: &Tree) -> Vec<(String, Vec<String>)> {
     let routers: Vec<String> = tree
         .members
         .iter()
@@ -126,7 +154,7 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
         .map(Node::address)
         .collect();
     if !routers.is_empty() {
-        return vec![format!("mongodb://{}/", routers.join(","))];
+        return vec![(routers.join(","), Vec::new())];
     }
     let mut out = Vec::new();
     let mut seen: Vec<&str> = Vec::new();
@@ -140,10 +168,10 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
                     .filter(|x| x.replica_set.as_deref() == Some(rs))
                     .map(Node::address)
                     .collect();
-                out.push(format!("mongodb://{}/?replicaSet={rs}", hosts.join(",")));
+                out.push((hosts.join(","), vec![format!("replicaSet={rs}")]));
             }
             Some(_) => {}
-            None => out.push(format!("mongodb://{}/?directConnection=true", m.address())),
+            None => out.push((m.address(), vec!["directConnection=true".into()])),
         }
     }
     out
@@ -154,7 +182,17 @@ pub(crate) fn connection_strings(tree: &Tree) -> Vec<String> {
 /// mup. Without a shell, prints the connection string and says what it looked for.
 pub(crate) fn connect(ui: &Ui, name: &str) -> anyhow::Result<()> {
     let tree = load(name)?;
-    let uris = connection_strings(&tree);
+    let secured = tree.meta.security.clone().unwrap_or_default();
+    // With auth, the shell gets the user and password from a private script, not from
+    // its command line: the URI carries neither (a user without a password makes it ask).
+    let uris = match secured.auth {
+        true => with_options(
+            &tree,
+            "",
+            &crate::deployment::security::uri_parts(&tree, false).1,
+        ),
+        false => connection_strings(&tree),
+    };
     let uri = uris.first().context("the cluster has no node")?;
     let mut shells = vec!["mongosh"];
     if model::Version::parse(&tree.meta.version).is_some_and(|v| !v.at_least(6, 0)) {
@@ -184,9 +222,19 @@ pub(crate) fn connect(ui: &Ui, name: &str) -> anyhow::Result<()> {
             uris.len()
         );
     }
+    if secured.auth {
+        return crate::ops::credentials::run(&tree, &shell, uri);
+    }
     use std::os::unix::process::CommandExt;
     let err = std::process::Command::new(&shell).arg(uri).exec();
     Err(err).with_context(|| format!("cannot run {}", shell.display()))
+}
+
+/// `mup cluster credentials`: where a secured cluster's secrets are kept.
+pub(crate) fn credentials(ui: &Ui, name: &str) -> anyhow::Result<()> {
+    let tree = load(name)?;
+    let uris = connection_strings(&tree);
+    crate::ops::credentials::credentials(ui, &tree, &uris)
 }
 
 /// `mup cluster start`: the daemon up if needed, then an ordered start.

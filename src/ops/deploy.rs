@@ -7,6 +7,7 @@ use crate::deployment::gen::{self, Compiled, Inputs, Mode};
 use crate::deployment::layout::Layout;
 use crate::deployment::meta::Meta;
 use crate::deployment::model::{self, Role};
+use crate::deployment::security::Settings;
 use crate::deployment::topology::Topology;
 use crate::deployment::Tree;
 use crate::error::InputError;
@@ -30,23 +31,28 @@ pub(crate) fn deploy(
     bins: &Binaries,
     init: bool,
     yes: bool,
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
     let tf = topology_path.display().to_string();
     let topology = crate::deployment::topology::load(topology_path, &tf)?;
-    deploy_topology(ui, name, topology, tf, bins, init, yes)
+    deploy_topology(ui, name, topology, tf, bins, (init, yes), security)
 }
 
+/// A deploy of `topology` as cluster `name`; `(init, yes)`: make it ready, do not ask.
 pub(crate) fn deploy_topology(
     ui: &Ui,
     name: &str,
     topology: Topology,
     label: String,
     bins: &Binaries,
-    init: bool,
-    yes: bool,
+    (init, yes): (bool, bool),
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
     model::check_name(name, "NAME")?;
     let layout = Layout::for_cluster(name);
+    crate::deployment::security::refuse_change(&layout, name, security.as_ref())?;
+    // A tree that exists keeps the security it records (the flags asked for no more).
+    let security = security.filter(|_| !layout.meta_file().exists());
     let inputs = || Inputs {
         topology: topology.clone(),
         topology_label: label.clone(),
@@ -54,6 +60,7 @@ pub(crate) fn deploy_topology(
             name: name.to_string(),
             version: bins.version.clone(),
             bin_path: bins.bin_path.display().to_string(),
+            security: security.clone(),
             ..Meta::default()
         },
         meta_label: "meta".into(),

@@ -22,10 +22,13 @@ use std::path::{Path, PathBuf};
 /// [`removal`]) and list what it keeps.
 pub(crate) fn destroy(ui: &Ui, name: &str, keep_data: bool, yes: bool) -> anyhow::Result<()> {
     let tree = load(name)?;
-    let what = if keep_data {
-        "its data directories are kept"
-    } else {
-        "its data is deleted"
+    let what = match (
+        keep_data,
+        crate::deployment::security::kept_user_note(&tree),
+    ) {
+        (true, Some(note)) => format!("its data directories are kept; {note}"),
+        (true, None) => "its data directories are kept".to_string(),
+        (false, _) => "its data is deleted".to_string(),
     };
     ui.confirm(
         &format!(

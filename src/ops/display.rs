@@ -40,6 +40,8 @@ pub(crate) struct Display {
     pub metrics_port_held_by: Option<String>,
     /// Where the event listener appends transitions; `None` when events are off.
     pub events_log: Option<String>,
+    /// `access control (user NAME)`, `TLS`, or both; `None` when the cluster is not secured.
+    pub security: Option<String>,
 }
 
 #[derive(Debug, Serialize)]
@@ -89,7 +91,11 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
     };
     // Every node with a process (STARTING, RUNNING, UNSUPERVISED) is asked, not only RUNNING ones.
     let up: Vec<bool> = st.programs.iter().map(|p| p.pid.is_some()).collect();
-    let (roles, shards) = server_view(&tree.members, &up);
+    let (roles, shards) = server_view(
+        &tree.members,
+        &up,
+        &crate::deployment::security::access(&tree),
+    );
     let nodes: Vec<DisplayNode> = st
         .programs
         .iter()
@@ -144,6 +150,7 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
         metrics_url,
         metrics_port_held_by,
         events_log,
+        security: crate::deployment::security::summary(&tree),
     };
     if json {
         outln!(ui, "{}", serde_json::to_string_pretty(&d)?)?;
@@ -156,7 +163,9 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
     Ok(running == d.total)
 }
 
-fn display_text(d: &Display) -> String {
+/// The lines above the table: the cluster, its daemon, connection strings, security and
+/// shards.
+fn header_text(d: &Display) -> String {
     let daemon = match d.supervisord.pid {
         Some(pid) => format!("{} ({}, pid {pid})", d.supervisord.url, d.supervisord.state),
         None => format!("{} ({})", d.supervisord.url, d.supervisord.state),
@@ -168,9 +177,20 @@ fn display_text(d: &Display) -> String {
     for uri in &d.connection {
         out.push_str(&format!("Connect:     {uri}\n"));
     }
+    if let Some(s) = &d.security {
+        let name = &d.name;
+        out.push_str(&format!(
+            "Security:    {s} (secrets: mup cluster credentials {name})\n"
+        ));
+    }
     for sh in &d.shards {
         out.push_str(&format!("Shard:       {} {}\n", sh.id, sh.host));
     }
+    out
+}
+
+fn display_text(d: &Display) -> String {
+    let mut out = header_text(d);
     out.push('\n');
     let rows: Vec<Vec<String>> = d
         .nodes

@@ -6,7 +6,7 @@
 
 use crate::deployment::model::Role;
 use crate::deployment::Node;
-use crate::mongo::{self, code, Hello};
+use crate::mongo::{self, code, Access, Hello};
 use mongodb::bson::{doc, Bson, Document};
 use std::fmt;
 use std::time::{Duration, Instant};
@@ -128,12 +128,12 @@ fn fail(set: &Set, member: Option<&Node>, why: String) -> Failure {
 }
 
 /// Waits until every member answers `hello` (bounded by [`REACH_LIMIT`]).
-fn reach(set: &Set) -> Result<Vec<Hello>, Failure> {
+fn reach(set: &Set, access: &Access) -> Result<Vec<Hello>, Failure> {
     let start = Instant::now();
     let mut hellos = Vec::new();
     for m in &set.members {
         loop {
-            match mongo::hello(&m.host, m.port) {
+            match mongo::hello(&m.host, m.port, access) {
                 Ok(h) => {
                     hellos.push(h);
                     break;
@@ -156,8 +156,10 @@ fn reach(set: &Set) -> Result<Vec<Hello>, Failure> {
 }
 
 /// Initiates `set` unless its members already belong to it, then waits for a primary.
-pub(crate) fn initiate(set: &Set) -> Result<Outcome, Failure> {
-    let hellos = reach(set)?;
+/// replSetInitiate is sent without credentials (the localhost exception: no user exists
+/// before a set has a primary).
+pub(crate) fn initiate(set: &Set, access: &Access) -> Result<Outcome, Failure> {
+    let hellos = reach(set, access)?;
     for (m, h) in set.members.iter().zip(&hellos) {
         match &h.set_name {
             Some(name) if *name != set.name => {
@@ -186,13 +188,13 @@ pub(crate) fn initiate(set: &Set) -> Result<Outcome, Failure> {
     if !initiated {
         let first = &set.members[0];
         let cmd = doc! { "replSetInitiate": rs_config(set) };
-        match mongo::command(&first.host, first.port, cmd) {
+        match mongo::command(&first.host, first.port, &access.anonymous(), cmd) {
             Ok(_) => {}
             Err(e) if e.code() == Some(code::ALREADY_INITIALIZED) => {}
             Err(e) => return Err(fail(set, Some(first), format!("replSetInitiate: {e}"))),
         }
     }
-    let primary = wait_primary(set)?;
+    let primary = wait_primary(set, access)?;
     Ok(if initiated {
         Outcome::AlreadyInitiated { primary }
     } else {
@@ -201,11 +203,11 @@ pub(crate) fn initiate(set: &Set) -> Result<Outcome, Failure> {
 }
 
 /// Polls the members' `hello` until one is a writable primary (bounded by [`PRIMARY_LIMIT`]).
-fn wait_primary(set: &Set) -> Result<String, Failure> {
+fn wait_primary(set: &Set, access: &Access) -> Result<String, Failure> {
     let start = Instant::now();
     loop {
         for m in &set.members {
-            if let Ok(h) = mongo::hello(&m.host, m.port) {
+            if let Ok(h) = mongo::hello(&m.host, m.port, access) {
                 if h.writable_primary && h.set_name.as_deref() == Some(&set.name) {
                     return Ok(m.address());
                 }
@@ -229,14 +231,17 @@ fn wait_primary(set: &Set) -> Result<String, Failure> {
 }
 
 /// Initiates every set at once; results in input order.
-pub(crate) fn initiate_all(sets: &[Set]) -> Vec<(Set, Result<Outcome, Failure>, Duration)> {
+pub(crate) fn initiate_all(
+    sets: &[Set],
+    access: &Access,
+) -> Vec<(Set, Result<Outcome, Failure>, Duration)> {
     std::thread::scope(|s| {
         let handles: Vec<_> = sets
             .iter()
             .map(|set| {
                 s.spawn(move || {
                     let start = Instant::now();
-                    let r = initiate(set);
+                    let r = initiate(set, access);
                     (set.clone(), r, start.elapsed())
                 })
             })
@@ -256,8 +261,8 @@ pub(crate) struct Shard {
 }
 
 /// `listShards` through the mongos at `router`.
-pub(crate) fn list_shards(router: &Node) -> Result<Vec<Shard>, mongo::Error> {
-    let d = mongo::command(&router.host, router.port, doc! { "listShards": 1 })?;
+pub(crate) fn list_shards(router: &Node, access: &Access) -> Result<Vec<Shard>, mongo::Error> {
+    let d = mongo::command(&router.host, router.port, access, doc! { "listShards": 1 })?;
     Ok(d.get_array("shards")
         .map(|a| {
             a.iter()
@@ -273,13 +278,17 @@ pub(crate) fn list_shards(router: &Node) -> Result<Vec<Shard>, mongo::Error> {
 
 /// Adds through `router` every shard set not yet in `listShards`; returns, per set, whether
 /// it was added now (`true`) or already known (`false`).
-pub(crate) fn add_shards(router: &Node, shards: &[Set]) -> Result<Vec<(String, bool)>, Failure> {
+pub(crate) fn add_shards(
+    router: &Node,
+    shards: &[Set],
+    access: &Access,
+) -> Result<Vec<(String, bool)>, Failure> {
     let router_failure = |e: mongo::Error| Failure {
         set: "shards".into(),
         member: Some(Box::new(router.clone())),
         why: format!("listShards: {e}"),
     };
-    let known = list_shards(router).map_err(router_failure)?;
+    let known = list_shards(router, access).map_err(router_failure)?;
     let mut out = Vec::new();
     for set in shards {
         if known.iter().any(|s| s.id == set.name) {
@@ -287,7 +296,7 @@ pub(crate) fn add_shards(router: &Node, shards: &[Set]) -> Result<Vec<(String, b
             continue;
         }
         let cmd = doc! { "addShard": shard_seed(set), "name": set.name.clone() };
-        mongo::command(&router.host, router.port, cmd).map_err(|e| Failure {
+        mongo::command(&router.host, router.port, access, cmd).map_err(|e| Failure {
             set: set.name.clone(),
             member: Some(Box::new(router.clone())),
             why: format!("addShard {}: {e}", shard_seed(set)),

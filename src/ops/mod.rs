@@ -5,6 +5,7 @@
 //! the system layer ([`crate::system`]); multi-step operations are plans of steps ([`steps`]).
 
 pub(crate) mod cluster;
+pub(crate) mod credentials;
 pub(crate) mod daemon;
 pub(crate) mod deploy;
 pub(crate) mod destroy;
@@ -25,3 +26,4 @@ pub(crate) mod starting;
 pub(crate) mod status;
 pub(crate) mod steps;
 pub(crate) mod unsupervised;
+pub(crate) mod users;

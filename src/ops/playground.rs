@@ -1,6 +1,7 @@
 //! `mup playground`: a throw-away replica set named `playground`.
 
 use crate::deployment::layout::Layout;
+use crate::deployment::security::Settings;
 use crate::deployment::topology::{NodeSpec, Topology};
 use crate::error::InputError;
 use crate::ops::cluster::{binaries, deploy_topology, start, Binaries};
@@ -32,8 +33,11 @@ pub(crate) fn playground_start(
     nodes: usize,
     bins: Option<Binaries>,
     init: bool,
+    security: Option<Settings>,
 ) -> anyhow::Result<()> {
-    if Layout::for_cluster(PLAYGROUND).meta_file().exists() {
+    let layout = Layout::for_cluster(PLAYGROUND);
+    if layout.meta_file().exists() {
+        crate::deployment::security::refuse_change(&layout, PLAYGROUND, security.as_ref())?;
         start(ui, PLAYGROUND, &[], &[], init)
     } else {
         if nodes == 0 {
@@ -68,8 +72,8 @@ pub(crate) fn playground_start(
             topology,
             "playground topology".into(),
             &bins,
-            init,
-            true,
+            (init, true),
+            security,
         )
     }
 }

@@ -4,6 +4,7 @@
 
 use crate::deployment::model::Role;
 use crate::deployment::Node;
+use crate::mongo::Access;
 use crate::ops::display::DisplayShard;
 use std::collections::BTreeMap;
 
@@ -22,6 +23,7 @@ const _: () = assert!(
 pub(super) fn server_view(
     members: &[Node],
     up: &[bool],
+    access: &Access,
 ) -> (Vec<Option<String>>, Vec<DisplayShard>) {
     let mut sets: BTreeMap<&str, Vec<usize>> = BTreeMap::new();
     for (i, m) in members.iter().enumerate() {
@@ -32,8 +34,8 @@ pub(super) fn server_view(
     let mut jobs: Vec<Job> = sets.into_values().map(Job::Set).collect();
     jobs.push(Job::Shards);
     let answers = bounded_map(&jobs, CONCURRENT_QUESTIONS, |job| match job {
-        Job::Set(indices) => Answer::States(set_states(members, indices)),
-        Job::Shards => Answer::Shards(router_shards(members, up)),
+        Job::Set(indices) => Answer::States(set_states(members, indices, access)),
+        Job::Shards => Answer::Shards(router_shards(members, up, access)),
     });
     let mut states: Vec<Option<String>> = vec![None; members.len()];
     let mut shards = Vec::new();
@@ -64,14 +66,14 @@ enum Answer {
 
 /// The member states of one set, as (index into `members`, state): its running members
 /// (`running`) are asked in turn until one answers for every one of them.
-fn set_states(members: &[Node], running: &[usize]) -> Vec<(usize, String)> {
+fn set_states(members: &[Node], running: &[usize], access: &Access) -> Vec<(usize, String)> {
     let mut found: BTreeMap<usize, String> = BTreeMap::new();
     for &asked in running {
         if found.len() == running.len() {
             break;
         }
         let m = &members[asked];
-        let Ok(Some(status)) = crate::mongo::set_status(&server_host(m), m.port) else {
+        let Ok(Some(status)) = crate::mongo::set_status(&server_host(m), m.port, access) else {
             continue;
         };
         found.insert(asked, status.own);
@@ -85,12 +87,12 @@ fn set_states(members: &[Node], running: &[usize]) -> Vec<(usize, String)> {
 }
 
 /// The shards the first running router that answers knows.
-fn router_shards(members: &[Node], up: &[bool]) -> Vec<DisplayShard> {
+fn router_shards(members: &[Node], up: &[bool], access: &Access) -> Vec<DisplayShard> {
     members
         .iter()
         .zip(up)
         .filter(|(m, up)| m.role == Role::Mongos && **up)
-        .find_map(|(m, _)| crate::ops::initiate::list_shards(m).ok())
+        .find_map(|(m, _)| crate::ops::initiate::list_shards(m, access).ok())
         .unwrap_or_default()
         .into_iter()
         .map(|sh| DisplayShard {

@@ -11,6 +11,7 @@ use crate::deployment::Program;
 use crate::deployment::Tree;
 use crate::ops::initiate;
 use crate::ops::lifecycle::{call_each, failure, indent, infos, tier_name};
+use crate::ops::users;
 use crate::supervisor::{fault, state, Client, ProcessInfo};
 use crate::system::interrupt;
 use crate::system::procs;
@@ -45,12 +46,12 @@ enum Answer {
 /// for a listener), then — once something listens — the socket table, read once (it costs
 /// milliseconds per read on a busy machine), to prove the listener is that process, then
 /// `hello`.
-fn answer(m: &Node, pid: u32) -> Answer {
+fn answer(m: &Node, pid: u32, access: &crate::mongo::Access) -> Answer {
     if !procs::listening(&m.host, m.port) {
         return Answer::NotYet;
     }
     if procs::owns_listener4(pid, m.port) {
-        return match crate::mongo::hello(&m.host, m.port) {
+        return match crate::mongo::hello(&m.host, m.port, access) {
             Ok(_) => Answer::Ready,
             Err(_) => Answer::NotYet,
         };
@@ -66,13 +67,13 @@ fn answer(m: &Node, pid: u32) -> Answer {
 const ASK_AT_ONCE: usize = 16;
 
 /// [`answer`] for each (node, pid), asked in parallel, in input order.
-fn answers(up: &[(&Node, u32)]) -> Vec<Answer> {
+fn answers(up: &[(&Node, u32)], access: &crate::mongo::Access) -> Vec<Answer> {
     up.chunks(ASK_AT_ONCE)
         .flat_map(|chunk| {
             std::thread::scope(|s| {
                 let asks: Vec<_> = chunk
                     .iter()
-                    .map(|(m, pid)| s.spawn(move || answer(m, *pid)))
+                    .map(|(m, pid)| s.spawn(move || answer(m, *pid, access)))
                     .collect();
                 asks.into_iter()
                     .map(|a| a.join().unwrap_or(Answer::NotYet))
@@ -94,6 +95,7 @@ pub(crate) fn wait_answering<'a>(
     limit: Duration,
 ) -> anyhow::Result<Vec<(&'a Node, u32)>> {
     let start = Instant::now();
+    let access = crate::deployment::security::access(tree);
     let mut pending: Vec<&Node> = tier.to_vec();
     let mut ready = Vec::new();
     let mut failures = Vec::new();
@@ -115,7 +117,7 @@ pub(crate) fn wait_answering<'a>(
                 _ => still.push(m),
             }
         }
-        for ((m, pid), a) in up.iter().zip(answers(&up)) {
+        for ((m, pid), a) in up.iter().zip(answers(&up, &access)) {
             match a {
                 Answer::Ready => {
                     progress.done(&m.program, &format!("answers, pid {pid}"));
@@ -302,7 +304,8 @@ fn warn_monitoring(ui: &Ui, tree: &Tree, failures: &[String]) {
 }
 
 /// The initiation step after `role`'s tier answers: its replica sets initiated with a
-/// primary (config servers, shards), or every shard added (routers).
+/// primary (config servers, shards), or every shard added (routers); with auth, the first
+/// user made where it belongs (`security::users`).
 pub(crate) fn make_ready(
     tree: &Tree,
     client: &Client,
@@ -311,6 +314,7 @@ pub(crate) fn make_ready(
     tier: &[&Node],
     progress: &Progress,
 ) -> anyhow::Result<()> {
+    let access = crate::deployment::security::access(tree);
     let explain = |f: initiate::Failure| -> anyhow::Error {
         match &f.member {
             Some(m) => anyhow::anyhow!(
@@ -323,47 +327,94 @@ pub(crate) fn make_ready(
         }
     };
     if role == Role::Mongos {
-        let shards = initiate::sets(
-            &members
-                .iter()
-                .filter(|m| m.role == Role::Mongod)
-                .cloned()
-                .collect::<Vec<_>>(),
-        );
-        let Some(router) = tier.first() else {
-            return Ok(());
-        };
-        progress.message("adding the shards".into());
-        for (name, added) in initiate::add_shards(router, &shards).map_err(explain)? {
-            progress.say(if added {
-                format!("shard {name} added")
-            } else {
-                format!("shard {name}: already added")
-            });
-        }
-        return Ok(());
+        return ready_routers(members, tier, &access, progress, &explain);
     }
     let owned: Vec<Node> = tier.iter().map(|m| (*m).clone()).collect();
     progress.message(format!("initiating the {} replica sets", tier_name(role)));
     let mut failures = Vec::new();
-    for (set, result, took) in initiate::initiate_all(&initiate::sets(&owned)) {
-        match result {
-            Ok(initiate::Outcome::Initiated { primary }) => progress.say(format!(
-                "{}: initiated, primary {primary} ({:.1} s)",
-                set.name,
-                took.as_secs_f64()
-            )),
-            Ok(initiate::Outcome::AlreadyInitiated { primary }) => progress.say(format!(
-                "{}: already initiated, primary {primary}",
-                set.name
-            )),
-            Err(f) => failures.push(explain(f).to_string()),
+    // Where a user is made once the tier is ready: each set's primary, each standalone node
+    // (not the config servers: their users come through a router).
+    let mut user_homes: Vec<(String, Node)> = owned
+        .iter()
+        .filter(|m| m.replica_set.is_none() && m.role == Role::Mongod)
+        .map(|m| (m.program.clone(), m.clone()))
+        .collect();
+    for (set, result, took) in initiate::initiate_all(&initiate::sets(&owned), &access) {
+        let primary = match result {
+            Ok(initiate::Outcome::Initiated { primary }) => {
+                progress.say(format!(
+                    "{}: initiated, primary {primary} ({:.1} s)",
+                    set.name,
+                    took.as_secs_f64()
+                ));
+                primary
+            }
+            Ok(initiate::Outcome::AlreadyInitiated { primary }) => {
+                progress.say(format!(
+                    "{}: already initiated, primary {primary}",
+                    set.name
+                ));
+                primary
+            }
+            Err(f) => {
+                failures.push(explain(f).to_string());
+                continue;
+            }
+        };
+        if let Some(m) = set.members.iter().find(|m| m.is(&primary)) {
+            if role == Role::Mongod {
+                user_homes.push((set.name.clone(), m.clone()));
+            }
         }
     }
     // Ctrl-C ends the initiation's waits early: say that, not their failure.
     interrupt::check()?;
+    if failures.is_empty() {
+        for (place, m) in &user_homes {
+            match users::first_user(m, place, &access) {
+                Ok(made) => users::said(place, made)
+                    .into_iter()
+                    .for_each(|l| progress.say(l)),
+                Err(f) => failures.push(explain(f).to_string()),
+            }
+        }
+    }
     if !failures.is_empty() {
         bail!("{}", failures.join("\n"));
+    }
+    Ok(())
+}
+
+/// The routers' step: the cluster's first user made through a router (it lives in the
+/// config servers), before anything that needs it; then every shard added.
+fn ready_routers(
+    members: &[Node],
+    tier: &[&Node],
+    access: &crate::mongo::Access,
+    progress: &Progress,
+    explain: &dyn Fn(initiate::Failure) -> anyhow::Error,
+) -> anyhow::Result<()> {
+    let shards = initiate::sets(
+        &members
+            .iter()
+            .filter(|m| m.role == Role::Mongod)
+            .cloned()
+            .collect::<Vec<_>>(),
+    );
+    let Some(router) = tier.first() else {
+        return Ok(());
+    };
+    let made = users::first_user(router, "cluster", access).map_err(explain)?;
+    if let Some(line) = users::said("cluster (through a router)", made) {
+        progress.say(line);
+    }
+    progress.message("adding the shards".into());
+    for (name, added) in initiate::add_shards(router, &shards, access).map_err(explain)? {
+        progress.say(if added {
+            format!("shard {name} added")
+        } else {
+            format!("shard {name}: already added")
+        });
     }
     Ok(())
 }

@@ -6,7 +6,7 @@
 //! so a scale command run again after an interruption goes on from the server's state.
 
 use crate::deployment::Node;
-use crate::mongo::{self, Error};
+use crate::mongo::{self, Access, Error};
 use anyhow::{anyhow, bail, Context};
 use mongodb::bson::{doc, Bson, Document};
 use std::thread::sleep;
@@ -22,12 +22,12 @@ const CATCH_UP_SECS: i32 = 10;
 const RECONFIG_MS: i32 = 60_000;
 
 /// The `host:port` of the set's primary, asked of `members` (bounded by [`STATE_LIMIT`]).
-pub(crate) fn primary(set: &str, members: &[Node]) -> anyhow::Result<String> {
+pub(crate) fn primary(set: &str, members: &[Node], access: &Access) -> anyhow::Result<String> {
     let start = Instant::now();
     let mut last = String::from("no member answered");
     loop {
         for m in members {
-            match mongo::hello(&m.host, m.port) {
+            match mongo::hello(&m.host, m.port, access) {
                 Ok(h) if h.writable_primary => return Ok(m.address()),
                 Ok(h) => {
                     last = format!("{} answers primary {:?}", m.address(), h.primary);
@@ -53,14 +53,14 @@ fn split(address: &str) -> (String, u16) {
     (h.to_string(), p.parse().unwrap_or(0))
 }
 
-fn on(address: &str, cmd: Document) -> Result<Document, Error> {
+fn on(address: &str, cmd: Document, access: &Access) -> Result<Document, Error> {
     let (h, p) = split(address);
-    mongo::command(&h, p, cmd)
+    mongo::command(&h, p, access, cmd)
 }
 
 /// The set's config as its primary holds it.
-fn config(primary: &str) -> anyhow::Result<Document> {
-    let d = on(primary, doc! { "replSetGetConfig": 1 })
+fn config(primary: &str, access: &Access) -> anyhow::Result<Document> {
+    let d = on(primary, doc! { "replSetGetConfig": 1 }, access)
         .map_err(|e| anyhow!("replSetGetConfig on {primary}: {e}"))?;
     Ok(d.get_document("config")
         .with_context(|| format!("replSetGetConfig on {primary}: no config in {d}"))?
@@ -88,7 +88,12 @@ fn is_member(d: &Document, m: &Node) -> bool {
 }
 
 /// Sends `members` as the set's next config (version + 1) to the primary.
-fn reconfig(primary: &str, mut config: Document, members: Vec<Document>) -> anyhow::Result<()> {
+fn reconfig(
+    primary: &str,
+    mut config: Document,
+    members: Vec<Document>,
+    access: &Access,
+) -> anyhow::Result<()> {
     let version = number(&config, "version", 1) + 1;
     config.insert("version", version as i32);
     config.insert(
@@ -100,6 +105,7 @@ fn reconfig(primary: &str, mut config: Document, members: Vec<Document>) -> anyh
     on(
         primary,
         doc! { "replSetReconfig": config, "maxTimeMS": RECONFIG_MS },
+        access,
     )
     .map(|_| ())
     .map_err(|e| anyhow!("replSetReconfig on {primary} (version {version}): {e}"))
@@ -107,9 +113,9 @@ fn reconfig(primary: &str, mut config: Document, members: Vec<Document>) -> anyh
 
 /// Adds `m` to `set` without a vote and with priority 0 (it cannot sway an election while it
 /// syncs), then waits until it is SECONDARY. Nothing to do when the config has it already.
-pub(crate) fn add(set: &str, members: &[Node], m: &Node) -> anyhow::Result<()> {
-    let primary = primary(set, members)?;
-    let config = config(&primary)?;
+pub(crate) fn add(set: &str, members: &[Node], m: &Node, access: &Access) -> anyhow::Result<()> {
+    let primary = primary(set, members, access)?;
+    let config = config(&primary, access)?;
     let mut list = members_of(&config);
     if !list.iter().any(|d| is_member(d, m)) {
         let id = list.iter().map(|d| number(d, "_id", 0)).max().unwrap_or(-1) + 1;
@@ -118,15 +124,20 @@ pub(crate) fn add(set: &str, members: &[Node], m: &Node) -> anyhow::Result<()> {
             d.insert("hidden", true);
         }
         list.push(d);
-        reconfig(&primary, config, list)?;
+        reconfig(&primary, config, list, access)?;
     }
-    wait_state(set, &primary, m, &["SECONDARY"])
+    wait_state(set, &primary, m, &["SECONDARY"], access)
 }
 
 /// Gives `m` the vote and priority the topology names (1 and 1 by default), in one reconfig.
-pub(crate) fn promote(set: &str, members: &[Node], m: &Node) -> anyhow::Result<()> {
-    let primary = primary(set, members)?;
-    let config = config(&primary)?;
+pub(crate) fn promote(
+    set: &str,
+    members: &[Node],
+    m: &Node,
+    access: &Access,
+) -> anyhow::Result<()> {
+    let primary = primary(set, members, access)?;
+    let config = config(&primary, access)?;
     let mut list = members_of(&config);
     let votes = m.votes.unwrap_or(1);
     // A non-voting or hidden member must have priority 0 (InvalidReplicaSetConfig otherwise).
@@ -141,13 +152,13 @@ pub(crate) fn promote(set: &str, members: &[Node], m: &Node) -> anyhow::Result<(
     }
     d.insert("votes", votes as i32);
     d.insert("priority", priority);
-    reconfig(&primary, config, list)
+    reconfig(&primary, config, list, access)
 }
 
 /// The state of every member by `host:port`, as `primary` sees them.
-fn states(primary: &str) -> anyhow::Result<Vec<(String, String)>> {
+fn states(primary: &str, access: &Access) -> anyhow::Result<Vec<(String, String)>> {
     let (h, p) = split(primary);
-    let status = mongo::set_status(&h, p)
+    let status = mongo::set_status(&h, p, access)
         .map_err(|e| anyhow!("replSetGetStatus on {primary}: {e}"))?
         .unwrap_or_default();
     Ok(status
@@ -157,10 +168,16 @@ fn states(primary: &str) -> anyhow::Result<Vec<(String, String)>> {
         .collect())
 }
 
-fn wait_state(set: &str, primary: &str, m: &Node, wanted: &[&str]) -> anyhow::Result<()> {
+fn wait_state(
+    set: &str,
+    primary: &str,
+    m: &Node,
+    wanted: &[&str],
+    access: &Access,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     loop {
-        let now = states(primary)?;
+        let now = states(primary, access)?;
         let state = now
             .iter()
             .find(|(a, _)| m.is(a))
@@ -184,25 +201,25 @@ fn wait_state(set: &str, primary: &str, m: &Node, wanted: &[&str]) -> anyhow::Re
 
 /// Removes `m` from `set`: stepped down first when it is the primary; refused when the
 /// voters left would not have a healthy majority. Nothing to do when it is not in the config.
-pub(crate) fn remove(set: &str, members: &[Node], m: &Node) -> anyhow::Result<()> {
-    let mut primary = primary(set, members)?;
+pub(crate) fn remove(set: &str, members: &[Node], m: &Node, access: &Access) -> anyhow::Result<()> {
+    let mut primary = primary(set, members, access)?;
     if m.is(&primary) {
-        step_down(set, members, m, &primary)?;
+        step_down(set, members, m, &primary, access)?;
         let others: Vec<Node> = members
             .iter()
             .filter(|x| !x.is(&primary))
             .cloned()
             .collect();
-        primary = self::primary(set, &others)?;
+        primary = self::primary(set, &others, access)?;
     }
-    let config = config(&primary)?;
+    let config = config(&primary, access)?;
     let (gone, kept): (Vec<Document>, Vec<Document>) = members_of(&config)
         .into_iter()
         .partition(|d| is_member(d, m));
     if gone.is_empty() {
         return Ok(());
     }
-    let states = states(&primary)?;
+    let states = states(&primary, access)?;
     let voters: Vec<String> = kept
         .iter()
         .filter(|d| number(d, "votes", 1) > 0)
@@ -229,14 +246,20 @@ pub(crate) fn remove(set: &str, members: &[Node], m: &Node) -> anyhow::Result<()
                 .join(", ")
         );
     }
-    reconfig(&primary, config, kept)
+    reconfig(&primary, config, kept, access)
 }
 
 /// `replSetStepDown` on the primary `m`, then a wait for another primary.
-fn step_down(set: &str, members: &[Node], m: &Node, primary: &str) -> anyhow::Result<()> {
+fn step_down(
+    set: &str,
+    members: &[Node],
+    m: &Node,
+    primary: &str,
+    access: &Access,
+) -> anyhow::Result<()> {
     let cmd =
         doc! { "replSetStepDown": STEP_DOWN_SECS, "secondaryCatchUpPeriodSecs": CATCH_UP_SECS };
-    match on(primary, cmd) {
+    match on(primary, cmd, access) {
         Ok(_) => {}
         // A step-down may close the connection before the answer.
         Err(Error::Unreachable(_)) => {}
@@ -246,5 +269,5 @@ fn step_down(set: &str, members: &[Node], m: &Node, primary: &str) -> anyhow::Re
         ),
     }
     let others: Vec<Node> = members.iter().filter(|x| !x.is(primary)).cloned().collect();
-    self::primary(set, &others).map(|_| ())
+    self::primary(set, &others, access).map(|_| ())
 }

@@ -198,6 +198,8 @@ fn run(
     client: &Client,
     compiled: &Compiled,
 ) -> anyhow::Result<()> {
+    // The tree's own credentials and CA: a secured cluster stays secured when it grows.
+    let access = &crate::deployment::security::access(old);
     match step {
         Step::WriteTree { .. } => {
             gen::apply(ui, compiled, Mode::Write)?;
@@ -221,10 +223,10 @@ fn run(
             lifecycle::start(ui, now, client, &sel, *init)?;
         }
         Step::AddMember { set, member } => {
-            members::add(set, &set_members(old, set), member)?;
+            members::add(set, &set_members(old, set), member, access)?;
         }
         Step::Promote { set, member } => {
-            members::promote(set, &set_members(old, set), member)?;
+            members::promote(set, &set_members(old, set), member, access)?;
         }
         Step::AddShard { set, router } => {
             let sets = crate::ops::initiate::sets(&now.members);
@@ -232,15 +234,16 @@ fn run(
                 .iter()
                 .find(|s| &s.name == set)
                 .with_context(|| format!("no replica set {set} in the tree"))?;
-            shards::add(router, s)?;
+            shards::add(router, s, access)?;
         }
         Step::RemoveShard { set, router } => {
-            shards::drain(router, set, &|line| {
+            let say = |line: String| {
                 let _ = outln!(ui, "  {line}");
-            })?;
+            };
+            shards::drain(router, set, &say, access)?;
         }
         Step::RemoveMember { set, member } => {
-            members::remove(set, &set_members(old, set), member)?;
+            members::remove(set, &set_members(old, set), member, access)?;
         }
         Step::RemovePrograms(nodes) => remove_programs(ui, now, client, nodes)?,
     }

@@ -4,7 +4,7 @@
 //! `listShards`, a removed one answers ShardNotFound.
 
 use crate::deployment::Node;
-use crate::mongo;
+use crate::mongo::{self, Access};
 use crate::ops::initiate;
 use anyhow::{anyhow, bail};
 use mongodb::bson::{doc, Document};
@@ -17,8 +17,8 @@ const POLL: Duration = Duration::from_secs(1);
 const SHARD_NOT_FOUND: i32 = 70;
 
 /// Adds the set as a shard through `router` (nothing to do when listShards has it).
-pub(crate) fn add(router: &Node, set: &initiate::Set) -> anyhow::Result<()> {
-    initiate::add_shards(router, std::slice::from_ref(set))
+pub(crate) fn add(router: &Node, set: &initiate::Set, access: &Access) -> anyhow::Result<()> {
+    initiate::add_shards(router, std::slice::from_ref(set), access)
         .map(|_| ())
         .map_err(|f| anyhow!("{f}"))
 }
@@ -33,11 +33,21 @@ fn count(d: &Document, key: &str) -> i64 {
 /// `removeShard` through `router` until it reports `completed` (or the shard is unknown:
 /// removed by an earlier run), saying each change of what remains; bounded by
 /// [`DRAIN_LIMIT`], naming what remains and the balancer's mode when it runs out.
-pub(crate) fn drain(router: &Node, shard: &str, say: &dyn Fn(String)) -> anyhow::Result<()> {
+pub(crate) fn drain(
+    router: &Node,
+    shard: &str,
+    say: &dyn Fn(String),
+    access: &Access,
+) -> anyhow::Result<()> {
     let start = Instant::now();
     let mut shown = String::new();
     loop {
-        let answer = mongo::command(&router.host, router.port, doc! { "removeShard": shard });
+        let answer = mongo::command(
+            &router.host,
+            router.port,
+            access,
+            doc! { "removeShard": shard },
+        );
         let d = match answer {
             Ok(d) => d,
             Err(e) if e.code() == Some(SHARD_NOT_FOUND) => return Ok(()),
@@ -67,9 +77,14 @@ pub(crate) fn drain(router: &Node, shard: &str, say: &dyn Fn(String)) -> anyhow:
             shown = now;
         }
         if start.elapsed() > DRAIN_LIMIT {
-            let balancer = mongo::command(&router.host, router.port, doc! { "balancerStatus": 1 })
-                .map(|b| b.get_str("mode").unwrap_or("?").to_string())
-                .unwrap_or_else(|e| e.to_string());
+            let balancer = mongo::command(
+                &router.host,
+                router.port,
+                access,
+                doc! { "balancerStatus": 1 },
+            )
+            .map(|b| b.get_str("mode").unwrap_or("?").to_string())
+            .unwrap_or_else(|e| e.to_string());
             bail!(
                 "{shown} after {} s (balancer mode: {balancer}{}); run the same scale-in again to go on waiting",
                 DRAIN_LIMIT.as_secs(),
