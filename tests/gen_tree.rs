@@ -105,11 +105,15 @@ fn removed_node_loses_its_files_not_its_data() {
         std::fs::read_to_string(d.join("tree/data/localhost-30002/collection.wt")).expect("kept"),
         "precious"
     );
+    // Each node is its own group: nothing in supervisor.ini names the removed node, and the
+    // kept nodes' program files are still there for its include.
     let ini = std::fs::read_to_string(d.join("tree/supervisor.ini")).expect("ini");
-    assert!(
-        ini.contains("programs = mongod-30000,mongod-30001\n"),
-        "{ini}"
-    );
+    assert!(!ini.contains("30002"), "{ini}");
+    for kept in [30000, 30001] {
+        assert!(d
+            .join(format!("tree/conf/localhost-{kept}/supervisor-mongod.ini"))
+            .is_file());
+    }
 }
 
 /// Directories gen creates outside `--out` (data and logs set in the topology) are named,
