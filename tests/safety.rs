@@ -654,12 +654,18 @@ fn destroy_keeps_a_data_dir_that_a_running_node_locks() {
         .deploy();
     a.run(&["cluster", "stop", "lockowner"]).ok();
 
-    // B reaches the same directory through a symlinked alias and runs in it.
+    // B reaches the same directory through an alias and runs in it: deployed in a directory
+    // of its own (gen refuses a data directory that already resolves into A's), which then
+    // becomes a symlink to A's while B is stopped.
     let alias = dirs.path().join("alias");
-    std::os::unix::fs::symlink(dirs.path().join("real"), &alias).expect("symlink");
     let b = TestCluster::named("lockalias")
         .topology(&on(&alias.join("node")))
         .deploy();
+    b.run(&["cluster", "stop", "lockalias"]).ok();
+    std::fs::remove_dir_all(&alias).expect("rm alias");
+    std::os::unix::fs::symlink(dirs.path().join("real"), &alias).expect("symlink");
+    b.run(&["cluster", "start", "lockalias"]).ok();
+    wait_started(&b.tree);
     assert!(
         flock_held(&real.join("mongod.lock")),
         "B's node holds the lock"
