@@ -104,6 +104,10 @@ impl Node {
     pub(crate) fn ini_file(&self) -> PathBuf {
         self.conf_dir.join(self.role.ini_file())
     }
+    /// The launcher script supervisord runs (`conf/<host>-<port>/mongod` or `mongos`).
+    pub(crate) fn launcher(&self) -> PathBuf {
+        self.conf_dir.join(self.role.binary())
+    }
     /// `host:port`
     pub(crate) fn address(&self) -> String {
         crate::naming::address(&self.host, self.port)

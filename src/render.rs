@@ -25,6 +25,8 @@ pub(crate) const STOP_WAIT_SECS: u64 = 30;
 /// Files that hold the supervisord credentials are private to the owner.
 pub(crate) const PRIVATE: u32 = 0o600;
 pub(crate) const PUBLIC: u32 = 0o644;
+/// A node's launcher: run by supervisord as the owner.
+pub(crate) const LAUNCHER: u32 = 0o700;
 
 fn environment() -> Environment<'static> {
     let mut env = Environment::new();
@@ -64,6 +66,11 @@ pub(crate) fn render(cluster: &Cluster) -> anyhow::Result<Vec<OutFile>> {
             path: node.ini_file(),
             contents: program_ini(&env, cluster, node)?,
             mode: PUBLIC,
+        });
+        files.push(OutFile {
+            path: node.launcher(),
+            contents: launcher(&cluster.bin_path, node.role),
+            mode: LAUNCHER,
         });
     }
     for m in &cluster.monitors {
@@ -119,7 +126,7 @@ fn supervisor_ini(env: &Environment, c: &Cluster) -> anyhow::Result<String> {
 }
 
 fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<String> {
-    let binary = c.bin_path.join(n.role.binary());
+    let binary = n.launcher();
     let conf = n.conf_file();
     let description = match (n.role, &n.replica_set, c.kind) {
         (Role::ConfigServer, Some(rs), _) => format!("config server, replica set {rs}"),
@@ -140,6 +147,19 @@ fn program_ini(env: &Environment, c: &Cluster, n: &Node) -> anyhow::Result<Strin
         logfile => ini::escape_logfile(&path_str(&n.log_file)),
         environment => program_environment(c)?,
     })?)
+}
+
+/// A node's launcher, the program supervisord's `command=` names: it `exec`s the node's
+/// binary in `bin_path` (same pid, same arguments), so that `command=` stays the same when
+/// `mup cluster upgrade` points one node at another version by rewriting this file alone
+/// (docs/supervisord.md §4). Its text depends on `bin_path` and the role only.
+pub(crate) fn launcher(bin_path: &std::path::Path, role: Role) -> String {
+    let binary = path_str(&bin_path.join(role.binary()));
+    format!(
+        "#!/bin/sh\n# The {} of this node, run by supervisord: written by `mup gen`, pointed at another\n# version by `mup cluster upgrade`.\nexec {} \"$@\"\n",
+        role.binary(),
+        ini::shell_quote(&binary)
+    )
 }
 
 /// The `environment=` of every program: HOME and USER (checked when the model was built).
