@@ -93,6 +93,7 @@ pub mod supervisor;
 mod table;
 mod topology;
 mod tree;
+mod upgrade;
 mod yaml;
 
 use cli::{Command, Opts};
@@ -225,6 +226,21 @@ fn run_cluster(cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             let b = binaries(&bins, yes)?;
             cluster::deploy(&name, &topology, &b, !init.no_init, yes)?;
         }
+        C::Upgrade {
+            name,
+            version,
+            fcv,
+            dry_run,
+            source,
+            yes,
+        } => upgrade::upgrade(&upgrade::Request {
+            name: &name,
+            version: &version,
+            fcv,
+            dry_run,
+            yes,
+            source: packages::Source::new(source.mirror.as_deref()),
+        })?,
         C::Start {
             name,
             filters,

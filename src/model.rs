@@ -106,7 +106,7 @@ impl Node {
     }
     /// The launcher script supervisord runs (`conf/<host>-<port>/mongod` or `mongos`).
     pub(crate) fn launcher(&self) -> PathBuf {
-        self.conf_dir.join(self.role.binary())
+        crate::layout::launcher(&self.conf_dir, self.role.binary())
     }
     /// `host:port`
     pub(crate) fn address(&self) -> String {

@@ -15,3 +15,4 @@ mod readme;
 mod safety;
 mod standin;
 mod standin_security;
+mod upgrade;

@@ -1,0 +1,224 @@
+//! Running one upgrade step against the cluster: supervisord stops and starts only the node
+//! being upgraded (ctl's ordered stop and start of a one-node selection: no group is
+//! updated), the node's launcher is rewritten atomically in between, and every wait on a
+//! server is bounded, its error naming the node and the server's last answer.
+
+use super::plan::Step;
+use super::survey;
+use crate::ctl::{ops, Member, Selection, Tree};
+use crate::mongo;
+use crate::supervisor::Client;
+use anyhow::{bail, Context};
+use mongodb::bson::doc;
+use std::path::Path;
+use std::time::{Duration, Instant};
+
+/// How long a restarted member may take to be a caught-up SECONDARY, and a set to elect a
+/// new primary after a step-down.
+const MEMBER_WAIT: Duration = Duration::from_secs(120);
+const POLL: Duration = Duration::from_millis(200);
+/// `replSetStepDown` arguments: the old primary is not electable for this long (it is
+/// restarted meanwhile), and waits this long for a caught-up secondary (the server's default).
+const STEP_DOWN_SECS: i64 = 60;
+const CATCH_UP_SECS: i64 = 10;
+/// `maxTimeMS` of the balancer and FCV commands (the server's own default for balancerStop).
+const COMMAND_MS: i64 = 60_000;
+
+/// What every step needs.
+pub(crate) struct Cx<'a> {
+    pub tree: &'a Tree,
+    pub client: &'a Client,
+    /// The directory holding the new version's mongod and mongos.
+    pub bin_path: &'a Path,
+}
+
+/// Runs one step.
+pub(crate) fn run(cx: &Cx, step: &Step) -> anyhow::Result<()> {
+    match step {
+        Step::StopBalancer { router } => {
+            admin(router, doc! {"balancerStop": 1, "maxTimeMS": COMMAND_MS})
+        }
+        Step::StartBalancer { router } => {
+            admin(router, doc! {"balancerStart": 1, "maxTimeMS": COMMAND_MS})
+        }
+        Step::Restart { node, version } => restart(cx, &node.program, version),
+        Step::Handover { set, primary } => step_down(cx.tree, set, primary),
+        Step::Record { version } => record(cx, version),
+        Step::SetFcv { fcv } => set_fcv(cx.tree, fcv),
+    }
+}
+
+/// One command on the admin database of `address` (`host:port`).
+fn admin(address: &str, cmd: mongodb::bson::Document) -> anyhow::Result<()> {
+    let (host, port) = split(address)?;
+    let name = cmd.keys().next().cloned().unwrap_or_default();
+    mongo::command(host, port, cmd)
+        .map(|_| ())
+        .with_context(|| format!("{name} on {address}"))
+}
+
+fn split(address: &str) -> anyhow::Result<(&str, u16)> {
+    let (host, port) = address
+        .rsplit_once(':')
+        .context("an address is host:port")?;
+    Ok((host, port.parse().context("an address ends with a port")?))
+}
+
+fn member<'a>(tree: &'a Tree, program: &str) -> anyhow::Result<&'a Member> {
+    tree.members
+        .iter()
+        .find(|m| m.program == program)
+        .with_context(|| format!("no node {program} in cluster {}", tree.name()))
+}
+
+/// The launcher supervisord runs for `m` (`conf/<host>-<port>/mongod`, beside its config).
+pub(crate) fn launcher(m: &Member) -> std::path::PathBuf {
+    crate::layout::launcher(
+        m.config_file.parent().unwrap_or(Path::new("/")),
+        m.role.binary(),
+    )
+}
+
+/// Stop `program`, point its launcher at the new binaries, start it, and wait until it runs
+/// `version` (and, for a set member, until it is a caught-up SECONDARY).
+fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
+    let m = member(cx.tree, program)?;
+    if m.replica_set.is_some() && mongo::hello(&m.host, m.port).is_ok_and(|h| h.writable_primary) {
+        bail!(
+            "{program} ({}) is the primary of {} now, which it was not when the plan was made: nothing was changed; run the command again",
+            m.address(),
+            m.replica_set.as_deref().unwrap_or("its set")
+        );
+    }
+    ops::stop(cx.tree, cx.client, &[m as &dyn crate::ctl::Program])?;
+    let text = crate::render::launcher(cx.bin_path, m.role);
+    crate::tree::write_atomic(&launcher(m), text.as_bytes(), crate::render::LAUNCHER)?;
+    let one = Selection {
+        nodes: vec![m.clone()],
+        monitors: Vec::new(),
+    };
+    ops::start(cx.tree, cx.client, &one, false)?;
+    let now = survey::version(m).map_err(|why| {
+        anyhow::anyhow!(
+            "{program} ({}) was started but buildInfo fails: {why}",
+            m.address()
+        )
+    })?;
+    if now != version {
+        bail!(
+            "{program} ({}) runs {now} after its restart, not {version}: its launcher {} is not what supervisord runs",
+            m.address(),
+            launcher(m).display()
+        );
+    }
+    if m.replica_set.is_some() && m.role != crate::model::Role::Mongos {
+        wait_secondary(m)?;
+    }
+    Ok(())
+}
+
+/// Until `m` is a caught-up SECONDARY, bounded by [`MEMBER_WAIT`].
+fn wait_secondary(m: &Member) -> anyhow::Result<()> {
+    let began = Instant::now();
+    loop {
+        let last = match survey::caught_up_secondary(m) {
+            Ok(()) => return Ok(()),
+            Err(why) => why,
+        };
+        if began.elapsed() >= MEMBER_WAIT {
+            bail!(
+                "{} ({}) is not a caught-up SECONDARY of {} after {} s: {last}",
+                m.program,
+                m.address(),
+                m.replica_set.as_deref().unwrap_or("its set"),
+                MEMBER_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+fn set_members<'a>(tree: &'a Tree, set: &str) -> Vec<&'a Member> {
+    tree.members
+        .iter()
+        .filter(|m| m.replica_set.as_deref() == Some(set) && m.role != crate::model::Role::Mongos)
+        .collect()
+}
+
+/// `replSetStepDown` on `primary` (unless another member already is primary), then wait
+/// until a member other than it is primary.
+fn step_down(tree: &Tree, set: &str, primary: &str) -> anyhow::Result<()> {
+    let members = set_members(tree, set);
+    let old = members
+        .iter()
+        .find(|m| m.is(primary))
+        .with_context(|| format!("no member {primary} in set {set}"))?;
+    let now = survey::primary_of(&members);
+    if now.as_deref().is_some_and(|p| !old.is(p)) {
+        return Ok(()); // stepped down before (an interrupted upgrade)
+    }
+    let cmd = doc! {"replSetStepDown": STEP_DOWN_SECS, "secondaryCatchUpPeriodSecs": CATCH_UP_SECS};
+    mongo::command(&old.host, old.port, cmd).with_context(|| {
+        format!(
+            "replSetStepDown on {} ({primary}), the primary of {set}",
+            old.program
+        )
+    })?;
+    let began = Instant::now();
+    loop {
+        let now = survey::primary_of(&members);
+        if now.as_deref().is_some_and(|p| !old.is(p)) {
+            return Ok(());
+        }
+        if began.elapsed() >= MEMBER_WAIT {
+            bail!(
+                "{set} has no new primary {} s after {primary} stepped down: the members name {}",
+                MEMBER_WAIT.as_secs(),
+                now.map_or("no primary".to_string(), |p| format!("{p} as primary"))
+            );
+        }
+        std::thread::sleep(POLL);
+    }
+}
+
+/// meta.yaml records the new version and binaries (written atomically).
+fn record(cx: &Cx, version: &str) -> anyhow::Result<()> {
+    let mut meta = cx.tree.meta.clone();
+    meta.version = version.to_string();
+    meta.bin_path = cx.bin_path.display().to_string();
+    crate::tree::write_atomic(
+        &cx.tree.layout.meta_file(),
+        meta.to_yaml().as_bytes(),
+        crate::render::PRIVATE,
+    )
+}
+
+/// `setFeatureCompatibilityVersion` with `confirm: true` (required since 7.0): on a router
+/// for a sharded cluster (the config servers set it on every shard), else on each set's
+/// primary and each standalone node.
+fn set_fcv(tree: &Tree, fcv: &str) -> anyhow::Result<()> {
+    let cmd =
+        || doc! {"setFeatureCompatibilityVersion": fcv, "confirm": true, "maxTimeMS": COMMAND_MS};
+    if let Some(r) = tree
+        .members
+        .iter()
+        .find(|m| m.role == crate::model::Role::Mongos)
+    {
+        return admin(&r.address(), cmd());
+    }
+    let mut sets: Vec<&str> = Vec::new();
+    for m in &tree.members {
+        match m.replica_set.as_deref() {
+            Some(rs) if !sets.contains(&rs) => sets.push(rs),
+            Some(_) => {}
+            None => admin(&m.address(), cmd())?,
+        }
+    }
+    for rs in sets {
+        let primary = survey::primary_of(&set_members(tree, rs)).with_context(|| {
+            format!("{rs} has no primary to set featureCompatibilityVersion on")
+        })?;
+        admin(&primary, cmd())?;
+    }
+    Ok(())
+}
