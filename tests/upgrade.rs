@@ -416,8 +416,24 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
         "recorded before every node ran it"
     );
 
+    // Meanwhile display shows which node runs which version (asked of the servers).
+    let (_, d) = home.display("upgrade-kill");
+    let shown: std::collections::BTreeSet<&str> = d["nodes"]
+        .as_array()
+        .expect("nodes")
+        .iter()
+        .filter_map(|n| n["version"].as_str())
+        .collect();
+    assert!(shown.contains(OLD) && shown.contains(NEW), "{d:#}");
+
     let (code, out, err) = upgrade(&home, &mirror, "upgrade-kill", &["--version", NEW]);
     let seen = sampler.finish();
     assert_eq!(code, 0, "{out}\n{err}");
     assert_rolled(&tree, &seen);
+    let (_, d) = home.display("upgrade-kill");
+    let nodes = d["nodes"].as_array().expect("nodes");
+    assert!(
+        !nodes.is_empty() && nodes.iter().all(|n| n.get("version").is_none()),
+        "{d:#}"
+    );
 }

@@ -39,21 +39,17 @@ pub(crate) fn upgrade(req: &Request) -> anyhow::Result<()> {
     let tree = crate::cluster::load(req.name)?;
     launchers_present(&tree)?;
     let before = survey::survey(&tree);
-    // Refused before anything is downloaded, when the version given says enough.
-    if let Some(v) = crate::model::Version::parse(req.version) {
-        checks::check(&before, &v.to_string())?;
-    }
+    // Refused before anything is downloaded.
+    let exact = exact_version(req)?;
+    checks::check(&before, &exact)?;
     if req.dry_run {
-        let exact = exact_version(req)?;
-        checks::check(&before, &exact)?;
         let p = plan::plan(&before, &exact, req.fcv, req.name);
         out!("{}", p.render())?;
         return Ok(());
     }
-    let exact = packages::install(req.version, &req.source, &|q| {
+    packages::install(&exact, &req.source, &|q| {
         crate::cluster::confirm(q, req.yes)
     })?;
-    checks::check(&before, &exact)?;
     let bin_path = packages::bin_dir(&exact);
     if let Some(why) = crate::ini::check(&bin_path.display().to_string()) {
         return Err(InputError::new("--version", "", why).into());
@@ -136,6 +132,24 @@ fn launchers_present(tree: &Tree) -> anyhow::Result<()> {
         )
         .into()),
     }
+}
+
+/// Each node's version (`buildInfo`; `None` for a node that is not `up` or does not answer)
+/// while the nodes may differ — some launcher points at other binaries than meta.yaml's, as
+/// during an unfinished upgrade — else `None`, without asking any server.
+pub(crate) fn versions_while_mixed(tree: &Tree, up: &[bool]) -> Option<Vec<Option<String>>> {
+    let bin_path = std::path::Path::new(&tree.meta.bin_path);
+    let mixed = tree.members.iter().any(|m| {
+        std::fs::read_to_string(exec::launcher(m))
+            .is_ok_and(|text| text != crate::render::launcher(bin_path, m.role))
+    });
+    mixed.then(|| {
+        tree.members
+            .iter()
+            .zip(up)
+            .map(|(m, up)| up.then(|| survey::version(m).ok()).flatten())
+            .collect()
+    })
 }
 
 /// The upgrade's progress: `[done/total] step` on a terminal; when piped, with `--verbose`,
