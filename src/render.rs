@@ -221,3 +221,33 @@ fn mongo_conf(c: &Cluster, n: &Node) -> String {
         c.version_text,
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use std::os::unix::fs::PermissionsExt;
+
+    /// /bin/sh reads the launcher's quoting back as the exact path, whatever it holds, and the
+    /// binary gets the arguments unchanged.
+    #[test]
+    fn the_launcher_execs_the_binary_of_an_odd_path_with_its_arguments() {
+        let t = tempfile::tempdir().expect("tempdir");
+        let bin = t.path().join("it's a \"bin\" $HOME 100%");
+        std::fs::create_dir(&bin).expect("mkdir");
+        let mongod = bin.join("mongod");
+        std::fs::write(&mongod, "#!/bin/sh\nprintf '%s|' \"$0\" \"$@\"\n").expect("write");
+        std::fs::set_permissions(&mongod, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+        let launcher_path = t.path().join("launcher");
+        std::fs::write(&launcher_path, launcher(&bin, Role::Mongod)).expect("write");
+        std::fs::set_permissions(&launcher_path, std::fs::Permissions::from_mode(LAUNCHER))
+            .expect("chmod");
+        let out = std::process::Command::new(&launcher_path)
+            .args(["--config", "/a b/mongod.conf"])
+            .output()
+            .expect("run the launcher");
+        assert_eq!(
+            String::from_utf8_lossy(&out.stdout),
+            format!("{}|--config|/a b/mongod.conf|", mongod.display())
+        );
+    }
+}

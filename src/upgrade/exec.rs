@@ -6,6 +6,7 @@
 use super::plan::Step;
 use super::survey;
 use crate::ctl::{ops, Member, Selection, Tree};
+use crate::model::Role;
 use crate::mongo;
 use crate::supervisor::Client;
 use anyhow::{bail, Context};
@@ -83,12 +84,18 @@ pub(crate) fn launcher(m: &Member) -> std::path::PathBuf {
 /// `version` (and, for a set member, until it is a caught-up SECONDARY).
 fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
     let m = member(cx.tree, program)?;
-    if m.replica_set.is_some() && mongo::hello(&m.host, m.port).is_ok_and(|h| h.writable_primary) {
-        bail!(
-            "{program} ({}) is the primary of {} now, which it was not when the plan was made: nothing was changed; run the command again",
-            m.address(),
-            m.replica_set.as_deref().unwrap_or("its set")
-        );
+    let member_of = m.replica_set.as_deref().filter(|_| m.role != Role::Mongos);
+    if let Some(rs) = member_of {
+        // A member that is up: not the primary (the plan steps it down first), and stopping it
+        // must not make it the second member of its set down.
+        match mongo::hello(&m.host, m.port) {
+            Ok(h) if h.writable_primary => bail!(
+                "{program} ({}) is the primary of {rs} now, which it was not when the plan was made: nothing was changed; run the command again",
+                m.address()
+            ),
+            Ok(_) => others_up(cx.tree, m, rs)?,
+            Err(_) => {} // down already: starting it adds no member down
+        }
     }
     ops::stop(cx.tree, cx.client, &[m as &dyn crate::ctl::Program])?;
     let text = crate::render::launcher(cx.bin_path, m.role);
@@ -111,8 +118,32 @@ fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
             launcher(m).display()
         );
     }
-    if m.replica_set.is_some() && m.role != crate::model::Role::Mongos {
+    if m.replica_set.is_some() && m.role != Role::Mongos {
         wait_secondary(m)?;
+    }
+    Ok(())
+}
+
+/// Every other member of `m`'s set answers: stopping `m` then leaves one member down at most.
+/// (The plan restarts members that are down first; one that went down since is named.)
+fn others_up(tree: &Tree, m: &Member, rs: &str) -> anyhow::Result<()> {
+    let down: Vec<String> = set_members(tree, rs)
+        .into_iter()
+        .filter(|o| o.program != m.program)
+        .filter_map(|o| {
+            mongo::hello(&o.host, o.port)
+                .err()
+                .map(|e| format!("{} ({e})", o.address()))
+        })
+        .collect();
+    if !down.is_empty() {
+        bail!(
+            "{} of {rs} does not answer: stopping {} ({}) now would leave two members of {rs} down; nothing was changed: start it (`mup cluster start {} -N <host:port>`) and run the command again",
+            down.join(", "),
+            m.program,
+            m.address(),
+            tree.name()
+        );
     }
     Ok(())
 }
@@ -141,7 +172,7 @@ fn wait_secondary(m: &Member) -> anyhow::Result<()> {
 fn set_members<'a>(tree: &'a Tree, set: &str) -> Vec<&'a Member> {
     tree.members
         .iter()
-        .filter(|m| m.replica_set.as_deref() == Some(set) && m.role != crate::model::Role::Mongos)
+        .filter(|m| m.replica_set.as_deref() == Some(set) && m.role != Role::Mongos)
         .collect()
 }
 
@@ -199,11 +230,7 @@ fn record(cx: &Cx, version: &str) -> anyhow::Result<()> {
 fn set_fcv(tree: &Tree, fcv: &str) -> anyhow::Result<()> {
     let cmd =
         || doc! {"setFeatureCompatibilityVersion": fcv, "confirm": true, "maxTimeMS": COMMAND_MS};
-    if let Some(r) = tree
-        .members
-        .iter()
-        .find(|m| m.role == crate::model::Role::Mongos)
-    {
+    if let Some(r) = tree.members.iter().find(|m| m.role == Role::Mongos) {
         return admin(&r.address(), cmd());
     }
     let mut sets: Vec<&str> = Vec::new();
