@@ -66,7 +66,8 @@ pub(crate) fn upgrade(req: &Request) -> anyhow::Result<()> {
             ),
         )
     })?;
-    // Under the lock, as the servers answer now.
+    // Under the lock, as the tree and the servers are now (another command may have run).
+    let tree = crate::cluster::load(req.name)?;
     let state = survey::survey(&tree);
     checks::check(&state, &exact)?;
     let p = plan::plan(&state, &exact, req.fcv, req.name);
