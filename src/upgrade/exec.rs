@@ -17,7 +17,7 @@ use std::time::{Duration, Instant};
 /// How long a restarted member may take to be a caught-up SECONDARY, and a set to elect a
 /// new primary after a step-down.
 const MEMBER_WAIT: Duration = Duration::from_secs(120);
-const POLL: Duration = Duration::from_millis(200);
+const POLL: Duration = Duration::from_millis(50);
 /// `replSetStepDown` arguments: the old primary is not electable for this long (it is
 /// restarted meanwhile), and waits this long for a caught-up secondary (the server's default).
 const STEP_DOWN_SECS: i64 = 60;
