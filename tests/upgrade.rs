@@ -118,7 +118,7 @@ fn pids(tree: &Path) -> BTreeMap<String, u32> {
 #[derive(Default)]
 struct Seen {
     ticks: usize,
-    /// Per set: each distinct primary in the order seen (consecutive repeats merged).
+    /// Per set: its primary's port at each tick, `-` for none, consecutive repeats merged.
     primaries: BTreeMap<String, Vec<String>>,
     /// Violations: more than one primary in a set, or two members of a set down at once.
     bad: Vec<String>,
@@ -224,11 +224,13 @@ fn sample(
             seen.bad
                 .push(format!("tick {}: {rs} has primaries {ports:?}", seen.ticks));
         }
-        if let [p] = ports.as_slice() {
-            let order = seen.primaries.entry(rs.to_string()).or_default();
-            if order.last() != Some(&p.to_string()) {
-                order.push(p.to_string());
-            }
+        let now = match ports.as_slice() {
+            [p] => p.to_string(),
+            _ => "-".to_string(),
+        };
+        let order = seen.primaries.entry(rs.to_string()).or_default();
+        if order.last() != Some(&now) {
+            order.push(now);
         }
     }
     for (rs, ds) in &down {
@@ -264,11 +266,27 @@ fn assert_rolled(tree: &Path, seen: &Seen) {
         all.iter().filter_map(|(_, _, rs)| rs.as_ref()).collect();
     assert!(!sets.is_empty());
     for rs in sets {
+        // One change of primary, and no moment without one but the step-down's window.
         let order = seen.primaries.get(rs).cloned().unwrap_or_default();
-        assert_eq!(
-            order.len(),
-            2,
-            "{rs}: primaries in order {order:?} (one change)"
+        let shape: Vec<bool> = order.iter().map(|p| p != "-").collect();
+        assert!(
+            shape == [true, true] || shape == [true, false, true],
+            "{rs}: primaries in order {order:?} (- for none)"
+        );
+        assert_ne!(order.first(), order.last(), "{rs}: {order:?}");
+        // The change was a step-down: the old primary's own log says so.
+        let old = order.first().expect("checked above");
+        let log = read_meta(tree)["nodes"]
+            .as_sequence()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["port"].as_u64().map(|p| p.to_string()).as_deref() == Some(old.as_str()))
+            .and_then(|n| n["log_file"].as_str().map(String::from))
+            .expect("the old primary's log file");
+        let text = std::fs::read_to_string(&log).expect("read the log");
+        assert!(
+            text.contains("stepped down"),
+            "{rs}: {log} has no step-down"
         );
     }
     for (program, _, _) in &all {
