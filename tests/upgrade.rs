@@ -344,6 +344,25 @@ fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
         doc! {"setFeatureCompatibilityVersion": "7.0", "confirm": true},
     );
 
+    // A node without its launcher (a tree from an older mup) is refused, naming the file.
+    let node_dir = |port: u16| {
+        read_meta(&tree)["nodes"]
+            .as_sequence()
+            .expect("nodes")
+            .iter()
+            .find(|n| n["port"].as_u64() == Some(u64::from(port)))
+            .and_then(|n| n["config_file"].as_str().map(std::path::PathBuf::from))
+            .and_then(|c| c.parent().map(Path::to_path_buf))
+            .expect("the node's conf directory")
+    };
+    let launcher = node_dir(ports[0]).join("mongod");
+    let aside = launcher.with_extension("aside");
+    std::fs::rename(&launcher, &aside).expect("move the launcher aside");
+    let (code, _, err) = upgrade(&home, &mirror, "upgrade-rs", &["--version", NEW]);
+    std::fs::rename(&aside, &launcher).expect("put it back");
+    assert_eq!(code, 2, "{err}");
+    assert!(err.contains(&launcher.display().to_string()), "{err}");
+
     // --dry-run prints the plan and changes nothing: no package, no restart, no record.
     let (code, out, err) = upgrade(
         &home,
