@@ -223,8 +223,7 @@ fn display_text(d: &Display) -> String {
         d.running,
         d.total - d.running
     ));
-    out.push_str(&versions_text(d));
-    out.push_str(&monitoring_text(d));
+    out.push_str(&(versions_text(d) + &monitoring_text(d)));
     let loose: Vec<String> = d
         .nodes
         .iter()
