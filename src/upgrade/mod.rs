@@ -18,7 +18,6 @@ use crate::ctl::{daemon, Tree};
 use crate::error::InputError;
 use crate::packages::{self, Source};
 use crate::steps::{self, Observer};
-use indicatif::{ProgressBar, ProgressStyle};
 use std::io::IsTerminal;
 use std::path::PathBuf;
 use std::time::Instant;
@@ -84,9 +83,8 @@ pub(crate) fn upgrade(req: &Request) -> anyhow::Result<()> {
         client: &client,
         bin_path: &bin_path,
     };
-    let progress = Progress::new(p.steps.len());
+    let progress = Progress::new();
     let result = steps::execute(&p, &progress, |s| exec::run(&cx, s));
-    progress.bar.finish_and_clear();
     result.map_err(|e| {
         e.context(format!(
             "run the same `mup cluster upgrade {} --version {}` again to continue where it stopped",
@@ -153,48 +151,36 @@ pub(crate) fn versions_while_mixed(tree: &Tree, up: &[bool]) -> Option<Vec<Optio
     })
 }
 
-/// The upgrade's progress: `[done/total] step` on a terminal; when piped, with `--verbose`,
-/// one line per step as it ends.
+/// The upgrade's progress: on a terminal, `[n/total] step ...` as each step begins (the
+/// node's own start shows its progress under it, as `mup cluster start` does); when piped,
+/// with `--verbose`, one line per step as it ends, with the time since the upgrade began.
 struct Progress {
-    bar: ProgressBar,
     began: Instant,
+    terminal: bool,
 }
 
 impl Progress {
-    fn new(total: usize) -> Progress {
-        let bar = if std::io::stdout().is_terminal() {
-            let bar = ProgressBar::new(total as u64);
-            bar.set_style(
-                ProgressStyle::with_template("{spinner} [{pos}/{len}] {msg}")
-                    .expect("static template parses"),
-            );
-            bar.enable_steady_tick(std::time::Duration::from_millis(100));
-            bar
-        } else {
-            ProgressBar::hidden()
-        };
+    fn new() -> Progress {
         Progress {
-            bar,
             began: Instant::now(),
+            terminal: std::io::stdout().is_terminal(),
         }
     }
 }
 
 impl Observer for Progress {
-    fn begin(&self, _: usize, _: usize, what: &str) {
-        self.bar.set_message(what.to_string());
+    fn begin(&self, index: usize, total: usize, what: &str) {
+        if self.terminal {
+            let _ = outln!("[{}/{total}] {what} ...", index + 1);
+        }
     }
     fn end(&self, index: usize, total: usize, what: &str) {
-        self.bar.set_position(index as u64 + 1);
-        let line = format!(
-            "[{}/{total}] {what} ({:.1} s)",
-            index + 1,
-            self.began.elapsed().as_secs_f64()
-        );
-        if std::io::stdout().is_terminal() {
-            self.bar.println(line);
-        } else if crate::verbose() {
-            let _ = outln!("{line}");
+        if !self.terminal && crate::verbose() {
+            let _ = outln!(
+                "[{}/{total}] {what} ({:.1} s)",
+                index + 1,
+                self.began.elapsed().as_secs_f64()
+            );
         }
     }
 }
