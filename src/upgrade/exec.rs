@@ -100,6 +100,7 @@ fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
     ops::stop(cx.tree, cx.client, &[m as &dyn crate::ctl::Program])?;
     let text = crate::render::launcher(cx.bin_path, m.role);
     crate::tree::write_atomic(&launcher(m), text.as_bytes(), crate::render::LAUNCHER)?;
+    rewrite_conf(cx.tree, m, version)?;
     let one = Selection {
         nodes: vec![m.clone()],
         monitors: Vec::new(),
@@ -120,6 +121,30 @@ fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
     }
     if m.replica_set.is_some() && m.role != Role::Mongos {
         wait_secondary(m)?;
+    }
+    Ok(())
+}
+
+/// `m`'s config document as gen writes it for `version`: the options that depend on the
+/// version set for it (`mongod_conf::set_version_options`), the header naming it. Written
+/// (atomically) only when it differs.
+fn rewrite_conf(tree: &Tree, m: &Member, version: &str) -> anyhow::Result<()> {
+    let path = &m.config_file;
+    let shown = path.display().to_string();
+    let text = crate::yaml::read(path, &shown)?;
+    let mut conf: crate::yaml::Mapping = crate::yaml::parse(&text, &shown)?;
+    let v = crate::model::Version::parse(version)
+        .with_context(|| format!("{version:?} is not a version"))?;
+    crate::mongod_conf::set_version_options(&mut conf, v);
+    let source = tree
+        .meta
+        .nodes
+        .iter()
+        .find(|n| n.supervisor_name == m.program)
+        .map_or("", |n| n.source.as_str());
+    let new = crate::render::conf_text(m.role, &m.program, source, tree.name(), version, &conf);
+    if new != text {
+        crate::tree::write_atomic(path, new.as_bytes(), crate::render::PUBLIC)?;
     }
     Ok(())
 }

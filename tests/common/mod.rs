@@ -13,6 +13,7 @@ use std::time::{Duration, Instant};
 
 pub(crate) mod mirror;
 mod python;
+pub(crate) mod sampler;
 mod standin;
 pub(crate) use python::*;
 pub(crate) use standin::*;
