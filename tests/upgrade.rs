@@ -375,3 +375,27 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
         "{d:#}"
     );
 }
+
+#[test]
+fn a_one_member_set_is_upgraded_without_a_step_down() {
+    let mirror = stand_in_mirror(&[OLD, NEW]);
+    let mut home = Home::new(&["upgrade-one"]);
+    let one = "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: NAME}\n";
+    deploy(&mut home, &mirror, "upgrade-one", one, 1);
+    let tree = home.cluster_dir("upgrade-one");
+    let port = nodes(&tree)[0].1;
+    let before = pids(&tree);
+    let (code, out, err) = upgrade(&home, &mirror, "upgrade-one", &["--version", NEW]);
+    assert_eq!(code, 0, "{out}\n{err}");
+    assert_eq!(build_info(port), NEW);
+    let hello = mongo_command(port, doc! {"hello": 1});
+    assert_eq!(
+        hello.get_bool("isWritablePrimary").ok(),
+        Some(true),
+        "{hello}"
+    );
+    let after = pids(&tree);
+    let changed: Vec<&String> = before.keys().filter(|p| before[*p] != after[*p]).collect();
+    assert_eq!(changed, [&nodes(&tree)[0].0], "only the node restarted");
+    assert_eq!(read_meta(&tree)["version"].as_str(), Some(NEW));
+}

@@ -42,7 +42,11 @@ pub(crate) fn run(cx: &Cx, step: &Step) -> anyhow::Result<()> {
         Step::StartBalancer { router } => {
             admin(router, doc! {"balancerStart": 1, "maxTimeMS": COMMAND_MS})
         }
-        Step::Restart { node, version } => restart(cx, &node.program, version),
+        Step::Restart {
+            node,
+            version,
+            alone,
+        } => restart(cx, &node.program, version, *alone),
         Step::Handover { set, primary } => step_down(cx.tree, set, primary),
         Step::Record { version } => record(cx, version),
         Step::SetFcv { fcv } => set_fcv(cx.tree, fcv),
@@ -82,9 +86,12 @@ pub(crate) fn launcher(m: &Member) -> std::path::PathBuf {
 
 /// Stop `program`, point its launcher at the new binaries, start it, and wait until it runs
 /// `version` (and, for a set member, until it is a caught-up SECONDARY).
-fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
+fn restart(cx: &Cx, program: &str, version: &str, alone: bool) -> anyhow::Result<()> {
     let m = member(cx.tree, program)?;
-    let member_of = m.replica_set.as_deref().filter(|_| m.role != Role::Mongos);
+    let member_of = m
+        .replica_set
+        .as_deref()
+        .filter(|_| m.role != Role::Mongos && !alone);
     if let Some(rs) = member_of {
         // A member that is up: not the primary (the plan steps it down first), and stopping it
         // must not make it the second member of its set down.
@@ -119,7 +126,9 @@ fn restart(cx: &Cx, program: &str, version: &str) -> anyhow::Result<()> {
             launcher(m).display()
         );
     }
-    if m.replica_set.is_some() && m.role != Role::Mongos {
+    if alone {
+        wait_primary(m)?;
+    } else if m.replica_set.is_some() && m.role != Role::Mongos {
         wait_secondary(m)?;
     }
     Ok(())
@@ -171,6 +180,30 @@ fn others_up(tree: &Tree, m: &Member, rs: &str) -> anyhow::Result<()> {
         );
     }
     Ok(())
+}
+
+/// Until `m`, alone in its set, is its primary again, bounded by [`MEMBER_WAIT`].
+fn wait_primary(m: &Member) -> anyhow::Result<()> {
+    let began = Instant::now();
+    loop {
+        let last = match mongo::hello(&m.host, m.port) {
+            Ok(h) if h.writable_primary => return Ok(()),
+            Ok(h) => format!(
+                "hello says isWritablePrimary false, primary {:?}",
+                h.primary
+            ),
+            Err(e) => e.to_string(),
+        };
+        if began.elapsed() >= MEMBER_WAIT {
+            bail!(
+                "{} ({}) is not the primary of its one-member set after {} s: {last}",
+                m.program,
+                m.address(),
+                MEMBER_WAIT.as_secs()
+            );
+        }
+        std::thread::sleep(POLL);
+    }
 }
 
 /// Until `m` is a caught-up SECONDARY, bounded by [`MEMBER_WAIT`].

@@ -42,8 +42,13 @@ pub(crate) enum Step {
     /// `balancerStop` on a router.
     StopBalancer { router: String },
     /// Stop the node through supervisord, point its launcher at the new binaries, start it,
-    /// and wait until it answers (a member: until it is SECONDARY and caught up).
-    Restart { node: NodeView, version: String },
+    /// and wait until it answers (a member: until it is SECONDARY and caught up; the member of
+    /// a one-member set, `alone`, which has no one to step down to: until it is primary again).
+    Restart {
+        node: NodeView,
+        version: String,
+        alone: bool,
+    },
     /// `replSetStepDown` on the set's primary, then wait for another member to be primary.
     Handover { set: String, primary: String },
     /// `balancerStart` on a router.
@@ -61,8 +66,15 @@ impl StepTrait for Step {
             Step::StopBalancer { router } => {
                 format!("stop the balancer (balancerStop on {router})")
             }
-            Step::Restart { node, version } => {
+            Step::Restart {
+                node,
+                version,
+                alone,
+            } => {
                 let wait = match &node.replica_set {
+                    Some(rs) if *alone => format!(
+                        "wait until it is the PRIMARY of {rs} again (a one-member set: unavailable meanwhile)"
+                    ),
                     Some(rs) if node.role != Role::Mongos => {
                         format!("wait until it is a caught-up SECONDARY of {rs}")
                     }
@@ -154,6 +166,21 @@ fn rolling(p: &mut Plan<Step>, state: &State, set: &str, target: &str) {
         .iter()
         .filter(|n| n.replica_set.as_deref() == Some(set) && n.version.as_deref() != Some(target))
         .collect();
+    let size = state
+        .nodes
+        .iter()
+        .filter(|n| n.replica_set.as_deref() == Some(set))
+        .count();
+    if size == 1 {
+        for n in members {
+            p.push(Step::Restart {
+                node: n.clone(),
+                version: target.to_string(),
+                alone: true,
+            });
+        }
+        return;
+    }
     let down = members.iter().filter(|n| n.version.is_none());
     let secondaries = members.iter().filter(|n| n.version.is_some() && !n.primary);
     for n in down.chain(secondaries) {
@@ -172,6 +199,7 @@ fn restart(n: &NodeView, target: &str) -> Step {
     Step::Restart {
         node: n.clone(),
         version: target.to_string(),
+        alone: false,
     }
 }
 
@@ -263,6 +291,22 @@ mod tests {
         assert!(matches!(p.steps[0], Step::StopBalancer { .. }));
         // The config set's primary is on the old version: stepped down first.
         assert!(matches!(&p.steps[1], Step::Handover { set, .. } if set == "cfg"));
+    }
+
+    #[test]
+    fn a_one_member_set_is_restarted_without_a_step_down() {
+        let s = State {
+            nodes: vec![node(1, Role::Mongod, Some("rs0"), "7.0.14", true)],
+            recorded: "7.0.14".into(),
+            fcv: Some("7.0".into()),
+        };
+        assert_eq!(
+            lines(&plan(&s, "8.0.4", false, "p")),
+            [
+                "restart mongod-1 (localhost:1, 7.0.14) on 8.0.4, wait until it is the PRIMARY of rs0 again (a one-member set: unavailable meanwhile)",
+                "record version 8.0.4 in meta.yaml",
+            ]
+        );
     }
 
     #[test]
