@@ -1,7 +1,8 @@
 //! Running one upgrade step against the cluster: supervisord stops and starts only the node
 //! being upgraded (ctl's ordered stop and start of a one-node selection: no group is
-//! updated), the node's launcher is rewritten atomically in between, and every wait on a
-//! server is bounded, its error naming the node and the server's last answer.
+//! updated), the node's launcher (and, where the version changes an option, its config file)
+//! is rewritten atomically in between, and every wait on a server is bounded, its error
+//! naming the node and the server's last answer.
 
 use super::plan::Step;
 use super::survey;
