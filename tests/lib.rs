@@ -18,3 +18,4 @@ mod scale;
 mod security;
 mod standin;
 mod standin_security;
+mod upgrade;

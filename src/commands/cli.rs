@@ -361,6 +361,28 @@ pub enum ClusterCmd {
         #[arg(long)]
         dry_run: bool,
     },
+    /// Rolling upgrade to another MongoDB version: one node restarted at a time, secondaries
+    /// before their primary (after a step-down), the balancer stopped meanwhile; run it again
+    /// after an interruption to continue
+    Upgrade {
+        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+        name: String,
+        /// 8.0.4, a series such as 8.0 (its newest production release), or latest;
+        /// installed if needed
+        #[arg(long)]
+        version: String,
+        /// Set featureCompatibilityVersion to the new version at the end
+        #[arg(long)]
+        fcv: bool,
+        /// Print the plan and change nothing
+        #[arg(long)]
+        dry_run: bool,
+        #[command(flatten)]
+        source: SourceOpts,
+        /// Do not ask for confirmation
+        #[arg(short, long)]
+        yes: bool,
+    },
     /// Start nodes (supervisord first, if needed), in tier order; the whole cluster is made
     /// ready (replica sets initiated, shards added)
     Start {

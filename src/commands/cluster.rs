@@ -20,6 +20,24 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             let b = binaries(ui, &bins, yes)?;
             cluster::deploy(ui, &name, &topology, &b, !init.no_init, yes, asked)?;
         }
+        C::Upgrade {
+            name,
+            version,
+            fcv,
+            dry_run,
+            source,
+            yes,
+        } => crate::ops::upgrade::upgrade(
+            ui,
+            &crate::ops::upgrade::Request {
+                name: &name,
+                version: &version,
+                fcv,
+                dry_run,
+                yes,
+                source: crate::ops::packages::Source::new(source.mirror.as_deref()),
+            },
+        )?,
         C::Start {
             name,
             filters,

@@ -96,8 +96,9 @@ fn env_token(value: &str) -> Result<String, String> {
     }
 }
 
-/// POSIX single-quoting, only where the token needs it.
-fn shell_quote(token: &str) -> String {
+/// POSIX single-quoting, only where the token needs it (also what a node's launcher script
+/// quotes its binary with: /bin/sh reads it the same way).
+pub(crate) fn shell_quote(token: &str) -> String {
     let safe = |c: char| c.is_ascii_alphanumeric() || "/._-+=:,@".contains(c);
     if !token.is_empty() && token.chars().all(safe) {
         token.to_string()

@@ -23,6 +23,12 @@ pub(crate) fn log_file(logs: &Path, program: &str) -> PathBuf {
     logs.join(format!("supervisor-{program}.log"))
 }
 
+/// `<node conf dir>/mongod` (or `mongos`): the node's launcher, which supervisord's
+/// `command=` names and which `exec`s the node's binary (see `render::launcher`).
+pub(crate) fn launcher(node_conf_dir: &Path, binary: &str) -> PathBuf {
+    node_conf_dir.join(binary)
+}
+
 /// `<logs>/hooks.log`: the output of the hooks the event listener runs (beside its own log).
 pub(crate) fn hooks_log(logs: &Path) -> PathBuf {
     logs.join("hooks.log")

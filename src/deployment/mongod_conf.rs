@@ -70,12 +70,10 @@ pub(crate) fn base_conf(node: &Node, version: Version, kind: Kind, config_db: &s
         ("processManagement", map(vec![("fork", Value::Bool(false))])),
     ];
     if let Some(data) = &node.data_dir {
-        let mut storage = vec![("dbPath", s(&data.display().to_string()))];
-        // storage.journal.enabled was removed in 6.1 (mongod refuses it there).
-        if !version.at_least(6, 1) {
-            storage.push(("journal", map(vec![("enabled", Value::Bool(true))])));
-        }
-        doc.push(("storage", map(storage)));
+        doc.push((
+            "storage",
+            map(vec![("dbPath", s(&data.display().to_string()))]),
+        ));
     }
     if let Some(rs) = &node.replica_set {
         doc.push(("replication", map(vec![("replSetName", s(rs))])));
@@ -90,9 +88,40 @@ pub(crate) fn base_conf(node: &Node, version: Version, kind: Kind, config_db: &s
         (Role::Mongos, _) => doc.push(("sharding", map(vec![("configDB", s(config_db))]))),
         _ => {}
     }
-    match map(doc) {
+    let mut conf = match map(doc) {
         Value::Mapping(m) => m,
         _ => unreachable!("map() builds a mapping"),
+    };
+    set_version_options(&mut conf, version);
+    conf
+}
+
+/// The options of a node's config document that depend on the binary's version:
+/// `storage.journal.enabled: true` before 6.1; from 6.1 on none (6.1 removed the option and
+/// mongod refuses to start with it). gen builds every document with this, and
+/// `mup cluster upgrade` applies it to a node's document on disk when it moves the node to
+/// another version. Nodes without storage (routers) have none.
+pub(crate) fn set_version_options(conf: &mut Mapping, version: Version) {
+    let Some(Value::Mapping(storage)) = conf.get_mut("storage") else {
+        return;
+    };
+    let journal = s("journal");
+    if version.at_least(6, 1) {
+        if let Some(Value::Mapping(j)) = storage.get_mut(&journal) {
+            j.remove("enabled");
+            if j.is_empty() {
+                storage.remove(&journal);
+            }
+        }
+    } else {
+        match storage.get_mut(&journal) {
+            Some(Value::Mapping(j)) => {
+                j.entry(s("enabled")).or_insert(Value::Bool(true));
+            }
+            _ => {
+                storage.insert(journal, map(vec![("enabled", Value::Bool(true))]));
+            }
+        }
     }
 }
 
@@ -311,5 +340,29 @@ mod tests {
         let mut conf = Mapping::new();
         secure(&mut conf, &none, old, "t", "x").expect("nothing to do");
         assert!(conf.is_empty());
+    }
+
+    fn conf(text: &str) -> Mapping {
+        crate::deployment::yaml::parse(text, "test").expect("yaml")
+    }
+
+    #[test]
+    fn the_journal_option_follows_the_version() {
+        let v = |t: &str| Version::parse(t).expect("version");
+        let mut c = conf("storage:\n  dbPath: /d\n  journal:\n    enabled: true\n");
+        set_version_options(&mut c, v("7.0.14"));
+        assert_eq!(c, conf("storage:\n  dbPath: /d\n"));
+        set_version_options(&mut c, v("6.0.2"));
+        assert_eq!(
+            c,
+            conf("storage:\n  dbPath: /d\n  journal:\n    enabled: true\n")
+        );
+        // Other journal options stay; a router has no storage.
+        let mut c = conf("storage:\n  journal:\n    enabled: true\n    commitIntervalMs: 50\n");
+        set_version_options(&mut c, v("8.0.4"));
+        assert_eq!(c, conf("storage:\n  journal:\n    commitIntervalMs: 50\n"));
+        let mut r = conf("net:\n  port: 1\n");
+        set_version_options(&mut r, v("6.0.2"));
+        assert_eq!(r, conf("net:\n  port: 1\n"));
     }
 }

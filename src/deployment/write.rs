@@ -130,7 +130,7 @@ fn staged_leftovers(cluster: &Cluster) -> Vec<PathBuf> {
 fn files_on_disk(cluster: &Cluster) -> (Vec<PathBuf>, Vec<PathBuf>) {
     let names: BTreeSet<String> = Role::TIERS
         .into_iter()
-        .flat_map(|r| [r.conf_file(), r.ini_file()])
+        .flat_map(|r| [r.conf_file(), r.ini_file(), r.binary().to_string()])
         .chain(Service::ALL.into_iter().map(Service::ini_file))
         .collect();
     let mut generated = Vec::new();

@@ -78,6 +78,10 @@ pub(crate) struct DisplayNode {
     pub uptime_seconds: Option<i64>,
     pub data_dir: Option<String>,
     pub log_file: String,
+    /// The node's MongoDB version as it answers (`buildInfo`), only while the nodes may run
+    /// different versions (an unfinished `mup cluster upgrade`); else absent.
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub version: Option<String>,
 }
 
 /// `mup cluster display`; returns whether every node is RUNNING. Works with the daemon down;
@@ -96,13 +100,16 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
         &up,
         &crate::deployment::security::access(&tree),
     );
+    let versions = crate::ops::upgrade::versions_while_mixed(&tree, &up).unwrap_or_default();
     let nodes: Vec<DisplayNode> = st
         .programs
         .iter()
         .zip(&tree.members)
         .zip(roles)
-        .map(|((p, m), member_state)| DisplayNode {
+        .enumerate()
+        .map(|(i, ((p, m), member_state))| DisplayNode {
             member_state,
+            version: versions.get(i).cloned().flatten(),
             id: m.address(),
             role: p.role.clone(),
             replica_set: p.replica_set.clone(),
@@ -239,7 +246,7 @@ fn display_text(d: &Display) -> String {
         d.running,
         d.total - d.running
     ));
-    out.push_str(&monitoring_text(d));
+    out.push_str(&(versions_text(d) + &monitoring_text(d)));
     let loose: Vec<String> = d
         .nodes
         .iter()
@@ -255,6 +262,28 @@ fn display_text(d: &Display) -> String {
         ));
     }
     out
+}
+
+/// While the nodes may run different versions: which runs which, and how to finish.
+fn versions_text(d: &Display) -> String {
+    let mut by_version: std::collections::BTreeMap<&str, Vec<&str>> = Default::default();
+    for n in d.nodes.iter() {
+        if let Some(v) = &n.version {
+            by_version.entry(v).or_default().push(&n.program);
+        }
+    }
+    if by_version.is_empty() {
+        return String::new();
+    }
+    let parts: Vec<String> = by_version
+        .iter()
+        .map(|(v, programs)| format!("{v} on {}", programs.join(", ")))
+        .collect();
+    format!(
+        "Versions:    {} (an upgrade is unfinished: `mup cluster upgrade {} --version V` again finishes it)\n",
+        parts.join("; "),
+        d.name
+    )
 }
 
 /// The monitoring programs, the metrics URL with a scrape config for it, and the events

@@ -26,4 +26,5 @@ pub(crate) mod starting;
 pub(crate) mod status;
 pub(crate) mod steps;
 pub(crate) mod unsupervised;
+pub(crate) mod upgrade;
 pub(crate) mod users;

@@ -13,7 +13,9 @@ use std::sync::{Mutex, OnceLock};
 use std::time::{Duration, Instant};
 
 mod harness;
+pub(crate) mod mirror;
 mod python;
+pub(crate) mod sampler;
 mod standin;
 pub(crate) use harness::*;
 pub(crate) use python::*;

@@ -59,6 +59,10 @@ impl Node {
     pub(crate) fn ini_file(&self) -> PathBuf {
         self.conf_dir().join(self.role.ini_file())
     }
+    /// The launcher script supervisord runs (`conf/<host>-<port>/mongod` or `mongos`).
+    pub(crate) fn launcher(&self) -> PathBuf {
+        crate::deployment::layout::launcher(self.conf_dir(), self.role.binary())
+    }
     /// The process's working directory: its data dir (mongod) or its conf dir (mongos).
     pub(crate) fn directory(&self) -> &Path {
         self.data_dir.as_deref().unwrap_or(self.conf_dir())
