@@ -15,6 +15,7 @@ mod readme;
 mod resolved_paths;
 mod safety;
 mod scale;
+mod secured_day2;
 mod security;
 mod standin;
 mod standin_security;

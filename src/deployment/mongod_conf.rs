@@ -214,6 +214,43 @@ pub(crate) fn overlay(
     Ok(())
 }
 
+/// Removes from a node's config document every option mup writes itself — [`OWNED`], the
+/// option that follows the version ([`set_version_options`]) and a secured cluster's
+/// ([`secure`]; only when `security` says the cluster is secured: otherwise runtime_config may
+/// set them) — so that what is left is what the topology's runtime_config set (scale-out
+/// rebuilds a kept node's entry that way).
+pub(crate) fn strip_written(
+    conf: &mut Mapping,
+    security: Option<&crate::deployment::security::Settings>,
+) {
+    let auth = security
+        .is_some_and(|s| s.auth)
+        .then_some("security.keyFile");
+    let tls = security.is_some_and(|s| s.tls).then_some("net.tls");
+    let also = ["storage.journal.enabled"]
+        .into_iter()
+        .chain(auth)
+        .chain(tls);
+    for path in OWNED.iter().copied().chain(also) {
+        let parts: Vec<&str> = path.split('.').collect();
+        remove_path(conf, &parts);
+    }
+}
+
+fn remove_path(m: &mut Mapping, path: &[&str]) {
+    let key = s(path[0]);
+    if path.len() == 1 {
+        m.remove(&key);
+        return;
+    }
+    if let Some(Value::Mapping(inner)) = m.get_mut(&key) {
+        remove_path(inner, &path[1..]);
+        if inner.is_empty() {
+            m.remove(&key);
+        }
+    }
+}
+
 /// Adds what a secured cluster sets on every node: `security.keyFile` (auth) and
 /// `net.tls` (tls: requireTLS with the node's certificate and the cluster's CA; clients
 /// without a certificate of their own are accepted, the CA file alone verifies the server).

@@ -5,6 +5,7 @@
 use crate::deployment::gen::{self, Compiled, Inputs};
 use crate::deployment::meta::NodeMeta;
 use crate::deployment::model::Role;
+use crate::deployment::security::Settings;
 use crate::deployment::topology::{NodeSpec, Topology};
 use crate::deployment::yaml::{Mapping, Value};
 use crate::deployment::Node;
@@ -13,50 +14,19 @@ use crate::error::InputError;
 use anyhow::Context;
 use std::path::{Path, PathBuf};
 
-/// Options mup writes into a node's config file itself: removed from the file's document to
-/// get back what runtime_config added (compile puts them back).
-const OWNED: [&[&str]; 10] = [
-    &["net", "port"],
-    &["net", "bindIp"],
-    &["processManagement", "fork"],
-    &["storage", "dbPath"],
-    &["storage", "journal", "enabled"],
-    &["replication", "replSetName"],
-    &["sharding", "clusterRole"],
-    &["sharding", "configDB"],
-    &["systemLog", "destination"],
-    &["systemLog", "path"],
-];
-
-fn remove_path(m: &mut Mapping, path: &[&str]) {
-    let key = Value::String(path[0].to_string());
-    if path.len() == 1 {
-        m.remove(&key);
-        return;
-    }
-    if let Some(Value::Mapping(inner)) = m.get_mut(&key) {
-        remove_path(inner, &path[1..]);
-        if inner.is_empty() {
-            m.remove(&key);
-        }
-    }
-}
-
 /// What a node's config file holds beyond what mup owns: its runtime_config.
-fn runtime_config(node: &NodeMeta) -> anyhow::Result<Option<Mapping>> {
+fn runtime_config(node: &NodeMeta, security: Option<&Settings>) -> anyhow::Result<Option<Mapping>> {
     let path = Path::new(&node.config_file);
     let shown = path.display().to_string();
     let value: Value = crate::deployment::yaml::load(path, &shown)?;
     let Value::Mapping(mut m) = value else {
         return Err(InputError::new(shown, "", "is not a YAML mapping").into());
     };
-    for p in OWNED {
-        remove_path(&mut m, p);
-    }
+    crate::deployment::mongod_conf::strip_written(&mut m, security);
     Ok((!m.is_empty()).then_some(m))
 }
 
-fn node_spec(n: &NodeMeta) -> anyhow::Result<NodeSpec> {
+fn node_spec(n: &NodeMeta, security: Option<&Settings>) -> anyhow::Result<NodeSpec> {
     // Explicit, so that a fragment's global data_dir or log_dir never moves a kept node.
     let log_dir = Path::new(&n.log_file)
         .parent()
@@ -70,7 +40,7 @@ fn node_spec(n: &NodeMeta) -> anyhow::Result<NodeSpec> {
         votes: n.votes,
         data_dir: n.data_dir.clone(),
         log_dir,
-        runtime_config: runtime_config(n)?,
+        runtime_config: runtime_config(n, security)?,
         ..NodeSpec::default()
     })
 }
@@ -80,7 +50,7 @@ fn node_spec(n: &NodeMeta) -> anyhow::Result<NodeSpec> {
 pub(crate) fn current(tree: &Tree) -> anyhow::Result<Topology> {
     let mut t = Topology::default();
     for n in &tree.meta.nodes {
-        let spec = node_spec(n)
+        let spec = node_spec(n, tree.meta.security.as_ref())
             .with_context(|| format!("cannot read node {} of the tree", n.supervisor_name))?;
         match Role::from_meta_type(&n.kind) {
             Some(Role::ConfigServer) => t.config_servers.push(spec),
