@@ -110,3 +110,76 @@ fn a_data_dir_through_a_harmless_link_is_accepted() {
         "the data directory made where the link leads"
     );
 }
+
+#[test]
+fn a_tree_or_log_dir_inside_another_cluster_is_refused() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("mup-home");
+    let clusters = home.join("storage").join("clusters");
+    let a_in = scratch.path().join("a-in");
+    std::fs::create_dir_all(&a_in).expect("mkdir");
+    inputs(&a_in, "a", None);
+    let a_tree = clusters.join("a");
+    let out = gen(&home, &a_in, &a_tree);
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+
+    let b_in = scratch.path().join("b-in");
+    std::fs::create_dir_all(&b_in).expect("mkdir");
+    inputs(&b_in, "b", None);
+    let link = scratch.path().join("looks-mine");
+    symlink(&a_tree, &link).expect("symlink");
+    for (out_dir, why) in [
+        (
+            a_tree.join("sub"),
+            "overlaps the directory of cluster \"a\"",
+        ),
+        (link.join("sub"), "overlaps the directory of cluster \"a\""),
+        (
+            a_tree.join("data").join("x"),
+            "overlaps the directory of cluster \"a\"",
+        ),
+        (home.clone(), "contains MUP_HOME"),
+    ] {
+        let out = gen(&home, &b_in, &out_dir);
+        let err = String::from_utf8_lossy(&out.stderr);
+        assert_eq!(
+            out.status.code(),
+            Some(2),
+            "--out {}: {err}",
+            out_dir.display()
+        );
+        assert!(
+            err.contains("--out") && err.contains(why),
+            "{why:?} in: {err}"
+        );
+    }
+    assert!(!a_tree.join("sub").exists() && !a_tree.join("data/x").exists());
+    assert!(
+        !home.join("meta.yaml").exists(),
+        "nothing written into MUP_HOME"
+    );
+
+    // A log directory in another cluster's tree: two daemons would rotate the same files.
+    let port = free_port();
+    std::fs::write(
+        b_in.join("topology.yaml"),
+        format!(
+            "global:\n  log_dir: {:?}\nmongod_servers:\n  - {{host: localhost, port: {port}}}\n",
+            link.join("logs").display().to_string()
+        ),
+    )
+    .expect("topology");
+    let b_tree = scratch.path().join("b-tree");
+    let out = gen(&home, &b_in, &b_tree);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("mongod_servers[0].log_dir") && err.contains("cluster \"a\""),
+        "{err}"
+    );
+    assert!(!b_tree.exists(), "nothing of b was written");
+}

@@ -3,9 +3,8 @@
 //! followed), and the checks `mup cluster destroy` makes on the resolved path before it
 //! removes one (docs/safety.md, "Deleting").
 
-use crate::deployment::layout::Layout;
 use crate::deployment::meta::Meta;
-use crate::deployment::model::{foreign_data_dir, Cluster, Decisions};
+use crate::deployment::model::Cluster;
 use crate::deployment::ports::Recorded;
 use std::fs::{File, TryLockError};
 use std::os::unix::fs::MetadataExt;
@@ -35,47 +34,6 @@ pub(crate) fn symlink_in(path: &Path) -> Option<PathBuf> {
         .into_iter()
         .find(|a| std::fs::symlink_metadata(a).is_ok_and(|m| m.file_type().is_symlink()))
         .map(Path::to_path_buf)
-}
-
-/// gen's data-directory checks made again on the paths as they resolve now (every symlink
-/// followed, on each side): a data directory written as `/tmp/x/db` where `/tmp/x` links into
-/// another cluster's tree is that tree's, whatever the path as written says. The first node
-/// whose resolved data directory is refused, with its field and why.
-pub(crate) fn check_resolved(cluster: &Cluster, decided: &Decisions) -> Option<(String, String)> {
-    let r = |p: &Path| resolved(p).unwrap_or_else(|| p.to_path_buf());
-    let layout = Layout::new(r(cluster.layout.root()));
-    let home = r(Path::new(&decided.home));
-    let mut real = decided.clone();
-    real.mup_home = r(&decided.mup_home);
-    for o in &mut real.others {
-        o.root = r(&o.root);
-        o.data_dirs = o.data_dirs.iter().map(|d| r(d)).collect();
-    }
-    let mut mine: Vec<(&str, PathBuf)> = Vec::new();
-    for n in &cluster.nodes {
-        let Some(d) = &n.data_dir else { continue };
-        let rd = r(d);
-        let refuse = |why: String| {
-            let field = format!("{}.data_dir", n.source);
-            Some((
-                field,
-                format!("{} resolves to {}: {why}", d.display(), rd.display()),
-            ))
-        };
-        if let Some(why) = foreign_data_dir(&rd, &layout, &home, &real) {
-            return refuse(why);
-        }
-        if let Some((other, _)) = mine
-            .iter()
-            .find(|(_, o)| o.starts_with(&rd) || rd.starts_with(o))
-        {
-            return refuse(format!(
-                "it overlaps the data directory of {other}: every node needs its own"
-            ));
-        }
-        mine.push((n.source.as_str(), rd));
-    }
-    None
 }
 
 /// Records on each node of a compiled cluster whether mup creates (or created) its data

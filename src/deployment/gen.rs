@@ -84,10 +84,13 @@ pub(crate) fn compile_inputs(
         meta: mf,
         meta_dir,
     };
+    if let Some((field, why)) = crate::deployment::places::check_tree(&layout, &decided) {
+        return Err(InputError::new(field, "", why).into());
+    }
     let mut cluster = Cluster::build(&outline, &given, &decided, layout, &src)?;
     // Whether mup creates (created) each data directory, and where it resolves: destroy's proof.
     crate::deployment::data_dirs::record(&mut cluster, existing.as_ref());
-    if let Some((field, why)) = crate::deployment::data_dirs::check_resolved(&cluster, &decided) {
+    if let Some((field, why)) = crate::deployment::places::check(&cluster, &decided) {
         return Err(InputError::new(&src.topology, field, why).into());
     }
     let files = render::render(&cluster)?;

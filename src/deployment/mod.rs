@@ -17,6 +17,7 @@ pub(crate) mod monitoring;
 pub(crate) mod naming;
 pub(crate) mod nodes;
 pub(crate) mod owner;
+pub(crate) mod places;
 pub(crate) mod ports;
 pub(crate) mod programs;
 pub(crate) mod render;
