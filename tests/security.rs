@@ -440,6 +440,27 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
         err.contains("are too open"),
         "the node's log says why: {err}"
     );
-    std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o400)).expect("chmod");
+    // gen makes it private again (and --dry-run says it will).
+    let gen = |extra: &str| {
+        let mut args = vec![
+            "gen",
+            topo.to_str().expect("utf8"),
+            "--meta",
+            meta.to_str().expect("utf8"),
+            "--out",
+            tree.to_str().expect("utf8"),
+        ];
+        if !extra.is_empty() {
+            args.push(extra);
+        }
+        h.run(&args)
+    };
+    let (code, out, _) = gen("--dry-run");
+    assert_eq!(code, 0, "{out}");
+    assert!(out.contains("chmod 0400 security/keyfile"), "{out}");
+    assert_eq!(mode(&key), 0o644, "a dry run changes nothing");
+    let (code, out, err) = gen("");
+    assert_eq!(code, 0, "{out}{err}");
+    assert_eq!(mode(&key), 0o400, "gen made the keyFile private again");
     h.ok(&["cluster", "start", "sec-rs"]);
 }

@@ -389,6 +389,9 @@ pub(crate) fn apply(ui: &Ui, compiled: &Compiled, mode: Mode) -> anyhow::Result<
             for p in crate::deployment::security::files::missing(&compiled.cluster) {
                 outln!(ui, "  create     {}", layout.relative(&p).display())?;
             }
+            for p in crate::deployment::security::files::too_open(&compiled.cluster) {
+                outln!(ui, "  chmod 0400 {}", layout.relative(&p).display())?;
+            }
             Ok(true)
         }
         Mode::Write => {

@@ -81,6 +81,21 @@ pub(crate) fn missing(cluster: &Cluster) -> Vec<PathBuf> {
         .collect()
 }
 
+/// The private files (keys) others may read now: a regular file of the tree (a symlink is
+/// never followed) whose mode lets group or others read it.
+pub(crate) fn too_open(cluster: &Cluster) -> Vec<PathBuf> {
+    use std::os::unix::fs::PermissionsExt;
+    wanted(cluster)
+        .into_iter()
+        .filter(|(p, mode)| {
+            *mode == SECRET
+                && std::fs::symlink_metadata(p)
+                    .is_ok_and(|m| m.is_file() && m.permissions().mode() & 0o077 != 0)
+        })
+        .map(|(p, _)| p)
+        .collect()
+}
+
 /// `gen --check`'s lines for the security files: missing ones, and a private one others may
 /// read (mongod refuses such a keyFile).
 pub(crate) fn drift(cluster: &Cluster) -> Vec<String> {
@@ -123,6 +138,13 @@ pub(crate) fn ensure(cluster: &Cluster) -> anyhow::Result<()> {
                 crate::deployment::write::write_atomic(&pem, text.as_bytes(), SECRET)?;
             }
         }
+    }
+    // A key someone opened up (chmod) is made private again: mongod refuses a keyFile others
+    // may read, and a CA key others may read signs certificates for them.
+    for p in too_open(cluster) {
+        use std::os::unix::fs::PermissionsExt;
+        std::fs::set_permissions(&p, std::fs::Permissions::from_mode(SECRET))
+            .with_context(|| format!("cannot make {} private", p.display()))?;
     }
     Ok(())
 }
