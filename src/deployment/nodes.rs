@@ -89,6 +89,7 @@ pub(crate) fn outline(topo: &Topology, file: &str) -> InputResult<Outline> {
     check_ports(&drafts, file)?;
     let sharded = check_tiers(&drafts, file)?;
     check_replica_sets(&drafts, sharded, file)?;
+    check_set_sizes(&drafts, file)?;
     check_listed_sets(topo, &drafts, file)?;
     let kind = if sharded {
         Kind::Sharded
@@ -213,6 +214,35 @@ fn check_replica_sets(drafts: &[Draft], sharded: bool, file: &str) -> InputResul
                 config_sets.join(", ")
             ),
         ));
+    }
+    Ok(())
+}
+
+/// The server's limits on one replica set: at most 50 members, at most 7 of them voting
+/// (`replSetInitiate` and `replSetReconfig` refuse more).
+pub(crate) const MAX_MEMBERS: usize = 50;
+pub(crate) const MAX_VOTING: usize = 7;
+
+fn check_set_sizes(drafts: &[Draft], file: &str) -> InputResult<()> {
+    let mut sets: BTreeMap<&str, (usize, usize, String)> = BTreeMap::new();
+    for d in drafts {
+        if let Some(rs) = &d.replica_set {
+            let e = sets.entry(rs).or_insert((0, 0, d.source()));
+            e.0 += 1;
+            e.1 += usize::from(d.votes != Some(0));
+        }
+    }
+    for (rs, (members, voting, first)) in sets {
+        let why = if members > MAX_MEMBERS {
+            format!(
+                "replica set {rs:?} has {members} members: MongoDB allows at most {MAX_MEMBERS}"
+            )
+        } else if voting > MAX_VOTING {
+            format!("replica set {rs:?} has {voting} voting members: MongoDB allows at most {MAX_VOTING}; give the others `votes: 0, priority: 0`")
+        } else {
+            continue;
+        };
+        return Err(InputError::new(file, format!("{first}.replica_set"), why));
     }
     Ok(())
 }
@@ -387,6 +417,35 @@ mod tests {
     fn first(dirs: &[&str]) -> Option<(usize, usize)> {
         let paths: Vec<&Path> = dirs.iter().map(Path::new).collect();
         first_overlap(&paths)
+    }
+
+    fn set_of(n: usize, non_voting: usize) -> Topology {
+        let mut text = String::from("mongod_servers:\n");
+        for i in 0..n {
+            let extra = if i < non_voting {
+                ", votes: 0, priority: 0"
+            } else {
+                ""
+            };
+            text.push_str(&format!(
+                "  - {{host: localhost, port: {}, replica_set: rs{extra}}}\n",
+                20000 + i
+            ));
+        }
+        crate::deployment::yaml::parse(&text, "t").expect("topology")
+    }
+
+    #[test]
+    fn the_servers_limits_on_a_replica_set() {
+        assert!(outline(&set_of(7, 0), "t").is_ok());
+        let e = outline(&set_of(8, 0), "t").expect_err("8 voting");
+        assert!(e.to_string().contains("8 voting members"), "{e}");
+        assert!(
+            outline(&set_of(50, 43), "t").is_ok(),
+            "50 members, 7 voting"
+        );
+        let e = outline(&set_of(51, 44), "t").expect_err("51 members");
+        assert!(e.to_string().contains("51 members"), "{e}");
     }
 
     #[test]
