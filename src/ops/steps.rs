@@ -7,13 +7,31 @@
 //!
 //! A step's own waits are bounded by the step (every wait in mup has a limit); the executor
 //! adds no timing of its own.
-#![allow(dead_code)] // the operations built on it come next
 
 use crate::system::interrupt;
 
 /// One step of a plan: what it does, said in one line (`restart shard1-2 on 8.0.4`).
 pub(crate) trait Step {
     fn describe(&self) -> String;
+}
+
+/// A step the cluster's present state refuses (a removal that would leave a set without a
+/// healthy majority): running the plan again does not help until that state changes, so the
+/// commands do not suggest it.
+#[derive(Debug)]
+pub(crate) struct Refused(pub String);
+
+impl std::fmt::Display for Refused {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(&self.0)
+    }
+}
+
+impl std::error::Error for Refused {}
+
+/// True when `err` is (or wraps) a [`Refused`] step.
+pub(crate) fn refused(err: &anyhow::Error) -> bool {
+    err.chain().any(|c| c.is::<Refused>())
 }
 
 /// An ordered list of steps and what they achieve together.

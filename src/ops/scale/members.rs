@@ -234,7 +234,7 @@ pub(crate) fn remove(set: &str, members: &[Node], m: &Node, access: &Access) -> 
         })
         .collect();
     if voters.is_empty() || healthy.len() * 2 <= voters.len() {
-        bail!(
+        return Err(crate::ops::steps::Refused(format!(
             "refused: without {} replica set {set} would have {} voting member(s) of which {} healthy ({}); a majority must stay healthy — start the members that are down first",
             m.address(),
             voters.len(),
@@ -244,7 +244,8 @@ pub(crate) fn remove(set: &str, members: &[Node], m: &Node, access: &Access) -> 
                 .map(|(a, s)| format!("{a} {s}"))
                 .collect::<Vec<_>>()
                 .join(", ")
-        );
+        ))
+        .into());
     }
     reconfig(&primary, config, kept, access)
 }

@@ -176,7 +176,13 @@ fn carry_out(
         }
         Ok(())
     })
-    .map_err(|e| e.context(again))?;
+    .map_err(|e| {
+        if steps::refused(&e) {
+            e
+        } else {
+            e.context(again)
+        }
+    })?;
     Ok(true)
 }
 
