@@ -25,8 +25,7 @@ pub(crate) fn exclusive(ui: &Ui, layout: &Layout) -> anyhow::Result<File> {
         )
         .into());
     }
-    std::fs::create_dir_all(layout.root())
-        .with_context(|| format!("cannot create {}", layout.root().display()))?;
+    private_dirs(layout.root())?;
     hold(
         ui,
         &layout.lock_file(),
@@ -38,7 +37,19 @@ pub(crate) fn exclusive(ui: &Ui, layout: &Layout) -> anyhow::Result<File> {
 pub(crate) fn ports(ui: &Ui) -> anyhow::Result<File> {
     let path = layout::ports_lock_file();
     if let Some(dir) = path.parent() {
-        std::fs::create_dir_all(dir).with_context(|| format!("cannot create {}", dir.display()))?;
+        private_dirs(dir)?;
     }
     hold(ui, &path, "the port allocation of every cluster")
+}
+
+/// Creates `dir` and its missing parents with mode 0700 (a cluster's tree, `MUP_HOME` and its
+/// `storage/` hold paths, pids and credentials' files: their owner's only); directories that
+/// exist keep their mode.
+fn private_dirs(dir: &std::path::Path) -> anyhow::Result<()> {
+    use std::os::unix::fs::DirBuilderExt;
+    std::fs::DirBuilder::new()
+        .recursive(true)
+        .mode(0o700)
+        .create(dir)
+        .with_context(|| format!("cannot create {}", dir.display()))
 }
