@@ -5,11 +5,13 @@ use crate::common::{run_gen, Output};
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
 
+/// Replica sets of three members (the server allows at most 7 voting members in one set).
 fn topo(ports: &[u16]) -> String {
     let mut t = String::from("mongod_servers:\n");
-    for p in ports {
+    for (i, p) in ports.iter().enumerate() {
         t.push_str(&format!(
-            "  - {{host: localhost, port: {p}, replica_set: rs0}}\n"
+            "  - {{host: localhost, port: {p}, replica_set: rs{}}}\n",
+            i / 3
         ));
     }
     t
