@@ -227,7 +227,7 @@ fn one_program_one_group_one_replica_set_leave_the_others_alone() {
     // Unknown targets are bad input, naming what exists.
     c.ctl_run(&["stop", "mongod-1"])
         .code(2)
-        .stderr_has("no such program or group \"mongod-1\"")
+        .stderr_has("no such program, tier or group \"mongod-1\"")
         .stderr_has(&one);
 }
 

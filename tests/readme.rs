@@ -11,10 +11,10 @@ fn the_readme_main_job_command_works() {
     let text = readme();
     let line = text
         .lines()
-        .find(|l| l.starts_with("cargo run --release -- gen "))
+        .find(|l| l.starts_with("cargo run --locked --release -- gen "))
         .expect("the README's first command runs `mup gen`");
     let args: Vec<&str> = line
-        .trim_start_matches("cargo run --release -- ")
+        .trim_start_matches("cargo run --locked --release -- ")
         .split_whitespace()
         .collect();
     let tmp = tempfile::tempdir().expect("tempdir");

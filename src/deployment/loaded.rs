@@ -201,7 +201,7 @@ impl Tree {
                     "TARGET",
                     "",
                     format!(
-                        "no such program or group {t:?} in cluster {}; programs: {}; groups: {}",
+                        "no such program, tier or group {t:?} in cluster {}; programs: {}; tiers and groups: {}",
                         self.name(),
                         self.known(),
                         self.groups().join(", ")

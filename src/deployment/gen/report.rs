@@ -62,7 +62,7 @@ pub(super) fn written(
     for p in &cmp.extra {
         outln!(
             ui,
-            "removed {} (no longer in the tree; a node's data directory is kept)",
+            "removed {} (no longer in the tree; gen never removes a data directory)",
             rel(p)
         )?;
     }
