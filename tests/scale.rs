@@ -123,7 +123,10 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     ]);
     assert_ne!(code, 0, "{err}");
     assert!(err.contains("refused") && err.contains("majority"), "{err}");
-    assert!(!err.contains("run the same"), "a refusal is not an interruption: {err}");
+    assert!(
+        !err.contains("run the same"),
+        "a refusal is not an interruption: {err}"
+    );
     let hosts_now: BTreeSet<String> = set_config(p[0]).into_iter().map(|m| m.0).collect();
     assert_eq!(
         hosts_now,
