@@ -5,7 +5,7 @@ use std::path::PathBuf;
 
 mod cluster;
 
-pub use cluster::{ClusterCmd, PlaygroundCmd};
+pub use cluster::{ClusterCmd, DeployArgs, PlaygroundCmd, ScaleInArgs, ScaleOutArgs, UpgradeArgs};
 
 /// Run local MongoDB clusters (standalone, replica sets, sharded) under a stock supervisord.
 #[derive(Debug, Parser)]

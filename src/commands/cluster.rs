@@ -8,36 +8,10 @@ use crate::{monitor, Outcome};
 pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
     use cli::ClusterCmd as C;
     match cmd {
-        C::Deploy {
-            name,
-            topology,
-            bins,
-            init,
-            security,
-            yes,
-        } => {
-            let asked = super::requested(&security)?;
-            let b = binaries(ui, &bins, yes)?;
-            cluster::deploy(ui, &name, &topology, &b, !init.no_init, yes, asked)?;
-        }
-        C::Upgrade {
-            name,
-            version,
-            fcv,
-            dry_run,
-            source,
-            yes,
-        } => crate::ops::upgrade::upgrade(
-            ui,
-            &crate::ops::upgrade::Request {
-                name: &name,
-                version: &version,
-                fcv,
-                dry_run,
-                yes,
-                source: crate::ops::packages::Source::new(source.mirror.as_deref()),
-            },
-        )?,
+        C::Deploy(a) => deploy(ui, a)?,
+        C::Upgrade(a) => upgrade(ui, a)?,
+        C::ScaleOut(a) => crate::ops::scale::scale_out(ui, &a.name, &a.fragment, a.dry_run)?,
+        C::ScaleIn(a) => crate::ops::scale::scale_in(ui, &a.name, &a.nodes, a.dry_run)?,
         C::Start {
             name,
             filters,
@@ -84,16 +58,6 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
             keep_data,
             yes,
         } => cluster::destroy(ui, &name, keep_data, yes)?,
-        C::ScaleOut {
-            name,
-            fragment,
-            dry_run,
-        } => crate::ops::scale::scale_out(ui, &name, &fragment, dry_run)?,
-        C::ScaleIn {
-            name,
-            nodes,
-            dry_run,
-        } => crate::ops::scale::scale_in(ui, &name, &nodes, dry_run)?,
         C::Migrate { name, bins, yes } => {
             let b = match (&bins.bin_path, &bins.version) {
                 (None, None) => None,
@@ -103,6 +67,28 @@ pub(crate) fn run(ui: &Ui, cmd: cli::ClusterCmd) -> anyhow::Result<Outcome> {
         }
     }
     Ok(Outcome::Success)
+}
+
+/// `mup cluster deploy`.
+fn deploy(ui: &Ui, a: cli::DeployArgs) -> anyhow::Result<()> {
+    let asked = super::requested(&a.security)?;
+    let b = binaries(ui, &a.bins, a.yes)?;
+    cluster::deploy(ui, &a.name, &a.topology, &b, !a.init.no_init, a.yes, asked)
+}
+
+/// `mup cluster upgrade`.
+fn upgrade(ui: &Ui, a: cli::UpgradeArgs) -> anyhow::Result<()> {
+    crate::ops::upgrade::upgrade(
+        ui,
+        &crate::ops::upgrade::Request {
+            name: &a.name,
+            version: &a.version,
+            fcv: a.fcv,
+            dry_run: a.dry_run,
+            yes: a.yes,
+            source: crate::ops::packages::Source::new(a.source.mirror.as_deref()),
+        },
+    )
 }
 
 /// `start`, `stop` and `restart` of a named cluster, or their plan with `--dry-run`.

@@ -27,6 +27,62 @@ pub struct Tree {
     pub monitors: Vec<Monitor>,
 }
 
+/// The nodes meta.yaml records, in tier order.
+fn nodes_of(meta: &Meta, shown: &str) -> anyhow::Result<Vec<Node>> {
+    let mut members = Vec::new();
+    for (i, n) in meta.nodes.iter().enumerate() {
+        let role = Role::from_meta_type(&n.kind).ok_or_else(|| {
+            InputError::new(
+                shown,
+                format!("nodes[{i}].type"),
+                format!("{:?} is not mongod, config or mongos", n.kind),
+            )
+        })?;
+        members.push(Node {
+            role,
+            host: n.host.clone(),
+            port: n.port,
+            replica_set: n.replica_set.clone(),
+            program: program_name(role, n.port),
+            group: match n.supervisor_group.as_str() {
+                "" => program_name(role, n.port),
+                g => g.to_string(),
+            },
+            data_dir: n.data_dir.as_ref().map(PathBuf::from),
+            data_dir_created: n.data_dir_created == Some(true),
+            data_dir_resolved: n.data_dir_resolved.as_ref().map(PathBuf::from),
+            config_file: PathBuf::from(&n.config_file),
+            log_file: PathBuf::from(&n.log_file),
+            priority: n.priority,
+            hidden: n.hidden,
+            votes: n.votes,
+        });
+    }
+    members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
+    Ok(members)
+}
+
+/// The monitoring programs meta.yaml records.
+fn monitors_of(meta: &Meta, layout: &Layout, shown: &str) -> anyhow::Result<Vec<Monitor>> {
+    let mut monitors = Vec::new();
+    for (i, s) in meta.services.iter().enumerate() {
+        let service = Service::from_meta_type(&s.kind).ok_or_else(|| {
+            InputError::new(
+                shown,
+                format!("services[{i}].type"),
+                format!("{:?} is not events or metrics", s.kind),
+            )
+        })?;
+        monitors.push(Monitor {
+            service,
+            port: s.port,
+            conf_dir: layout.monitoring_conf_dir(),
+            log_file: PathBuf::from(&s.log_file),
+        });
+    }
+    Ok(monitors)
+}
+
 impl Tree {
     /// Loads `<dir>/meta.yaml`; refuses trees not made by `mup gen` (e.g. PID-tracked clusters).
     pub fn load(dir: &Path) -> anyhow::Result<Tree> {
@@ -57,52 +113,8 @@ impl Tree {
                 .ok_or_else(|| format!("{p} is not a port: use 1..65535")),
         }
         .map_err(|why| InputError::new(&shown, "supervisor_port", why))?;
-        let mut members = Vec::new();
-        for (i, n) in meta.nodes.iter().enumerate() {
-            let role = Role::from_meta_type(&n.kind).ok_or_else(|| {
-                InputError::new(
-                    &shown,
-                    format!("nodes[{i}].type"),
-                    format!("{:?} is not mongod, config or mongos", n.kind),
-                )
-            })?;
-            members.push(Node {
-                role,
-                host: n.host.clone(),
-                port: n.port,
-                replica_set: n.replica_set.clone(),
-                program: program_name(role, n.port),
-                group: match n.supervisor_group.as_str() {
-                    "" => program_name(role, n.port),
-                    g => g.to_string(),
-                },
-                data_dir: n.data_dir.as_ref().map(PathBuf::from),
-                data_dir_created: n.data_dir_created == Some(true),
-                data_dir_resolved: n.data_dir_resolved.as_ref().map(PathBuf::from),
-                config_file: PathBuf::from(&n.config_file),
-                log_file: PathBuf::from(&n.log_file),
-                priority: n.priority,
-                hidden: n.hidden,
-                votes: n.votes,
-            });
-        }
-        members.sort_by_key(|m| Role::TIERS.iter().position(|r| *r == m.role));
-        let mut monitors = Vec::new();
-        for (i, s) in meta.services.iter().enumerate() {
-            let service = Service::from_meta_type(&s.kind).ok_or_else(|| {
-                InputError::new(
-                    &shown,
-                    format!("services[{i}].type"),
-                    format!("{:?} is not events or metrics", s.kind),
-                )
-            })?;
-            monitors.push(Monitor {
-                service,
-                port: s.port,
-                conf_dir: layout.monitoring_conf_dir(),
-                log_file: PathBuf::from(&s.log_file),
-            });
-        }
+        let members = nodes_of(&meta, &shown)?;
+        let monitors = monitors_of(&meta, &layout, &shown)?;
         Ok(Tree {
             layout,
             meta,
@@ -212,31 +224,7 @@ impl Tree {
             chosen.extend(hits);
         }
         if let Some(rs) = replica_set {
-            let hits: Vec<usize> = self
-                .members
-                .iter()
-                .enumerate()
-                .filter(|(_, m)| m.replica_set.as_deref() == Some(rs))
-                .map(|(i, _)| i)
-                .collect();
-            if hits.is_empty() {
-                let sets: BTreeSet<&str> = self
-                    .members
-                    .iter()
-                    .filter_map(|m| m.replica_set.as_deref())
-                    .collect();
-                return Err(InputError::new(
-                    "--rs",
-                    "",
-                    format!(
-                        "no replica set {rs:?} in cluster {}; replica sets: {}",
-                        self.name(),
-                        sets.into_iter().collect::<Vec<_>>().join(", ")
-                    ),
-                )
-                .into());
-            }
-            chosen.extend(hits);
+            chosen.extend(self.set_members(rs)?);
         }
         monitors.sort_by_key(|m| m.service);
         Ok(Selection {
@@ -246,6 +234,35 @@ impl Tree {
                 .collect(),
             monitors,
         })
+    }
+
+    /// The indices of the members of replica set `rs`, which must exist.
+    fn set_members(&self, rs: &str) -> anyhow::Result<Vec<usize>> {
+        let hits: Vec<usize> = self
+            .members
+            .iter()
+            .enumerate()
+            .filter(|(_, m)| m.replica_set.as_deref() == Some(rs))
+            .map(|(i, _)| i)
+            .collect();
+        if hits.is_empty() {
+            let sets: BTreeSet<&str> = self
+                .members
+                .iter()
+                .filter_map(|m| m.replica_set.as_deref())
+                .collect();
+            return Err(InputError::new(
+                "--rs",
+                "",
+                format!(
+                    "no replica set {rs:?} in cluster {}; replica sets: {}",
+                    self.name(),
+                    sets.into_iter().collect::<Vec<_>>().join(", ")
+                ),
+            )
+            .into());
+        }
+        Ok(hits)
     }
 
     /// The members of `roles` (all when empty) that are also among `nodes` (`host:port`,

@@ -101,39 +101,9 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
         &crate::deployment::security::access(&tree),
     );
     let versions = crate::ops::upgrade::versions_while_mixed(&tree, &up).unwrap_or_default();
-    let nodes: Vec<DisplayNode> = st
-        .programs
-        .iter()
-        .zip(&tree.members)
-        .zip(roles)
-        .enumerate()
-        .map(|(i, ((p, m), member_state))| DisplayNode {
-            member_state,
-            version: versions.get(i).cloned().flatten(),
-            id: m.address(),
-            role: p.role.clone(),
-            replica_set: p.replica_set.clone(),
-            program: p.name.clone(),
-            state: p.state.clone(),
-            pid: p.pid,
-            uptime_seconds: p.uptime_seconds,
-            data_dir: m.data_dir.as_ref().map(|d| d.display().to_string()),
-            log_file: p.log_file.clone(),
-        })
-        .collect();
+    let nodes = node_rows(&tree, &st, roles, &versions);
     let running = nodes.iter().filter(|n| n.state == "RUNNING").count();
-    let monitoring: Vec<DisplayMonitor> = st.programs[tree.members.len()..]
-        .iter()
-        .map(|p| DisplayMonitor {
-            program: p.name.clone(),
-            group: p.group.clone(),
-            role: p.role.clone(),
-            state: p.state.clone(),
-            pid: p.pid,
-            uptime_seconds: p.uptime_seconds,
-            log_file: p.log_file.clone(),
-        })
-        .collect();
+    let monitoring = monitor_rows(&tree, &st);
     let metrics_port = tree.monitor(Service::Metrics).and_then(|s| s.port);
     let metrics_port_held_by = metrics_port.and_then(|port| owner::foreign_exporter(&tree, port));
     let metrics_url = metrics_port
@@ -168,6 +138,50 @@ pub(crate) fn display(ui: &Ui, name: &str, json: bool) -> anyhow::Result<bool> {
         return Err(tree.explain(why));
     }
     Ok(running == d.total)
+}
+
+/// One row per node: what supervisord says of its program and what its set says of it.
+fn node_rows(
+    tree: &Tree,
+    st: &status::Status,
+    roles: Vec<Option<String>>,
+    versions: &[Option<String>],
+) -> Vec<DisplayNode> {
+    st.programs
+        .iter()
+        .zip(&tree.members)
+        .zip(roles)
+        .enumerate()
+        .map(|(i, ((p, m), member_state))| DisplayNode {
+            member_state,
+            version: versions.get(i).cloned().flatten(),
+            id: m.address(),
+            role: p.role.clone(),
+            replica_set: p.replica_set.clone(),
+            program: p.name.clone(),
+            state: p.state.clone(),
+            pid: p.pid,
+            uptime_seconds: p.uptime_seconds,
+            data_dir: m.data_dir.as_ref().map(|d| d.display().to_string()),
+            log_file: p.log_file.clone(),
+        })
+        .collect()
+}
+
+/// One row per monitoring program.
+fn monitor_rows(tree: &Tree, st: &status::Status) -> Vec<DisplayMonitor> {
+    st.programs[tree.members.len()..]
+        .iter()
+        .map(|p| DisplayMonitor {
+            program: p.name.clone(),
+            group: p.group.clone(),
+            role: p.role.clone(),
+            state: p.state.clone(),
+            pid: p.pid,
+            uptime_seconds: p.uptime_seconds,
+            log_file: p.log_file.clone(),
+        })
+        .collect()
 }
 
 /// The lines above the table: the cluster, its daemon, connection strings, security and
@@ -354,68 +368,15 @@ pub(crate) struct ListRow {
 
 /// `mup cluster list`.
 pub(crate) fn list(ui: &Ui, json: bool) -> anyhow::Result<()> {
-    let mut rows = Vec::new();
     let mut dirs: Vec<PathBuf> = std::fs::read_dir(layout::clusters_dir())
         .map(|r| r.flatten().map(|e| e.path()).collect())
         .unwrap_or_default();
     dirs.sort();
-    for dir in dirs {
-        let file = dir.join("meta.yaml");
-        let shown = file.display().to_string();
-        if !file.is_file() {
-            continue;
-        }
-        let legacy = match meta::is_legacy(&file, &shown) {
-            Ok(l) => l,
-            Err(e) => {
-                rows.push(unreadable(ui, &dir, &e.into()));
-                continue;
-            }
-        };
-        let row = if legacy {
-            match legacy::load(&file, &shown) {
-                Ok(m) => ListRow {
-                    name: m.name,
-                    version: m.version,
-                    topology: "legacy".into(),
-                    nodes: m.nodes.len(),
-                    supervisord: "LEGACY".into(),
-                    dir: dir.display().to_string(),
-                },
-                Err(e) => unreadable(ui, &dir, &e.into()),
-            }
-        } else {
-            match Tree::load(&dir) {
-                Ok(t) => {
-                    let state = match owner::daemon(&t) {
-                        owner::Daemon::Serving(_) => "RUNNING",
-                        owner::Daemon::Absent => "DOWN",
-                        owner::Daemon::Astray(_) => "ASTRAY",
-                        owner::Daemon::Foreign(who) => {
-                            warnln!(
-                                ui,
-                                "cluster {}: port {} is held by {who}, which is not its supervisord",
-                                t.name(),
-                                t.port
-                            );
-                            "PORT TAKEN"
-                        }
-                    }
-                    .to_string();
-                    ListRow {
-                        name: t.name().to_string(),
-                        version: t.meta.version.clone(),
-                        topology: t.meta.topology.clone().unwrap_or_default(),
-                        nodes: t.members.len(),
-                        supervisord: state,
-                        dir: dir.display().to_string(),
-                    }
-                }
-                Err(e) => unreadable(ui, &dir, &e),
-            }
-        };
-        rows.push(row);
-    }
+    let rows: Vec<ListRow> = dirs
+        .iter()
+        .filter(|dir| dir.join("meta.yaml").is_file())
+        .map(|dir| list_row(ui, dir))
+        .collect();
     if json {
         outln!(ui, "{}", serde_json::to_string_pretty(&rows)?)?;
         return Ok(());
@@ -442,6 +403,56 @@ pub(crate) fn list(ui: &Ui, json: bool) -> anyhow::Result<()> {
         )
     )?;
     Ok(())
+}
+
+/// The row of the cluster in `dir` (whose meta.yaml exists): a tree, a Go mup cluster, or
+/// one that cannot be read (said on stderr).
+fn list_row(ui: &Ui, dir: &Path) -> ListRow {
+    let file = dir.join("meta.yaml");
+    let shown = file.display().to_string();
+    let legacy = match meta::is_legacy(&file, &shown) {
+        Ok(l) => l,
+        Err(e) => return unreadable(ui, dir, &e.into()),
+    };
+    if legacy {
+        return match legacy::load(&file, &shown) {
+            Ok(m) => ListRow {
+                name: m.name,
+                version: m.version,
+                topology: "legacy".into(),
+                nodes: m.nodes.len(),
+                supervisord: "LEGACY".into(),
+                dir: dir.display().to_string(),
+            },
+            Err(e) => unreadable(ui, dir, &e.into()),
+        };
+    }
+    let t = match Tree::load(dir) {
+        Ok(t) => t,
+        Err(e) => return unreadable(ui, dir, &e),
+    };
+    let state = match owner::daemon(&t) {
+        owner::Daemon::Serving(_) => "RUNNING",
+        owner::Daemon::Absent => "DOWN",
+        owner::Daemon::Astray(_) => "ASTRAY",
+        owner::Daemon::Foreign(who) => {
+            warnln!(
+                ui,
+                "cluster {}: port {} is held by {who}, which is not its supervisord",
+                t.name(),
+                t.port
+            );
+            "PORT TAKEN"
+        }
+    };
+    ListRow {
+        name: t.name().to_string(),
+        version: t.meta.version.clone(),
+        topology: t.meta.topology.clone().unwrap_or_default(),
+        nodes: t.members.len(),
+        supervisord: state.to_string(),
+        dir: dir.display().to_string(),
+    }
 }
 
 /// A `list` row for a directory whose meta.yaml cannot be read; the reason goes to stderr.

@@ -7,72 +7,17 @@ use std::path::PathBuf;
 #[derive(Debug, Subcommand)]
 pub enum ClusterCmd {
     /// Generate the tree, bring supervisord up and start every node in tier order
-    Deploy {
-        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
-        name: String,
-        /// The topology file (global, mongod_servers, config_servers, mongos_servers)
-        topology: PathBuf,
-        #[command(flatten)]
-        bins: BinOpts,
-        #[command(flatten)]
-        init: InitOpts,
-        #[command(flatten)]
-        security: SecurityOpts,
-        /// Do not ask for confirmation
-        #[arg(short, long)]
-        yes: bool,
-    },
+    Deploy(DeployArgs),
     /// Add nodes to a running cluster: new members of a replica set, a new shard, new
     /// routers; no other node restarts
-    ScaleOut {
-        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
-        name: String,
-        /// The new nodes, in the topology schema (port 0 allocates a free port)
-        fragment: PathBuf,
-        /// Print the plan and change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    ScaleOut(ScaleOutArgs),
     /// Remove nodes from a running cluster: members of a replica set, a whole shard
     /// (drained first), routers; no other node restarts, data directories are kept
-    ScaleIn {
-        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
-        name: String,
-        /// The nodes to remove
-        #[arg(
-            short = 'N',
-            long = "node",
-            value_name = "HOST:PORT",
-            value_delimiter = ',',
-            required = true
-        )]
-        nodes: Vec<String>,
-        /// Print the plan and change nothing
-        #[arg(long)]
-        dry_run: bool,
-    },
+    ScaleIn(ScaleInArgs),
     /// Rolling upgrade to another MongoDB version: one node restarted at a time, secondaries
     /// before their primary (after a step-down), the balancer stopped meanwhile; run it again
     /// after an interruption to continue
-    Upgrade {
-        /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
-        name: String,
-        /// 8.0.4, a series such as 8.0 (its newest production release), or latest;
-        /// installed if needed
-        #[arg(long)]
-        version: String,
-        /// Set featureCompatibilityVersion to the new version at the end
-        #[arg(long)]
-        fcv: bool,
-        /// Print the plan and change nothing
-        #[arg(long)]
-        dry_run: bool,
-        #[command(flatten)]
-        source: SourceOpts,
-        /// Do not ask for confirmation
-        #[arg(short, long)]
-        yes: bool,
-    },
+    Upgrade(UpgradeArgs),
     /// Start nodes (supervisord first, if needed), in tier order; the whole cluster is made
     /// ready (replica sets initiated, shards added)
     Start {
@@ -190,4 +135,75 @@ pub enum PlaygroundCmd {
     Connect,
     /// Remove the playground and its data
     Destroy,
+}
+
+/// The arguments of `mup cluster deploy`.
+#[derive(Debug, clap::Args)]
+pub struct DeployArgs {
+    /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+    pub name: String,
+    /// The topology file (global, mongod_servers, config_servers, mongos_servers)
+    pub topology: PathBuf,
+    #[command(flatten)]
+    pub bins: BinOpts,
+    #[command(flatten)]
+    pub init: InitOpts,
+    #[command(flatten)]
+    pub security: SecurityOpts,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
+}
+
+/// The arguments of `mup cluster scale-out`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleOutArgs {
+    /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+    pub name: String,
+    /// The new nodes, in the topology schema (port 0 allocates a free port)
+    pub fragment: PathBuf,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The arguments of `mup cluster scale-in`.
+#[derive(Debug, clap::Args)]
+pub struct ScaleInArgs {
+    /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+    pub name: String,
+    /// The nodes to remove
+    #[arg(
+        short = 'N',
+        long = "node",
+        value_name = "HOST:PORT",
+        value_delimiter = ',',
+        required = true
+    )]
+    pub nodes: Vec<String>,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+}
+
+/// The arguments of `mup cluster upgrade`.
+#[derive(Debug, clap::Args)]
+pub struct UpgradeArgs {
+    /// The cluster's name (a directory under $MUP_HOME/storage/clusters)
+    pub name: String,
+    /// 8.0.4, a series such as 8.0 (its newest production release), or latest;
+    /// installed if needed
+    #[arg(long)]
+    pub version: String,
+    /// Set featureCompatibilityVersion to the new version at the end
+    #[arg(long)]
+    pub fcv: bool,
+    /// Print the plan and change nothing
+    #[arg(long)]
+    pub dry_run: bool,
+    #[command(flatten)]
+    pub source: SourceOpts,
+    /// Do not ask for confirmation
+    #[arg(short, long)]
+    pub yes: bool,
 }
