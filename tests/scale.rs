@@ -155,7 +155,36 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     let f = fragment.to_str().expect("utf8");
     let before = pids(&tree);
     let meta_before = std::fs::read_to_string(tree.join("meta.yaml")).expect("meta");
+    // Fragments it refuses (exit 2): config servers, and a node the cluster has (written
+    // another way) rather than the entry an interrupted scale-out wrote.
+    for (i, text) in [
+        format!(
+            "config_servers:\n  - {{host: localhost, port: {}, replica_set: cfg}}\n",
+            p[3]
+        ),
+        format!(
+            "mongod_servers:\n  - {{host: 127.0.0.1, port: {}, replica_set: rs0}}\n",
+            p[1]
+        ),
+    ]
+    .iter()
+    .enumerate()
+    {
+        let bad = h.scratch().join(format!("bad-{i}.yaml"));
+        std::fs::write(&bad, text).expect("write fragment");
+        let (code, out, err) = h.run(&[
+            "cluster",
+            "scale-out",
+            "scalers",
+            bad.to_str().expect("utf8"),
+        ]);
+        assert_eq!(code, 2, "{text}: {out}{err}");
+    }
+    // A dry run takes no lock: it answers while another command holds the cluster's.
+    let lock = std::fs::File::open(tree.join(".mup.lock")).expect("lock file");
+    lock.lock().expect("hold the cluster lock");
     let plan = h.ok(&["cluster", "scale-out", "scalers", f, "--dry-run"]);
+    lock.unlock().expect("release");
     assert!(
         plan.contains("without a vote") && plan.contains("nothing changed"),
         "{plan}"

@@ -69,10 +69,26 @@ pub(crate) fn scale_out(ui: &Ui, name: &str, fragment: &Path, dry_run: bool) -> 
     if count == 0 {
         return Err(InputError::new(&label, "", "names no node to add").into());
     }
+    if !frag.config_servers.is_empty() {
+        return Err(InputError::new(
+            &label,
+            "config_servers",
+            "config servers cannot be added: every router's configDB names them (deploy a new cluster for another config server set)",
+        )
+        .into());
+    }
     // Ports are decided and recorded under the MUP_HOME-wide lock, as at deploy, until the
-    // tree holds them.
-    let mut ports = Some(crate::deployment::locks::ports(ui)?);
-    let _lock = crate::deployment::locks::exclusive(ui, &layout)?;
+    // tree holds them; a dry run changes nothing and takes no lock.
+    let mut ports = if dry_run {
+        None
+    } else {
+        Some(crate::deployment::locks::ports(ui)?)
+    };
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(crate::deployment::locks::exclusive(ui, &layout)?)
+    };
     // Read again under the lock: what another command changed meanwhile counts.
     let old = crate::ops::cluster::load(name)?;
     let (rest, written) = tree::already_written(&frag, &old.members);
@@ -116,7 +132,12 @@ pub(crate) fn scale_in(ui: &Ui, name: &str, nodes: &[String], dry_run: bool) -> 
     if nodes.is_empty() {
         return Err(InputError::new("-N", "", "name the nodes to remove (host:port)").into());
     }
-    let _lock = crate::deployment::locks::exclusive(ui, &crate::ops::cluster::load(name)?.layout)?;
+    let layout = crate::ops::cluster::load(name)?.layout;
+    let _lock = if dry_run {
+        None
+    } else {
+        Some(crate::deployment::locks::exclusive(ui, &layout)?)
+    };
     // Read under the lock: what another command changed meanwhile counts.
     let old = crate::ops::cluster::load(name)?;
     let gone = old.select_nodes(&[], nodes)?.nodes;

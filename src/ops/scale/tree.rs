@@ -171,8 +171,8 @@ fn unchanged_for_kept(tree: &Tree, compiled: &Compiled) -> anyhow::Result<()> {
     Ok(())
 }
 
-/// The fragment's entries that the tree already holds (same role, port and replica set),
-/// written by a scale-out that was interrupted: taken out of the fragment and returned as
+/// The fragment's entries that the tree already holds exactly (same role, host, port,
+/// replica set and member options), written by a scale-out that was interrupted: taken out of the fragment and returned as
 /// members, so that the same command run again finishes them instead of adding them twice.
 /// Entries with `port: 0` cannot be recognised: name their allocated ports to go on.
 pub(crate) fn already_written(fragment: &Topology, members: &[Node]) -> (Topology, Vec<Node>) {
@@ -180,10 +180,14 @@ pub(crate) fn already_written(fragment: &Topology, members: &[Node]) -> (Topolog
     let mut found = Vec::new();
     let mut take = |specs: &mut Vec<NodeSpec>, role: Role| {
         specs.retain(|s| {
+            // Anything less than the same entry is not recognised: its port is then one the
+            // cluster already uses, which the merged topology refuses.
             let hit = members.iter().find(|m| {
                 m.role == role
+                    && s.host.as_deref() == Some(m.host.as_str())
                     && s.port.is_some_and(|p| p > 0 && p == i64::from(m.port))
                     && s.replica_set == m.replica_set
+                    && (s.priority, s.hidden, s.votes) == (m.priority, m.hidden, m.votes)
             });
             if let Some(m) = hit {
                 found.push(m.clone());
