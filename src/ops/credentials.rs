@@ -38,7 +38,10 @@ pub(crate) fn run(tree: &Tree, shell: &Path, uri: &str) -> anyhow::Result<()> {
     )
     .context("cannot write the shell's login script")?;
     script.as_file().sync_all()?;
+    // The script holds the password: mup outlives Ctrl-C, a closed terminal and SIGTERM (the
+    // shell gets them) to remove it once the shell has exited.
     crate::system::interrupt::catch();
+    crate::system::interrupt::outlive_hangup();
     let status = std::process::Command::new(shell)
         .arg(uri)
         .arg("--shell")

@@ -22,6 +22,20 @@ pub(crate) fn catch() {
     });
 }
 
+/// From now on SIGHUP (a closed terminal) and SIGTERM do not end mup either: for the time a
+/// child it waits for (the shell of `cluster connect`) holds a file mup must remove after it,
+/// the child gets those signals itself and mup cleans up once it has exited. Idempotent.
+pub(crate) fn outlive_hangup() {
+    static INSTALLED: OnceLock<()> = OnceLock::new();
+    INSTALLED.get_or_init(|| {
+        let seen = Arc::new(AtomicBool::new(false));
+        for sig in [signal_hook::consts::SIGHUP, signal_hook::consts::SIGTERM] {
+            // A registration that fails leaves the default: mup ends, as it did before.
+            let _ = signal_hook::flag::register(sig, Arc::clone(&seen));
+        }
+    });
+}
+
 /// True once Ctrl-C was pressed (after [`catch`]).
 pub(crate) fn requested() -> bool {
     flag().load(Ordering::SeqCst)
