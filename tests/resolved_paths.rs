@@ -88,6 +88,26 @@ fn a_data_dir_linked_into_another_cluster_is_refused() {
 }
 
 #[test]
+fn a_data_dir_through_a_dangling_link_is_bad_input() {
+    let scratch = tempfile::tempdir().expect("tempdir");
+    let home = scratch.path().join("mup-home");
+    let b_in = scratch.path().join("b-in");
+    std::fs::create_dir_all(&b_in).expect("mkdir");
+    let dangling = b_in.join("gone");
+    symlink(scratch.path().join("nowhere"), &dangling).expect("symlink");
+    inputs(&b_in, "b", Some(&dangling.join("db")));
+    let tree = home.join("storage").join("clusters").join("b");
+    let out = gen(&home, &b_in, &tree);
+    let err = String::from_utf8_lossy(&out.stderr);
+    assert_eq!(out.status.code(), Some(2), "{err}");
+    assert!(
+        err.contains("mongod_servers[0].data_dir") && err.contains("cannot be resolved"),
+        "{err}"
+    );
+    assert!(!tree.exists(), "nothing written");
+}
+
+#[test]
 fn a_data_dir_through_a_harmless_link_is_accepted() {
     let scratch = tempfile::tempdir().expect("tempdir");
     let home = scratch.path().join("mup-home");

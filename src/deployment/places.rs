@@ -13,6 +13,15 @@ use std::path::{Path, PathBuf};
 /// A refusal: the field (`--out`, `mongod_servers[1].data_dir`, ...) and why.
 pub(crate) type Refusal = (String, String);
 
+/// Why a path whose existing part cannot be resolved is refused: mup could neither prove
+/// where it leads nor create it.
+fn unresolvable(p: &Path) -> String {
+    format!(
+        "{} cannot be resolved: a component is a dangling symbolic link, a loop of links or unreadable",
+        p.display()
+    )
+}
+
 fn real(p: &Path) -> PathBuf {
     resolved(p).unwrap_or_else(|| p.to_path_buf())
 }
@@ -30,6 +39,9 @@ fn resolved_decisions(decided: &Decisions) -> Decisions {
 
 /// The tree itself (`--out`), before anything about its nodes: see [`check_root`].
 pub(crate) fn check_tree(layout: &Layout, decided: &Decisions) -> Option<Refusal> {
+    if resolved(layout.root()).is_none() {
+        return Some(("--out".into(), unresolvable(layout.root())));
+    }
     let d = resolved_decisions(decided);
     let home = real(Path::new(&decided.home));
     check_root(layout.root(), &real(layout.root()), &home, &d)
@@ -94,6 +106,9 @@ fn check_data_dirs(
     let mut mine: Vec<(&str, PathBuf)> = Vec::new();
     for n in &cluster.nodes {
         let Some(dd) = &n.data_dir else { continue };
+        if resolved(dd).is_none() {
+            return Some((format!("{}.data_dir", n.source), unresolvable(dd)));
+        }
         let rd = real(dd);
         let refuse = |why: String| {
             let field = format!("{}.data_dir", n.source);
@@ -131,6 +146,9 @@ fn check_log_dirs(cluster: &Cluster, d: &Decisions) -> Option<Refusal> {
         .map(|m| ("global.log_dir".to_string(), &m.log_file));
     for (field, file) in nodes.chain(monitors) {
         let Some(dir) = file.parent() else { continue };
+        if resolved(dir).is_none() {
+            return Some((field, unresolvable(dir)));
+        }
         let rd = real(dir);
         if let Some(why) = others_overlap(&rd, d) {
             return Some((
