@@ -121,11 +121,16 @@ pub(crate) fn stop_unsupervised(ui: &Ui, tree: &Tree, members: &[Node]) -> anyho
 /// The error for this tree's daemon not running, naming the node processes that run
 /// without it.
 pub(crate) fn not_running(tree: &Tree) -> anyhow::Error {
-    let err = tree.explain(crate::supervisor::Error::NotRunning);
     let loose = crate::deployment::owner::running_nodes(&tree.members);
     if loose.is_empty() {
-        return err;
+        return tree.explain(crate::supervisor::Error::NotRunning);
     }
+    // Not "start it with up": up refuses while its nodes run without it (--adopt is the way).
+    let err = anyhow::anyhow!(
+        "supervisord for cluster {} is not running on 127.0.0.1:{}",
+        tree.name(),
+        tree.port
+    );
     let list: Vec<String> = loose
         .iter()
         .map(|(m, pid)| format!("{} (pid {pid})", m.program))
