@@ -62,7 +62,7 @@ pub(crate) mod code {
 
 /// How mup connects to a cluster's servers: the one place its credentials and CA reach the
 /// driver (built from the tree by `security::access`). The default: plain, no credentials.
-#[derive(Debug, Clone, Default, PartialEq, Eq)]
+#[derive(Debug, Clone, Default, PartialEq, Eq, Hash)]
 pub(crate) struct Access {
     /// TLS, verifying the servers' certificates with this CA.
     pub tls_ca: Option<PathBuf>,
@@ -118,14 +118,53 @@ pub(crate) fn run(client: &Client, cmd: Document) -> Result<Document, Error> {
         .map_err(translate)
 }
 
-/// One command on a fresh direct connection.
+/// One command on the direct connection to `host:port` this process keeps for `access`. A
+/// kept client whose server went away (a restarted node) is dropped and the command sent
+/// once more on a new one.
 pub(crate) fn command(
     host: &str,
     port: u16,
     access: &Access,
     cmd: Document,
 ) -> Result<Document, Error> {
-    run(&connect(host, port, access)?, cmd)
+    match run(&kept(host, port, access)?, cmd.clone()) {
+        Err(Error::Unreachable(_)) => {
+            forget(host, port, access);
+            run(&kept(host, port, access)?, cmd)
+        }
+        answer => answer,
+    }
+}
+
+/// The clients of this process, one per server and [`Access`]: a command reuses its pooled
+/// connection instead of a new client's TCP, TLS and SCRAM handshakes (a deploy sends
+/// hundreds of commands). The driver reconnects a pooled connection whose server restarted.
+/// Bounded: a command runs for a cluster's own nodes only, and the process is short-lived.
+type Key = (String, u16, Access);
+
+fn clients() -> &'static std::sync::Mutex<std::collections::HashMap<Key, Client>> {
+    static CLIENTS: std::sync::OnceLock<std::sync::Mutex<std::collections::HashMap<Key, Client>>> =
+        std::sync::OnceLock::new();
+    CLIENTS.get_or_init(Default::default)
+}
+
+fn forget(host: &str, port: u16, access: &Access) {
+    let key = (host.to_string(), port, access.clone());
+    clients().lock().expect("client cache lock").remove(&key);
+}
+
+fn kept(host: &str, port: u16, access: &Access) -> Result<Client, Error> {
+    let clients = clients();
+    let key = (host.to_string(), port, access.clone());
+    if let Some(c) = clients.lock().expect("client cache lock").get(&key) {
+        return Ok(c.clone());
+    }
+    let client = connect(host, port, access)?;
+    clients
+        .lock()
+        .expect("client cache lock")
+        .insert(key, client.clone());
+    Ok(client)
 }
 
 fn translate(e: mongodb::error::Error) -> Error {
