@@ -162,17 +162,17 @@ fn a_crash_and_a_clean_stop_are_recorded_and_shown() {
 
     let other = format!("mongod-{}", c.ports[1]);
     c.ok(&["stop", &other]);
+    // The listener records what supervisord hands it, after the transition: wait for it.
+    let in_order = |log: &[serde_json::Value]| {
+        let at = |to: &str| {
+            log.iter()
+                .position(|e| e["program"] == other.as_str() && e["to"] == to)
+        };
+        matches!((at("STOPPING"), at("STOPPED")), (Some(a), Some(b)) if a < b)
+    };
+    let recorded = wait_until(Duration::from_secs(10), || in_order(&events_log(&c.tree)));
     let after = events_log(&c.tree);
-    let stopping = after
-        .iter()
-        .position(|e| e["program"] == other.as_str() && e["to"] == "STOPPING");
-    let stopped = after
-        .iter()
-        .position(|e| e["program"] == other.as_str() && e["to"] == "STOPPED");
-    assert!(
-        matches!((stopping, stopped), (Some(a), Some(b)) if a < b),
-        "STOPPING then STOPPED for {other}: {after:#?}"
-    );
+    assert!(recorded, "STOPPING then STOPPED for {other}: {after:#?}");
     // A whole stop: every node's STOPPED is recorded, then the exporter's (monitoring stops
     // last, the listener after everything it records); a whole start begins with monitoring.
     c.ok(&["stop"]);
