@@ -1,3 +1,6 @@
+//! The `mup` binary: parses the command line and hands it to the library (`mup::run`), then maps
+//! the result to an exit code and an `error:` line.
+
 use clap::Parser;
 use std::process::ExitCode;
 
