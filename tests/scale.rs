@@ -7,18 +7,12 @@ use crate::common::*;
 use mongodb::bson::{doc, Bson, Document};
 use std::collections::{BTreeMap, BTreeSet};
 use std::io::BufRead;
-use std::path::Path;
 use std::time::Duration;
 
-/// Every running program's pid, from supervisord itself.
-fn pids(tree: &Path) -> BTreeMap<String, u32> {
-    client_for(tree)
-        .get_all_process_info()
-        .expect("getAllProcessInfo")
-        .into_iter()
-        .filter(|p| p.statename == "RUNNING" && !is_monitoring(&p.name))
-        .map(|p| (p.name, p.pid))
-        .collect()
+/// Every running node's pid, from supervisord itself (the one [`TestCluster::pids`], the
+/// nodes not running, pid 0, left out).
+fn running(c: &TestCluster) -> BTreeMap<String, u32> {
+    c.pids().into_iter().filter(|(_, pid)| *pid != 0).collect()
 }
 
 fn same_pids(before: &BTreeMap<String, u32>, after: &BTreeMap<String, u32>, except: &[String]) {
@@ -53,8 +47,8 @@ fn set_config(port: u16) -> Vec<(String, i32, f64)> {
 }
 
 /// Runs `mup ARGS` and kills it (SIGKILL) once a line of its output contains `needle`.
-fn kill_when(h: &Home, args: &[&str], needle: &str) {
-    let mut child = mup_process(h.path())
+fn kill_when(c: &TestCluster, args: &[&str], needle: &str) {
+    let mut child = mup_process(c.home())
         .args(args)
         .stdout(std::process::Stdio::piped())
         .spawn()
@@ -100,21 +94,25 @@ const REPLICA_SET: &str = "mongod_servers:
 
 #[test]
 fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_the_others() {
-    let mut h = Home::new(&["scalers"]);
-    let topo = h.topology("rs.yaml", REPLICA_SET, 4);
-    h.deploy("scalers", &topo);
-    let tree = h.cluster_dir("scalers");
+    let h = TestCluster::named("scalers")
+        .topology(REPLICA_SET)
+        .ports(4)
+        .deploy();
+    let tree = h.tree.clone();
     let p = h.ports.clone();
 
     // Refused: with p1 down, removing p2 leaves 2 voters of which 1 healthy.
-    h.ok(&[
+    h.run(&[
         "cluster",
         "stop",
         "scalers",
         "-N",
         &format!("localhost:{}", p[1]),
-    ]);
-    let (code, _, err) = h.run(&[
+    ])
+    .ok();
+    let Output {
+        code, stderr: err, ..
+    } = h.run(&[
         "cluster",
         "scale-in",
         "scalers",
@@ -133,13 +131,14 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
         hosts(&p[..3]),
         "the refused scale-in changed nothing"
     );
-    h.ok(&[
+    h.run(&[
         "cluster",
         "start",
         "scalers",
         "-N",
         &format!("localhost:{}", p[1]),
-    ]);
+    ])
+    .ok();
     wait_started(&tree);
 
     // --dry-run prints the plan and changes nothing.
@@ -153,7 +152,7 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     )
     .expect("write fragment");
     let f = fragment.to_str().expect("utf8");
-    let before = pids(&tree);
+    let before = running(&h);
     let meta_before = std::fs::read_to_string(tree.join("meta.yaml")).expect("meta");
     // Fragments it refuses (exit 2): config servers, and a node the cluster has (written
     // another way) rather than the entry an interrupted scale-out wrote.
@@ -172,24 +171,27 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     {
         let bad = h.scratch().join(format!("bad-{i}.yaml"));
         std::fs::write(&bad, text).expect("write fragment");
-        let (code, out, err) = h.run(&[
+        h.run(&[
             "cluster",
             "scale-out",
             "scalers",
             bad.to_str().expect("utf8"),
-        ]);
-        assert_eq!(code, 2, "{text}: {out}{err}");
+        ])
+        .code(2);
     }
     // A dry run takes no lock: it answers while another command holds the cluster's.
     let lock = std::fs::File::open(tree.join(".mup.lock")).expect("lock file");
     lock.lock().expect("hold the cluster lock");
-    let plan = h.ok(&["cluster", "scale-out", "scalers", f, "--dry-run"]);
+    let plan = h
+        .run(&["cluster", "scale-out", "scalers", f, "--dry-run"])
+        .ok()
+        .stdout;
     lock.unlock().expect("release");
     assert!(
         plan.contains("without a vote") && plan.contains("nothing changed"),
         "{plan}"
     );
-    assert_eq!(pids(&tree), before);
+    assert_eq!(running(&h), before);
     assert_eq!(
         std::fs::read_to_string(tree.join("meta.yaml")).expect("meta"),
         meta_before
@@ -199,9 +201,9 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     // scale-out, killed (SIGKILL) while it starts the new node, then run again: the new
     // member votes, every other node keeps its process.
     kill_when(&h, &["cluster", "scale-out", "scalers", f], "[3/");
-    h.ok(&["cluster", "scale-out", "scalers", f]);
+    h.run(&["cluster", "scale-out", "scalers", f]).ok();
     wait_started(&tree);
-    let after = pids(&tree);
+    let after = running(&h);
     same_pids(&before, &after, &[]);
     assert!(after.contains_key(&format!("mongod-{}", p[3])), "{after:?}");
     let config = set_config(p[0]);
@@ -215,21 +217,25 @@ fn a_replica_set_grows_by_one_member_and_loses_its_primary_without_restarting_th
     let primary = primary_port(&p);
     let gone = format!("mongod-{primary}");
     let node = format!("localhost:{primary}");
-    let plan = h.ok(&["cluster", "scale-in", "scalers", "-N", &node, "--dry-run"]);
+    let plan = h
+        .run(&["cluster", "scale-in", "scalers", "-N", &node, "--dry-run"])
+        .ok()
+        .stdout;
     assert!(
         plan.contains("stepped down first") && plan.contains("nothing changed"),
         "{plan}"
     );
-    assert_eq!(pids(&tree), after);
+    assert_eq!(running(&h), after);
     assert_eq!(set_config(primary).len(), 4);
-    h.ok(&[
+    h.run(&[
         "cluster",
         "scale-in",
         "scalers",
         "-N",
         &format!("localhost:{primary}"),
-    ]);
-    let last = pids(&tree);
+    ])
+    .ok();
+    let last = running(&h);
     same_pids(&after, &last, std::slice::from_ref(&gone));
     assert!(!last.contains_key(&gone));
     let left: Vec<u16> = p.iter().copied().filter(|x| *x != primary).collect();
@@ -273,10 +279,11 @@ fn shard_ids(router: u16) -> Vec<(String, bool)> {
 
 #[test]
 fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
-    let mut h = Home::new(&["scaleshards"]);
-    let topo = h.topology("sharded.yaml", SHARDED, 5);
-    h.deploy("scaleshards", &topo);
-    let tree = h.cluster_dir("scaleshards");
+    let h = TestCluster::named("scaleshards")
+        .topology(SHARDED)
+        .ports(5)
+        .deploy();
+    let tree = h.tree.clone();
     let p = h.ports.clone();
     let router = p[2];
 
@@ -289,16 +296,19 @@ fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
         ),
     )
     .expect("write fragment");
-    let before = pids(&tree);
-    let out = h.ok(&[
-        "cluster",
-        "scale-out",
-        "scaleshards",
-        fragment.to_str().expect("utf8"),
-    ]);
+    let before = running(&h);
+    let out = h
+        .run(&[
+            "cluster",
+            "scale-out",
+            "scaleshards",
+            fragment.to_str().expect("utf8"),
+        ])
+        .ok()
+        .stdout;
     assert!(out.contains("addShard shard2"), "{out}");
     wait_started(&tree);
-    let after = pids(&tree);
+    let after = running(&h);
     same_pids(&before, &after, &[]);
     assert!(after.contains_key(&format!("mongos-{}", p[4])), "{after:?}");
     assert_eq!(
@@ -320,10 +330,13 @@ fn a_new_shard_is_added_and_an_interrupted_drain_finishes_when_run_again() {
     );
 
     // The same command finishes it.
-    let done = h.ok(&["cluster", "scale-in", "scaleshards", "-N", &node]);
+    let done = h
+        .run(&["cluster", "scale-in", "scaleshards", "-N", &node])
+        .ok()
+        .stdout;
     assert!(done.contains("drained and removed"), "{done}");
     assert_eq!(shard_ids(router), [("shard1".to_string(), false)]);
-    let last = pids(&tree);
+    let last = running(&h);
     let gone = [format!("mongod-{}", p[3]), format!("mongos-{}", p[4])];
     same_pids(&after, &last, &gone);
     assert!(gone.iter().all(|g| !last.contains_key(g)), "{last:?}");

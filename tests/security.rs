@@ -20,25 +20,14 @@ mongos_servers:
   - {host: localhost, port: {p6}}
 ";
 
-/// `mup cluster deploy NAME TOPOLOGY --bin-path BIN --yes EXTRA...`, ports allocated under
-/// the tests' lock; waits out startsecs when it succeeds. (code, stdout, stderr)
-fn deploy(h: &Home, name: &str, topo: &Path, bin: &Path, extra: &[&str]) -> (i32, String, String) {
-    let _ports = allocation_lock();
-    let mut args = vec![
-        "cluster",
-        "deploy",
-        name,
-        topo.to_str().expect("utf8"),
-        "--bin-path",
-        bin.to_str().expect("utf8"),
-        "--yes",
-    ];
-    args.extend_from_slice(extra);
-    let out = h.run(&args);
-    if out.0 == 0 {
-        wait_started(&h.cluster_dir(name));
-    }
-    out
+/// The cluster `builder` makes, deployed: what the deploy did, asserted successful, and
+/// supervisord's startsecs waited out.
+#[track_caller]
+fn deploy(builder: Builder) -> (TestCluster, Output) {
+    let (c, out) = builder.try_deploy();
+    let out = out.ok();
+    wait_started(&c.tree);
+    (c, out)
 }
 
 fn mode(path: &Path) -> u32 {
@@ -100,18 +89,23 @@ print(json.dumps(out))
 
 /// Checks the issue's goals on the running cluster `name` (routers on `routers`, every node
 /// on `nodes`) with pymongo.
-fn check_goals(h: &Home, name: &str, routers: &[u16], nodes: &[u16]) {
-    let tree = h.cluster_dir(name);
-    let uri = h.ok(&["cluster", "uri", name]).trim().to_string();
+fn check_goals(c: &TestCluster, routers: &[u16], nodes: &[u16]) {
+    let tree = &c.tree;
+    let uri = c
+        .run(&["cluster", "uri", &c.name])
+        .ok()
+        .stdout
+        .trim()
+        .to_string();
     assert!(
         uri.starts_with("mongodb://mup@") && uri.contains("tls=true&tlsCAFile="),
         "{uri}"
     );
     assert!(
-        !uri.contains(&password(&tree)),
+        !uri.contains(&password(tree)),
         "no password without --show-password: {uri}"
     );
-    let (_, d) = h.display(name);
+    let d = c.display().json();
     assert_eq!(d["security"], "access control (user mup), TLS", "{d}");
     let primaries: Vec<u64> = d["nodes"]
         .as_array()
@@ -188,18 +182,20 @@ fn processes_holding(secret: &str) -> Vec<(u32, &'static str)> {
 
 #[test]
 fn a_sharded_cluster_with_auth_and_tls_refuses_the_unauthenticated_and_keeps_its_secrets() {
-    let mut h = Home::new(&["sec-shards"]);
-    let topo = h.topology("topology.yaml", SHARDED, 7);
-    let ports = h.ports.clone();
-    let (code, out, err) = deploy(
-        &h,
-        "sec-shards",
-        &topo,
-        &stand_in_bin(),
-        &["--auth", "--tls"],
+    let (
+        h,
+        Output {
+            stdout: out,
+            stderr: err,
+            ..
+        },
+    ) = deploy(
+        TestCluster::named("sec-shards")
+            .topology(SHARDED)
+            .flags(&["--auth", "--tls"]),
     );
-    assert_eq!(code, 0, "{out}\n{err}");
-    let tree = h.cluster_dir("sec-shards");
+    let ports = h.ports.clone();
+    let tree = h.tree.clone();
     let secret = password(&tree);
     assert_eq!(secret.len(), 32, "a random password");
     assert!(out.contains("connect: mongodb://mup@localhost:"), "{out}");
@@ -230,11 +226,11 @@ fn a_sharded_cluster_with_auth_and_tls_refuses_the_unauthenticated_and_keeps_its
         "{conf}"
     );
 
-    check_goals(&h, "sec-shards", &ports[5..], &ports);
+    check_goals(&h, &ports[5..], &ports);
 
     // No process (of the tree, or any other) has the password on its command line or in
     // its environment; the tree's processes are among those looked at.
-    let tree_pids: Vec<u64> = h.pids("sec-shards").into_values().collect();
+    let tree_pids: Vec<u32> = h.pids().into_values().collect();
     assert_eq!(tree_pids.len(), 7);
     assert!(tree_pids
         .iter()
@@ -245,7 +241,12 @@ fn a_sharded_cluster_with_auth_and_tls_refuses_the_unauthenticated_and_keeps_its
     let meta = tree.join("meta.yaml");
     let original = std::fs::read_to_string(&meta).expect("meta");
     std::fs::write(&meta, original.replace(&secret, "WrongPassword123")).expect("write meta");
-    let (code, out, err) = h.run(&["cluster", "start", "sec-shards"]);
+    let Output {
+        code,
+        stdout: out,
+        stderr: err,
+        ..
+    } = h.run(&["cluster", "start", "sec-shards"]);
     assert_ne!(code, 0, "{out}");
     assert!(
         err.contains("refused user \"mup\"") && err.contains("security.password"),
@@ -254,10 +255,10 @@ fn a_sharded_cluster_with_auth_and_tls_refuses_the_unauthenticated_and_keeps_its
     std::fs::write(&meta, &original).expect("restore meta");
 
     // Stopped and started again: still secured, the same user.
-    h.ok(&["cluster", "stop", "sec-shards"]);
-    h.ok(&["cluster", "start", "sec-shards"]);
+    h.run(&["cluster", "stop", "sec-shards"]).ok();
+    h.run(&["cluster", "start", "sec-shards"]).ok();
     wait_started(&tree);
-    check_goals(&h, "sec-shards", &ports[5..], &ports);
+    check_goals(&h, &ports[5..], &ports);
     assert_eq!(password(&tree), secret);
 }
 
@@ -269,13 +270,15 @@ fn real_binaries_with_auth_and_tls() {
     let bin = std::env::var_os("MUP_TEST_MONGODB_BIN")
         .map(PathBuf::from)
         .expect("MUP_TEST_MONGODB_BIN names a directory holding real mongod and mongos");
-    let mut h = Home::new(&["real-secured"]);
-    let topo = h.topology("topology.yaml", SHARDED, 7);
+    let (h, _) = deploy(
+        TestCluster::named("real-secured")
+            .topology(SHARDED)
+            .bin(&bin)
+            .flags(&["--auth", "--tls"]),
+    );
     let ports = h.ports.clone();
-    let (code, out, err) = deploy(&h, "real-secured", &topo, &bin, &["--auth", "--tls"]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    check_goals(&h, "real-secured", &ports[5..], &ports);
-    h.ok(&["cluster", "destroy", "real-secured", "--yes"]);
+    check_goals(&h, &ports[5..], &ports);
+    h.run(&["cluster", "destroy", "real-secured", "--yes"]).ok();
 }
 
 const REPLICA_SET: &str = "mongod_servers:
@@ -323,48 +326,58 @@ print(json.dumps({"anonymous": run(), "user": run(username=user, password=passwo
 
 #[test]
 fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() {
-    let mut h = Home::new(&["sec-plain", "sec-rs"]);
-    let bin = bin_with_mongosh(h.scratch());
+    let tools = tempfile::tempdir().expect("tempdir");
+    let bin = bin_with_mongosh(tools.path());
 
     // A cluster deployed without --auth is not secured afterwards by a deploy with it.
-    let plain = h.topology(
-        "plain.yaml",
-        "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n",
-        1,
+    let (plain, _) = deploy(
+        TestCluster::named("sec-plain")
+            .topology("mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: rs0}\n")
+            .bin(&bin),
     );
-    let (code, out, err) = deploy(&h, "sec-plain", &plain, &bin, &[]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert!(!h.cluster_dir("sec-plain").join("security").exists());
-    let (code, _, err) = deploy(&h, "sec-plain", &plain, &bin, &["--auth"]);
-    assert_eq!(code, 2, "{err}");
+    assert!(!plain.tree.join("security").exists());
+    let topology = plain.topology_file();
+    let err = {
+        let _ports = allocation_lock();
+        plain.run(&[
+            "cluster",
+            "deploy",
+            "sec-plain",
+            topology.to_str().expect("utf8"),
+            "--bin-path",
+            bin.to_str().expect("utf8"),
+            "--yes",
+            "--auth",
+        ])
+    }
+    .code(2)
+    .stderr;
     assert!(
         err.contains("already deployed without --auth")
             && err.contains("mup cluster destroy sec-plain"),
         "{err}"
     );
-    let (_, out, _) = h.run(&["cluster", "credentials", "sec-plain"]);
+    let out = plain.run(&["cluster", "credentials", "sec-plain"]).stdout;
     assert!(out.contains("not secured"), "{out}");
 
     // --auth with a user name and a password file.
-    let pwfile = h.scratch().join("password");
+    let pwfile = tools.path().join("password");
     std::fs::write(&pwfile, "Sesame-Open-42\n").expect("write password");
-    let topo = h.topology("rs.yaml", REPLICA_SET, 2);
     let pw = pwfile.to_str().expect("utf8");
-    let (code, out, err) = deploy(
-        &h,
-        "sec-rs",
-        &topo,
-        &bin,
-        &["--auth", "--username", "alice", "--password-file", pw],
+    let (h, Output { stdout: out, .. }) = deploy(
+        TestCluster::named("sec-rs")
+            .topology(REPLICA_SET)
+            .bin(&bin)
+            .flags(&["--auth", "--username", "alice", "--password-file", pw]),
     );
-    assert_eq!(code, 0, "{out}\n{err}");
+    let topo = h.topology_file();
     assert!(
         out.contains("mongodb://alice@localhost:") && !out.contains("Sesame"),
         "{out}"
     );
-    let tree = h.cluster_dir("sec-rs");
+    let tree = h.tree.clone();
     assert_eq!(password(&tree), "Sesame-Open-42");
-    let (_, d) = h.display("sec-rs");
+    let d = h.display().json();
     let primary = d["nodes"]
         .as_array()
         .expect("nodes")
@@ -375,12 +388,15 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
     let out = pymongo(USER_CHECK, &[&primary.to_string(), "alice", pw]);
     assert_eq!(out["anonymous"], 13, "{out}");
     assert_eq!(out["user"], 1.0, "{out}");
-    let shown = h.ok(&["cluster", "uri", "sec-rs", "--show-password"]);
+    let shown = h
+        .run(&["cluster", "uri", "sec-rs", "--show-password"])
+        .ok()
+        .stdout;
     assert!(
         shown.contains("mongodb://alice:Sesame-Open-42@localhost:"),
         "{shown}"
     );
-    let creds = h.ok(&["cluster", "credentials", "sec-rs"]);
+    let creds = h.run(&["cluster", "credentials", "sec-rs"]).ok().stdout;
     assert!(
         creds.contains("user:        alice")
             && creds.contains("meta.yaml")
@@ -389,7 +405,7 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
     );
 
     // connect: mongosh gets the credentials from a private script, not its argv or env.
-    h.ok(&["cluster", "connect", "sec-rs"]);
+    h.run(&["cluster", "connect", "sec-rs"]).ok();
     let record: serde_json::Value = serde_json::from_str(
         &std::fs::read_to_string(bin.join("mongosh.json")).expect("mongosh ran"),
     )
@@ -422,7 +438,9 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
     let key = tree.join("security/keyfile");
     std::fs::set_permissions(&key, std::fs::Permissions::from_mode(0o644)).expect("chmod");
     let meta = tree.join("meta.yaml");
-    let (code, out, _) = h.run(&[
+    let Output {
+        code, stdout: out, ..
+    } = h.run(&[
         "gen",
         topo.to_str().expect("utf8"),
         "--meta",
@@ -433,8 +451,10 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
     ]);
     assert_eq!(code, 1, "gen --check names the drift: {out}");
     assert!(out.contains("differs: security/keyfile (mode 644"), "{out}");
-    let node = format!("localhost:{}", h.ports[1]);
-    let (code, _, err) = h.run(&["cluster", "restart", "sec-rs", "-N", &node]);
+    let node = format!("localhost:{}", h.ports[0]);
+    let Output {
+        code, stderr: err, ..
+    } = h.run(&["cluster", "restart", "sec-rs", "-N", &node]);
     assert_ne!(code, 0);
     assert!(
         err.contains("are too open"),
@@ -455,12 +475,19 @@ fn auth_on_a_replica_set_user_and_password_file_connect_key_file_and_refusals() 
         }
         h.run(&args)
     };
-    let (code, out, _) = gen("--dry-run");
+    let Output {
+        code, stdout: out, ..
+    } = gen("--dry-run");
     assert_eq!(code, 0, "{out}");
     assert!(out.contains("chmod 0400 security/keyfile"), "{out}");
     assert_eq!(mode(&key), 0o644, "a dry run changes nothing");
-    let (code, out, err) = gen("");
+    let Output {
+        code,
+        stdout: out,
+        stderr: err,
+        ..
+    } = gen("");
     assert_eq!(code, 0, "{out}{err}");
     assert_eq!(mode(&key), 0o400, "gen made the keyFile private again");
-    h.ok(&["cluster", "start", "sec-rs"]);
+    h.run(&["cluster", "start", "sec-rs"]).ok();
 }

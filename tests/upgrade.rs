@@ -7,7 +7,6 @@ use crate::common::mirror::{stand_in_mirror, StandInMirror};
 use crate::common::sampler::{Sampler, Seen};
 use crate::common::*;
 use mongodb::bson::doc;
-use std::collections::BTreeMap;
 use std::path::Path;
 use std::time::Duration;
 
@@ -56,33 +55,26 @@ fn nodes(tree: &Path) -> Vec<Node> {
         .collect()
 }
 
-fn deploy(home: &mut Home, mirror: &StandInMirror, name: &str, template: &str, n: usize) {
-    let topo = home.topology(&format!("{name}.yaml"), &template.replace("NAME", name), n);
-    let _ports = allocation_lock();
-    let (code, out, err) = home.run(&[
+/// Cluster `name` of `template` (its replica sets named NAME called `name`), deployed at OLD
+/// from `mirror`.
+fn deploy(mirror: &StandInMirror, name: &str, template: &str) -> TestCluster {
+    TestCluster::named(name)
+        .topology(&template.replace("NAME", name))
+        .release(OLD, &mirror.url)
+        .deploy()
+}
+
+fn upgrade(c: &TestCluster, mirror: &StandInMirror, extra: &[&str]) -> Output {
+    let mut args = vec![
         "cluster",
-        "deploy",
-        name,
-        topo.to_str().expect("utf8"),
-        "--version",
-        OLD,
+        "upgrade",
+        &c.name,
         "--mirror",
         &mirror.url,
         "--yes",
-    ]);
-    assert_eq!(code, 0, "deploy {name}:\n{out}\n{err}");
-    wait_started(&home.cluster_dir(name));
-}
-
-fn upgrade(
-    home: &Home,
-    mirror: &StandInMirror,
-    name: &str,
-    extra: &[&str],
-) -> (i32, String, String) {
-    let mut args = vec!["cluster", "upgrade", name, "--mirror", &mirror.url, "--yes"];
+    ];
     args.extend_from_slice(extra);
-    home.run(&args)
+    c.run(&args)
 }
 
 fn build_info(port: u16) -> String {
@@ -101,16 +93,6 @@ fn fcv(port: u16) -> String {
         .and_then(|f| f.get_str("version"))
         .expect("an FCV")
         .to_string()
-}
-
-/// The node programs' pids as supervisord reports them.
-fn pids(tree: &Path) -> BTreeMap<String, u32> {
-    client_for(tree)
-        .get_all_process_info()
-        .expect("getAllProcessInfo")
-        .into_iter()
-        .map(|p| (p.name, p.pid))
-        .collect()
 }
 
 /// The checks shared by the upgrade tests: every node on NEW (buildInfo), the sampler saw no
@@ -176,15 +158,13 @@ fn assert_rolled(tree: &Path, seen: &Seen) {
 #[test]
 fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
     let mirror = stand_in_mirror(&[OLD, NEW]);
-    let mut home = Home::new(&["upgrade-rs"]);
-    deploy(&mut home, &mirror, "upgrade-rs", REPLICA_SET, 3);
-    let tree = home.cluster_dir("upgrade-rs");
+    let c = deploy(&mirror, "upgrade-rs", REPLICA_SET);
+    let tree = c.tree.clone();
     let ports: Vec<u16> = nodes(&tree).iter().map(|n| n.1).collect();
-    let before = pids(&tree);
+    let before = pids_with_monitoring(&tree);
 
     // Two majors at once: refused, naming both versions, before anything is downloaded.
-    let (code, _, err) = upgrade(&home, &mirror, "upgrade-rs", &["--version", "9.0.1"]);
-    assert_eq!(code, 2, "{err}");
+    let err = upgrade(&c, &mirror, &["--version", "9.0.1"]).code(2).stderr;
     assert!(err.contains(OLD) && err.contains("9.0.1"), "{err}");
 
     // An FCV below the current major: refused, naming it and the target.
@@ -198,8 +178,7 @@ fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
         pport,
         doc! {"setFeatureCompatibilityVersion": "6.0", "confirm": true},
     );
-    let (code, _, err) = upgrade(&home, &mirror, "upgrade-rs", &["--version", NEW]);
-    assert_eq!(code, 2, "{err}");
+    let err = upgrade(&c, &mirror, &["--version", NEW]).code(2).stderr;
     assert!(err.contains("6.0") && err.contains(NEW), "{err}");
     mongo_command(
         pport,
@@ -220,34 +199,30 @@ fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
     let launcher = node_dir(ports[0]).join("mongod");
     let aside = launcher.with_extension("aside");
     std::fs::rename(&launcher, &aside).expect("move the launcher aside");
-    let (code, _, err) = upgrade(&home, &mirror, "upgrade-rs", &["--version", NEW]);
+    let out = upgrade(&c, &mirror, &["--version", NEW]);
     std::fs::rename(&aside, &launcher).expect("put it back");
-    assert_eq!(code, 2, "{err}");
+    let err = out.code(2).stderr;
     assert!(err.contains(&launcher.display().to_string()), "{err}");
 
     // --dry-run prints the plan and changes nothing: no package, no restart, no record.
-    let (code, out, err) = upgrade(
-        &home,
-        &mirror,
-        "upgrade-rs",
-        &["--version", NEW, "--dry-run"],
-    );
-    assert_eq!(code, 0, "{out}\n{err}");
+    let out = upgrade(&c, &mirror, &["--version", NEW, "--dry-run"])
+        .ok()
+        .stdout;
     assert!(
         out.contains(&format!("step down the primary of upgrade-rs ({primary})")),
         "{out}"
     );
     assert_eq!(out.matches(&format!(" on {NEW}, ")).count(), 3, "{out}");
-    assert_eq!(pids(&tree), before);
+    assert_eq!(pids_with_monitoring(&tree), before);
     for p in &ports {
         assert_eq!(build_info(*p), OLD);
     }
     assert_eq!(read_meta(&tree)["version"].as_str(), Some(OLD));
 
     let sampler = Sampler::start(&tree);
-    let (code, out, err) = upgrade(&home, &mirror, "upgrade-rs", &["--version", NEW, "--fcv"]);
+    let out = upgrade(&c, &mirror, &["--version", NEW, "--fcv"]);
     let seen = sampler.finish();
-    assert_eq!(code, 0, "{out}\n{err}");
+    out.ok();
     assert_rolled(&tree, &seen);
     for p in &ports {
         assert_eq!(fcv(*p), "8.0", "FCV on port {p}");
@@ -260,10 +235,10 @@ fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
 
     // The upgraded tree is exactly what a deploy of the new version writes: that deploy finds
     // it already written, changes nothing and restarts nothing.
-    let after = pids(&tree);
-    let topo = home.scratch().join("upgrade-rs.yaml");
+    let after = pids_with_monitoring(&tree);
+    let topo = c.topology_file();
     let topo = topo.to_str().expect("utf8");
-    let (code, out, err) = home.run(&[
+    c.run(&[
         "cluster",
         "deploy",
         "upgrade-rs",
@@ -273,26 +248,25 @@ fn replica_set_upgrade_refusals_dry_run_and_rolling_upgrade() {
         "--mirror",
         &mirror.url,
         "--yes",
-    ]);
-    assert_eq!(code, 0, "{out}\n{err}");
-    assert_eq!(pids(&tree), after);
+    ])
+    .ok();
+    assert_eq!(pids_with_monitoring(&tree), after);
 }
 
 #[test]
 fn sharded_cluster_upgrade_keeps_every_set_available() {
     let mirror = stand_in_mirror(&[OLD, NEW]);
-    let mut home = Home::new(&["upgrade-sh"]);
-    deploy(&mut home, &mirror, "upgrade-sh", SHARDED, 11);
-    let tree = home.cluster_dir("upgrade-sh");
+    let c = deploy(&mirror, "upgrade-sh", SHARDED);
+    let tree = c.tree.clone();
     let router = nodes(&tree)
         .iter()
         .find(|n| n.2.is_none())
         .map(|n| n.1)
         .expect("a router");
     let sampler = Sampler::start(&tree);
-    let (code, out, err) = upgrade(&home, &mirror, "upgrade-sh", &["--version", NEW, "--fcv"]);
+    let out = upgrade(&c, &mirror, &["--version", NEW, "--fcv"]);
     let seen = sampler.finish();
-    assert_eq!(code, 0, "{out}\n{err}");
+    out.ok();
     assert_rolled(&tree, &seen);
     let status = mongo_command(router, doc! {"balancerStatus": 1});
     assert_eq!(status.get_str("mode").ok(), Some("full"), "{status}");
@@ -306,14 +280,13 @@ fn sharded_cluster_upgrade_keeps_every_set_available() {
 #[test]
 fn an_upgrade_killed_midway_finishes_when_run_again() {
     let mirror = stand_in_mirror(&[OLD, NEW]);
-    let mut home = Home::new(&["upgrade-kill"]);
-    deploy(&mut home, &mirror, "upgrade-kill", REPLICA_SET, 3);
-    let tree = home.cluster_dir("upgrade-kill");
-    let before = pids(&tree);
+    let c = deploy(&mirror, "upgrade-kill", REPLICA_SET);
+    let tree = c.tree.clone();
+    let before = pids_with_monitoring(&tree);
     // The package first, so that the kill falls among the restarts.
-    home.ok(&["install", NEW, "--mirror", &mirror.url]);
+    c.run(&["install", NEW, "--mirror", &mirror.url]).ok();
     let sampler = Sampler::start(&tree);
-    let mut child = mup_process(home.path())
+    let mut child = mup_process(c.home())
         .args([
             "cluster",
             "upgrade",
@@ -328,7 +301,7 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
         .expect("spawn mup");
     // Killed once the first node was restarted (a new pid), while the others wait.
     let restarted = wait_until(Duration::from_secs(60), || {
-        let now = pids(&tree);
+        let now = pids_with_monitoring(&tree);
         before
             .iter()
             .any(|(p, pid)| !is_monitoring(p) && now.get(p).is_some_and(|n| n != pid && *n != 0))
@@ -355,7 +328,7 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
     );
 
     // Meanwhile display shows which node runs which version (asked of the servers).
-    let (_, d) = home.display("upgrade-kill");
+    let d = c.display().json();
     let shown: std::collections::BTreeSet<&str> = d["nodes"]
         .as_array()
         .expect("nodes")
@@ -364,11 +337,11 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
         .collect();
     assert!(shown.contains(OLD) && shown.contains(NEW), "{d:#}");
 
-    let (code, out, err) = upgrade(&home, &mirror, "upgrade-kill", &["--version", NEW]);
+    let out = upgrade(&c, &mirror, &["--version", NEW]);
     let seen = sampler.finish();
-    assert_eq!(code, 0, "{out}\n{err}");
+    out.ok();
     assert_rolled(&tree, &seen);
-    let (_, d) = home.display("upgrade-kill");
+    let d = c.display().json();
     let nodes = d["nodes"].as_array().expect("nodes");
     assert!(
         !nodes.is_empty() && nodes.iter().all(|n| n.get("version").is_none()),
@@ -379,14 +352,12 @@ fn an_upgrade_killed_midway_finishes_when_run_again() {
 #[test]
 fn a_one_member_set_is_upgraded_without_a_step_down() {
     let mirror = stand_in_mirror(&[OLD, NEW]);
-    let mut home = Home::new(&["upgrade-one"]);
     let one = "mongod_servers:\n  - {host: localhost, port: {p0}, replica_set: NAME}\n";
-    deploy(&mut home, &mirror, "upgrade-one", one, 1);
-    let tree = home.cluster_dir("upgrade-one");
+    let c = deploy(&mirror, "upgrade-one", one);
+    let tree = c.tree.clone();
     let port = nodes(&tree)[0].1;
-    let before = pids(&tree);
-    let (code, out, err) = upgrade(&home, &mirror, "upgrade-one", &["--version", NEW]);
-    assert_eq!(code, 0, "{out}\n{err}");
+    let before = pids_with_monitoring(&tree);
+    upgrade(&c, &mirror, &["--version", NEW]).ok();
     assert_eq!(build_info(port), NEW);
     let hello = mongo_command(port, doc! {"hello": 1});
     assert_eq!(
@@ -394,7 +365,7 @@ fn a_one_member_set_is_upgraded_without_a_step_down() {
         Some(true),
         "{hello}"
     );
-    let after = pids(&tree);
+    let after = pids_with_monitoring(&tree);
     let changed: Vec<&String> = before.keys().filter(|p| before[*p] != after[*p]).collect();
     assert_eq!(changed, [&nodes(&tree)[0].0], "only the node restarted");
     assert_eq!(read_meta(&tree)["version"].as_str(), Some(NEW));

@@ -7,8 +7,7 @@
 //! `.json()`. Also here: the one [`pids`] (what supervisord reports), [`shown_pids`] (what
 //! mup's JSON shows) and the clean-up every guard shares.
 //!
-//! Kept for tests written against the older shapes, on the same pieces: [`Home`] (several
-//! named clusters by hand, tuples of (code, stdout, stderr)), `TestCluster::new`,
+//! Kept for tests written against the older shapes, on the same pieces: `TestCluster::new`,
 //! `TestCluster::ctl` and `TestCluster::ok`.
 
 use super::{client_for, free_port, is_monitoring, mup, pid_alive, stand_in_bin, stop_daemon};
@@ -130,11 +129,19 @@ pub(crate) fn gen_args<'a>(out: &'a str, extra: &[&'a str]) -> Vec<&'a str> {
 /// The one `pids()`: program name → pid of a tree's nodes as supervisord reports them (0 when
 /// not running); the monitoring programs (mup-events, mup-metrics) are left out.
 pub(crate) fn pids(tree: &Path) -> BTreeMap<String, u32> {
+    pids_with_monitoring(tree)
+        .into_iter()
+        .filter(|(name, _)| !is_monitoring(name))
+        .collect()
+}
+
+/// [`pids`] with the monitoring programs kept: for a test that checks they were not
+/// restarted either.
+pub(crate) fn pids_with_monitoring(tree: &Path) -> BTreeMap<String, u32> {
     client_for(tree)
         .get_all_process_info()
         .expect("getAllProcessInfo")
         .into_iter()
-        .filter(|p| !is_monitoring(&p.name))
         .map(|p| (p.name, p.pid))
         .collect()
 }
@@ -205,6 +212,8 @@ pub(crate) struct Builder {
     topology: String,
     ports: usize,
     bin: PathBuf,
+    release: Option<(String, String)>,
+    flags: Vec<String>,
 }
 
 impl Builder {
@@ -225,6 +234,19 @@ impl Builder {
     /// The binaries deployed (default: the stand-ins).
     pub(crate) fn bin(mut self, dir: &Path) -> Builder {
         self.bin = dir.to_path_buf();
+        self
+    }
+
+    /// Deploys `version` downloaded from `mirror` (`--version V --mirror URL`) instead of
+    /// the binaries of [`Builder::bin`].
+    pub(crate) fn release(mut self, version: &str, mirror: &str) -> Builder {
+        self.release = Some((version.to_string(), mirror.to_string()));
+        self
+    }
+
+    /// More `cluster deploy` flags (`--auth`, `--tls`, ...).
+    pub(crate) fn flags(mut self, flags: &[&str]) -> Builder {
+        self.flags = flags.iter().map(|f| f.to_string()).collect();
         self
     }
 
@@ -292,14 +314,27 @@ impl Builder {
         }
     }
 
-    /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN --yes` under the
-    /// MUP_HOME the tests share: the cluster's guard and what the deploy did.
+    /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN FLAGS... --yes` (or
+    /// `--version V --mirror URL` for a [`Builder::release`]) under the MUP_HOME the tests
+    /// share: the cluster's guard and what the deploy did.
     pub(crate) fn try_deploy(self) -> (TestCluster, Output) {
-        let bin = self.bin.clone();
+        let mut args: Vec<String> = match &self.release {
+            Some((version, mirror)) => {
+                vec![
+                    "--version".into(),
+                    version.clone(),
+                    "--mirror".into(),
+                    mirror.clone(),
+                ]
+            }
+            None => vec!["--bin-path".into(), self.bin.display().to_string()],
+        };
+        args.extend(self.flags.iter().cloned());
         let c = self.guard();
         let out = {
             let _ports = allocation_lock();
-            c.deploy_with(c.mup(), &bin)
+            let args: Vec<&str> = args.iter().map(String::as_str).collect();
+            c.deploy_args(c.mup(), &args)
         };
         (c, out)
     }
@@ -340,6 +375,8 @@ impl TestCluster {
             topology: String::new(),
             ports: 0,
             bin: stand_in_bin(),
+            release: None,
+            flags: Vec::new(),
         }
     }
 
@@ -382,19 +419,19 @@ impl TestCluster {
     /// `mup cluster deploy NAME <scratch>/topology.yaml --bin-path BIN --yes` run with `cmd`
     /// (this cluster's [`TestCluster::mup`], with more environment if the test needs it).
     pub(crate) fn deploy_with(&self, cmd: Command, bin: &Path) -> Output {
+        self.deploy_args(cmd, &["--bin-path", bin.to_str().expect("utf8")])
+    }
+
+    /// `mup cluster deploy NAME <scratch>/topology.yaml ARGS... --yes` run with `cmd`.
+    fn deploy_args(&self, cmd: Command, args: &[&str]) -> Output {
         let topology = self.topology_file();
-        run_mup(
-            cmd,
-            &[
-                "cluster",
-                "deploy",
-                &self.name,
-                topology.to_str().expect("utf8"),
-                "--bin-path",
-                bin.to_str().expect("utf8"),
-                "--yes",
-            ],
-        )
+        let deploy = [
+            "cluster",
+            "deploy",
+            &self.name,
+            topology.to_str().expect("utf8"),
+        ];
+        run_mup(cmd, &[&deploy[..], args, &["--yes"]].concat())
     }
 
     /// `mup ARGS`: what it did.
@@ -515,99 +552,4 @@ pub(crate) fn shared_home() -> &'static Path {
     static HOME: std::sync::OnceLock<tempfile::TempDir> = std::sync::OnceLock::new();
     HOME.get_or_init(|| tempfile::tempdir().expect("tempdir"))
         .path()
-}
-
-/// The older shape, kept for tests written against it: one test's view of the shared
-/// MUP_HOME, its own scratch directory, and on drop its own clusters shut down and their ports
-/// cleared. New tests make each cluster a [`TestCluster`] (`.deploy()` or `.guard()`).
-pub(crate) struct Home {
-    scratch: tempfile::TempDir,
-    names: Vec<&'static str>,
-    pub ports: Vec<u16>,
-}
-
-impl Home {
-    /// `names`: the clusters this test creates (cluster names are unique across tests).
-    pub(crate) fn new(names: &[&'static str]) -> Home {
-        Home {
-            scratch: tempfile::tempdir().expect("tempdir"),
-            names: names.to_vec(),
-            ports: Vec::new(),
-        }
-    }
-    pub(crate) fn path(&self) -> &Path {
-        shared_home()
-    }
-    pub(crate) fn scratch(&self) -> &Path {
-        self.scratch.path()
-    }
-    pub(crate) fn cluster_dir(&self, name: &str) -> PathBuf {
-        self.path().join("storage/clusters").join(name)
-    }
-    /// `mup ARGS` with this MUP_HOME: what it did.
-    pub(crate) fn run_mup(&self, args: &[&str]) -> Output {
-        run_mup(mup(self.path()), args)
-    }
-    /// `mup ARGS` with this MUP_HOME: (code, stdout, stderr).
-    pub(crate) fn run(&self, args: &[&str]) -> (i32, String, String) {
-        self.run_mup(args).parts()
-    }
-    #[track_caller]
-    pub(crate) fn ok(&self, args: &[&str]) -> String {
-        self.run_mup(args).ok().stdout
-    }
-    /// A topology file with `n` fresh ports substituted for `{p0}`...
-    pub(crate) fn topology(&mut self, file: &str, template: &str, n: usize) -> PathBuf {
-        let ports: Vec<u16> = (0..n).map(|_| free_port()).collect();
-        let path = self.scratch().join(file);
-        std::fs::write(&path, fill(template, &ports)).expect("write topology");
-        self.ports.extend(ports);
-        path
-    }
-    /// `mup cluster deploy NAME TOPOLOGY --bin-path BIN --yes`: (code, stdout, stderr).
-    pub(crate) fn try_deploy(
-        &self,
-        name: &str,
-        topology: &Path,
-        bin: &Path,
-    ) -> (i32, String, String) {
-        self.run(&[
-            "cluster",
-            "deploy",
-            name,
-            topology.to_str().expect("utf8"),
-            "--bin-path",
-            bin.to_str().expect("utf8"),
-            "--yes",
-        ])
-    }
-    /// Deploys with the stand-ins, asserts success and waits out supervisord's startsecs
-    /// ([`wait_started`]); returns stdout.
-    #[track_caller]
-    pub(crate) fn deploy(&self, name: &str, topology: &Path) -> String {
-        let _ports = allocation_lock();
-        let (code, out, err) = self.try_deploy(name, topology, &stand_in_bin());
-        assert_eq!(code, 0, "deploy {name}:\n{out}\n{err}");
-        wait_started(&self.cluster_dir(name));
-        out
-    }
-    /// `mup cluster display NAME --json`: (code, document).
-    pub(crate) fn display(&self, name: &str) -> (i32, serde_json::Value) {
-        let out = self.run_mup(&["cluster", "display", name, "--json"]);
-        (out.code, out.json())
-    }
-    /// [`pids`] of cluster `name`.
-    pub(crate) fn pids(&self, name: &str) -> BTreeMap<String, u64> {
-        pids(&self.cluster_dir(name))
-            .into_iter()
-            .map(|(k, v)| (k, u64::from(v)))
-            .collect()
-    }
-}
-
-impl Drop for Home {
-    fn drop(&mut self) {
-        let trees: Vec<PathBuf> = self.names.iter().map(|n| self.cluster_dir(n)).collect();
-        clean_up(&trees, &self.ports);
-    }
 }
