@@ -16,6 +16,13 @@ pub(crate) type Refusal = (String, String);
 /// Why a path whose existing part cannot be resolved is refused: mup could neither prove
 /// where it leads nor create it.
 fn unresolvable(p: &Path) -> String {
+    if let Some(target) = std::fs::read_link(p).ok().filter(|_| !p.exists()) {
+        return format!(
+            "{} is a symbolic link to {}, which does not exist: create that directory, or remove the link",
+            p.display(),
+            target.display()
+        );
+    }
     format!(
         "{} cannot be resolved: a component is a dangling symbolic link, a loop of links or unreadable",
         p.display()
