@@ -280,9 +280,11 @@ fn environment_values_reach_the_processes_verbatim() {
         c.start_process(&node, false).expect("startProcess");
         let mut pids = Vec::new();
         // The pid is known from the fork; its environment is the program's once it has
-        // exec'd its command (until then it is supervisord's own).
+        // exec'd its command (until then it is supervisord's own), and a node's command is its
+        // launcher, which execs the binary in turn: wait for the binary itself.
+        let binary = stand_in_bin().join("mongod").display().to_string();
         for (program, runs) in [
-            (node.as_str(), "--config"),
+            (node.as_str(), binary.as_str()),
             ("mup-events:mup-events", "monitor"),
         ] {
             let mut pid = 0;
@@ -292,6 +294,7 @@ fn environment_values_reach_the_processes_verbatim() {
                     pid > 0
                         && std::fs::read_to_string(format!("/proc/{pid}/cmdline"))
                             .is_ok_and(|cmd| cmd.contains(runs))
+                        && environ(pid).contains_key("HOME")
                 }),
                 "{program} runs"
             );
