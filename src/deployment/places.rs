@@ -110,32 +110,34 @@ fn check_data_dirs(
     home: &Path,
     d: &Decisions,
 ) -> Option<Refusal> {
-    let mut mine: Vec<(&str, PathBuf)> = Vec::new();
+    let mut mine: Vec<(&str, &PathBuf, PathBuf)> = Vec::new();
     for n in &cluster.nodes {
         let Some(dd) = &n.data_dir else { continue };
         if resolved(dd).is_none() {
             return Some((format!("{}.data_dir", n.source), unresolvable(dd)));
         }
-        let rd = real(dd);
+        mine.push((n.source.as_str(), dd, real(dd)));
+    }
+    // Sorted, not each against every other: 10,000 nodes are 10,000 checks, not 50 million.
+    let dirs: Vec<&Path> = mine.iter().map(|(_, _, rd)| rd.as_path()).collect();
+    let overlap = crate::deployment::nodes::first_overlap(&dirs);
+    for (at, (source, dd, rd)) in mine.iter().enumerate() {
         let refuse = |why: String| {
-            let field = format!("{}.data_dir", n.source);
+            let field = format!("{source}.data_dir");
             Some((
                 field,
                 format!("{} resolves to {}: {why}", dd.display(), rd.display()),
             ))
         };
-        if let Some(why) = foreign_data_dir(&rd, layout, home, d) {
+        if let Some(why) = foreign_data_dir(rd, layout, home, d) {
             return refuse(why);
         }
-        if let Some((other, _)) = mine
-            .iter()
-            .find(|(_, o)| o.starts_with(&rd) || rd.starts_with(o))
-        {
+        if let Some((other, _)) = overlap.filter(|(_, then)| *then == at) {
             return refuse(format!(
-                "it overlaps the data directory of {other}: every node needs its own"
+                "it overlaps the data directory of {}: every node needs its own",
+                mine[other].0
             ));
         }
-        mine.push((n.source.as_str(), rd));
     }
     None
 }
