@@ -4,13 +4,17 @@
 //! supervisord's main loop to accept it first; on the connection opened ahead that turn is
 //! already taken (docs/monitoring.md, "Cost of a scrape"). Each connection is proven to reach
 //! the daemon's own listening socket before the credentials are sent on it
-//! ([`owner::connect_daemon`]): the daemon drops its port for a moment on a reload.
+//! ([`owner::connect_daemon`]): the daemon drops its port for a moment on a reload. The
+//! request is written before the scrape reads /proc, and the answer is decoded piece by piece
+//! as the daemon writes it.
 
 use crate::deployment::owner;
 use crate::supervisor::{self, Error, ProcessInfo};
 use base64::Engine;
 use bytes::Bytes;
+use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, Full, Limited};
+use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
 use hyper_util::rt::TokioIo;
 use std::sync::Arc;
@@ -126,8 +130,8 @@ impl Link {
             .expect("the descriptor list lock is never poisoned")
     }
 
-    /// One POST on `stream`, then the connection is closed: the HTTP status and the body.
-    async fn exchange(&self, stream: TcpStream, body: Bytes) -> Result<(u16, Bytes), Exchange> {
+    /// One POST on `stream`, then the connection is closed: the HTTP status and the answer.
+    async fn exchange(&self, stream: TcpStream, body: Bytes) -> Result<Answer, Exchange> {
         stream.set_nodelay(true).map_err(Exchange::Unsent)?;
         let (mut sender, mut connection) =
             hyper::client::conn::http1::handshake::<_, Full<Bytes>>(TokioIo::new(stream))
@@ -140,21 +144,18 @@ impl Link {
             .header(CONNECTION, "close")
             .body(Full::new(body))
             .expect("a static request is valid");
+        // Queued now, so the connection's first turn writes it: what the scrape does next
+        // (reading /proc) happens while the daemon works.
+        let response = sender.send_request(request);
         let exchange = async {
-            let response = sender.send_request(request).await.map_err(|e| {
+            let response = response.await.map_err(|e| {
                 if e.is_canceled() || e.is_incomplete_message() {
                     Exchange::Unsent(std::io::Error::other(e))
                 } else {
                     Exchange::Failed(e.to_string())
                 }
             })?;
-            let status = response.status().as_u16();
-            let body = Limited::new(response.into_body(), MAX_ANSWER)
-                .collect()
-                .await
-                .map_err(|e| Exchange::Failed(e.to_string()))?
-                .to_bytes();
-            Ok((status, body))
+            read_answer(response).await
         };
         tokio::pin!(exchange);
         // The connection is driven until the answer is read, then dropped (closed).
@@ -162,6 +163,48 @@ impl Link {
             answer = &mut exchange => answer,
             _ = &mut connection => exchange.await,
         }
+    }
+}
+
+/// The daemon's answer: its HTTP status, its body in the pieces it came in, and the process
+/// infos decoded from them as they came (`None` when they are not a plain array of them).
+struct Answer {
+    status: u16,
+    pieces: Vec<Bytes>,
+    infos: Option<Vec<ProcessInfo>>,
+}
+
+/// Reads an answer of at most [`MAX_ANSWER`] bytes. supervisord writes it a few KiB per turn
+/// of its main loop: a successful one is decoded piece by piece as it arrives, so little is
+/// left to decode after its last piece.
+async fn read_answer(response: hyper::Response<Incoming>) -> Result<Answer, Exchange> {
+    let status = response.status().as_u16();
+    let mut pieces = Vec::new();
+    let mut failed = None;
+    let body = Limited::new(response.into_body(), MAX_ANSWER)
+        .into_data_stream()
+        .inspect_ok(|piece| pieces.push(piece.clone()))
+        .map_err(|e| {
+            failed = Some(e.to_string());
+            std::io::Error::other("the answer could not be read")
+        });
+    let mut reader = tokio_util::io::StreamReader::new(body);
+    let infos = if status == 200 {
+        supervisor::read_process_infos(&mut reader).await
+    } else {
+        None
+    };
+    // What the decoder left (all of an answer it does not decode) is read to its end.
+    let drained = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
+    drop(reader);
+    match (failed, drained) {
+        (Some(e), _) => Err(Exchange::Failed(e)),
+        (None, Err(e)) => Err(Exchange::Failed(e.to_string())),
+        (None, Ok(_)) => Ok(Answer {
+            status,
+            pieces,
+            infos,
+        }),
     }
 }
 
@@ -181,11 +224,15 @@ impl Exchange {
     }
 }
 
-fn decode(method: &str) -> impl FnOnce((u16, Bytes)) -> supervisor::Result<Vec<ProcessInfo>> + '_ {
-    move |(status, body)| {
+fn decode(method: &str) -> impl FnOnce(Answer) -> supervisor::Result<Vec<ProcessInfo>> + '_ {
+    move |answer| {
+        if let Some(infos) = answer.infos {
+            return Ok(infos);
+        }
+        let body = answer.pieces.concat();
         let text = std::str::from_utf8(&body)
             .map_err(|e| Error::Transport(format!("answer to {method} is not UTF-8: {e}")))?;
-        supervisor::all_process_info(method, status, text)
+        supervisor::all_process_info(method, answer.status, text)
     }
 }
 
