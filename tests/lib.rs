@@ -12,6 +12,7 @@ mod init;
 mod monitor;
 mod packages;
 mod readme;
+mod resolved_overlap;
 mod resolved_paths;
 mod safety;
 mod standin;
