@@ -6,13 +6,12 @@
 //! the daemon's own listening socket before the credentials are sent on it
 //! ([`owner::connect_daemon`]): the daemon drops its port for a moment on a reload. The
 //! request is written before the scrape reads /proc, and the answer is decoded piece by piece
-//! as the daemon writes it.
+//! as the daemon writes it, on the blocking pool (the other core).
 
 use crate::deployment::owner;
 use crate::supervisor::{self, Error, ProcessInfo};
 use base64::Engine;
 use bytes::Bytes;
-use futures_util::TryStreamExt;
 use http_body_util::{BodyExt, Full, Limited};
 use hyper::body::Incoming;
 use hyper::header::{HeaderValue, AUTHORIZATION, CONNECTION, CONTENT_TYPE, HOST};
@@ -175,36 +174,83 @@ struct Answer {
 }
 
 /// Reads an answer of at most [`MAX_ANSWER`] bytes. supervisord writes it a few KiB per turn
-/// of its main loop: a successful one is decoded piece by piece as it arrives, so little is
-/// left to decode after its last piece.
+/// of its main loop: a successful one is decoded piece by piece as it arrives (on the
+/// blocking pool, the other core), so little is left to decode after its last piece.
 async fn read_answer(response: hyper::Response<Incoming>) -> Result<Answer, Exchange> {
     let status = response.status().as_u16();
-    let mut pieces = Vec::new();
-    let mut failed = None;
-    let body = Limited::new(response.into_body(), MAX_ANSWER)
-        .into_data_stream()
-        .inspect_ok(|piece| pieces.push(piece.clone()))
-        .map_err(|e| {
-            failed = Some(e.to_string());
-            std::io::Error::other("the answer could not be read")
+    let (to_decoder, decoder) = if status == 200 {
+        let (to_decoder, arriving) = std::sync::mpsc::channel();
+        let decoder = tokio::task::spawn_blocking(move || {
+            supervisor::read_process_infos(Arriving::new(arriving))
         });
-    let mut reader = tokio_util::io::StreamReader::new(body);
-    let infos = if status == 200 {
-        supervisor::read_process_infos(&mut reader).await
+        (Some(to_decoder), Some(decoder))
     } else {
-        None
+        (None, None)
     };
-    // What the decoder left (all of an answer it does not decode) is read to its end.
-    let drained = tokio::io::copy(&mut reader, &mut tokio::io::sink()).await;
-    drop(reader);
-    match (failed, drained) {
-        (Some(e), _) => Err(Exchange::Failed(e)),
-        (None, Err(e)) => Err(Exchange::Failed(e.to_string())),
-        (None, Ok(_)) => Ok(Answer {
-            status,
+    let mut body = Limited::new(response.into_body(), MAX_ANSWER);
+    let mut pieces = Vec::new();
+    while let Some(frame) = body.frame().await {
+        let frame = frame.map_err(|e| Exchange::Failed(e.to_string()))?;
+        if let Ok(piece) = frame.into_data() {
+            if let Some(to_decoder) = &to_decoder {
+                // A decoder that gave up (not a plain array): the answer is decoded again.
+                let _ = to_decoder.send(piece.clone());
+            }
+            pieces.push(piece);
+        }
+    }
+    // The end of the answer for the decoder.
+    drop(to_decoder);
+    let infos = match decoder {
+        Some(decoder) => decoder.await.ok().flatten(),
+        None => None,
+    };
+    Ok(Answer {
+        status,
+        pieces,
+        infos,
+    })
+}
+
+/// The pieces of an answer, read by the decoder as they arrive; it ends when the sender is
+/// dropped (the whole answer was read, or the call was given up).
+struct Arriving {
+    pieces: std::sync::mpsc::Receiver<Bytes>,
+    current: Bytes,
+}
+
+impl Arriving {
+    fn new(pieces: std::sync::mpsc::Receiver<Bytes>) -> Arriving {
+        Arriving {
             pieces,
-            infos,
-        }),
+            current: Bytes::new(),
+        }
+    }
+}
+
+impl std::io::Read for Arriving {
+    fn read(&mut self, out: &mut [u8]) -> std::io::Result<usize> {
+        let available = std::io::BufRead::fill_buf(self)?;
+        let n = available.len().min(out.len());
+        out[..n].copy_from_slice(&available[..n]);
+        std::io::BufRead::consume(self, n);
+        Ok(n)
+    }
+}
+
+impl std::io::BufRead for Arriving {
+    fn fill_buf(&mut self) -> std::io::Result<&[u8]> {
+        while self.current.is_empty() {
+            match self.pieces.recv() {
+                Ok(piece) => self.current = piece,
+                Err(_) => break,
+            }
+        }
+        Ok(&self.current)
+    }
+
+    fn consume(&mut self, n: usize) {
+        bytes::Buf::advance(&mut self.current, n);
     }
 }
 
@@ -240,6 +286,50 @@ fn decode(method: &str) -> impl FnOnce(Answer) -> supervisor::Result<Vec<Process
 mod tests {
     use super::*;
     use std::io::Read;
+
+    /// The decoder reads the pieces as they are handed over, and an answer given up half-way
+    /// (the sender dropped: the deadline passed) ends it instead of leaving it waiting.
+    #[test]
+    fn the_decoder_takes_pieces_as_they_come_and_ends_when_the_call_is_given_up() {
+        let member =
+            |n: &str, v: &str| format!("<member><name>{n}</name><value>{v}</value></member>");
+        let fields: String = [
+            ("name", "<string>mongod-1</string>"),
+            ("group", "<string>rs0</string>"),
+            ("state", "<int>20</int>"),
+            ("statename", "<string>RUNNING</string>"),
+            ("pid", "<int>42</int>"),
+            ("start", "<int>1700000000</int>"),
+            ("stop", "<int>0</int>"),
+            ("now", "<int>1700000042</int>"),
+        ]
+        .into_iter()
+        .map(|(n, v)| member(n, v))
+        .collect();
+        let text = format!(
+            "<?xml version='1.0'?>\n<methodResponse><params><param><value><array><data>\n<value><struct>{fields}</struct></value>\n</data></array></value></param></params></methodResponse>\n"
+        );
+        // Hands `pieces` over one by one, then drops the sender (the answer's end, or the
+        // call given up).
+        let decode = |pieces: &[Bytes]| {
+            let (sending, arriving) = std::sync::mpsc::channel();
+            let decoder =
+                std::thread::spawn(move || supervisor::read_process_infos(Arriving::new(arriving)));
+            for p in pieces {
+                sending.send(p.clone()).expect("the decoder waits for more");
+            }
+            drop(sending);
+            decoder.join().expect("the decoder ends")
+        };
+        let pieces: Vec<Bytes> = text
+            .as_bytes()
+            .chunks(5)
+            .map(Bytes::copy_from_slice)
+            .collect();
+        let infos = decode(&pieces).expect("decoded");
+        assert_eq!((infos.len(), infos[0].pid), (1, 42));
+        assert_eq!(decode(&pieces[..pieces.len() / 2]), None);
+    }
 
     /// A listener on the daemon's port that is not the daemon's gets no request: not even a
     /// byte, let alone the credentials.

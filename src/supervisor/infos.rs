@@ -1,9 +1,10 @@
 //! The answers that carry `getAllProcessInfo`'s array, decoded straight from quick-xml's
 //! events into [`ProcessInfo`]s: no tree of values, no map per process. This is the one
 //! answer that grows with the cluster (about 1.2 KB of XML per program); decoding it through
-//! dxr's generic values costs several times more (docs/supervisord.md §8). One decoder reads
-//! an answer already in memory (`mup ctl status`) and one still arriving (the exporter, which
-//! decodes each piece while the daemon writes the next). Anything not of the expected shape (a fault, a fault inside a multicall, a field of another type) is
+//! dxr's generic values costs several times more (docs/supervisord.md §8). The decoder reads
+//! from any buffered source: an answer in memory (`mup ctl status`), or one still arriving
+//! (the exporter decodes each piece while the daemon writes the next). Anything not of the
+//! expected shape (a fault, a fault inside a multicall, a field of another type) is
 //! `None` here, and decoded again by the generic path, which names the problem.
 
 use super::{Client, ProcessInfo, Result};
@@ -12,9 +13,7 @@ use quick_xml::events::Event;
 use quick_xml::name::QName;
 use quick_xml::Reader;
 use std::collections::BTreeMap;
-use std::future::Future;
-use std::task::{Context, Poll, Waker};
-use tokio::io::AsyncBufRead;
+use std::io::BufRead;
 
 impl Client {
     /// `getIdentification` and `getAllProcessInfo` in one request (`system.multicall`).
@@ -49,48 +48,35 @@ impl Client {
 
 /// The process infos of a `getAllProcessInfo` answer, or `None` when it is not one.
 pub(crate) fn process_infos(text: &str) -> Option<Vec<ProcessInfo>> {
-    at_once(read_process_infos(text.as_bytes()))
+    read_process_infos(text.as_bytes())
 }
 
-/// The same, read from `source` as it comes: the exporter decodes the daemon's answer piece by
-/// piece while the rest is on its way.
-pub(crate) async fn read_process_infos(
-    source: impl AsyncBufRead + Unpin,
-) -> Option<Vec<ProcessInfo>> {
+/// The same, read from `source` as it comes: an answer still arriving is decoded as far as it
+/// has come (the exporter hands it the daemon's answer piece by piece).
+pub(crate) fn read_process_infos(source: impl BufRead) -> Option<Vec<ProcessInfo>> {
     let mut r = Answer::new(source);
-    r.open().await?;
-    let infos = r.array_of_infos().await?;
-    r.close().await?;
+    r.open()?;
+    let infos = r.array_of_infos()?;
+    r.close()?;
     Some(infos)
 }
 
 /// The identification and process infos of the multicall
 /// [`Client::identification_and_infos`] makes, or `None` when it is not one of both.
 fn identified(text: &str) -> Option<(String, Vec<ProcessInfo>)> {
-    at_once(async {
-        let mut r = Answer::new(text.as_bytes());
-        r.open().await?;
-        r.start(Tag::Array).await?;
-        r.start(Tag::Data).await?;
-        r.start(Tag::Value).await?;
-        let ident = r.scalar().await?.into_string()?;
-        r.start(Tag::Value).await?;
-        let infos = r.array_of_infos().await?;
-        r.end(Tag::Value).await?;
-        r.end(Tag::Data).await?;
-        r.end(Tag::Array).await?;
-        r.close().await?;
-        Some((ident, infos))
-    })
-}
-
-/// Runs a decoding of an answer already in memory to its end: reading it never waits, so the
-/// first poll completes it (one that waited would be `None`, and decoded by the generic path).
-fn at_once<T>(decoding: impl Future<Output = Option<T>>) -> Option<T> {
-    match std::pin::pin!(decoding).poll(&mut Context::from_waker(Waker::noop())) {
-        Poll::Ready(decoded) => decoded,
-        Poll::Pending => None,
-    }
+    let mut r = Answer::new(text.as_bytes());
+    r.open()?;
+    r.start(Tag::Array)?;
+    r.start(Tag::Data)?;
+    r.start(Tag::Value)?;
+    let ident = r.scalar()?.into_string()?;
+    r.start(Tag::Value)?;
+    let infos = r.array_of_infos()?;
+    r.end(Tag::Value)?;
+    r.end(Tag::Data)?;
+    r.end(Tag::Array)?;
+    r.close()?;
+    Some((ident, infos))
 }
 
 /// The elements of an XML-RPC answer the decoder tells apart.
@@ -152,7 +138,7 @@ struct Answer<R> {
     text: Vec<u8>,
 }
 
-impl<R: AsyncBufRead + Unpin> Answer<R> {
+impl<R: BufRead> Answer<R> {
     fn new(source: R) -> Answer<R> {
         let mut r = Reader::from_reader(source);
         r.config_mut().trim_text(true);
@@ -164,71 +150,68 @@ impl<R: AsyncBufRead + Unpin> Answer<R> {
         }
     }
 
-    async fn next(&mut self) -> Option<Item> {
+    fn next(&mut self) -> Option<Item> {
         self.event.clear();
-        Some(
-            match self.r.read_event_into_async(&mut self.event).await.ok()? {
-                Event::Start(e) => {
-                    self.started.clear();
-                    self.started.push_str(e.name().as_ref());
-                    Item::Start(Tag::of(e.name()))
-                }
-                Event::End(e) => Item::End(Tag::of(e.name())),
-                Event::Empty(e) => Item::Empty(Tag::of(e.name())),
-                Event::Decl(_) | Event::Comment(_) => Item::Prolog,
-                Event::Eof => Item::Eof,
-                _ => Item::Other,
-            },
-        )
+        Some(match self.r.read_event_into(&mut self.event).ok()? {
+            Event::Start(e) => {
+                self.started.clear();
+                self.started.push_str(e.name().as_ref());
+                Item::Start(Tag::of(e.name()))
+            }
+            Event::End(e) => Item::End(Tag::of(e.name())),
+            Event::Empty(e) => Item::Empty(Tag::of(e.name())),
+            Event::Decl(_) | Event::Comment(_) => Item::Prolog,
+            Event::Eof => Item::Eof,
+            _ => Item::Other,
+        })
     }
 
-    async fn start(&mut self, tag: Tag) -> Option<()> {
-        (self.next().await? == Item::Start(tag)).then_some(())
+    fn start(&mut self, tag: Tag) -> Option<()> {
+        (self.next()? == Item::Start(tag)).then_some(())
     }
 
-    async fn end(&mut self, tag: Tag) -> Option<()> {
-        (self.next().await? == Item::End(tag)).then_some(())
+    fn end(&mut self, tag: Tag) -> Option<()> {
+        (self.next()? == Item::End(tag)).then_some(())
     }
 
     /// The raw text of the element just started, unescaped, through its end.
-    async fn text(&mut self) -> Option<String> {
+    fn text(&mut self) -> Option<String> {
         self.text.clear();
         let raw = self
             .r
-            .read_text_into_async(QName(&self.started), &mut self.text)
-            .await
+            .read_text_into(QName(&self.started), &mut self.text)
             .ok()?;
         Some(quick_xml::escape::unescape(&raw).ok()?.into_owned())
     }
 
     /// Through `<methodResponse><params><param><value>`.
-    async fn open(&mut self) -> Option<()> {
+    fn open(&mut self) -> Option<()> {
         loop {
-            match self.next().await? {
+            match self.next()? {
                 Item::Prolog => {}
                 Item::Start(Tag::MethodResponse) => break,
                 _ => return None,
             }
         }
-        self.start(Tag::Params).await?;
-        self.start(Tag::Param).await?;
-        self.start(Tag::Value).await
+        self.start(Tag::Params)?;
+        self.start(Tag::Param)?;
+        self.start(Tag::Value)
     }
 
     /// Through `</value></param></params></methodResponse>` and the end of the text.
-    async fn close(&mut self) -> Option<()> {
+    fn close(&mut self) -> Option<()> {
         for tag in [Tag::Value, Tag::Param, Tag::Params, Tag::MethodResponse] {
-            self.end(tag).await?;
+            self.end(tag)?;
         }
-        (self.next().await? == Item::Eof).then_some(())
+        (self.next()? == Item::Eof).then_some(())
     }
 
     /// `<array><data>` of `<value><struct>…</struct></value>`, through `</data></array>`.
-    async fn array_of_infos(&mut self) -> Option<Vec<ProcessInfo>> {
-        self.start(Tag::Array).await?;
-        match self.next().await? {
+    fn array_of_infos(&mut self) -> Option<Vec<ProcessInfo>> {
+        self.start(Tag::Array)?;
+        match self.next()? {
             Item::Empty(Tag::Data) => {
-                self.end(Tag::Array).await?;
+                self.end(Tag::Array)?;
                 return Some(Vec::new());
             }
             Item::Start(Tag::Data) => {}
@@ -236,31 +219,31 @@ impl<R: AsyncBufRead + Unpin> Answer<R> {
         }
         let mut infos = Vec::new();
         loop {
-            match self.next().await? {
+            match self.next()? {
                 Item::Start(Tag::Value) => {
-                    self.start(Tag::Struct).await?;
-                    infos.push(self.info().await?);
-                    self.end(Tag::Value).await?;
+                    self.start(Tag::Struct)?;
+                    infos.push(self.info()?);
+                    self.end(Tag::Value)?;
                 }
                 Item::End(Tag::Data) => break,
                 _ => return None,
             }
         }
-        self.end(Tag::Array).await?;
+        self.end(Tag::Array)?;
         Some(infos)
     }
 
     /// The value after `<value>`, through `</value>`; `None` for an array or a struct.
-    async fn scalar(&mut self) -> Option<Scalar> {
-        let (tag, text) = match self.next().await? {
+    fn scalar(&mut self) -> Option<Scalar> {
+        let (tag, text) = match self.next()? {
             // An untyped value is a string.
             Item::End(Tag::Value) => return Some(Scalar::Text(String::new())),
             Item::Empty(tag) => (tag, String::new()),
             // Mixed untyped text (`Item::Other`) is left to the generic path.
-            Item::Start(tag) => (tag, self.text().await?),
+            Item::Start(tag) => (tag, self.text()?),
             _ => return None,
         };
-        self.end(Tag::Value).await?;
+        self.end(Tag::Value)?;
         Some(match tag {
             Tag::String => Scalar::Text(text),
             Tag::Int => Scalar::Int(text.trim().parse().ok()?),
@@ -270,19 +253,19 @@ impl<R: AsyncBufRead + Unpin> Answer<R> {
     }
 
     /// The members of one process's `<struct>`, through `</struct>`.
-    async fn info(&mut self) -> Option<ProcessInfo> {
+    fn info(&mut self) -> Option<ProcessInfo> {
         let mut fields: [Option<Scalar>; 12] = Default::default();
         loop {
-            match self.next().await? {
+            match self.next()? {
                 Item::Start(Tag::Member) => {}
                 Item::End(Tag::Struct) => break,
                 _ => return None,
             }
-            self.start(Tag::Name).await?;
-            let name = self.text().await?;
-            self.start(Tag::Value).await?;
-            let value = self.scalar().await?;
-            self.end(Tag::Member).await?;
+            self.start(Tag::Name)?;
+            let name = self.text()?;
+            self.start(Tag::Value)?;
+            let value = self.scalar()?;
+            self.end(Tag::Member)?;
             if let Some(at) = FIELDS.iter().position(|n| *n == name) {
                 fields[at] = Some(value);
             }
@@ -409,8 +392,7 @@ mod tests {
     }
 
     /// The exporter decodes the daemon's answer while it arrives: split anywhere (inside a
-    /// tag, an entity, a number), in pieces the decoder must take before the next one can be
-    /// sent, it decodes as the whole text does.
+    /// tag, an entity, a number), read a piece at a time, it decodes as the whole text does.
     #[test]
     fn an_answer_arriving_in_pieces_decodes_as_the_whole_text() {
         let items = process("a&amp;b &lt;c&gt;", 12, "pid 12, uptime 0:00:42")
@@ -418,30 +400,17 @@ mod tests {
         let text = answer(&array(&items));
         let whole = process_infos(&text).expect("the whole answer decodes");
         assert_eq!(whole.len(), 2);
-        let runtime = tokio::runtime::Builder::new_current_thread()
-            .build()
-            .expect("runtime");
         for size in [1, 2, 3, 7, 61, 4096] {
-            // A pipe that holds one piece: the answer cannot be all there before decoding.
-            let (mut sending, arriving) = tokio::io::duplex(size);
-            let (sent, decoded) = runtime.block_on(async {
-                tokio::join!(
-                    async {
-                        for piece in text.as_bytes().chunks(size) {
-                            tokio::io::AsyncWriteExt::write_all(&mut sending, piece).await?;
-                        }
-                        drop(sending);
-                        std::io::Result::Ok(())
-                    },
-                    read_process_infos(tokio::io::BufReader::new(arriving))
-                )
-            });
-            sent.expect("the decoder took every piece");
-            assert_eq!(decoded.as_ref(), Some(&whole), "in pieces of {size}");
+            let pieces = std::io::BufReader::with_capacity(size, text.as_bytes());
+            assert_eq!(
+                read_process_infos(pieces).as_ref(),
+                Some(&whole),
+                "in pieces of {size}"
+            );
         }
         // Cut short: not an answer.
         let cut = &text.as_bytes()[..text.len() - 30];
-        assert_eq!(runtime.block_on(read_process_infos(cut)), None);
+        assert_eq!(read_process_infos(cut), None);
     }
 
     #[test]
