@@ -24,6 +24,9 @@ use tokio::sync::Mutex;
 /// How long opening a connection may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(1);
 
+/// The one call the exporter makes.
+const METHOD: &str = "supervisor.getAllProcessInfo";
+
 /// The largest answer read: `getAllProcessInfo` is about 1.4 KB per program.
 const MAX_ANSWER: usize = 64 * 1024 * 1024;
 
@@ -33,6 +36,8 @@ pub(super) struct Link {
     /// The daemon's pid: every connection is proven to reach its listening socket.
     daemon: u32,
     authorization: HeaderValue,
+    /// The request's body, encoded once: the call is always the same.
+    request: Bytes,
     /// The daemon's descriptors last found holding its listening socket (the proof reads them
     /// first).
     listener_fds: std::sync::Mutex<Vec<u32>>,
@@ -46,11 +51,14 @@ impl Link {
         let mut authorization = HeaderValue::from_str(&format!("Basic {token}"))
             .expect("base64 is a valid header value");
         authorization.set_sensitive(true);
+        let request =
+            supervisor::encode_call(METHOD, Vec::new()).expect("a call without parameters encodes");
         Link {
             port,
             daemon,
             listener_fds: std::sync::Mutex::new(Vec::new()),
             authorization,
+            request: Bytes::from(request),
             spare: Mutex::new(None),
         }
     }
@@ -61,7 +69,7 @@ impl Link {
         self: &Arc<Self>,
         deadline: Duration,
     ) -> supervisor::Result<Vec<ProcessInfo>> {
-        let method = "supervisor.getAllProcessInfo";
+        let method = METHOD;
         let answer = tokio::time::timeout(deadline, self.call(method)).await;
         // Whatever happened, the next call gets a connection opened now.
         let link = Arc::clone(self);
@@ -75,7 +83,7 @@ impl Link {
     }
 
     async fn call(&self, method: &str) -> supervisor::Result<Vec<ProcessInfo>> {
-        let body = Bytes::from(supervisor::encode_call(method, Vec::new())?);
+        let body = self.request.clone();
         let mut spare = self.spare.lock().await;
         if let Some(stream) = spare.take() {
             match self.exchange(stream, body.clone()).await {
