@@ -9,6 +9,7 @@ mod gen_tree;
 mod golden;
 mod hooks;
 mod init;
+mod metrics_large;
 mod monitor;
 mod packages;
 mod readme;

@@ -24,6 +24,11 @@ use tokio::sync::Mutex;
 /// How long opening a connection may take.
 const CONNECT_WAIT: Duration = Duration::from_secs(1);
 
+/// Answers of at most this size (about 25 programs) are decoded after their last piece, on
+/// the exporter's thread: handing a few pieces to another thread costs about what decoding
+/// them does (0.09 ms for the 15 KB of 12 programs).
+const DECODE_AT_ONCE: u64 = 32 * 1024;
+
 /// The one call the exporter makes.
 const METHOD: &str = "supervisor.getAllProcessInfo";
 
@@ -186,7 +191,10 @@ struct Answer {
 /// blocking pool, the other core), so little is left to decode after its last piece.
 async fn read_answer(response: hyper::Response<Incoming>) -> Result<Answer, Exchange> {
     let status = response.status().as_u16();
-    let (to_decoder, decoder) = if status == 200 {
+    let small = hyper::body::Body::size_hint(response.body())
+        .exact()
+        .is_some_and(|n| n <= DECODE_AT_ONCE);
+    let (to_decoder, decoder) = if status == 200 && !small {
         let (to_decoder, arriving) = std::sync::mpsc::channel();
         let decoder = tokio::task::spawn_blocking(move || {
             supervisor::read_process_infos(Arriving::new(arriving))
