@@ -29,7 +29,9 @@ pub(crate) fn resolved(path: &Path) -> Option<PathBuf> {
 }
 
 /// [`resolved`] for many paths in one go (gen's data directories, 10,000 of them): each
-/// directory on the way is looked at once, not once per path under it.
+/// directory on the way is looked at once, not once per path under it, and only symlinks are
+/// followed by the kernel (`realpath`); any other entry resolves to where its parent does,
+/// plus its name.
 #[derive(Default)]
 struct Resolver {
     known: HashMap<PathBuf, Option<PathBuf>>,
@@ -40,9 +42,11 @@ impl Resolver {
         if let Some(known) = self.known.get(path) {
             return known.clone();
         }
+        let symlink =
+            |p: &Path| std::fs::symlink_metadata(p).is_ok_and(|m| m.file_type().is_symlink());
         let found = match (path.parent(), path.file_name()) {
-            // Missing: where its parent resolves, plus its name.
-            (Some(parent), Some(name)) if std::fs::symlink_metadata(path).is_err() => {
+            // Missing, or there and no symlink: where its parent resolves, plus its name.
+            (Some(parent), Some(name)) if !symlink(path) => {
                 self.resolved(parent).map(|base| base.join(name))
             }
             _ => resolved(path),
@@ -305,7 +309,16 @@ mod tests {
         assert_eq!(resolved(&t.path().join("link/a/b")), Some(real.join("a/b")));
         // The same, each directory on the way looked at once.
         let mut resolver = Resolver::default();
-        for p in ["link/a/b", "link/a/c", "link", "real/x"] {
+        std::fs::create_dir_all(real.join("d/e")).expect("mkdir");
+        for p in [
+            "link/a/b",
+            "link/a/c",
+            "link",
+            "real/x",
+            "link/d/e/f",
+            "real/d/e",
+            "real/d",
+        ] {
             assert_eq!(
                 resolver.resolved(&t.path().join(p)),
                 resolved(&t.path().join(p)),
