@@ -9,6 +9,7 @@ use std::time::Duration;
 mod infos;
 mod values;
 
+pub(crate) use infos::read_process_infos;
 pub use values::process_infos;
 use values::*;
 pub(crate) use values::{all_process_info, decode_answer, encode_call};

@@ -51,14 +51,14 @@ fn kill9(pid: u32) {
     assert!(send_signal(pid, "9"), "kill -9 {pid}");
 }
 
-fn metrics_port(tree: &Path) -> u16 {
+pub(crate) fn metrics_port(tree: &Path) -> u16 {
     read_meta(tree)["metrics_port"]
         .as_u64()
         .expect("metrics_port") as u16
 }
 
 /// One scrape, as plain HTTP/1.0 (Prometheus text 0.0.4: no Accept header).
-fn scrape(port: u16) -> String {
+pub(crate) fn scrape(port: u16) -> String {
     use std::io::{Read, Write};
     let mut s = std::net::TcpStream::connect(("127.0.0.1", port)).expect("connect exporter");
     s.write_all(b"GET /metrics HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n")
@@ -74,7 +74,7 @@ fn scrape(port: u16) -> String {
 }
 
 /// `series{...labels...} value` lines of one metric: labels as a map, and the value.
-fn samples(body: &str, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
+pub(crate) fn samples(body: &str, metric: &str) -> Vec<(BTreeMap<String, String>, f64)> {
     body.lines()
         .filter(|l| l.starts_with(&format!("{metric}{{")))
         .map(|l| {

@@ -5,7 +5,7 @@
 //! these checks catch what only resolving shows — `/tmp/mine/db` where `/tmp/mine` links into
 //! another cluster's tree is that tree's, whatever the path as written says.
 
-use crate::deployment::data_dirs::resolved;
+use crate::deployment::data_dirs::{resolved, Resolver};
 use crate::deployment::layout::Layout;
 use crate::deployment::model::{foreign_data_dir, Cluster, Decisions};
 use std::path::{Path, PathBuf};
@@ -110,13 +110,14 @@ fn check_data_dirs(
     home: &Path,
     d: &Decisions,
 ) -> Option<Refusal> {
+    let mut resolver = Resolver::default();
     let mut mine: Vec<(&str, &PathBuf, PathBuf)> = Vec::new();
     for n in &cluster.nodes {
         let Some(dd) = &n.data_dir else { continue };
-        if resolved(dd).is_none() {
+        let Some(rd) = resolver.resolved(dd) else {
             return Some((format!("{}.data_dir", n.source), unresolvable(dd)));
-        }
-        mine.push((n.source.as_str(), dd, real(dd)));
+        };
+        mine.push((n.source.as_str(), dd, rd));
     }
     // Sorted, not each against every other: 10,000 nodes are 10,000 checks, not 50 million.
     let dirs: Vec<&Path> = mine.iter().map(|(_, _, rd)| rd.as_path()).collect();
@@ -153,12 +154,12 @@ fn check_log_dirs(cluster: &Cluster, d: &Decisions) -> Option<Refusal> {
         .monitors
         .iter()
         .map(|m| ("global.log_dir".to_string(), &m.log_file));
+    let mut resolver = Resolver::default();
     for (field, file) in nodes.chain(monitors) {
         let Some(dir) = file.parent() else { continue };
-        if resolved(dir).is_none() {
+        let Some(rd) = resolver.resolved(dir) else {
             return Some((field, unresolvable(dir)));
-        }
-        let rd = real(dir);
+        };
         if let Some(why) = others_overlap(&rd, d) {
             return Some((
                 field,

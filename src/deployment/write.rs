@@ -264,6 +264,7 @@ pub(crate) fn missing_dirs(dir: &Path) -> Vec<PathBuf> {
 /// missing parents (parents first), each once.
 pub(crate) fn with_missing_parents(dirs: &[PathBuf], root: &Path) -> Vec<PathBuf> {
     let mut all: Vec<PathBuf> = Vec::new();
+    let mut seen = std::collections::HashSet::new();
     for d in dirs {
         let chain = if d.starts_with(root) {
             vec![d.clone()]
@@ -271,7 +272,7 @@ pub(crate) fn with_missing_parents(dirs: &[PathBuf], root: &Path) -> Vec<PathBuf
             missing_dirs(d).into_iter().rev().collect()
         };
         for c in chain {
-            if !all.contains(&c) {
+            if seen.insert(c.clone()) {
                 all.push(c);
             }
         }

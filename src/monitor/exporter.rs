@@ -16,6 +16,7 @@
 
 use super::link::Link;
 use super::series::{Format, Labels, Program, Snapshot};
+use super::usage::Usage;
 use crate::deployment::naming::Service;
 use crate::deployment::owner;
 use crate::deployment::Tree;
@@ -83,6 +84,7 @@ pub(super) struct Exporter {
     /// The processes of the last answer's running programs, read again while the next call
     /// waits for the daemon.
     pids: Mutex<Vec<u32>>,
+    usage: Mutex<Usage>,
 }
 
 impl Exporter {
@@ -95,6 +97,7 @@ impl Exporter {
             exits: Mutex::new(exits),
             labels: Mutex::new(HashMap::new()),
             pids: Mutex::new(Vec::new()),
+            usage: Mutex::new(Usage::new()),
         }
     }
 
@@ -154,7 +157,7 @@ impl Exporter {
         if daemon_state.is_some() {
             self.note(None);
         }
-        let ticks = procfs::ticks_per_second() as f64;
+        let mut usage = self.usage.lock().expect("never poisoned");
         let programs: Vec<Program> = infos
             .iter()
             .map(|p| {
@@ -166,19 +169,22 @@ impl Exporter {
                     running,
                     start: p.start,
                     usage: if running {
-                        ahead.remove(&p.pid).or_else(|| usage(p.pid, ticks))
+                        ahead.remove(&p.pid).or_else(|| usage.of(p.pid))
                     } else {
                         None
                     },
                 }
             })
             .collect();
-        *self.pids.lock().expect("never poisoned") = programs
+        let pids: Vec<u32> = programs
             .iter()
             .zip(&infos)
             .filter(|(p, _)| p.running)
             .map(|(_, i)| i.pid)
             .collect();
+        usage.keep_only(&pids);
+        drop(usage);
+        *self.pids.lock().expect("never poisoned") = pids;
         Snapshot {
             cluster: self.tree.name().to_string(),
             daemon_state,
@@ -194,10 +200,10 @@ impl Exporter {
             .lock()
             .expect("the exit counts are never poisoned")
             .catch_up();
-        let ticks = procfs::ticks_per_second() as f64;
         let pids = self.pids.lock().expect("never poisoned").clone();
+        let mut usage = self.usage.lock().expect("never poisoned");
         pids.into_iter()
-            .filter_map(|pid| Some((pid, usage(pid, ticks)?)))
+            .filter_map(|pid| Some((pid, usage.of(pid)?)))
             .collect()
     }
 
@@ -272,18 +278,6 @@ impl Exporter {
         cache.insert(name.to_string(), Arc::clone(&l));
         l
     }
-}
-
-/// CPU seconds and resident bytes of a running program's process, from /proc/PID/stat (one
-/// read).
-fn usage(pid: u32, ticks: f64) -> Option<(f64, u64)> {
-    use procfs::{FromRead, WithCurrentSystemInfo};
-    let pid = Some(pid).filter(|pid| *pid > 0)?;
-    let stat = procfs::process::Stat::from_file(format!("/proc/{pid}/stat")).ok()?;
-    Some((
-        (stat.utime + stat.stime) as f64 / ticks,
-        stat.rss_bytes().get(),
-    ))
 }
 
 /// Unexpected exits per program, counted from events.log as it grows.

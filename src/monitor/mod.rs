@@ -11,6 +11,7 @@ mod link;
 pub(crate) mod listener;
 mod series;
 pub(crate) mod show;
+mod usage;
 
 pub(crate) use crate::deployment::monitoring::{backup, LOG_BACKUPS, LOG_MAX_BYTES};
 use serde::{Deserialize, Serialize};

@@ -66,9 +66,10 @@ pub(super) enum Format {
 impl Snapshot {
     /// The exposition text.
     pub(super) fn encode(self, format: Format) -> String {
+        // About 1.1 KB of text per program (its seven series): one allocation, not a dozen.
+        let mut body = String::with_capacity(1024 + 1152 * self.programs.len());
         let mut registry = Registry::default();
         registry.register_collector(Box::new(self));
-        let mut body = String::new();
         let encoded = match format {
             Format::OpenMetrics => prometheus_client::encoding::text::encode(&mut body, &registry),
             Format::Text => {

@@ -1,15 +1,19 @@
 //! The answers that carry `getAllProcessInfo`'s array, decoded straight from quick-xml's
 //! events into [`ProcessInfo`]s: no tree of values, no map per process. This is the one
 //! answer that grows with the cluster (about 1.2 KB of XML per program); decoding it through
-//! dxr's generic values costs several times more (docs/supervisord.md §8). Anything not of
-//! the expected shape (a fault, a fault inside a multicall, a field of another type) is
+//! dxr's generic values costs several times more (docs/supervisord.md §8). The decoder reads
+//! from any buffered source: an answer in memory (`mup ctl status`), or one still arriving
+//! (the exporter decodes each piece while the daemon writes the next). Anything not of the
+//! expected shape (a fault, a fault inside a multicall, a field of another type) is
 //! `None` here, and decoded again by the generic path, which names the problem.
 
 use super::{Client, ProcessInfo, Result};
 use dxr::Value;
 use quick_xml::events::Event;
+use quick_xml::name::QName;
 use quick_xml::Reader;
 use std::collections::BTreeMap;
+use std::io::BufRead;
 
 impl Client {
     /// `getIdentification` and `getAllProcessInfo` in one request (`system.multicall`).
@@ -44,99 +48,264 @@ impl Client {
 
 /// The process infos of a `getAllProcessInfo` answer, or `None` when it is not one.
 pub(crate) fn process_infos(text: &str) -> Option<Vec<ProcessInfo>> {
-    let mut r = reader(text);
-    open_answer(&mut r)?;
-    let infos = array_of_infos(&mut r)?;
-    close_answer(&mut r)?;
+    read_process_infos(text.as_bytes())
+}
+
+/// The same, read from `source` as it comes: an answer still arriving is decoded as far as it
+/// has come (the exporter hands it the daemon's answer piece by piece).
+pub(crate) fn read_process_infos(source: impl BufRead) -> Option<Vec<ProcessInfo>> {
+    let mut r = Answer::new(source);
+    r.open()?;
+    let infos = r.array_of_infos()?;
+    r.close()?;
     Some(infos)
 }
 
 /// The identification and process infos of the multicall
 /// [`Client::identification_and_infos`] makes, or `None` when it is not one of both.
 fn identified(text: &str) -> Option<(String, Vec<ProcessInfo>)> {
-    let mut r = reader(text);
-    open_answer(&mut r)?;
-    start(&mut r, "array")?;
-    start(&mut r, "data")?;
-    start(&mut r, "value")?;
-    let ident = scalar(&mut r)?.into_string()?;
-    start(&mut r, "value")?;
-    let infos = array_of_infos(&mut r)?;
-    end(&mut r, "value")?;
-    end(&mut r, "data")?;
-    end(&mut r, "array")?;
-    close_answer(&mut r)?;
+    let mut r = Answer::new(text.as_bytes());
+    r.open()?;
+    r.start(Tag::Array)?;
+    r.start(Tag::Data)?;
+    r.start(Tag::Value)?;
+    let ident = r.scalar()?.into_string()?;
+    r.start(Tag::Value)?;
+    let infos = r.array_of_infos()?;
+    r.end(Tag::Value)?;
+    r.end(Tag::Data)?;
+    r.end(Tag::Array)?;
+    r.close()?;
     Some((ident, infos))
 }
 
-fn reader(text: &str) -> Reader<&[u8]> {
-    let mut r = Reader::from_str(text);
-    r.config_mut().trim_text(true);
-    r
+/// The elements of an XML-RPC answer the decoder tells apart.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Tag {
+    MethodResponse,
+    Params,
+    Param,
+    Value,
+    Array,
+    Data,
+    Struct,
+    Member,
+    Name,
+    String,
+    Int,
+    Other,
 }
 
-/// Through `<methodResponse><params><param><value>`.
-fn open_answer(r: &mut Reader<&[u8]>) -> Option<()> {
-    loop {
-        match r.read_event().ok()? {
-            Event::Decl(_) | Event::Comment(_) => {}
-            Event::Start(e) if e.name().as_ref() == "methodResponse" => break,
-            _ => return None,
+impl Tag {
+    fn of(name: QName) -> Tag {
+        match name.as_ref() {
+            "methodResponse" => Tag::MethodResponse,
+            "params" => Tag::Params,
+            "param" => Tag::Param,
+            "value" => Tag::Value,
+            "array" => Tag::Array,
+            "data" => Tag::Data,
+            "struct" => Tag::Struct,
+            "member" => Tag::Member,
+            "name" => Tag::Name,
+            "string" => Tag::String,
+            "int" | "i4" => Tag::Int,
+            _ => Tag::Other,
         }
     }
-    start(r, "params")?;
-    start(r, "param")?;
-    start(r, "value")
 }
 
-/// Through `</value></param></params></methodResponse>` and the end of the text.
-fn close_answer(r: &mut Reader<&[u8]>) -> Option<()> {
-    for name in ["value", "param", "params", "methodResponse"] {
-        end(r, name)?;
-    }
-    matches!(r.read_event().ok()?, Event::Eof).then_some(())
+/// One event, as far as the decoder cares.
+#[derive(Debug, Clone, Copy, PartialEq, Eq)]
+enum Item {
+    Start(Tag),
+    End(Tag),
+    Empty(Tag),
+    /// The XML declaration or a comment.
+    Prolog,
+    Eof,
+    /// Text, CDATA, references, processing instructions.
+    Other,
 }
 
-fn start(r: &mut Reader<&[u8]>, name: &str) -> Option<()> {
-    match r.read_event().ok()? {
-        Event::Start(e) if e.name().as_ref() == name => Some(()),
-        _ => None,
-    }
+/// An answer read event by event, with the buffers its events and texts are read into (reused
+/// from one to the next).
+struct Answer<R> {
+    r: Reader<R>,
+    event: Vec<u8>,
+    /// The name of the element last started: its text is read through its end.
+    started: String,
+    text: Vec<u8>,
 }
 
-fn end(r: &mut Reader<&[u8]>, name: &str) -> Option<()> {
-    match r.read_event().ok()? {
-        Event::End(e) if e.name().as_ref() == name => Some(()),
-        _ => None,
-    }
-}
-
-/// `<array><data>` of `<value><struct>…</struct></value>`, through `</data></array>`.
-fn array_of_infos(r: &mut Reader<&[u8]>) -> Option<Vec<ProcessInfo>> {
-    start(r, "array")?;
-    match r.read_event().ok()? {
-        Event::Empty(e) if e.name().as_ref() == "data" => {
-            end(r, "array")?;
-            return Some(Vec::new());
+impl<R: BufRead> Answer<R> {
+    fn new(source: R) -> Answer<R> {
+        let mut r = Reader::from_reader(source);
+        r.config_mut().trim_text(true);
+        Answer {
+            r,
+            event: Vec::new(),
+            started: String::new(),
+            text: Vec::new(),
         }
-        Event::Start(e) if e.name().as_ref() == "data" => {}
-        _ => return None,
     }
-    let mut infos = Vec::new();
-    loop {
-        match r.read_event().ok()? {
-            Event::Start(e) if e.name().as_ref() == "value" => {
-                start(r, "struct")?;
-                infos.push(info(r)?);
-                end(r, "value")?;
+
+    fn next(&mut self) -> Option<Item> {
+        self.event.clear();
+        Some(match self.r.read_event_into(&mut self.event).ok()? {
+            Event::Start(e) => {
+                self.started.clear();
+                self.started.push_str(e.name().as_ref());
+                Item::Start(Tag::of(e.name()))
             }
-            Event::End(e) if e.name().as_ref() == "data" => break,
+            Event::End(e) => Item::End(Tag::of(e.name())),
+            Event::Empty(e) => Item::Empty(Tag::of(e.name())),
+            Event::Decl(_) | Event::Comment(_) => Item::Prolog,
+            Event::Eof => Item::Eof,
+            _ => Item::Other,
+        })
+    }
+
+    fn start(&mut self, tag: Tag) -> Option<()> {
+        (self.next()? == Item::Start(tag)).then_some(())
+    }
+
+    fn end(&mut self, tag: Tag) -> Option<()> {
+        (self.next()? == Item::End(tag)).then_some(())
+    }
+
+    /// The raw text of the element just started, unescaped, through its end.
+    fn text(&mut self) -> Option<String> {
+        self.text.clear();
+        let raw = self
+            .r
+            .read_text_into(QName(&self.started), &mut self.text)
+            .ok()?;
+        Some(quick_xml::escape::unescape(&raw).ok()?.into_owned())
+    }
+
+    /// Through `<methodResponse><params><param><value>`.
+    fn open(&mut self) -> Option<()> {
+        loop {
+            match self.next()? {
+                Item::Prolog => {}
+                Item::Start(Tag::MethodResponse) => break,
+                _ => return None,
+            }
+        }
+        self.start(Tag::Params)?;
+        self.start(Tag::Param)?;
+        self.start(Tag::Value)
+    }
+
+    /// Through `</value></param></params></methodResponse>` and the end of the text.
+    fn close(&mut self) -> Option<()> {
+        for tag in [Tag::Value, Tag::Param, Tag::Params, Tag::MethodResponse] {
+            self.end(tag)?;
+        }
+        (self.next()? == Item::Eof).then_some(())
+    }
+
+    /// `<array><data>` of `<value><struct>…</struct></value>`, through `</data></array>`.
+    fn array_of_infos(&mut self) -> Option<Vec<ProcessInfo>> {
+        self.start(Tag::Array)?;
+        match self.next()? {
+            Item::Empty(Tag::Data) => {
+                self.end(Tag::Array)?;
+                return Some(Vec::new());
+            }
+            Item::Start(Tag::Data) => {}
             _ => return None,
         }
+        let mut infos = Vec::new();
+        loop {
+            match self.next()? {
+                Item::Start(Tag::Value) => {
+                    self.start(Tag::Struct)?;
+                    infos.push(self.info()?);
+                    self.end(Tag::Value)?;
+                }
+                Item::End(Tag::Data) => break,
+                _ => return None,
+            }
+        }
+        self.end(Tag::Array)?;
+        Some(infos)
     }
-    end(r, "array")?;
-    Some(infos)
+
+    /// The value after `<value>`, through `</value>`; `None` for an array or a struct.
+    fn scalar(&mut self) -> Option<Scalar> {
+        let (tag, text) = match self.next()? {
+            // An untyped value is a string.
+            Item::End(Tag::Value) => return Some(Scalar::Text(String::new())),
+            Item::Empty(tag) => (tag, String::new()),
+            // Mixed untyped text (`Item::Other`) is left to the generic path.
+            Item::Start(tag) => (tag, self.text()?),
+            _ => return None,
+        };
+        self.end(Tag::Value)?;
+        Some(match tag {
+            Tag::String => Scalar::Text(text),
+            Tag::Int => Scalar::Int(text.trim().parse().ok()?),
+            Tag::Other => Scalar::Other,
+            _ => return None,
+        })
+    }
+
+    /// The members of one process's `<struct>`, through `</struct>`.
+    fn info(&mut self) -> Option<ProcessInfo> {
+        let mut fields: [Option<Scalar>; 12] = Default::default();
+        loop {
+            match self.next()? {
+                Item::Start(Tag::Member) => {}
+                Item::End(Tag::Struct) => break,
+                _ => return None,
+            }
+            self.start(Tag::Name)?;
+            let name = self.text()?;
+            self.start(Tag::Value)?;
+            let value = self.scalar()?;
+            self.end(Tag::Member)?;
+            if let Some(at) = FIELDS.iter().position(|n| *n == name) {
+                fields[at] = Some(value);
+            }
+        }
+        let [name, group, state, statename, pid, start, stop, now, spawnerr, exitstatus, description, logfile] =
+            fields;
+        let text = |f: Option<Scalar>| f?.into_string();
+        let int = |f: &Option<Scalar>| f.as_ref()?.int();
+        Some(ProcessInfo {
+            name: text(name)?,
+            group: text(group)?,
+            state: int(&state)? as i32,
+            statename: text(statename)?,
+            pid: int(&pid)? as u32,
+            start: int(&start)?,
+            stop: int(&stop)?,
+            now: int(&now)?,
+            spawnerr: text(spawnerr).unwrap_or_default(),
+            exitstatus: int(&exitstatus).unwrap_or(0),
+            description: text(description).unwrap_or_default(),
+            logfile: text(logfile).unwrap_or_default(),
+        })
+    }
 }
+
+/// The members of a process's struct that [`ProcessInfo`] keeps, in its order.
+const FIELDS: [&str; 12] = [
+    "name",
+    "group",
+    "state",
+    "statename",
+    "pid",
+    "start",
+    "stop",
+    "now",
+    "spawnerr",
+    "exitstatus",
+    "description",
+    "stdout_logfile",
+];
 
 /// A scalar XML-RPC value, its text unescaped.
 enum Scalar {
@@ -158,84 +327,6 @@ impl Scalar {
             _ => None,
         }
     }
-}
-
-/// The value after `<value>`, through `</value>`; `None` for an array or a struct.
-fn scalar(r: &mut Reader<&[u8]>) -> Option<Scalar> {
-    let (tag, text) = match r.read_event().ok()? {
-        // An untyped value is a string.
-        Event::End(e) if e.name().as_ref() == "value" => return Some(Scalar::Text(String::new())),
-        Event::Text(_) | Event::GeneralRef(_) => {
-            return None; // mixed untyped text: left to the generic path
-        }
-        Event::Empty(e) => (e.name().as_ref().to_string(), String::new()),
-        Event::Start(e) => {
-            let tag = e.name().as_ref().to_string();
-            let raw = r.read_text(e.name()).ok()?;
-            (tag, quick_xml::escape::unescape(&raw).ok()?.into_owned())
-        }
-        _ => return None,
-    };
-    end(r, "value")?;
-    Some(match tag.as_str() {
-        "string" => Scalar::Text(text),
-        "int" | "i4" => Scalar::Int(text.trim().parse().ok()?),
-        "array" | "struct" => return None,
-        _ => Scalar::Other,
-    })
-}
-
-/// The members of one process's `<struct>`, through `</struct>`.
-fn info(r: &mut Reader<&[u8]>) -> Option<ProcessInfo> {
-    let mut fields: [Option<Scalar>; 12] = Default::default();
-    const NAMES: [&str; 12] = [
-        "name",
-        "group",
-        "state",
-        "statename",
-        "pid",
-        "start",
-        "stop",
-        "now",
-        "spawnerr",
-        "exitstatus",
-        "description",
-        "stdout_logfile",
-    ];
-    loop {
-        match r.read_event().ok()? {
-            Event::Start(e) if e.name().as_ref() == "member" => {}
-            Event::End(e) if e.name().as_ref() == "struct" => break,
-            _ => return None,
-        }
-        start(r, "name")?;
-        let raw = r.read_text(quick_xml::name::QName("name")).ok()?;
-        let name = quick_xml::escape::unescape(&raw).ok()?;
-        start(r, "value")?;
-        let value = scalar(r)?;
-        end(r, "member")?;
-        if let Some(at) = NAMES.iter().position(|n| *n == name) {
-            fields[at] = Some(value);
-        }
-    }
-    let [name, group, state, statename, pid, start, stop, now, spawnerr, exitstatus, description, logfile] =
-        fields;
-    let text = |f: Option<Scalar>| f?.into_string();
-    let int = |f: &Option<Scalar>| f.as_ref()?.int();
-    Some(ProcessInfo {
-        name: text(name)?,
-        group: text(group)?,
-        state: int(&state)? as i32,
-        statename: text(statename)?,
-        pid: int(&pid)? as u32,
-        start: int(&start)?,
-        stop: int(&stop)?,
-        now: int(&now)?,
-        spawnerr: text(spawnerr).unwrap_or_default(),
-        exitstatus: int(&exitstatus).unwrap_or(0),
-        description: text(description).unwrap_or_default(),
-        logfile: text(logfile).unwrap_or_default(),
-    })
 }
 
 #[cfg(test)]
@@ -298,6 +389,28 @@ mod tests {
         )));
         let (ident, infos) = identified(&both).expect("the multicall answer");
         assert_eq!((ident.as_str(), infos.len()), ("x", 2));
+    }
+
+    /// The exporter decodes the daemon's answer while it arrives: split anywhere (inside a
+    /// tag, an entity, a number), read a piece at a time, it decodes as the whole text does.
+    #[test]
+    fn an_answer_arriving_in_pieces_decodes_as_the_whole_text() {
+        let items = process("a&amp;b &lt;c&gt;", 12, "pid 12, uptime 0:00:42")
+            + &process("mongod-2", 0, " Not started &#233;\n");
+        let text = answer(&array(&items));
+        let whole = process_infos(&text).expect("the whole answer decodes");
+        assert_eq!(whole.len(), 2);
+        for size in [1, 2, 3, 7, 61, 4096] {
+            let pieces = std::io::BufReader::with_capacity(size, text.as_bytes());
+            assert_eq!(
+                read_process_infos(pieces).as_ref(),
+                Some(&whole),
+                "in pieces of {size}"
+            );
+        }
+        // Cut short: not an answer.
+        let cut = &text.as_bytes()[..text.len() - 30];
+        assert_eq!(read_process_infos(cut), None);
     }
 
     #[test]
